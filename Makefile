@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` (set up + run the notebook pipeline) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test data bench clean
+
+setup:
+	@bash .ci/setup.sh
+
+# Runs every notebook in order on the embedded data (CPU if no GPU); executed copies go to runs/.
+demo: setup
+	$(PY) -m scadf_lib.pipeline --out runs/demo
+
+# Unit, property, reliability and notebook (nbval) tests.
+test: setup
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+# Regenerates data/ with Sionna RT (about 10 minutes on 2 cores).
+data: setup
+	PY=$(PY) bash data/generate_embedded.sh
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,16 @@
+"""scadf_lib: the small core behind the SCADF-MoE workbook.
+
+One module per idea:
+
+- :mod:`scadf_lib.schema`      fingerprint dataset schema, validation and loading (xarray / netCDF4)
+- :mod:`scadf_lib.raytrace`    ray-traced fingerprints with NVIDIA Sionna RT
+- :mod:`scadf_lib.clustering`  radius-based spatial clustering
+- :mod:`scadf_lib.trajectories` leak-free splits, trajectories and feature assembly
+- :mod:`scadf_lib.models`      SCADF-MoE, its baselines and ablations
+- :mod:`scadf_lib.training`    training loop, checkpoints, DDP
+- :mod:`scadf_lib.evaluation`  metrics in metres / square metres
+- :mod:`scadf_lib.plots`       figures
+- :mod:`scadf_lib.widgets`     routing inspector
+"""
+
+__version__ = "0.1.0"

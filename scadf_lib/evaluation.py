@@ -1,0 +1,91 @@
+"""Localisation metrics in metres (paper's metric: MSE = mean squared Euclidean error, m^2).
+
+Every trajectory point of every test sample is one prediction. Groups: ``overall``, ``LOS``, ``NLOS``
+and ``unseen-NLOS`` (NLOS points that appear in no training trajectory), each overall and per band;
+the centroid of each trajectory is scored separately (group ``centroid``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset
+
+GROUPS = ("overall", "LOS", "NLOS", "unseen-NLOS")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Predictions of one test set in metres. ``points`` and ``truth`` (M, L, 2); ``centroid`` and
+    ``centroid_truth`` (M, 2); ``ue`` (M, L) point indices; ``band`` (M,) GHz; ``los`` and ``unseen`` (M, L)."""
+
+    points: np.ndarray
+    truth: np.ndarray
+    centroid: np.ndarray
+    centroid_truth: np.ndarray
+    ue: np.ndarray
+    band: np.ndarray
+    los: np.ndarray
+    unseen: np.ndarray
+
+    def point_table(self) -> pd.DataFrame:
+        """One row per predicted point: band (GHz), ue, los, unseen, error_m, sq_error_m2, x/y true and predicted."""
+        m, l, _ = self.points.shape
+        err = np.linalg.norm(self.points - self.truth, axis=-1)
+        return pd.DataFrame({
+            "band_ghz": np.repeat(self.band, l), "ue": self.ue.ravel(), "position": np.tile(np.arange(l), m),
+            "los": self.los.ravel(), "unseen": self.unseen.ravel(), "error_m": err.ravel(),
+            "sq_error_m2": (err ** 2).ravel(), "x_true": self.truth[..., 0].ravel(),
+            "y_true": self.truth[..., 1].ravel(), "x_pred": self.points[..., 0].ravel(),
+            "y_pred": self.points[..., 1].ravel(),
+        })
+
+
+@torch.no_grad()
+def predict(model: nn.Module, ds: TrajectoryDataset, feats: Features, norm: Normalizer, unseen: np.ndarray,
+            device: torch.device | str = "cpu", batch_size: int = 512) -> Predictions:
+    """Run ``model`` over every sample of ``ds`` and return predictions in metres."""
+    model.eval()
+    pts, cen, ues, bands = [], [], [], []
+    for start in range(0, len(ds), batch_size):
+        b = ds.batch(np.arange(start, min(start + batch_size, len(ds))))
+        out = model(b["numeric"].to(device), b["cfr"].to(device))
+        pts.append(norm.to_metres(out.points.float().cpu()).numpy())
+        cen.append(norm.to_metres(out.centroid.float().cpu()).numpy())
+        ues.append(b["points"].numpy())
+        bands.append(b["band"].numpy())
+    ue = np.concatenate(ues)
+    band_idx = np.concatenate(bands)
+    truth = feats.xy[ue]
+    return Predictions(np.concatenate(pts), truth, np.concatenate(cen), truth.mean(axis=1), ue,
+                       np.asarray(feats.bands)[band_idx], feats.los[band_idx[:, None], ue], unseen[ue])
+
+
+def error_stats(err_m: np.ndarray) -> dict[str, float]:
+    """MSE (m^2), RMSE, median and 90th-percentile error (m) of Euclidean errors in metres."""
+    if len(err_m) == 0:
+        return {"mse_m2": np.nan, "rmse_m": np.nan, "median_m": np.nan, "p90_m": np.nan, "count": 0}
+    sq = err_m ** 2
+    return {"mse_m2": float(sq.mean()), "rmse_m": float(np.sqrt(sq.mean())), "median_m": float(np.median(err_m)),
+            "p90_m": float(np.percentile(err_m, 90)), "count": int(len(err_m))}
+
+
+def metrics_table(pred: Predictions) -> pd.DataFrame:
+    """Tidy metrics: one row per (band, group) with band 'all' for the pooled bands."""
+    table = pred.point_table()
+    cen_err = np.linalg.norm(pred.centroid - pred.centroid_truth, axis=-1)
+    rows = []
+    for band in ["all", *sorted(set(pred.band.tolist()))]:
+        sel = table if band == "all" else table[table.band_ghz == band]
+        masks = {"overall": np.ones(len(sel), bool), "LOS": sel.los.values, "NLOS": ~sel.los.values,
+                 "unseen-NLOS": (~sel.los.values) & sel.unseen.values}
+        for group in GROUPS:
+            rows.append({"band": str(band), "group": group, **error_stats(sel.error_m.values[masks[group]])})
+        ce = cen_err if band == "all" else cen_err[pred.band == band]
+        rows.append({"band": str(band), "group": "centroid", **error_stats(ce)})
+    return pd.DataFrame(rows)

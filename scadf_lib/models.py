@@ -1,0 +1,439 @@
+"""SCADF-MoE, its four baselines, and the ablation switches.
+
+Read top to bottom, like nanoGPT's model.py: one ``nn.Module`` per concept.
+
+Shapes: B batch, L trajectory points, C CFR channels (3 per stored antenna), K subcarriers, F numeric
+features, T CFR tokens per point, d model width. A model maps ``numeric`` (B, L, F) and ``cfr``
+(B, L, C, K) to a :class:`ModelOutput` with normalised positions of the L points and of the
+trajectory centroid. Task index t = 0..L-1 are the points, t = L the centroid.
+
+Soft MoE (Puigcerver et al., 2023, "From sparse to soft mixtures of experts"): for tokens X (m, d)
+and slot parameters Phi (d, n p), logits = X Phi; dispatch D = softmax over tokens (columns sum to
+1), combine C = softmax over slots (rows sum to 1); slot inputs D^T X; expert i processes its p
+slots; output C Y. With ``normalize_router`` X and Phi are l2-normalised and scaled by a learned
+scalar, as in the paper's recipe for large d.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "scadf"
+    trajectory_length: int = 5
+    num_numeric: int = 6
+    cfr_channels: int = 3
+    num_subcarriers: int = 64
+    cfr_tokens_per_point: int = 4
+    d_model: int = 64
+    n_heads: int = 4
+    n_blocks: int = 2
+    n_experts: int = 8
+    slots_per_expert: int = 1
+    expert_hidden: int = 128
+    dropout: float = 0.0
+    dynamic_routing: bool = True  # False: uniform dispatch/combine (ablation)
+    task_embeddings: bool = True
+    normalize_router: bool = True
+    mmd_weight: float = 0.1  # lambda of the loss
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ModelOutput:
+    points: torch.Tensor  # (B, L, 2) normalised positions
+    centroid: torch.Tensor  # (B, 2)
+    routing: dict[str, torch.Tensor] = field(default_factory=dict)  # dispatch/combine for inspection
+    mmd: torch.Tensor | None = None  # mean pairwise MMD^2 between task routers (SCADF only)
+
+
+# ----------------------------------------------------------------------------- encoders
+
+class CFREncoder(nn.Module):
+    """CFR of each point (C, K) -> T tokens: depth-wise conv, shallow 1-D CNN, frequency positions."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c, d = cfg.cfr_channels, cfg.d_model
+        self.depthwise = nn.Conv1d(c, c, kernel_size=7, padding=3, groups=c)
+        self.conv1 = nn.Conv1d(c, d, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv1d(d, d, kernel_size=3, padding=1)
+        self.pool = nn.AdaptiveAvgPool1d(cfg.cfr_tokens_per_point)
+        self.freq_pos = nn.Parameter(0.02 * torch.randn(cfg.cfr_tokens_per_point, d))
+
+    def forward(self, cfr: torch.Tensor) -> torch.Tensor:
+        b, l, c, k = cfr.shape
+        x = cfr.reshape(b * l, c, k)
+        x = F.gelu(self.conv1(self.depthwise(x)))
+        x = self.pool(F.gelu(self.conv2(x))).transpose(1, 2)  # (B L, T, d)
+        return (x + self.freq_pos).reshape(b, -1, x.shape[-1])  # (B, L T, d)
+
+
+class NumericEncoder(nn.Module):
+    """Numeric features of each point (F,) -> T tokens of width d (a light MLP)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.t, self.d = cfg.cfr_tokens_per_point, cfg.d_model
+        self.mlp = nn.Sequential(nn.Linear(cfg.num_numeric, cfg.d_model), nn.GELU(),
+                                 nn.Linear(cfg.d_model, self.t * self.d))
+
+    def forward(self, numeric: torch.Tensor) -> torch.Tensor:
+        b, l, _ = numeric.shape
+        return self.mlp(numeric).reshape(b, l * self.t, self.d)
+
+
+class Tokenizer(nn.Module):
+    """Both modalities as one token sequence [CFR tokens | numeric tokens], with modality and
+    trajectory-point embeddings. ``point_of_token`` maps each token to its point."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfr = CFREncoder(cfg)
+        self.numeric = NumericEncoder(cfg)
+        self.modality = nn.Parameter(0.02 * torch.randn(2, cfg.d_model))
+        self.point = nn.Parameter(0.02 * torch.randn(cfg.trajectory_length, cfg.d_model))
+        per_point = torch.arange(cfg.trajectory_length).repeat_interleave(cfg.cfr_tokens_per_point)
+        self.register_buffer("point_of_token", torch.cat([per_point, per_point]), persistent=False)
+        self.register_buffer("modality_of_token", torch.cat([torch.zeros_like(per_point),
+                                                             torch.ones_like(per_point)]), persistent=False)
+
+    def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.cfr(cfr), self.numeric(numeric)], dim=1)
+        return x + self.modality[self.modality_of_token] + self.point[self.point_of_token]
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over all tokens (no mask)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, m, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (t.view(b, m, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, m, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, d: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Experts(nn.Module):
+    """n expert MLPs applied to their own slots: input (..., n, p, d) -> (..., n, p, d)."""
+
+    def __init__(self, n: int, d: int, hidden: int):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(n, d, hidden) / math.sqrt(d))
+        self.b1 = nn.Parameter(torch.zeros(n, 1, hidden))
+        self.w2 = nn.Parameter(torch.randn(n, hidden, d) / math.sqrt(hidden))
+        self.b2 = nn.Parameter(torch.zeros(n, 1, d))
+
+    def forward(self, slots: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(torch.einsum("...npd,ndh->...nph", slots, self.w1) + self.b1)
+        return torch.einsum("...nph,nhd->...npd", h, self.w2) + self.b2
+
+
+class Router(nn.Module):
+    """Slot parameters Phi for R routers: logits (B, R, m, S) from tokens (B, m, d); S = n p slots."""
+
+    def __init__(self, cfg: ModelConfig, num_routers: int = 1):
+        super().__init__()
+        slots = cfg.n_experts * cfg.slots_per_expert
+        self.phi = nn.Parameter(torch.randn(num_routers, cfg.d_model, slots) / math.sqrt(cfg.d_model))
+        self.normalize = cfg.normalize_router
+        self.scale = nn.Parameter(torch.ones(()))
+        self.dynamic = cfg.dynamic_routing
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dispatch (B, R, m, S), softmax over tokens m, and combine (B, R, m, S), softmax over slots S."""
+        if not self.dynamic:  # ablation: fixed uniform routing
+            b, m, _ = x.shape
+            r, _, s = self.phi.shape
+            return x.new_full((b, r, m, s), 1.0 / m), x.new_full((b, r, m, s), 1.0 / s)
+        if self.normalize:
+            logits = self.scale * torch.einsum("bmd,rds->brms", F.normalize(x, dim=-1), F.normalize(self.phi, dim=1))
+        else:
+            logits = torch.einsum("bmd,rds->brms", x, self.phi)
+        return logits.softmax(dim=2), logits.softmax(dim=3)
+
+
+class SoftMoE(nn.Module):
+    """Soft mixture of experts with one router (Puigcerver et al. 2023)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.router = Router(cfg, 1)
+        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.expert_hidden)
+        self.n, self.p = cfg.n_experts, cfg.slots_per_expert
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        dispatch, combine = self.router(x)  # (B, 1, m, S)
+        dispatch, combine = dispatch[:, 0], combine[:, 0]
+        slots = torch.einsum("bms,bmd->bsd", dispatch, x)
+        y = self.experts(slots.unflatten(1, (self.n, self.p))).flatten(1, 2)
+        return torch.einsum("bms,bsd->bmd", combine, y), {"dispatch": dispatch, "combine": combine}
+
+
+class SoftMoEBlock(nn.Module):
+    """Pre-norm self-attention, then a soft MoE in place of the MLP; residuals around both."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = SelfAttention(cfg)
+        self.moe = SoftMoE(cfg)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = x + self.attn(self.ln1(x))
+        y, routing = self.moe(self.ln2(x))
+        return x + y, routing
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention and MLP (TransFusion baseline)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = SelfAttention(cfg)
+        self.mlp = MLP(cfg.d_model, cfg.expert_hidden, cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class ModalityTaskMoE(nn.Module):
+    """Self-attention, then per task t its own router Phi_t over shared experts; the task embedding
+    e_t is added to the dispatched slot inputs; combine per task; residual and layer norm; mean over
+    tokens gives one vector per task, (B, L + 1, d)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_tasks = cfg.trajectory_length + 1
+        self.ln = nn.LayerNorm(cfg.d_model)
+        self.attn = SelfAttention(cfg)
+        self.router = Router(cfg, self.num_tasks)
+        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.expert_hidden)
+        self.task_embedding = nn.Parameter(0.02 * torch.randn(self.num_tasks, 1, cfg.d_model),
+                                           requires_grad=cfg.task_embeddings)
+        if not cfg.task_embeddings:
+            nn.init.zeros_(self.task_embedding)
+        self.ln_out = nn.LayerNorm(cfg.d_model)
+        self.n, self.p = cfg.n_experts, cfg.slots_per_expert
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = x + self.attn(self.ln(x))
+        dispatch, combine = self.router(x)  # (B, T, m, S)
+        slots = torch.einsum("btms,bmd->btsd", dispatch, x) + self.task_embedding
+        y = self.experts(slots.unflatten(2, (self.n, self.p))).flatten(2, 3)  # (B, T, S, d)
+        out = self.ln_out(x[:, None] + torch.einsum("btms,btsd->btmd", combine, y))
+        return out.mean(dim=2), {"dispatch": dispatch, "combine": combine}
+
+
+def router_mmd(dispatch: torch.Tensor, combine: torch.Tensor) -> torch.Tensor:
+    """Mean over task pairs of MMD^2 between the task routers' dispatch and combine matrices.
+
+    Samples of task t: the S columns of its dispatch matrix (each a distribution over the m tokens)
+    and the m rows of its combine matrix (each a distribution over the S slots). Gaussian kernel
+    with the median heuristic bandwidth (median pairwise squared distance, detached), per batch
+    element; averaged over the batch. Zero when all routers are identical, positive otherwise.
+    """
+    def mmd_all_pairs(samples: torch.Tensor) -> torch.Tensor:  # (B, T, n, f)
+        b, t, n, f = samples.shape
+        flat = samples.reshape(b, t * n, f)
+        d2 = torch.cdist(flat, flat).pow(2)
+        bandwidth = d2.flatten(1).median(dim=1).values.clamp_min(1e-8).detach()
+        k = torch.exp(-d2 / bandwidth[:, None, None]).reshape(b, t, n, t, n).mean(dim=(2, 4))  # (B, T, T)
+        diag = torch.diagonal(k, dim1=1, dim2=2)
+        mmd2 = diag[:, :, None] + diag[:, None, :] - 2 * k
+        pairs = torch.triu_indices(t, t, offset=1, device=samples.device)
+        return mmd2[:, pairs[0], pairs[1]].mean()
+
+    return mmd_all_pairs(dispatch.transpose(2, 3)) + mmd_all_pairs(combine)
+
+
+# ----------------------------------------------------------------------------- pooling and head
+
+def pool_per_task(x: torch.Tensor, point_of_token: torch.Tensor, num_points: int) -> torch.Tensor:
+    """Mean of each point's tokens, plus the mean of all tokens as the centroid task: (B, L + 1, d)."""
+    onehot = F.one_hot(point_of_token, num_points).to(x.dtype)  # (m, L)
+    per_point = torch.einsum("bmd,ml->bld", x, onehot) / onehot.sum(0)[None, :, None]
+    return torch.cat([per_point, x.mean(dim=1, keepdim=True)], dim=1)
+
+
+class PositionHead(nn.Module):
+    """One linear map from a task vector to (x, y), shared by all tasks."""
+
+    def __init__(self, d_in: int):
+        super().__init__()
+        self.linear = nn.Linear(d_in, 2)
+
+    def forward(self, task_vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xy = self.linear(task_vectors)
+        return xy[:, :-1], xy[:, -1]
+
+
+# ----------------------------------------------------------------------------- models
+
+class SCADFMoE(nn.Module):
+    """Tokenizer -> soft-MoE blocks -> modality-task MoE -> linear head; MMD between task routers."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = Tokenizer(cfg)
+        self.blocks = nn.ModuleList(SoftMoEBlock(cfg) for _ in range(cfg.n_blocks))
+        self.task_moe = ModalityTaskMoE(cfg)
+        self.head = PositionHead(cfg.d_model)
+
+    def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
+        x = self.tokenizer(numeric, cfr)
+        routing: dict[str, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks):
+            x, r = block(x)
+            routing.update({f"block{i}_{k}": v for k, v in r.items()})
+        tasks, r = self.task_moe(x)
+        routing.update({f"task_{k}": v for k, v in r.items()})
+        points, centroid = self.head(tasks)
+        mmd = router_mmd(r["dispatch"], r["combine"]) if self.cfg.dynamic_routing else x.new_zeros(())
+        return ModelOutput(points, centroid, routing, mmd)
+
+
+class ConcatFusion(nn.Module):
+    """Baseline Concat: mean-pool each modality per point, concatenate, linear head (no learned fusion)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = Tokenizer(cfg)
+        self.head = PositionHead(2 * cfg.d_model)
+
+    def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
+        x = self.tokenizer(numeric, cfr)
+        half = x.shape[1] // 2
+        L = self.cfg.trajectory_length
+        pot = self.tokenizer.point_of_token[:half]
+        feats = torch.cat([pool_per_task(x[:, :half], pot, L), pool_per_task(x[:, half:], pot, L)], dim=-1)
+        return ModelOutput(*self.head(feats))
+
+
+class FullConFusion(nn.Module):
+    """Baseline FullCon: all tokens flattened through one fully connected fusion layer."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = Tokenizer(cfg)
+        m = 2 * cfg.trajectory_length * cfg.cfr_tokens_per_point
+        self.num_tasks = cfg.trajectory_length + 1
+        self.fuse = nn.Linear(m * cfg.d_model, self.num_tasks * cfg.d_model)
+        self.head = PositionHead(cfg.d_model)
+
+    def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
+        x = self.tokenizer(numeric, cfr)
+        tasks = F.gelu(self.fuse(x.flatten(1))).view(x.shape[0], self.num_tasks, -1)
+        return ModelOutput(*self.head(tasks))
+
+
+class TransFusion(nn.Module):
+    """Baseline TransFusion: Transformer encoder over all tokens, pooled per point and overall."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = Tokenizer(cfg)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_blocks + 1))
+        self.ln = nn.LayerNorm(cfg.d_model)
+        self.head = PositionHead(cfg.d_model)
+
+    def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
+        x = self.tokenizer(numeric, cfr)
+        for block in self.blocks:
+            x = block(x)
+        tasks = pool_per_task(self.ln(x), self.tokenizer.point_of_token, self.cfg.trajectory_length)
+        return ModelOutput(*self.head(tasks))
+
+
+class SoftMoEFusion(nn.Module):
+    """Baseline SoftMoE: soft-MoE blocks plus one shared-router soft-MoE fusion layer; no task
+    routers, no MMD; pooled per point and overall."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = Tokenizer(cfg)
+        self.blocks = nn.ModuleList(SoftMoEBlock(cfg) for _ in range(cfg.n_blocks + 1))
+        self.ln = nn.LayerNorm(cfg.d_model)
+        self.head = PositionHead(cfg.d_model)
+
+    def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
+        x = self.tokenizer(numeric, cfr)
+        routing: dict[str, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks):
+            x, r = block(x)
+            routing.update({f"block{i}_{k}": v for k, v in r.items()})
+        tasks = pool_per_task(self.ln(x), self.tokenizer.point_of_token, self.cfg.trajectory_length)
+        return ModelOutput(*self.head(tasks), routing=routing)
+
+
+# ----------------------------------------------------------------------------- registry
+
+ModelFactory = Callable[[ModelConfig], nn.Module]
+
+#: name -> (model class, config overrides). Ablations are SCADF-MoE with one switch changed.
+REGISTRY: dict[str, tuple[ModelFactory, dict[str, Any]]] = {
+    "scadf": (SCADFMoE, {}),
+    "concat": (ConcatFusion, {"mmd_weight": 0.0}),
+    "fullcon": (FullConFusion, {"mmd_weight": 0.0}),
+    "transfusion": (TransFusion, {"mmd_weight": 0.0}),
+    "softmoe": (SoftMoEFusion, {"mmd_weight": 0.0}),
+    "scadf_no_routing": (SCADFMoE, {"dynamic_routing": False, "mmd_weight": 0.0}),
+    "scadf_single_expert": (SCADFMoE, {"n_experts": 1}),
+    "scadf_no_mmd": (SCADFMoE, {"mmd_weight": 0.0}),
+    "scadf_no_task_emb": (SCADFMoE, {"task_embeddings": False}),
+}
+BASELINES = ("concat", "fullcon", "transfusion", "softmoe")
+ABLATIONS = ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb")
+
+
+def model_config(name: str, **overrides: Any) -> ModelConfig:
+    """The config of a registered model, with the registry's switches and then ``overrides`` applied."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(REGISTRY)}")
+    return replace(ModelConfig(name=name), **{**REGISTRY[name][1], **overrides})
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """Instantiate the model a config names."""
+    if cfg.name not in REGISTRY:
+        raise ValueError(f"unknown model {cfg.name!r}; choose one of {sorted(REGISTRY)}")
+    return REGISTRY[cfg.name][0](cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

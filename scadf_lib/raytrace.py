@@ -1,0 +1,422 @@
+"""Ray-traced multimodal fingerprints with NVIDIA Sionna RT 2.x.
+
+One base station (BS) with a uniform linear array (ULA, half-wavelength spacing, isotropic,
+vertical polarisation) serves single-antenna UEs at ``ue_height_m`` above the ground, on a regular
+grid of candidate points inside a square area of interest. Candidates inside buildings are removed
+(a ray cast straight down must first hit the ground object), then each chunk of UEs is traced once
+per carrier band and reduced to the fingerprint of :mod:`scadf_lib.schema`.
+
+Long runs are chunked and resumable: every finished chunk is written atomically to
+``<out>.parts/``; a killed run restarted with the same configuration re-traces nothing that was
+finished, and the final netCDF file appears only when complete (atomic rename).
+
+Command line::
+
+    python -m scadf_lib.raytrace --scene munich --out data/munich.nc --area-size 140 --spacing 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.schema import KNOWN_BANDS_GHZ, save_fingerprints
+
+SPEED_OF_LIGHT = 299_792_458.0  # m/s
+
+#: Default BS position (x, y, z in metres, scene frame) of the bundled city scenes.
+DEFAULT_BS_POSITION: dict[str, tuple[float, float, float]] = {
+    "munich": (8.5, 21.0, 27.0),
+    "etoile": (-200.0, -100.0, 20.0),
+    "florence": (0.0, 0.0, 40.0),
+    "simple_street_canyon": (-30.0, 0.0, 20.0),
+}
+
+#: Objects whose names match this regex are ground (outdoor test, and kept unmerged).
+GROUND_REGEX = r"(?i)ground|terrain|plane|floor"
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    """Everything that determines a generated dataset (stored in the file's attributes).
+
+    Units: positions and distances in metres, bands in GHz, bandwidth in Hz.
+    """
+
+    scene: str = "munich"
+    bs_position_m: tuple[float, float, float] | None = None  # None: DEFAULT_BS_POSITION[scene]
+    bs_num_antennas: int = 16
+    ue_height_m: float = 1.5
+    area_center_m: tuple[float, float] | None = None  # None: BS (x, y)
+    area_size_m: float = 140.0
+    grid_spacing_m: float = 2.0
+    bands_ghz: tuple[float, ...] = KNOWN_BANDS_GHZ
+    bandwidth_hz: float = 50e6
+    num_subcarriers: int = 64
+    max_depth: int = 3
+    diffraction: bool = True
+    samples_per_src: int = 300_000
+    seed: int = 42
+    chunk_size: int = 500
+    stored_antennas: int | None = 1  # None: all BS elements; k: the first k elements
+    ue_positions_m: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.bs_num_antennas < 1:
+            raise ValueError(f"bs_num_antennas must be >= 1, got {self.bs_num_antennas}")
+        if self.grid_spacing_m <= 0 or self.area_size_m <= 0:
+            raise ValueError("grid_spacing_m and area_size_m must be positive (metres)")
+        if self.num_subcarriers < 1 or self.bandwidth_hz <= 0:
+            raise ValueError("num_subcarriers must be >= 1 and bandwidth_hz > 0")
+        if not self.bands_ghz or any(b <= 0 for b in self.bands_ghz):
+            raise ValueError(f"bands_ghz must be positive carrier frequencies in GHz, got {self.bands_ghz}")
+        if self.stored_antennas is not None and not 1 <= self.stored_antennas <= self.bs_num_antennas:
+            raise ValueError(f"stored_antennas must be in 1..{self.bs_num_antennas} or None")
+
+    @property
+    def bs_position(self) -> tuple[float, float, float]:
+        if self.bs_position_m is not None:
+            return tuple(float(v) for v in self.bs_position_m)  # type: ignore[return-value]
+        if self.scene not in DEFAULT_BS_POSITION:
+            raise ValueError(f"scene '{self.scene}' has no default BS position; pass bs_position_m=(x, y, z)")
+        return DEFAULT_BS_POSITION[self.scene]
+
+    def subcarrier_offsets_hz(self) -> np.ndarray:
+        """Subcarrier frequency offsets from the carrier, Hz, centred on 0."""
+        spacing = self.bandwidth_hz / self.num_subcarriers
+        return (np.arange(self.num_subcarriers) - self.num_subcarriers // 2) * spacing
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["bs_position_m"] = list(self.bs_position)
+        return json.loads(json.dumps(d))
+
+
+# ----------------------------------------------------------------------------- Sionna set-up
+
+def _import_sionna() -> Any:
+    """Import Sionna RT with a CPU (LLVM) or CUDA Mitsuba variant; clear error if impossible."""
+    try:
+        import mitsuba as mi
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("Sionna RT is not installed: `pip install -e .[raytrace]` "
+                          "(and `apt-get install libllvm19` for the CPU backend)") from exc
+    if mi.variant() is None:
+        llvm = "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1"
+        if "DRJIT_LIBLLVM_PATH" not in os.environ and os.path.exists(llvm):
+            os.environ["DRJIT_LIBLLVM_PATH"] = llvm
+        for variant in ("cuda_ad_mono_polarized", "llvm_ad_mono_polarized"):
+            try:
+                mi.set_variant(variant)
+                break
+            except Exception:  # noqa: BLE001 - try the next backend
+                continue
+        else:  # pragma: no cover - depends on the machine
+            raise RuntimeError("no Mitsuba backend works: install libllvm19 (`apt-get install libllvm19`) "
+                               "for the CPU, or a CUDA driver")
+    import sionna.rt as rt
+    return rt
+
+
+def sionna_version() -> str:
+    from importlib.metadata import version
+    return version("sionna-rt")
+
+
+def load_scene(name_or_path: str) -> Any:
+    """Load a bundled Sionna scene by name (munich, etoile, florence, ...) or a scene XML path."""
+    rt = _import_sionna()
+    if os.path.isfile(name_or_path):
+        filename = name_or_path
+    elif hasattr(rt.scene, name_or_path):
+        filename = getattr(rt.scene, name_or_path)
+    else:
+        bundled = sorted(n for n in dir(rt.scene) if not n.startswith("_"))
+        raise ValueError(f"unknown scene '{name_or_path}': give a scene XML path or one of {bundled}")
+    return rt.load_scene(filename, merge_shapes_exclude_regex=GROUND_REGEX)
+
+
+def candidate_grid(config: TraceConfig) -> np.ndarray:
+    """Regular grid of candidate UE (x, y) positions in metres, shape (N, 2)."""
+    if config.ue_positions_m is not None:
+        return np.asarray(config.ue_positions_m, dtype=np.float64).reshape(-1, 2)
+    cx, cy = config.area_center_m if config.area_center_m is not None else config.bs_position[:2]
+    half = config.area_size_m / 2
+    axis = np.arange(-half, half + 1e-9, config.grid_spacing_m)
+    gx, gy = np.meshgrid(cx + axis, cy + axis)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def ground_height(scene: Any, xy: np.ndarray) -> np.ndarray:
+    """Ground height (m) under each (x, y), or NaN where the first surface hit from above is not ground.
+
+    A ray is cast straight down from above the scene; the point is outdoors if the first object hit
+    is a ground object (compared by object id, so hilly terrain works).
+    """
+    import drjit as dr
+    import mitsuba as mi
+
+    ground_ids = [obj.object_id for name, obj in scene.objects.items() if re.search(GROUND_REGEX, name)]
+    if not ground_ids:
+        raise ValueError("the scene has no object named ground/terrain/plane/floor, so outdoor points "
+                         "cannot be found; pass explicit ue_positions_m")
+    top = float(scene.mi_scene.bbox().max.z) + 100.0
+    origin = mi.Point3f(xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32),
+                        np.full(len(xy), top, np.float32))
+    si = scene.mi_scene.ray_intersect(mi.Ray3f(origin, mi.Vector3f(0, 0, -1)))
+    hit_ids = np.asarray(dr.reinterpret_array(mi.UInt, si.shape))
+    z = np.asarray(si.p.z, dtype=np.float64)
+    valid = np.asarray(si.is_valid(), dtype=bool)
+    return np.where(valid & np.isin(hit_ids, ground_ids), z, np.nan)
+
+
+def setup_radio(scene: Any, config: TraceConfig) -> None:
+    """Place the BS (ULA along the local y axis) and set the single-antenna UE array."""
+    rt = _import_sionna()
+    scene.tx_array = rt.PlanarArray(num_rows=1, num_cols=config.bs_num_antennas, vertical_spacing=0.5,
+                                    horizontal_spacing=0.5, pattern="iso", polarization="V")
+    scene.rx_array = rt.PlanarArray(num_rows=1, num_cols=1, vertical_spacing=0.5, horizontal_spacing=0.5,
+                                    pattern="iso", polarization="V")
+    for name in list(scene.transmitters):
+        scene.remove(name)
+    scene.add(rt.Transmitter("bs", position=[float(v) for v in config.bs_position]))
+
+
+# ----------------------------------------------------------------------------- tracing
+
+def cfr_from_paths(a: np.ndarray, tau: np.ndarray, valid: np.ndarray, carrier_hz: float,
+                   offsets_hz: np.ndarray) -> np.ndarray:
+    """Channel frequency response in float64 from path coefficients.
+
+    ``a`` (ue, antenna, path) complex, no carrier phase; ``tau`` (ue, path) delays in s; ``valid``
+    (ue, path). Returns H (ue, antenna, subcarrier) = sum_p a_p exp(-j 2 pi (f_c + df_k) tau_p).
+    """
+    freqs = carrier_hz + offsets_hz  # (K,)
+    phase = np.exp(-2j * np.pi * tau[:, :, None].astype(np.float64) * freqs[None, None, :])  # (ue, P, K)
+    a = np.where(valid[:, None, :], a, 0.0).astype(np.complex128)
+    return np.einsum("uap,upk->uak", a, phase)
+
+
+def reduce_paths(a: np.ndarray, tau: np.ndarray, valid: np.ndarray, phi_t: np.ndarray, phi_r: np.ndarray,
+                 interactions: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-UE scalars of one band: dominant-path AoD/AoA (rad), distance (m), total gain (dB), LOS.
+
+    Shapes: ``a`` (ue, antenna, path); ``tau``, ``valid``, ``phi_t``, ``phi_r`` (ue, path);
+    ``interactions`` (depth, ue, path). The dominant path has the largest power averaged over antennas.
+    """
+    power = np.where(valid, (np.abs(a) ** 2).mean(axis=1), 0.0)  # (ue, P)
+    has_path = valid.any(axis=1) & (power.sum(axis=1) > 0)
+    dom = power.argmax(axis=1)
+    take = np.arange(len(dom))
+    total = power.sum(axis=1)
+    los_path = valid & (interactions == 0).all(axis=0)
+    return {
+        "aod": phi_t[take, dom],
+        "aoa": phi_r[take, dom],
+        "distance": SPEED_OF_LIGHT * tau[take, dom],
+        "path_gain": 10 * np.log10(np.where(has_path, total, 1.0)),
+        "los": los_path.any(axis=1),
+        "has_path": has_path,
+        "num_paths": valid.sum(axis=1),
+    }
+
+
+def trace_chunk(scene: Any, xyz: np.ndarray, config: TraceConfig, seed: int) -> dict[str, np.ndarray]:
+    """Trace one chunk of UEs at every band; arrays have a leading band axis."""
+    rt = _import_sionna()
+    for name in list(scene.receivers):
+        scene.remove(name)
+    for i, p in enumerate(xyz):
+        scene.add(rt.Receiver(f"ue{i}", position=[float(p[0]), float(p[1]), float(p[2])]))
+    solver = rt.PathSolver()
+    offsets = config.subcarrier_offsets_hz()
+    n_ant = config.stored_antennas or config.bs_num_antennas
+    per_band: list[dict[str, np.ndarray]] = []
+    for band in config.bands_ghz:
+        scene.frequency = band * 1e9
+        paths = solver(scene, max_depth=config.max_depth, los=True, specular_reflection=True,
+                       diffuse_reflection=False, refraction=False, diffraction=config.diffraction,
+                       samples_per_src=config.samples_per_src, seed=seed)
+        a_re, a_im = paths.a
+        a = (np.asarray(a_re) + 1j * np.asarray(a_im))[:, 0, 0]  # (ue, tx_ant, P)
+        tau = np.asarray(paths.tau)[:, 0]  # (ue, P)
+        valid = np.asarray(paths.valid, dtype=bool)[:, 0]
+        phi_t = np.asarray(paths.phi_t)[:, 0]
+        phi_r = np.asarray(paths.phi_r)[:, 0]
+        inter = np.asarray(paths.interactions)[:, :, 0]
+        out = reduce_paths(a, tau, valid, phi_t, phi_r, inter)
+        out["cfr"] = cfr_from_paths(a[:, :n_ant], tau, valid, band * 1e9, offsets).astype(np.complex64)
+        per_band.append(out)
+    return {k: np.stack([d[k] for d in per_band]) for k in per_band[0]}
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+def _parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _check_manifest(parts: Path, config: TraceConfig) -> None:
+    manifest = parts / "config.json"
+    if manifest.exists():
+        old = json.loads(manifest.read_text())
+        if old != config.to_json():
+            raise ValueError(f"'{parts}' holds chunks of a run with another configuration; delete that "
+                             f"folder to start over, or rerun with the same settings to resume it")
+    else:
+        parts.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(manifest, config.to_json())
+
+
+def generate(config: TraceConfig, out: str | os.PathLike[str], progress: bool = True) -> xr.Dataset:
+    """Trace ``config`` and write the fingerprint netCDF to ``out``; resume any finished chunks.
+
+    Returns the Dataset. Only UEs with at least one path in every band are kept; the attributes
+    record how many candidates were indoors and how many had no path.
+    """
+    out = Path(out)
+    scene = load_scene(config.scene)
+    setup_radio(scene, config)
+    xy = candidate_grid(config)
+    if config.ue_positions_m is not None:
+        z0 = np.zeros(len(xy))
+    else:
+        z0 = ground_height(scene, xy)
+    outdoor = np.isfinite(z0)
+    xyz = np.column_stack([xy[outdoor], z0[outdoor] + config.ue_height_m])
+    if len(xyz) == 0:
+        raise ValueError(f"no outdoor candidate points in the area of interest of scene '{config.scene}'; "
+                         f"move area_center_m or enlarge area_size_m")
+    parts = _parts_dir(out)
+    _check_manifest(parts, config)
+    starts = range(0, len(xyz), config.chunk_size)
+    for k, start in enumerate(tqdm(starts, desc=f"ray tracing {config.scene}", unit="chunk", disable=not progress)):
+        part = parts / f"chunk_{k:05d}.npz"
+        if part.exists():
+            continue
+        result = trace_chunk(scene, xyz[start:start + config.chunk_size], config, seed=config.seed + k)
+        with atomic_path(part) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **result)
+    chunks = [dict(np.load(parts / f"chunk_{k:05d}.npz")) for k in range(len(starts))]
+    merged = {key: np.concatenate([c[key] for c in chunks], axis=1) for key in chunks[0]}
+    ds = to_dataset(merged, xyz, config, candidates=len(xy), outdoor=int(outdoor.sum()))
+    save_fingerprints(ds, out)
+    shutil.rmtree(parts)
+    return ds
+
+
+def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConfig, candidates: int,
+               outdoor: int) -> xr.Dataset:
+    """Build the schema Dataset from per-band arrays, keeping UEs with a path in every band."""
+    keep = merged["has_path"].all(axis=0)
+    n_ant = merged["cfr"].shape[2]
+    band_dims = ("band", "ue")
+
+    def var(values: np.ndarray, units: str, long_name: str, dims: tuple[str, ...] = band_dims) -> xr.Variable:
+        return xr.Variable(dims, values, attrs={"units": units, "long_name": long_name})
+
+    cfr = merged["cfr"][:, keep]
+    ds = xr.Dataset(
+        {
+            "cfr_real": var(cfr.real.astype(np.float32), "1", "real part of the channel frequency response",
+                            ("band", "ue", "antenna", "subcarrier")),
+            "cfr_imag": var(cfr.imag.astype(np.float32), "1", "imaginary part of the channel frequency response",
+                            ("band", "ue", "antenna", "subcarrier")),
+            "aod": var(merged["aod"][:, keep].astype(np.float32), "rad", "azimuth of departure of the dominant path"),
+            "aoa": var(merged["aoa"][:, keep].astype(np.float32), "rad", "azimuth of arrival of the dominant path"),
+            "distance": var(merged["distance"][:, keep].astype(np.float32), "m",
+                            "propagation distance of the dominant path"),
+            "path_gain": var(merged["path_gain"][:, keep].astype(np.float32), "dB", "total path gain over all paths"),
+            "los": var(merged["los"][:, keep].astype(bool), "1", "line-of-sight path exists"),
+            "has_path": var(merged["has_path"][:, keep].astype(bool), "1", "at least one path found"),
+            "num_paths": var(merged["num_paths"][:, keep].astype(np.int16), "1", "number of valid paths"),
+            "x": var(xyz[keep, 0], "m", "UE x position", ("ue",)),
+            "y": var(xyz[keep, 1], "m", "UE y position", ("ue",)),
+            "z": var(xyz[keep, 2], "m", "UE height above the scene origin", ("ue",)),
+        },
+        coords={
+            "band": ("band", np.asarray(config.bands_ghz, dtype=np.float64),
+                     {"units": "GHz", "long_name": "carrier frequency"}),
+            "ue": ("ue", np.arange(int(keep.sum()))),
+            "antenna": ("antenna", np.arange(n_ant), {"long_name": "BS array element index"}),
+            "subcarrier": ("subcarrier", np.arange(config.num_subcarriers)),
+            "subcarrier_offset": ("subcarrier", config.subcarrier_offsets_hz(),
+                                  {"units": "Hz", "long_name": "subcarrier offset from the carrier"}),
+        },
+        attrs={
+            "title": f"SCADF-MoE ray-traced fingerprints, scene {config.scene}",
+            "Conventions": "CF-1.10",
+            "source": "NVIDIA Sionna RT PathSolver",
+            "scene": config.scene,
+            "bs_position_m": list(config.bs_position),
+            "bs_array": f"ULA, {config.bs_num_antennas} isotropic V-pol elements, half-wavelength spacing",
+            "bs_num_antennas": config.bs_num_antennas,
+            "ue_height_m": config.ue_height_m,
+            "bandwidth_hz": config.bandwidth_hz,
+            "num_subcarriers": config.num_subcarriers,
+            "max_depth": config.max_depth,
+            "diffraction": int(config.diffraction),
+            "samples_per_src": config.samples_per_src,
+            "seed": config.seed,
+            "grid_spacing_m": config.grid_spacing_m,
+            "area_size_m": config.area_size_m,
+            "candidates_total": candidates,
+            "candidates_indoor_dropped": candidates - outdoor,
+            "candidates_no_path_dropped": int((~keep).sum()),
+            "sionna_rt_version": sionna_version(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "history": "python -m scadf_lib.raytrace " + " ".join(sys.argv[1:]),
+            "config_json": json.dumps(config.to_json()),
+        },
+    )
+    return ds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scadf_lib.raytrace", description=__doc__.split("\n")[0])
+    p.add_argument("--scene", default="munich", help="bundled Sionna scene name or scene XML path")
+    p.add_argument("--out", required=True, help="output netCDF file")
+    p.add_argument("--bs-position", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"), help="metres")
+    p.add_argument("--antennas", type=int, default=16, help="BS ULA elements")
+    p.add_argument("--stored-antennas", type=int, default=1, help="elements whose CFR is stored (0 = all)")
+    p.add_argument("--area-size", type=float, default=140.0, help="side of the square area of interest, m")
+    p.add_argument("--area-center", type=float, nargs=2, default=None, metavar=("X", "Y"), help="metres")
+    p.add_argument("--spacing", type=float, default=2.0, help="UE grid spacing, m")
+    p.add_argument("--bands", type=float, nargs="+", default=list(KNOWN_BANDS_GHZ), help="GHz")
+    p.add_argument("--max-depth", type=int, default=3)
+    p.add_argument("--no-diffraction", action="store_true")
+    p.add_argument("--samples", type=int, default=300_000, help="rays per source")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--chunk-size", type=int, default=500)
+    args = p.parse_args(argv)
+    config = TraceConfig(
+        scene=args.scene, bs_position_m=tuple(args.bs_position) if args.bs_position else None,
+        bs_num_antennas=args.antennas, stored_antennas=args.stored_antennas or None,
+        area_size_m=args.area_size, area_center_m=tuple(args.area_center) if args.area_center else None,
+        grid_spacing_m=args.spacing, bands_ghz=tuple(args.bands), max_depth=args.max_depth,
+        diffraction=not args.no_diffraction, samples_per_src=args.samples, seed=args.seed,
+        chunk_size=args.chunk_size)
+    ds = generate(config, args.out)
+    print(f"wrote {args.out}: {ds.sizes['ue']} UEs x {ds.sizes['band']} bands "
+          f"({ds.attrs['candidates_indoor_dropped']} indoor and {ds.attrs['candidates_no_path_dropped']} "
+          f"no-path candidates dropped)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

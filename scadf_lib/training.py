@@ -1,0 +1,388 @@
+"""Training and evaluation engine: one code path for the notebook, the CLI and ``torchrun``.
+
+Optimiser: AdamW (batch 64 as in the paper, weight decay 0.01), learning rate 1e-3 with a linear
+warm-up over the first 5 % of steps and cosine decay to 5 % of the peak, gradient clipping at 1.0.
+Devices: cuda, then mps, then cpu (``device='auto'``); bf16 autocast on CUDA; optional
+``torch.compile``. Multi-GPU: run the same entry point under ``torchrun --nproc_per_node=N``
+(DDP; gloo on CPU, nccl on GPU); each rank takes its share of every batch permutation.
+
+Checkpoints (``last.pt`` every epoch, ``best.pt`` on the best validation loss) are written
+atomically and hold the model and train configs, the normalisation statistics and the history, so a
+killed run resumes at its last finished epoch with the same result as an uninterrupted one, and
+evaluation needs nothing else. They load with ``torch.load(weights_only=True)``.
+
+Command line::
+
+    python -m scadf_lib.training --data data/munich.nc --model scadf --epochs 10 --out runs/munich_scadf
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from scadf_lib.evaluation import Predictions, metrics_table, predict
+from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
+from scadf_lib.schema import load_fingerprints, parse_band
+from scadf_lib.trajectories import (Features, Normalizer, SpatialSplit, TrajectoryDataset, build_features,
+                                    regime_bands, spatial_split)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Distances in metres, learning rate per step."""
+
+    data_path: str = "data/munich.nc"
+    model: str = "scadf"
+    regime: str = "mix"  # mix | ood
+    band: str = "mix"  # 'mix' (the regime's bands) or one band in GHz (train and test on it; regime mix)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    min_lr_fraction: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    compile: bool = False
+    trajectory_length: int = 5
+    radius_m: float | None = None  # None: automatic radius
+    min_median_size: int = 8
+    min_cluster_size: int | None = None  # default L; set 5 for a noSpace (L=1) run comparable to L=5
+    test_fraction: float = 0.2
+    train_per_point: float = 4.0
+    test_per_point: float = 4.0
+    val_fraction: float = 0.1  # of training trajectories, for the 'best' checkpoint
+    max_steps_per_epoch: int | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in REGISTRY:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(REGISTRY)}")
+        if self.regime not in ("mix", "ood"):
+            raise ValueError(f"unknown regime {self.regime!r}; choose 'mix' or 'ood'")
+        if str(self.band) != "mix":
+            parse_band(self.band)
+            if self.regime != "mix":
+                raise ValueError("a single band is a Mix-regime setting; use band='mix' with regime='ood'")
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("batch_size must be >= 1 and lr > 0")
+        if self.trajectory_length < 1:
+            raise ValueError(f"trajectory_length must be >= 1, got {self.trajectory_length}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use device='auto' or 'cpu'")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return torch.device(name)
+
+
+# ----------------------------------------------------------------------------- data
+
+@dataclass
+class PreparedData:
+    feats: Features
+    split: SpatialSplit
+    norm: Normalizer
+    train: TrajectoryDataset
+    val: TrajectoryDataset
+    test: TrajectoryDataset
+    train_bands: tuple[float, ...]
+    test_bands: tuple[float, ...]
+
+
+def run_bands(cfg: TrainConfig, available: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if str(cfg.band) != "mix":
+        band = parse_band(cfg.band, available)
+        return (band,), (band,)
+    return regime_bands(cfg.regime, available)  # type: ignore[arg-type]
+
+
+def prepare_data(cfg: TrainConfig) -> PreparedData:
+    """Load, validate, cluster, split, fit normalisation on training samples, build datasets."""
+    ds = load_fingerprints(cfg.data_path)
+    feats = build_features(ds)
+    train_bands, test_bands = run_bands(cfg, feats.bands)
+    split = spatial_split(feats.xy, radius_m=cfg.radius_m, min_median_size=cfg.min_median_size,
+                          trajectory_length=cfg.trajectory_length, seed=cfg.seed, test_fraction=cfg.test_fraction,
+                          train_per_point=cfg.train_per_point, test_per_point=cfg.test_per_point,
+                          min_cluster_size=cfg.min_cluster_size)
+    tr_idx = [feats.bands.index(b) for b in train_bands]
+    te_idx = [feats.bands.index(b) for b in test_bands]
+    norm = Normalizer.fit(feats, split.train_points, tr_idx)
+    perm = np.random.default_rng(cfg.seed).permutation(len(split.train_traj))
+    n_val = max(1, int(round(cfg.val_fraction * len(perm))))
+    train = TrajectoryDataset(feats, split.train_traj[perm[n_val:]], tr_idx, norm)
+    val = TrajectoryDataset(feats, split.train_traj[perm[:n_val]], tr_idx, norm)
+    test = TrajectoryDataset(feats, split.test_traj, te_idx, norm)
+    return PreparedData(feats, split, norm, train, val, test, train_bands, test_bands)
+
+
+# ----------------------------------------------------------------------------- loss
+
+def compute_loss(out: Any, batch: dict[str, torch.Tensor], mmd_weight: float) -> dict[str, torch.Tensor]:
+    """Loss terms: MSE over the L points, MSE of the centroid (normalised units), and
+    -lambda * MMD (maximising the MMD pushes the task routers apart). ``total`` is their sum."""
+    mse_points = (out.points.float() - batch["target"]).pow(2).sum(-1).mean()
+    mse_centroid = (out.centroid.float() - batch["centroid"]).pow(2).sum(-1).mean()
+    mmd = out.mmd.float() if out.mmd is not None else torch.zeros((), device=mse_points.device)
+    total = mse_points + mse_centroid - mmd_weight * mmd
+    return {"total": total, "mse_points": mse_points, "mse_centroid": mse_centroid, "mmd": mmd}
+
+
+def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay from ``lr`` to ``min_lr_fraction * lr``."""
+    warmup = max(1, int(cfg.warmup_fraction * total_steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return cfg.lr * (cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: no code is executed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint '{p}' does not exist; train first (scadf_lib.training)")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle errors, truncation, foreign objects
+        raise ValueError(f"checkpoint '{p}' cannot be loaded safely ({type(exc).__name__}: {exc}); "
+                         f"it is corrupt or holds objects other than weights") from exc
+
+
+def model_from_checkpoint(state: dict[str, Any], expected: ModelConfig | None = None) -> tuple[nn.Module, Normalizer]:
+    """Rebuild the model and normaliser stored in a checkpoint; clear error on a config mismatch."""
+    cfg = ModelConfig(**state["model_config"])
+    if expected is not None and expected != cfg:
+        diff = {k: (v, getattr(expected, k)) for k, v in cfg.to_dict().items() if getattr(expected, k) != v}
+        raise ValueError(f"checkpoint was trained with another model configuration (checkpoint, expected): {diff}")
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint weights do not fit model '{cfg.name}': {exc}") from exc
+    return model, Normalizer.from_state(state["normalizer"])
+
+
+# ----------------------------------------------------------------------------- distributed
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _maybe_init_distributed(device: torch.device) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+# ----------------------------------------------------------------------------- the loop
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    history: pd.DataFrame
+    metrics: pd.DataFrame
+    predictions: Predictions
+    data: PreparedData
+    model: nn.Module
+    throughput: float  # training trajectories per second (last epoch)
+
+
+def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = True, resume: bool = True,
+          data: PreparedData | None = None) -> RunResult:
+    """Train ``cfg`` into ``out_dir`` (resuming from ``last.pt`` if present), evaluate the best
+    checkpoint on the test set and write ``metrics.csv``, ``history.csv``, ``config.json``."""
+    out = Path(out_dir)
+    device = select_device(cfg.device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    _maybe_init_distributed(device)
+    rank, world = _dist_info()
+    torch.manual_seed(cfg.seed)
+    data = data or prepare_data(cfg)
+    C, K = data.feats.cfr.shape[2], data.feats.cfr.shape[3]
+    mcfg = model_config(cfg.model, trajectory_length=cfg.trajectory_length, cfr_channels=C, num_subcarriers=K,
+                        num_numeric=data.feats.numeric.shape[-1], **cfg.model_overrides)
+    model = build_model(mcfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * world))
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    total_steps = steps_per_epoch * cfg.epochs
+    history: list[dict[str, Any]] = []
+    start_epoch, best_val = 0, float("inf")
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path, device)
+        if state["train_config"] != json.loads(json.dumps(cfg.to_dict())):
+            raise ValueError(f"'{last_path}' belongs to a run with another configuration; use another out_dir "
+                             f"or delete it to start over")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, best_val, history = state["epoch"] + 1, state["best_val"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=not mcfg.dynamic_routing)
+    if cfg.compile:
+        net = torch.compile(net)
+    use_amp = cfg.amp and device.type == "cuda"
+    throughput = float("nan")
+
+    for epoch in range(start_epoch, cfg.epochs):
+        net.train()
+        perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(data.train))
+        sums: dict[str, float] = {}
+        t0, seen = time.perf_counter(), 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
+                   leave=False)
+        for step in bar:
+            lo = step * cfg.batch_size * world
+            idx = perm[lo:lo + cfg.batch_size * world][rank::world]
+            if len(idx) == 0:
+                break
+            batch = {k: v.to(device, non_blocking=True) for k, v in data.train.batch(idx).items()}
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                outp = net(batch["numeric"], batch["cfr"])
+            losses = compute_loss(outp, batch, mcfg.mmd_weight)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{float(losses['total']):.4f}")
+        throughput = seen * world / (time.perf_counter() - t0)
+        val = evaluate_loss(model, data.val, mcfg.mmd_weight, device)
+        row = {"epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
+               **{f"val_{k}": v for k, v in val.items()}, "lr": opt.param_groups[0]["lr"],
+               "trajectories_per_s": throughput}
+        history.append(row)
+        if rank == 0:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                     "best_val": min(best_val, val["total"]), "history": history,
+                     "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
+                     "normalizer": data.norm.state(), "torch_rng": torch.get_rng_state()}
+            if val["total"] < best_val:
+                save_checkpoint(best_path, state)
+            save_checkpoint(last_path, state)
+        best_val = min(best_val, val["total"])
+        if progress and rank == 0:
+            print(f"epoch {epoch + 1}: train {row['train_total']:.4f}  val {val['total']:.4f}  "
+                  f"({throughput:.0f} trajectories/s)")
+
+    if world > 1:
+        dist.barrier()
+    best = load_checkpoint(best_path, device)
+    model.load_state_dict(best["model"])
+    preds = predict(model, data.test, data.feats, data.norm, data.split.unseen, device)
+    metrics = metrics_table(preds)
+    hist = pd.DataFrame(history)
+    if rank == 0:
+        write_results(out, cfg, mcfg, data, metrics, hist, count_parameters(model))
+    return RunResult(out, hist, metrics, preds, data, model, throughput)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, ds: TrajectoryDataset, mmd_weight: float, device: torch.device,
+                  batch_size: int = 512) -> dict[str, float]:
+    """Mean loss terms over a dataset (normalised units)."""
+    model.eval()
+    sums: dict[str, float] = {}
+    for start in range(0, len(ds), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(ds)))
+        batch = {k: v.to(device) for k, v in ds.batch(idx).items()}
+        for k, v in compute_loss(model(batch["numeric"], batch["cfr"]), batch, mmd_weight).items():
+            sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+    return {k: v / len(ds) for k, v in sums.items()}
+
+
+def write_results(out: Path, cfg: TrainConfig, mcfg: ModelConfig, data: PreparedData, metrics: pd.DataFrame,
+                  history: pd.DataFrame, n_params: int) -> None:
+    """metrics.csv (tidy, with run columns), history.csv and config.json, all atomic."""
+    tagged = metrics.assign(model=cfg.model, regime=cfg.regime, train_band=cfg.band, seed=cfg.seed,
+                            scene=Path(cfg.data_path).stem, trajectory_length=cfg.trajectory_length)
+    for name, frame in (("metrics.csv", tagged), ("history.csv", history)):
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    write_json_atomic(out / "config.json", {
+        "train_config": cfg.to_dict(), "model_config": mcfg.to_dict(), "parameters": n_params,
+        "split": data.split.report, "train_bands_ghz": data.train_bands, "test_bands_ghz": data.test_bands,
+        "torch": torch.__version__})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scadf_lib.training", description="Train and evaluate one model.")
+    p.add_argument("--data", default="data/munich.nc")
+    p.add_argument("--model", default="scadf", choices=sorted(REGISTRY))
+    p.add_argument("--regime", default="mix", choices=["mix", "ood"])
+    p.add_argument("--band", default="mix", help="'mix' or one band in GHz (2.6, 6, 28)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--trajectory-length", type=int, default=5)
+    p.add_argument("--radius", type=float, default=None, help="clustering radius in m (default: automatic)")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    cfg = TrainConfig(data_path=a.data, model=a.model, regime=a.regime, band=a.band, epochs=a.epochs,
+                      batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
+                      trajectory_length=a.trajectory_length, radius_m=a.radius,
+                      max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile)
+    result = train(cfg, a.out)
+    if _dist_info()[0] == 0:
+        print(result.metrics[result.metrics.band == "all"].to_string(index=False))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
