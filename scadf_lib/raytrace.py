@@ -133,13 +133,18 @@ def _import_sionna() -> Any:
 
 
 def sionna_version() -> str:
-    from importlib.metadata import version
-    return version("sionna-rt")
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("sionna-rt")
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def load_scene(name_or_path: str) -> Any:
     """Load a bundled Sionna scene by name (munich, etoile, florence, ...) or a scene XML path."""
     rt = _import_sionna()
+    if name_or_path == "empty":  # free space, for physics checks
+        return rt.load_scene()
     if os.path.isfile(name_or_path):
         filename = name_or_path
     elif hasattr(rt.scene, name_or_path):
@@ -304,9 +309,11 @@ def generate(config: TraceConfig, out: str | os.PathLike[str], progress: bool = 
     parts = _parts_dir(out)
     _check_manifest(parts, config)
     starts = range(0, len(xyz), config.chunk_size)
+    resumed = 0
     for k, start in enumerate(tqdm(starts, desc=f"ray tracing {config.scene}", unit="chunk", disable=not progress)):
         part = parts / f"chunk_{k:05d}.npz"
         if part.exists():
+            resumed += 1
             continue
         result = trace_chunk(scene, xyz[start:start + config.chunk_size], config, seed=config.seed + k)
         with atomic_path(part) as tmp:
@@ -315,6 +322,8 @@ def generate(config: TraceConfig, out: str | os.PathLike[str], progress: bool = 
     chunks = [dict(np.load(parts / f"chunk_{k:05d}.npz")) for k in range(len(starts))]
     merged = {key: np.concatenate([c[key] for c in chunks], axis=1) for key in chunks[0]}
     ds = to_dataset(merged, xyz, config, candidates=len(xy), outdoor=int(outdoor.sum()))
+    ds.attrs["chunks_total"] = len(starts)
+    ds.attrs["chunks_resumed"] = resumed
     save_fingerprints(ds, out)
     shutil.rmtree(parts)
     return ds

@@ -65,7 +65,7 @@ class TrainConfig:
     trajectory_length: int = 5
     radius_m: float | None = None  # None: automatic radius
     min_median_size: int = 8
-    min_cluster_size: int | None = None  # default L; set 5 for a noSpace (L=1) run comparable to L=5
+    min_cluster_size: int | None = None  # default from L; a noSpace (L=1) run passes the L=5 value (6)
     test_fraction: float = 0.2
     train_per_point: float = 4.0
     test_per_point: float = 4.0
@@ -295,7 +295,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
             seen += len(idx)
-            bar.set_postfix(loss=f"{float(losses['total']):.4f}")
+            bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
         throughput = seen * world / (time.perf_counter() - t0)
         val = evaluate_loss(model, data.val, mcfg.mmd_weight, device)
         row = {"epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},

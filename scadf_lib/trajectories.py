@@ -6,8 +6,9 @@ Split (per cluster, seeded)
     the cluster's training points. Test trajectories are L points drawn from the whole cluster and
     accepted only if they hold at least one *unseen* point (a point in no training trajectory);
     test points never enter a training trajectory. Clusters with fewer than ``min_cluster_size``
-    points (default L), or fewer than L training points, give no trajectory: their points are
-    unused and counted in :attr:`SpatialSplit.report`.
+    points (default: the smallest cluster whose training part holds L points; 6 for L = 5 and 20 %
+    test points) give no trajectory: their points are unused and counted in
+    :attr:`SpatialSplit.report`.
 
 Bands
     A sample is one trajectory at one band. The geometric split is the same for every band, so a
@@ -78,21 +79,30 @@ def _draw_test(rng: np.random.Generator, members: np.ndarray, unseen: np.ndarray
     return np.stack(out)
 
 
+def min_cluster_size_for(trajectory_length: int, test_fraction: float = 0.2) -> int:
+    """Smallest cluster whose training part (after removing its test points) holds L points."""
+    n = max(int(trajectory_length), 2)
+    while n - max(1, int(round(test_fraction * n))) < trajectory_length:
+        n += 1
+    return n
+
+
 def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction: float = 0.2,
                train_per_point: float = 4.0, test_per_point: float = 4.0, min_cluster_size: int | None = None,
                seed: int = 0) -> SpatialSplit:
     """Split each cluster into train/test points and draw trajectories (see module docstring).
 
     ``train_per_point``: training trajectories per training point of a cluster (rounded, >= 1);
-    ``test_per_point``: test trajectories per test point. ``min_cluster_size`` defaults to L; give
-    the same value to an L = 1 (noSpace) split so both use the same clusters.
+    ``test_per_point``: test trajectories per test point. ``min_cluster_size`` defaults to
+    :func:`min_cluster_size_for` (L, test_fraction); give an L = 1 (noSpace) split the value of the
+    L = 5 split so both use the same clusters.
     """
     L = int(trajectory_length)
     if L < 1:
         raise ValueError(f"trajectory_length must be >= 1, got {trajectory_length}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    min_size = max(L, min_cluster_size or L, 2)
+    min_size = max(min_cluster_size or 0, min_cluster_size_for(L, test_fraction))
     rng = np.random.default_rng(seed)
     n = len(clustering.labels)
     order = np.argsort(clustering.labels, kind="stable")

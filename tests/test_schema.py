@@ -1,0 +1,67 @@
+"""Schema validation and loading: good files load, bad ones are refused with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scadf_lib.schema import DatasetError, load_fingerprints, parse_band, save_fingerprints, validate
+
+
+def test_synthetic_dataset_round_trips(synthetic_nc, synthetic_ds):
+    ds = load_fingerprints(synthetic_nc)
+    assert ds.sizes["band"] == 3 and ds.sizes["subcarrier"] == 64
+    np.testing.assert_allclose(ds["cfr_real"].values, synthetic_ds["cfr_real"].values)
+    assert ds["los"].dtype == bool
+    assert ds["band"].attrs["units"] == "GHz"
+
+
+def test_missing_file_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist.*data/"):
+        load_fingerprints(tmp_path / "nope.nc")
+
+
+def test_truncated_file_is_refused(tmp_path, synthetic_nc):
+    bad = tmp_path / "truncated.nc"
+    bad.write_bytes(synthetic_nc.read_bytes()[:2000])
+    with pytest.raises(DatasetError, match="not a readable netCDF4 file"):
+        load_fingerprints(bad)
+
+
+def test_missing_variable_is_named(synthetic_ds):
+    with pytest.raises(DatasetError, match="'aod' is missing"):
+        validate(synthetic_ds.drop_vars("aod"))
+
+
+def test_wrong_units_is_named(synthetic_ds):
+    ds = synthetic_ds.copy()
+    ds["distance"] = ds["distance"].assign_attrs(units="km")
+    with pytest.raises(DatasetError, match="'distance' has units 'km', expected 'm'"):
+        validate(ds)
+
+
+def test_nan_is_refused(synthetic_ds):
+    ds = synthetic_ds.copy(deep=True)
+    ds["path_gain"][0, 3] = np.nan
+    with pytest.raises(DatasetError, match="'path_gain' holds 1 NaN/inf"):
+        validate(ds)
+
+
+def test_save_refuses_invalid_and_keeps_old_file(tmp_path, synthetic_ds):
+    path = tmp_path / "f.nc"
+    save_fingerprints(synthetic_ds, path)
+    before = path.read_bytes()
+    with pytest.raises(DatasetError):
+        save_fingerprints(synthetic_ds.drop_vars("x"), path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("text,expected", [("28", 28.0), (2.6, 2.6), ("6.0", 6.0)])
+def test_parse_band(text, expected):
+    assert parse_band(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["7", "abc", None])
+def test_parse_band_unknown(bad):
+    with pytest.raises(ValueError, match="band"):
+        parse_band(bad)

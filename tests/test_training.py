@@ -1,0 +1,177 @@
+"""Training engine: a short run learns, resumes exactly after SIGKILL, DDP ranks agree,
+checkpoints are safe and self-contained."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scadf_lib.training import (TrainConfig, load_checkpoint, model_from_checkpoint, prepare_data, select_device,
+                                train)
+from scadf_lib.models import model_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"d_model": 32, "expert_hidden": 64, "n_blocks": 1}
+
+
+def cfg(path, **kw):
+    base = dict(data_path=str(path), epochs=2, batch_size=32, max_steps_per_epoch=12, device="cpu",
+                model_overrides=SMALL, train_per_point=2.0, test_per_point=1.0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_short_run_learns_and_writes_results(synthetic_nc, tmp_path):
+    res = train(cfg(synthetic_nc, epochs=3, max_steps_per_epoch=40), tmp_path, progress=False)
+    h = res.history
+    assert h["train_mse_points"].iloc[-1] < h["train_mse_points"].iloc[0]
+    m = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(m.group) == {"overall", "LOS", "NLOS", "unseen-NLOS", "centroid"}
+    assert set(m.band) == {"all", "2.6", "6.0", "28.0"}
+    overall = m[(m.band == "all") & (m.group == "overall")].iloc[0]
+    # the metric is the mean squared Euclidean error in m^2
+    table = res.predictions.point_table()
+    assert overall.mse_m2 == pytest.approx(table.sq_error_m2.mean())
+    assert overall.rmse_m == pytest.approx(np.sqrt(overall.mse_m2))
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "config.json").exists()
+
+
+def test_checkpoint_is_self_contained(synthetic_nc, tmp_path):
+    res = train(cfg(synthetic_nc, epochs=1), tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "best.pt")
+    model, norm = model_from_checkpoint(state)
+    b = res.data.test.batch(np.arange(4))
+    model.eval(), res.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(b["numeric"], b["cfr"]).points, res.model(b["numeric"], b["cfr"]).points)
+    np.testing.assert_allclose(norm.xy_mean, res.data.norm.xy_mean)
+
+
+def test_checkpoint_from_another_model_is_a_clear_error(synthetic_nc, tmp_path):
+    train(cfg(synthetic_nc, epochs=1), tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "best.pt")
+    with pytest.raises(ValueError, match="another model configuration"):
+        model_from_checkpoint(state, expected=model_config("transfusion"))
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/scadf_pwned",))
+
+
+def test_untrusted_checkpoint_never_executes_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        load_checkpoint(path)
+    assert not Path("/tmp/scadf_pwned").exists()
+
+
+def test_cpu_training_is_deterministic(synthetic_nc, tmp_path):
+    a = train(cfg(synthetic_nc, epochs=1), tmp_path / "a", progress=False)
+    b = train(cfg(synthetic_nc, epochs=1), tmp_path / "b", progress=False)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+
+
+KILL_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from scadf_lib.training import TrainConfig, train
+cfg = TrainConfig(data_path=sys.argv[1], epochs=3, batch_size=32, max_steps_per_epoch=25, device="cpu",
+                  model_overrides={"d_model": 32, "expert_hidden": 64, "n_blocks": 1},
+                  train_per_point=2.0, test_per_point=1.0)
+train(cfg, sys.argv[2], progress=False)
+"""
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(synthetic_nc, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(synthetic_nc), str(killed)], env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "last.pt").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_checkpoint(killed / "last.pt")
+    assert state["epoch"] < 2, "the run should have been killed before finishing"
+    subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(synthetic_nc), str(killed)], env=env, check=True)
+    ref = tmp_path / "ref"
+    subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(synthetic_nc), str(ref)], env=env, check=True)
+    a, b = load_checkpoint(killed / "last.pt"), load_checkpoint(ref / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for k in b["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
+    assert pd.read_csv(killed / "metrics.csv").equals(pd.read_csv(ref / "metrics.csv"))
+
+
+def test_resume_into_a_run_with_another_config_is_refused(synthetic_nc, tmp_path):
+    train(cfg(synthetic_nc, epochs=1), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(cfg(synthetic_nc, epochs=1, lr=5e-4), tmp_path, progress=False)
+
+
+DDP_SCRIPT = """
+import os, sys, torch
+import torch.distributed as dist
+from scadf_lib.training import TrainConfig, train
+cfg = TrainConfig(data_path=sys.argv[1], epochs=1, batch_size=16, max_steps_per_epoch=6, device="cpu",
+                  model_overrides={"d_model": 32, "expert_hidden": 64, "n_blocks": 1},
+                  train_per_point=2.0, test_per_point=1.0)
+res = train(cfg, sys.argv[2], progress=False)
+torch.save(res.model.state_dict(), os.path.join(sys.argv[2], f"rank{dist.get_rank()}.pt"))
+assert dist.get_world_size() == 2
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_two_cpu_ranks_end_with_identical_weights(synthetic_nc, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517"]
+    subprocess.run([*torchrun, str(script), str(synthetic_nc), str(tmp_path)], env=env, check=True, timeout=300)
+    r0, r1 = torch.load(tmp_path / "rank0.pt", weights_only=True), torch.load(tmp_path / "rank1.pt", weights_only=True)
+    init = load_checkpoint(tmp_path / "last.pt")
+    assert init["epoch"] == 0
+    for k in r0:
+        torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"model": "gpt"}, "unknown model"),
+    ({"band": "7"}, "unknown band"),
+    ({"epochs": -1}, "epochs must be a positive integer"),
+    ({"regime": "sideways"}, "unknown regime"),
+    ({"regime": "ood", "band": "28"}, "single band"),
+])
+def test_bad_settings_fail_early(kw, match, synthetic_nc):
+    with pytest.raises(ValueError, match=match):
+        cfg(synthetic_nc, **kw)
+
+
+def test_ood_regime_trains_on_2_6_and_28_and_tests_on_6(synthetic_nc):
+    data = prepare_data(cfg(synthetic_nc, regime="ood"))
+    assert data.train_bands == (2.6, 28.0) and data.test_bands == (6.0,)
+    assert {data.feats.bands[i] for i in data.train.band_idx} == {2.6, 28.0}
+
+
+def test_normalisation_uses_training_points_only(synthetic_nc):
+    data = prepare_data(cfg(synthetic_nc))
+    np.testing.assert_allclose(data.norm.xy_mean, data.feats.xy[data.split.train_points].mean(0))
+
+
+def test_device_selection():
+    assert select_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="unknown device"):
+        select_device("tpu")
