@@ -40,3 +40,16 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_path(path: str | os.PathLike[str]) -> Path:
+    """Resolve a path given relative to the project root (``data/munich.nc``) from any working
+    directory (notebooks run in ``notebooks/``). Absolute paths and paths that exist as given are
+    returned unchanged."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return PROJECT_ROOT / p

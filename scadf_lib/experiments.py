@@ -1,0 +1,202 @@
+"""All heavy runs of the workbook from one command; the notebooks only read ``results/``.
+
+Studies
+    ``main``         Table II: every scene x method (Concat, FullCon, TransFusion, SoftMoE, SCADF-MoE)
+                     x regime (Mix, OOD) x seed.
+    ``spatial``      SCADF-MoE without spatial context (noSpace: L = 1 on the same clusters) per scene.
+    ``ablation``     munich, Mix: no dynamic routing, single expert, no MMD, no task embeddings.
+    ``sensitivity``  munich, Mix, first seed: number of experts, lambda, trajectory length L, radius.
+
+Every run trains into ``<work>/<name>/`` (resumable, skipped when finished unless ``--fresh``), then
+the collected tables are written atomically to ``results/``: ``all_metrics.csv`` (tidy: one row per
+run x band x group), ``runs.csv`` (one row per run: settings, parameters, throughput, wall time) and,
+for the first seed of the Mix runs, ``errors/<name>.csv.gz`` (per-point errors in metres).
+
+Command line::
+
+    python -m scadf_lib.experiments --preset cpu            # what results/ holds (about 50 min on 2 idle cores)
+    python -m scadf_lib.experiments --preset paper --fresh  # paper-sized, for a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.models import BASELINES
+from scadf_lib.trajectories import min_cluster_size_for
+from scadf_lib.training import TrainConfig, train
+
+SCENES = ("munich", "etoile", "florence")
+METHODS = (*BASELINES, "scadf")
+
+#: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {"epochs": 2, "train_per_point": 2.0, "test_per_point": 4.0, "seeds": (0, 1, 2), "ablation_seeds": (0, 1),
+            "experts": (2, 16), "lambdas": (1.0,), "lengths": (3,), "radii": (3.0, 6.0)},
+    "paper": {"epochs": 40, "train_per_point": 8.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
+              "ablation_seeds": (0, 1, 2, 3, 4)},
+    "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
+              "max_steps_per_epoch": 3},
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    study: str
+    cfg: TrainConfig
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
+         studies: tuple[str, ...] = ("main", "spatial", "ablation", "sensitivity")) -> list[Run]:
+    """The list of runs of a preset, in the order they are executed."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    p = PRESETS[preset]
+    base = TrainConfig(epochs=p["epochs"], train_per_point=p["train_per_point"], test_per_point=p["test_per_point"],
+                       max_steps_per_epoch=p.get("max_steps_per_epoch"))
+    runs: list[Run] = []
+
+    def add(name: str, study: str, scene: str, tags: dict[str, Any] | None = None, **kw: Any) -> None:
+        cfg = replace(base, data_path=f"{data_dir}/{scene}.nc", **kw)
+        runs.append(Run(name, study, cfg, {"scene": scene, **(tags or {})}))
+
+    for seed in p["seeds"]:
+        for scene in scenes:
+            if "main" in studies:
+                for regime in ("mix", "ood"):
+                    for method in METHODS:
+                        add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method},
+                            model=method, regime=regime, seed=seed)
+            if "spatial" in studies:
+                add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene, {"variant": "scadf_nospace"},
+                    trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed)
+    if "ablation" in studies:
+        for seed in p["ablation_seeds"]:
+            for variant in ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb"):
+                add(f"ablation_munich_mix_{variant}_s{seed}", "ablation", "munich", {"variant": variant},
+                    model=variant, seed=seed)
+    if "sensitivity" in studies:
+        seed = p["seeds"][0]
+        for n in p.get("experts", (2, 4, 16)):
+            add(f"sens_experts{n}", "sensitivity", "munich", {"param": "n_experts", "value": n},
+                model_overrides={"n_experts": n}, seed=seed)
+        for lam in p.get("lambdas", (0.01, 1.0)):
+            add(f"sens_lambda{lam}", "sensitivity", "munich", {"param": "mmd_weight", "value": lam},
+                model_overrides={"mmd_weight": lam}, seed=seed)
+        for L in p.get("lengths", (3, 7)):
+            add(f"sens_L{L}", "sensitivity", "munich", {"param": "trajectory_length", "value": L},
+                trajectory_length=L, seed=seed)
+        for r in p.get("radii", (3.0, 6.0)):
+            add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r, seed=seed)
+    return runs
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "metrics.csv").exists() and (run_dir / "run.json").exists()
+
+
+def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Train every run not yet finished (all of them with ``fresh``), then collect the tables."""
+    for run in tqdm(runs, desc="experiments", unit="run", disable=not progress):
+        run_dir = work / run.name
+        if _finished(run_dir) and not fresh:
+            continue
+        if fresh and run_dir.exists():
+            for f in run_dir.glob("*"):
+                f.unlink()
+        t0 = time.perf_counter()
+        res = train(run.cfg, run_dir, progress=False)
+        info = {"name": run.name, "study": run.study, **run.tags, "model": run.cfg.model, "regime": run.cfg.regime,
+                "seed": run.cfg.seed, "wall_s": time.perf_counter() - t0, "trajectories_per_s": res.throughput,
+                "parameters": json.loads((run_dir / "config.json").read_text())["parameters"],
+                "train_samples": len(res.data.train), "test_samples": len(res.data.test)}
+        if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
+            table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "unseen", "error_m"]]
+            with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
+                table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
+        if run.study == "main" and run.cfg.model == "scadf" and run.cfg.regime == "mix" and run.cfg.seed == 0:
+            state = torch.load(run_dir / "best.pt", weights_only=True)
+            slim = {k: state[k] for k in ("model", "model_config", "normalizer", "train_config", "history")}
+            with atomic_path(results / "models" / f"{run.tags['scene']}_scadf.pt") as tmp:
+                torch.save(slim, tmp)
+        write_json_atomic(run_dir / "run.json", info)
+    return collect(runs, work, results)
+
+
+def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
+    """Gather finished runs' metrics into ``results/all_metrics.csv`` and ``results/runs.csv``."""
+    frames, infos = [], []
+    for run in runs:
+        run_dir = work / run.name
+        if not _finished(run_dir):
+            continue
+        info = json.loads((run_dir / "run.json").read_text())
+        infos.append(info)
+        m = pd.read_csv(run_dir / "metrics.csv", dtype={"band": str})
+        frames.append(m.assign(name=run.name, study=run.study, variant=info.get("variant", run.cfg.model),
+                               param=info.get("param"), value=info.get("value")))
+    if not frames:
+        raise RuntimeError("no finished runs to collect")
+    metrics = pd.concat(frames, ignore_index=True)
+    for name, frame in (("all_metrics.csv", metrics), ("runs.csv", pd.DataFrame(infos))):
+        with atomic_path(results / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    return metrics
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t confidence interval (NaN half-width for one value)."""
+    from scipy import stats
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else np.nan), np.nan
+    half = stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean()), float(half)
+
+
+def summarize(metrics: pd.DataFrame, by: list[str], group: str, band: str = "all") -> pd.DataFrame:
+    """Mean MSE (m^2) and 95 % CI over seeds for one metric group, per ``by`` keys."""
+    sel = metrics[(metrics.group == group) & (metrics.band == band)]
+    rows = []
+    for key, g in sel.groupby(by):
+        mean, half = mean_ci(g.mse_m2.values)
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mse_m2": mean, "ci95": half,
+                     "seeds": int(g.seed.nunique())})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--work", default="runs/experiments", help="per-run folders (checkpoints)")
+    ap.add_argument("--results", default="results", help="collected tables read by the notebooks")
+    ap.add_argument("--studies", nargs="+", default=["main", "spatial", "ablation", "sensitivity"])
+    ap.add_argument("--scenes", nargs="+", default=list(SCENES))
+    ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies))
+    print(f"{len(runs)} runs, preset {a.preset}")
+    execute(runs, Path(a.work), Path(a.results), fresh=a.fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""Figures of the workbook (matplotlib + seaborn); every axis is labelled with its unit."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import xarray as xr
+
+from scadf_lib.clustering import Clustering
+from scadf_lib.evaluation import Predictions
+from scadf_lib.schema import complex_cfr
+from scadf_lib.trajectories import SpatialSplit
+
+sns.set_theme(context="notebook", style="whitegrid")
+SCALARS = {"aod": "AoD (rad)", "aoa": "AoA (rad)", "distance": "distance of dominant path (m)",
+           "path_gain": "total path gain (dB)"}
+
+
+def _map_axes(ax: plt.Axes, ds: xr.Dataset | None = None, title: str = "") -> None:
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    if ds is not None:
+        bs = ds.attrs["bs_position_m"]
+        ax.plot(bs[0], bs[1], marker="^", color="black", markersize=9)
+        ax.annotate("BS", (bs[0], bs[1]), xytext=(5, 5), textcoords="offset points", fontweight="bold")
+
+
+def scene_maps(ds: xr.Dataset) -> plt.Figure:
+    """UE points coloured by LOS/NLOS, and by path gain at each band."""
+    bands = ds["band"].values
+    fig, axes = plt.subplots(1, 1 + len(bands), figsize=(4.2 * (1 + len(bands)), 4.2), constrained_layout=True)
+    x, y = ds["x"].values, ds["y"].values
+    los = ds["los"].values[0]
+    axes[0].scatter(x[los], y[los], s=3, label="LOS", color="tab:blue")
+    axes[0].scatter(x[~los], y[~los], s=3, label="NLOS", color="tab:red")
+    _map_axes(axes[0], ds, f"{ds.attrs['scene']}: LOS / NLOS")
+    axes[0].legend(loc="upper right", markerscale=3)
+    gain = ds["path_gain"].values
+    vmin, vmax = np.percentile(gain, [2, 98])
+    for ax, b, g in zip(axes[1:], bands, gain):
+        sc = ax.scatter(x, y, c=g, s=3, cmap="viridis", vmin=vmin, vmax=vmax)
+        _map_axes(ax, ds, f"path gain at {b:g} GHz")
+    fig.colorbar(sc, ax=axes[1:], label="path gain (dB)", shrink=0.8)
+    return fig
+
+
+def scalar_distributions(ds: xr.Dataset) -> plt.Figure:
+    """Histograms of the four dominant-path scalars per band, split LOS / NLOS."""
+    df = ds[list(SCALARS) + ["los"]].to_dataframe().reset_index()
+    df["link"] = np.where(df["los"], "LOS", "NLOS")
+    df["band (GHz)"] = df["band"].map(lambda b: f"{b:g}")
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8), constrained_layout=True)
+    for ax, (var, label) in zip(axes, SCALARS.items()):
+        sns.histplot(df, x=var, hue="band (GHz)", element="step", stat="density", common_norm=False, ax=ax,
+                     bins=40)
+        ax.set_xlabel(label)
+    return fig
+
+
+def cfr_examples(ds: xr.Dataset, ues: list[int], antenna: int = 0) -> plt.Figure:
+    """CFR magnitude (dB) and unwrapped phase (rad) against subcarrier offset (MHz), per band."""
+    h = complex_cfr(ds).isel(antenna=antenna)
+    f_mhz = ds["subcarrier_offset"].values / 1e6
+    fig, axes = plt.subplots(2, len(ues), figsize=(4.2 * len(ues), 6), constrained_layout=True, squeeze=False)
+    for j, ue in enumerate(ues):
+        link = "LOS" if bool(ds["los"].values[0, ue]) else "NLOS"
+        for b in ds["band"].values:
+            hb = h.sel(band=b).isel(ue=ue).values
+            axes[0, j].plot(f_mhz, 20 * np.log10(np.abs(hb) + 1e-30), label=f"{b:g} GHz")
+            axes[1, j].plot(f_mhz, np.unwrap(np.angle(hb)), label=f"{b:g} GHz")
+        axes[0, j].set_title(f"UE {ue} ({link}, {float(ds['distance'].values[0, ue]):.0f} m)")
+        axes[0, j].set_ylabel("|H| (dB)")
+        axes[1, j].set_ylabel("phase (rad, unwrapped)")
+        axes[1, j].set_xlabel("subcarrier offset (MHz)")
+    axes[0, 0].legend()
+    return fig
+
+
+def los_counts(ds: xr.Dataset) -> plt.Figure:
+    df = pd.DataFrame({"band (GHz)": np.repeat([f"{b:g}" for b in ds["band"].values], ds.sizes["ue"]),
+                       "link": np.where(ds["los"].values.ravel(), "LOS", "NLOS")})
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sns.countplot(df, x="band (GHz)", hue="link", ax=ax)
+    ax.set_ylabel("UE locations (count)")
+    return fig
+
+
+def radius_search(clustering: Clustering, threshold: int) -> plt.Figure:
+    r, med = zip(*clustering.search)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot(r, med, "o-", label="radii tried by the search")
+    ax.axhline(threshold, color="gray", ls="--", label=f"threshold = {threshold}")
+    ax.axvline(clustering.radius_m, color="tab:red", label=f"chosen r = {clustering.radius_m:.1f} m")
+    ax.set_xlabel("clustering radius r (m)")
+    ax.set_ylabel("median cluster size (points)")
+    ax.set_xscale("log")
+    ax.legend()
+    return fig
+
+
+def split_map(xy: np.ndarray, split: SpatialSplit, n_examples: int = 3, seed: int = 0) -> plt.Figure:
+    """Clusters on the map, train / test / unused points, and a few example trajectories."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6), constrained_layout=True)
+    c = split.clustering
+    rng = np.random.default_rng(seed)
+    palette = rng.permutation(c.num_clusters)
+    axes[0].scatter(xy[:, 0], xy[:, 1], c=palette[c.labels] % 20, cmap="tab20", s=4)
+    _map_axes(axes[0], title=f"{c.num_clusters} clusters, r = {c.radius_m:.1f} m")
+    used = np.zeros(len(xy), bool)
+    used[split.train_points] = used[split.test_points] = True
+    unseen_test = np.zeros(len(xy), bool)
+    unseen_test[np.unique(split.test_traj)] = True
+    unseen_test &= split.unseen
+    ax = axes[1]
+    ax.scatter(*xy[~used].T, s=4, color="lightgray", label="unused (small cluster)")
+    ax.scatter(*xy[split.train_points].T, s=4, color="tab:blue", label="training points")
+    ax.scatter(*xy[unseen_test].T, s=6, color="tab:orange", label="unseen points in test trajectories")
+    for k, traj in enumerate(split.test_traj[rng.choice(len(split.test_traj), n_examples, replace=False)]):
+        ax.plot(*xy[traj].T, "-o", color="black", lw=1.2, ms=4, label="test trajectories" if k == 0 else None)
+    _map_axes(ax, title="train / test split")
+    ax.legend(loc="upper right", markerscale=2, fontsize=8)
+    return fig
+
+
+def learning_curves(history: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+    for col, label in (("train_mse_points", "train"), ("val_mse_points", "validation")):
+        axes[0].plot(history["epoch"], history[col], "o-", label=label)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("point MSE (normalised units)")
+    axes[0].set_yscale("log")
+    axes[0].legend()
+    axes[1].plot(history["epoch"], history["train_mmd"], "o-", label="train")
+    axes[1].plot(history["epoch"], history["val_mmd"], "o-", label="validation")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("router MMD$^2$ (unitless)")
+    axes[1].legend()
+    return fig
+
+
+def error_cdf(errors: Mapping[str, np.ndarray], title: str = "") -> plt.Figure:
+    """Empirical CDF of Euclidean position errors (m) for several labelled error sets."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, err in errors.items():
+        e = np.sort(np.asarray(err))
+        if len(e):
+            ax.plot(e, np.arange(1, len(e) + 1) / len(e), label=f"{label} (median {np.median(e):.2f} m)")
+    ax.set_xlabel("position error (m)")
+    ax.set_ylabel("CDF")
+    ax.set_xscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def predictions_map(pred: Predictions, max_points: int = 1500, seed: int = 0) -> plt.Figure:
+    """True vs predicted positions (m), with error segments, LOS / NLOS coloured."""
+    t = pred.point_table()
+    t = t.sample(min(max_points, len(t)), random_state=seed)
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
+    for los, color, label in ((True, "tab:blue", "LOS"), (False, "tab:red", "NLOS")):
+        s = t[t.los == los]
+        ax.plot(np.stack([s.x_true, s.x_pred]), np.stack([s.y_true, s.y_pred]), color=color, lw=0.4, alpha=0.5)
+        ax.scatter(s.x_true, s.y_true, s=4, color=color, label=f"{label} true position")
+    _map_axes(ax, title="true positions and errors to predictions")
+    ax.legend(markerscale=3)
+    return fig
+
+
+def method_bars(summary: pd.DataFrame, x: str, hue: str, title: str = "", log: bool = True) -> plt.Figure:
+    """Bars of mean MSE (m^2) with 95 % CI error bars, from :func:`scadf_lib.experiments.summarize`."""
+    xs = list(dict.fromkeys(summary[x]))
+    hues = list(dict.fromkeys(summary[hue]))
+    width = 0.8 / len(hues)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(xs) * max(1, len(hues) / 3)), 4))
+    for i, h in enumerate(hues):
+        s = summary[summary[hue] == h].set_index(x).reindex(xs)
+        ax.bar(np.arange(len(xs)) + (i - (len(hues) - 1) / 2) * width, s.mse_m2, width, yerr=s.ci95.fillna(0),
+               capsize=3, label=str(h))
+    ax.set_xticks(np.arange(len(xs)), xs)
+    ax.set_ylabel("MSE (m$^2$), mean and 95 % CI over seeds")
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=min(len(hues), 5))
+    return fig
+
+
+def error_histograms(errors: Mapping[str, pd.DataFrame], title: str = "") -> plt.Figure:
+    """Paper Fig. 2 style: histograms of point errors (m), LOS and NLOS, for each labelled run."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True, sharey=True)
+    for ax, los, name in ((axes[0], True, "LOS"), (axes[1], False, "NLOS")):
+        for label, t in errors.items():
+            e = t.error_m[t.los == los]
+            ax.hist(np.log10(e.clip(lower=1e-2)), bins=50, histtype="step", density=True, label=label, lw=1.5)
+        ax.set_xlabel("log10 position error (m)")
+        ax.set_title(f"{title} {name}")
+    axes[0].set_ylabel("density")
+    axes[0].legend()
+    return fig

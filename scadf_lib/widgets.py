@@ -1,0 +1,182 @@
+"""Routing inspector: what the soft-MoE routers of a trained SCADF-MoE do with each modality.
+
+For a sample (trajectory at a band) and a layer (a soft-MoE block or the task MoE):
+
+* dispatch weights D (tokens x slots) and combine weights C (tokens x slots) as heat maps;
+* modality share of each expert's input: the part of the expert's dispatch weight that comes from
+  CFR tokens versus numeric tokens (each slot's dispatch column sums to 1 over tokens);
+* per-task expert usage in the task MoE: the combine weight each task's tokens give each expert;
+* band shift: the CFR share of every expert, averaged over many samples, at each band.
+
+:class:`RoutingInspector` renders these as static matplotlib figures (works headless, e.g. under
+papermill / nbval) and, in JupyterLab, behind ipywidgets controls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from scadf_lib.fileio import project_path
+from scadf_lib.models import SCADFMoE
+from scadf_lib.schema import load_fingerprints
+from scadf_lib.training import load_checkpoint, model_from_checkpoint
+from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, build_features, spatial_split
+
+
+@dataclass
+class SceneModel:
+    """A trained SCADF-MoE with the features and test trajectories of its scene."""
+
+    scene: str
+    model: SCADFMoE
+    norm: Normalizer
+    feats: Features
+    dataset: TrajectoryDataset  # test trajectories at every band
+
+
+def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 400) -> SceneModel:
+    """Rebuild the model of a checkpoint and the (same, seeded) test split of its scene."""
+    state = load_checkpoint(project_path(checkpoint))
+    model, norm = model_from_checkpoint(state)
+    if not isinstance(model, SCADFMoE):
+        raise ValueError(f"the routing inspector needs a SCADF-MoE checkpoint, got {type(model).__name__}")
+    tc = state["train_config"]
+    feats = build_features(load_fingerprints(project_path(data_path)))
+    split = spatial_split(feats.xy, radius_m=tc["radius_m"], min_median_size=tc["min_median_size"],
+                          trajectory_length=tc["trajectory_length"], seed=tc["seed"], test_fraction=tc["test_fraction"],
+                          train_per_point=tc["train_per_point"], test_per_point=tc["test_per_point"],
+                          min_cluster_size=tc["min_cluster_size"])
+    ds = TrajectoryDataset(feats, split.test_traj[:max_trajectories], list(range(len(feats.bands))), norm)
+    return SceneModel(str(state["train_config"]["data_path"]).split("/")[-1].removesuffix(".nc"), model.eval(),
+                      norm, feats, ds)
+
+
+def layers(sm: SceneModel) -> list[str]:
+    return [f"block{i}" for i in range(sm.model.cfg.n_blocks)] + ["task"]
+
+
+@torch.no_grad()
+def routing_of(sm: SceneModel, sample_idx: np.ndarray) -> dict[str, torch.Tensor]:
+    b = sm.dataset.batch(np.asarray(sample_idx))
+    return sm.model(b["numeric"], b["cfr"]).routing
+
+
+def sample_index(sm: SceneModel, trajectory: int, band: float) -> int:
+    """Index into the dataset of one trajectory at one band (GHz)."""
+    return trajectory * len(sm.dataset.band_idx) + sm.feats.bands.index(band)
+
+
+def modality_share(dispatch: torch.Tensor, modality_of_token: torch.Tensor, n_experts: int) -> np.ndarray:
+    """CFR share of each expert's dispatched input: (..., m, S) dispatch -> (..., n_experts) in [0, 1]."""
+    cfr = (dispatch * (modality_of_token == 0).to(dispatch.dtype)[:, None]).sum(-2)  # (..., S)
+    per_expert = cfr.unflatten(-1, (n_experts, -1)).mean(-1)
+    return per_expert.numpy()
+
+
+def expert_usage(combine: torch.Tensor, n_experts: int) -> np.ndarray:
+    """Mean combine weight each expert receives: (..., m, S) -> (..., n_experts), rows sum to 1."""
+    return combine.unflatten(-1, (n_experts, -1)).sum(-1).mean(-2).numpy()
+
+
+def band_shift(sm: SceneModel, layer: str, max_trajectories: int = 200) -> pd.DataFrame:
+    """CFR share of each expert averaged over test trajectories, per band (tidy table)."""
+    rows = []
+    n_traj = min(max_trajectories, len(sm.dataset.trajectories))
+    for band in sm.feats.bands:
+        idx = np.array([sample_index(sm, t, band) for t in range(n_traj)])
+        r = routing_of(sm, idx)
+        d = r[f"{layer}_dispatch"]
+        share = modality_share(d if d.dim() == 3 else d.mean(1), sm.model.tokenizer.modality_of_token,
+                               sm.model.cfg.n_experts).mean(0)
+        rows += [{"band (GHz)": f"{band:g}", "expert": e, "cfr_share": s} for e, s in enumerate(share)]
+    return pd.DataFrame(rows)
+
+
+def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: int = 0) -> plt.Figure:
+    """Dispatch / combine heat maps, modality share per expert and per-task expert usage of one sample."""
+    r = routing_of(sm, np.array([sample_index(sm, trajectory, band)]))
+    d, c = r[f"{layer}_dispatch"][0], r[f"{layer}_combine"][0]
+    n = sm.model.cfg.n_experts
+    is_task = d.dim() == 3
+    d_show, c_show = (d[task], c[task]) if is_task else (d, c)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5), constrained_layout=True)
+    m = d_show.shape[0]
+    half = m // 2
+    for ax, mat, name in ((axes[0], d_show, "dispatch (softmax over tokens)"),
+                          (axes[1], c_show, "combine (softmax over slots)")):
+        sns.heatmap(mat.numpy(), ax=ax, cmap="magma", cbar_kws={"label": "weight"})
+        ax.axhline(half, color="cyan", lw=1)
+        ax.set_xlabel("slot (expert x slot)")
+        ax.set_ylabel(f"token (0-{half - 1} CFR, {half}-{m - 1} numeric)")
+        ax.set_title(name + (f", task {task}" if is_task else ""))
+    share = modality_share(d, sm.model.tokenizer.modality_of_token, n)
+    if is_task:
+        for t in range(share.shape[0]):
+            axes[2].plot(share[t], "o-", label="centroid" if t == share.shape[0] - 1 else f"point {t}")
+        axes[2].legend(fontsize=7)
+    else:
+        axes[2].bar(np.arange(n), share, color="tab:purple")
+    axes[2].axhline(0.5, color="gray", ls="--")
+    axes[2].set_xlabel("expert")
+    axes[2].set_ylabel("CFR share of the expert's input")
+    axes[2].set_ylim(0, 1)
+    usage = expert_usage(c, n)
+    if is_task:
+        sns.heatmap(usage, ax=axes[3], cmap="viridis", cbar_kws={"label": "mean combine weight"},
+                    yticklabels=[f"point {t}" for t in range(usage.shape[0] - 1)] + ["centroid"])
+        axes[3].set_title("per-task expert usage")
+    else:
+        axes[3].bar(np.arange(n), usage, color="tab:green")
+        axes[3].set_ylabel("mean combine weight")
+        axes[3].set_title("expert usage")
+    axes[3].set_xlabel("expert")
+    fig.suptitle(f"{sm.scene}, {band:g} GHz, test trajectory {trajectory}, layer {layer}")
+    return fig
+
+
+def plot_band_shift(sm: SceneModel, layer: str) -> plt.Figure:
+    df = band_shift(sm, layer)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.barplot(df, x="expert", y="cfr_share", hue="band (GHz)", ax=ax)
+    ax.axhline(0.5, color="gray", ls="--")
+    ax.set_ylabel("CFR share of the expert's input")
+    ax.set_title(f"{sm.scene}, layer {layer}: modality share per expert and band")
+    return fig
+
+
+class RoutingInspector:
+    """Pick scene, band, sample and layer with ipywidgets; falls back to static figures."""
+
+    def __init__(self, models: dict[str, SceneModel]):
+        if not models:
+            raise ValueError("no trained SCADF-MoE checkpoints given; run the experiments first")
+        self.models = models
+
+    def show_static(self, scene: str, band: float, trajectory: int = 0, layer: str = "task", task: int = 0) -> None:
+        sm = self.models[scene]
+        plt.show(plot_sample(sm, trajectory, band, layer, task))
+        plt.show(plot_band_shift(sm, layer))
+
+    def widget(self) -> Any:
+        import ipywidgets as w
+        first = next(iter(self.models.values()))
+        scene = w.Dropdown(options=list(self.models), description="scene")
+        band = w.Dropdown(options=list(first.feats.bands), description="band (GHz)")
+        sample = w.IntSlider(0, 0, len(first.dataset.trajectories) - 1, description="trajectory")
+        layer = w.Dropdown(options=layers(first), value="task", description="layer")
+        task = w.IntSlider(0, 0, first.model.cfg.trajectory_length, description="task")
+
+        def draw(scene: str, band: float, trajectory: int, layer: str, task: int) -> None:
+            sm = self.models[scene]
+            plt.show(plot_sample(sm, min(trajectory, len(sm.dataset.trajectories) - 1), band, layer, task))
+
+        out = w.interactive_output(draw, {"scene": scene, "band": band, "trajectory": sample, "layer": layer,
+                                          "task": task})
+        return w.VBox([w.HBox([scene, band, layer]), w.HBox([sample, task]), out])

@@ -1,0 +1,103 @@
+"""Notebook conventions, and papermill runs with good and bad parameters.
+
+(nbval, run by `make test`, checks separately that every notebook executes with its defaults.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_the_six_notebooks_exist_in_order():
+    names = [p.name for p in NOTEBOOKS]
+    assert names == ["01_data_exploration.ipynb", "02_clustering.ipynb", "03_train.ipynb",
+                     "04_bandwise_analysis.ipynb", "05_ablations.ipynb", "06_routing_inspector.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs_and_with_a_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs before committing"
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    assert "import scadf_lib" in "".join(c.source for c in code) or "from scadf_lib" in "".join(c.source for c in code)
+
+
+def test_notebooks_are_thin():
+    """Notebooks call the library; no function or class definitions longer than a few lines."""
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert src.count("\nclass ") == 0, path.name
+        assert len(src.splitlines()) < 80, f"{path.name} holds too much logic"
+
+
+def test_nbstrip_filter_removes_outputs(tmp_path):
+    from scadf_lib.nbstrip import strip
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="hello")]
+    nb.cells[2].execution_count = 3
+    stripped = strip(nb)
+    assert stripped.cells[2].outputs == [] and stripped.cells[2].execution_count is None
+    assert "parameters" in stripped.cells[1].metadata["tags"]
+
+
+def _papermill(tmp_path, **params):
+    import papermill as pm
+    out = tmp_path / "out.ipynb"
+    try:
+        pm.execute_notebook(str(ROOT / "notebooks" / "03_train.ipynb"), str(out), parameters=params,
+                            kernel_name="python3", cwd=str(ROOT / "notebooks"), progress_bar=False)
+        return None, out
+    except pm.PapermillExecutionError as exc:
+        return exc, out
+
+
+def test_papermill_band_28_trains_on_the_embedded_data(tmp_path):
+    exc, out = _papermill(tmp_path, band=28, epochs=1, max_steps_per_epoch=3, out_dir=str(tmp_path / "run"))
+    assert exc is None, exc
+    metrics = (tmp_path / "run" / "munich_scadf_mix_28_s0" / "metrics.csv").read_text()
+    assert "28.0" in metrics and "unseen-NLOS" in metrics
+    cfg = json.loads((tmp_path / "run" / "munich_scadf_mix_28_s0" / "config.json").read_text())
+    assert cfg["train_bands_ghz"] == [28.0] and cfg["test_bands_ghz"] == [28.0]
+
+
+def _bad_file(tmp_path, kind):
+    from scadf_lib.synthetic import synthetic_fingerprints
+    path = tmp_path / f"{kind}.nc"
+    ds = synthetic_fingerprints(n_side=8)
+    if kind == "schema":
+        ds.drop_vars("aoa").to_netcdf(path)
+    elif kind == "nan":
+        ds["distance"][0, 0] = float("inf")
+        ds.to_netcdf(path)
+    elif kind == "tiny":
+        from scadf_lib.schema import save_fingerprints
+        save_fingerprints(ds.isel(ue=[0, 20, 40]), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"band": 7}, "unknown band '7' GHz"),
+    ({"model": "gpt"}, "unknown model 'gpt'"),
+    ({"epochs": -3}, "epochs must be a positive integer"),
+    ({"data_path": "/nonexistent/file.nc"}, "does not exist"),
+    ({"data_path": "schema"}, "'aoa' is missing"),
+    ({"data_path": "nan"}, "NaN/inf"),
+    ({"data_path": "tiny"}, "impossible with 3 points"),
+])
+def test_bad_parameters_fail_early_with_a_clear_message(tmp_path, params, message):
+    if params.get("data_path") in {"schema", "nan", "tiny"}:
+        params = {"data_path": _bad_file(tmp_path, params["data_path"])}
+    exc, out = _papermill(tmp_path, epochs=params.pop("epochs", 1), **params)
+    assert exc is not None, "the notebook should have failed"
+    assert message in str(exc.evalue), exc.evalue
+    assert exc.exec_count <= 3, "the error must come from the first cells"
