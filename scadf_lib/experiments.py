@@ -73,7 +73,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
         cfg = replace(base, data_path=f"{data_dir}/{scene}.nc", **kw)
         runs.append(Run(name, study, cfg, {"scene": scene, **(tags or {})}))
 
-    for seed in p["seeds"]:
+    def add_main(seed: int) -> None:
         for scene in scenes:
             if "main" in studies:
                 for regime in ("mix", "ood"):
@@ -83,6 +83,11 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             if "spatial" in studies:
                 add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene, {"variant": "scadf_nospace"},
                     trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed)
+
+    # Two seeds of everything first, then ablations and sensitivity, then the remaining seeds, so
+    # that an interrupted run still leaves a complete (if narrower) set of tables.
+    for seed in p["seeds"][:2]:
+        add_main(seed)
     if "ablation" in studies:
         for seed in p["ablation_seeds"]:
             for variant in ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb"):
@@ -101,6 +106,8 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                 trajectory_length=L, seed=seed)
         for r in p.get("radii", (3.0, 6.0)):
             add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r, seed=seed)
+    for seed in p["seeds"][2:]:
+        add_main(seed)
     return runs
 
 

@@ -73,6 +73,7 @@ class TraceConfig:
     seed: int = 42
     chunk_size: int = 500
     stored_antennas: int | None = 1  # None: all BS elements; k: the first k elements
+    reuse_geometry: bool = True  # trace path geometry once for all bands (see MultiBandPathSolver)
     ue_positions_m: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -240,6 +241,77 @@ def reduce_paths(a: np.ndarray, tau: np.ndarray, valid: np.ndarray, phi_t: np.nd
     }
 
 
+def _paths_to_numpy(paths: Any, n_ant: int, carrier_hz: float, offsets: np.ndarray) -> dict[str, np.ndarray]:
+    """Reduce a Sionna ``Paths`` object (synthetic array, one BS) to the per-UE fingerprint of one band."""
+    a_re, a_im = paths.a
+    a = (np.asarray(a_re) + 1j * np.asarray(a_im))[:, 0, 0]  # (ue, tx_ant, P)
+    tau = np.asarray(paths.tau)[:, 0]  # (ue, P)
+    valid = np.asarray(paths.valid, dtype=bool)[:, 0]
+    phi_t = np.asarray(paths.phi_t)[:, 0]
+    phi_r = np.asarray(paths.phi_r)[:, 0]
+    inter = np.asarray(paths.interactions)[:, :, 0]
+    out = reduce_paths(a, tau, valid, phi_t, phi_r, inter)
+    out["cfr"] = cfr_from_paths(a[:, :n_ant], tau, valid, carrier_hz, offsets).astype(np.complex64)
+    return out
+
+
+def multiband_paths(scene: Any, bands_ghz: tuple[float, ...], **solver_kwargs: Any) -> Any:
+    """Yield (band, Paths) for every band, tracing the path geometry only once.
+
+    Sionna RT's ``PathSolver`` runs three stages: candidate generation (ray shooting), the image
+    method (exact path geometry) and the field calculator (frequency-dependent coefficients).
+    Geometry does not depend on frequency when diffuse reflection and refraction are off, so this
+    runs the first two stages once and only the field calculator per band. It calls the solver's
+    stages directly, which are internals of sionna-rt 2.2.0 (the version pinned in pyproject.toml);
+    tests/test_raytrace.py checks it against the plain per-band ``PathSolver`` loop.
+    """
+    import drjit as dr
+    rt = _import_sionna()
+    from sionna.rt.path_solvers.paths import Paths
+
+    kw = {"max_depth": 3, "max_num_paths_per_src": 1_000_000, "samples_per_src": 1_000_000, "los": True,
+          "specular_reflection": True, "diffuse_reflection": False, "refraction": False, "diffraction": False,
+          "edge_diffraction": False, "diffraction_lit_region": True, "seed": 42, **solver_kwargs}
+    if kw["diffuse_reflection"] or kw["refraction"]:
+        raise ValueError("geometry reuse needs diffuse_reflection=False and refraction=False")
+    solver = rt.PathSolver()
+    scene.all_set(radio_map=False)
+    src_pos, src_ori, _, tx_vel = scene.sources(True, True)
+    tgt_pos, tgt_ori, _, rx_vel = scene.targets(True, True)
+    dr.make_opaque(src_pos, tgt_pos, src_ori, tgt_ori)
+    buf = solver._candidate_generator(
+        mi_scene=scene.mi_scene, src_positions=src_pos, tgt_positions=tgt_pos, samples_per_src=kw["samples_per_src"],
+        max_num_paths_per_src=kw["max_num_paths_per_src"], max_depth=kw["max_depth"], los=kw["los"],
+        specular_reflection=kw["specular_reflection"], diffuse_reflection=False, refraction=False,
+        diffraction=kw["diffraction"], edge_diffraction=kw["edge_diffraction"], seed=kw["seed"])
+    buf.schedule()
+    dr.eval()
+    buf.shrink()
+    buf.detach_geometry()
+    buf = solver._image_method(scene=scene.mi_scene, paths=buf, src_positions=src_pos, tgt_positions=tgt_pos,
+                               diffraction=kw["diffraction"], diffraction_lit_region=kw["diffraction_lit_region"])
+    for band in bands_ghz:
+        scene.frequency = band * 1e9
+        # array element offsets scale with the wavelength: take them at this band
+        rel_tx, rel_rx = scene.sources(True, True)[2], scene.targets(True, True)[2]
+        buf = solver._field_calculator(
+            wavelength=scene.wavelength, paths=buf, samples_per_src=kw["samples_per_src"],
+            diffraction=kw["diffraction"], src_positions=src_pos, tgt_positions=tgt_pos, src_orientations=src_ori,
+            tgt_orientations=tgt_ori, src_antenna_patterns=scene.tx_array.antenna_pattern.patterns,
+            tgt_antenna_patterns=scene.rx_array.antenna_pattern.patterns)
+        buf.discard_invalid()
+        yield band, Paths(scene, src_pos, tgt_pos, tx_vel, rx_vel, True, buf, rel_tx, rel_rx)
+
+
+def perband_paths(scene: Any, bands_ghz: tuple[float, ...], **solver_kwargs: Any) -> Any:
+    """Yield (band, Paths) for every band with one full ``PathSolver`` call per band (reference)."""
+    rt = _import_sionna()
+    solver = rt.PathSolver()
+    for band in bands_ghz:
+        scene.frequency = band * 1e9
+        yield band, solver(scene, **solver_kwargs)
+
+
 def trace_chunk(scene: Any, xyz: np.ndarray, config: TraceConfig, seed: int) -> dict[str, np.ndarray]:
     """Trace one chunk of UEs at every band; arrays have a leading band axis."""
     rt = _import_sionna()
@@ -247,25 +319,14 @@ def trace_chunk(scene: Any, xyz: np.ndarray, config: TraceConfig, seed: int) -> 
         scene.remove(name)
     for i, p in enumerate(xyz):
         scene.add(rt.Receiver(f"ue{i}", position=[float(p[0]), float(p[1]), float(p[2])]))
-    solver = rt.PathSolver()
     offsets = config.subcarrier_offsets_hz()
     n_ant = config.stored_antennas or config.bs_num_antennas
-    per_band: list[dict[str, np.ndarray]] = []
-    for band in config.bands_ghz:
-        scene.frequency = band * 1e9
-        paths = solver(scene, max_depth=config.max_depth, los=True, specular_reflection=True,
-                       diffuse_reflection=False, refraction=False, diffraction=config.diffraction,
-                       samples_per_src=config.samples_per_src, seed=seed)
-        a_re, a_im = paths.a
-        a = (np.asarray(a_re) + 1j * np.asarray(a_im))[:, 0, 0]  # (ue, tx_ant, P)
-        tau = np.asarray(paths.tau)[:, 0]  # (ue, P)
-        valid = np.asarray(paths.valid, dtype=bool)[:, 0]
-        phi_t = np.asarray(paths.phi_t)[:, 0]
-        phi_r = np.asarray(paths.phi_r)[:, 0]
-        inter = np.asarray(paths.interactions)[:, :, 0]
-        out = reduce_paths(a, tau, valid, phi_t, phi_r, inter)
-        out["cfr"] = cfr_from_paths(a[:, :n_ant], tau, valid, band * 1e9, offsets).astype(np.complex64)
-        per_band.append(out)
+    tracer = multiband_paths if config.reuse_geometry else perband_paths
+    per_band = [_paths_to_numpy(paths, n_ant, band * 1e9, offsets)
+                for band, paths in tracer(scene, config.bands_ghz, max_depth=config.max_depth, los=True,
+                                          specular_reflection=True, diffuse_reflection=False, refraction=False,
+                                          diffraction=config.diffraction, samples_per_src=config.samples_per_src,
+                                          seed=seed)]
     return {k: np.stack([d[k] for d in per_band]) for k in per_band[0]}
 
 
@@ -382,6 +443,8 @@ def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConf
             "diffraction": int(config.diffraction),
             "samples_per_src": config.samples_per_src,
             "seed": config.seed,
+            "band_tracing": "geometry traced once, coefficients per band" if config.reuse_geometry
+            else "one PathSolver call per band",
             "grid_spacing_m": config.grid_spacing_m,
             "area_size_m": config.area_size_m,
             "candidates_total": candidates,
@@ -412,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=300_000, help="rays per source")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--chunk-size", type=int, default=500)
+    p.add_argument("--per-band-tracing", action="store_true",
+                   help="one full PathSolver call per band instead of shared geometry (slower)")
     args = p.parse_args(argv)
     config = TraceConfig(
         scene=args.scene, bs_position_m=tuple(args.bs_position) if args.bs_position else None,
@@ -419,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         area_size_m=args.area_size, area_center_m=tuple(args.area_center) if args.area_center else None,
         grid_spacing_m=args.spacing, bands_ghz=tuple(args.bands), max_depth=args.max_depth,
         diffraction=not args.no_diffraction, samples_per_src=args.samples, seed=args.seed,
-        chunk_size=args.chunk_size)
+        chunk_size=args.chunk_size, reuse_geometry=not args.per_band_tracing)
     ds = generate(config, args.out)
     print(f"wrote {args.out}: {ds.sizes['ue']} UEs x {ds.sizes['band']} bands "
           f"({ds.attrs['candidates_indoor_dropped']} indoor and {ds.attrs['candidates_no_path_dropped']} "
