@@ -22,6 +22,7 @@ All positions are in metres.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,25 +72,40 @@ def check_positions(xy: np.ndarray) -> np.ndarray:
     return xy
 
 
-def _neighbour_csr(tree: cKDTree, n: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbours within ``radius`` (self included) as CSR (indptr, indices)."""
-    pairs = tree.query_pairs(radius, output_type="ndarray")
-    src = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(n)])
-    dst = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(n)])
-    order = np.argsort(src, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    return indptr, dst[order]
+class NeighbourGraph:
+    """Neighbours within ``max_radius_m`` (self included) as CSR with distances, built once.
+
+    :meth:`csr` gives the neighbours within any smaller radius by filtering, so the radius search
+    queries the KD-tree once instead of once per radius tried.
+    """
+
+    def __init__(self, tree: cKDTree, max_radius_m: float):
+        n = tree.n
+        pairs = tree.query_pairs(max_radius_m, output_type="ndarray")
+        src = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(n)])
+        dst = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(n)])
+        order = np.argsort(src, kind="stable")
+        self.src, self.dst = src[order], dst[order]
+        self.dist = np.linalg.norm(tree.data[self.src] - tree.data[self.dst], axis=1)
+        self.n, self.max_radius_m = n, max_radius_m
+
+    def csr(self, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr, indices) of the neighbours within ``radius_m`` <= ``max_radius_m``."""
+        keep = self.dist <= radius_m
+        indptr = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.src[keep], minlength=self.n), out=indptr[1:])
+        return indptr, self.dst[keep]
 
 
-def cluster_fixed_radius(xy: np.ndarray, radius_m: float, tree: cKDTree | None = None) -> Clustering:
+def cluster_fixed_radius(xy: np.ndarray, radius_m: float, graph: NeighbourGraph | None = None) -> Clustering:
     """Cluster points with a fixed ball radius (metres) by the densest-anchor-first rule."""
     xy = check_positions(xy)
     if not radius_m > 0:
         raise ValueError(f"radius must be positive (metres), got {radius_m}")
-    tree = tree if tree is not None else cKDTree(xy)
+    if graph is None or graph.max_radius_m < radius_m:
+        graph = NeighbourGraph(cKDTree(xy), radius_m)
     n = len(xy)
-    indptr, indices = _neighbour_csr(tree, n, radius_m)
+    indptr, indices = graph.csr(radius_m)
     degree = np.diff(indptr)
     order = np.lexsort((np.arange(n), -degree))  # densest first, ties by index
     labels = np.full(n, -1, dtype=np.int64)
@@ -113,9 +129,10 @@ def choose_radius(xy: np.ndarray, min_median_size: int = 5, tol_m: float = 0.1,
     """Cluster with the smallest radius (multiple of ``tol_m``) whose median cluster size reaches
     ``min_median_size``.
 
-    Search: doubling to bracket the answer, then bisection on the radius grid; about
-    2 log2(r / tol) clusterings. The bisection keeps ``lo`` failing and ``hi`` passing, so the result
-    r reaches the threshold and r - tol does not. (The median is not strictly monotone in r under
+    Search: an upper bracket from nearest-neighbour distances (grown until it passes), then
+    bisection on the radius grid down from it; about log2(r / tol) clusterings, all on one
+    neighbour graph. The bisection keeps ``lo`` failing and ``hi`` passing, so the result r reaches
+    the threshold and r - tol does not. (The median is not strictly monotone in r under
     greedy clustering, so a smaller passing radius below r - tol can exist in rare cases.)
     """
     xy = check_positions(xy)
@@ -128,22 +145,31 @@ def choose_radius(xy: np.ndarray, min_median_size: int = 5, tol_m: float = 0.1,
     extent = float(np.hypot(*np.ptp(xy, axis=0)))
     max_radius_m = max_radius_m if max_radius_m is not None else extent + tol_m
     cache: dict[int, Clustering] = {}
+    graph: NeighbourGraph | None = None
 
     def at(step: int) -> Clustering:
+        nonlocal graph
         if step not in cache:
-            cache[step] = cluster_fixed_radius(xy, step * tol_m, tree)
+            if graph is None or graph.max_radius_m < step * tol_m:
+                graph = NeighbourGraph(tree, step * tol_m)  # built while growing hi; bisection reuses it
+            cache[step] = cluster_fixed_radius(xy, step * tol_m, graph)
         return cache[step]
 
     def ok(step: int) -> bool:
         return median_cluster_size(at(step)) >= min_median_size
 
-    hi = 1
+    # Upper bracket guess: the median distance to the (2 x threshold)-th neighbour of a sample,
+    # grown by 25 % until it passes; the lower bracket is r = 0. Bisection then reuses one graph.
+    sample = xy[np.random.default_rng(0).choice(len(xy), min(len(xy), 10_000), replace=False)]
+    k = min(2 * min_median_size, len(xy) - 1)
+    guess = float(np.median(tree.query(sample, k=k + 1)[0][:, -1]))
+    hi = max(1, int(math.ceil(guess / tol_m)))
     while not ok(hi):
         if hi * tol_m > max_radius_m:
             raise ValueError(f"no radius up to {max_radius_m:.1f} m gives a median cluster size of "
                              f"{min_median_size}; lower the threshold")
-        hi *= 2
-    lo = hi // 2  # ok(lo) is False (or lo == 0)
+        hi = max(hi + 1, int(hi * 1.25))  # small steps: the graph at hi is the costly part
+    lo = 0  # r = 0 holds single points only, below any threshold > 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if ok(mid):

@@ -1,0 +1,52 @@
+"""Clustering and trajectory sampling at 10k, 100k and 1M points: time, peak memory, growth.
+
+Points are uniform with the density of the embedded data (one UE per 4 m^2, a 2 m grid), so the
+radius and the cluster sizes are those of real use.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+from bench.common import write  # noqa: E402
+from scadf_lib.clustering import choose_radius, cluster_fixed_radius  # noqa: E402
+from scadf_lib.trajectories import make_split  # noqa: E402
+
+
+def measure(fn):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return out, dt, peak / 2**20
+
+
+def main(sizes=(10_000, 100_000, 1_000_000)) -> None:
+    rows = []
+    for n in sizes:
+        side = np.sqrt(4.0 * n)
+        xy = np.random.default_rng(0).uniform(0, side, (n, 2))
+        c, t_fixed, m_fixed = measure(lambda: cluster_fixed_radius(xy, 4.5))
+        auto, t_auto, m_auto = measure(lambda: choose_radius(xy, min_median_size=8))
+        _, t_split, m_split = measure(lambda: make_split(c, 5, train_per_point=2.0, seed=0))
+        rows.append({"points": n, "fixed_radius_s": t_fixed, "fixed_radius_peak_mib": m_fixed,
+                     "auto_radius_s": t_auto, "auto_radius_m": auto.radius_m, "auto_radius_clusterings": len(auto.search),
+                     "auto_peak_mib": m_auto, "split_and_trajectories_s": t_split, "split_peak_mib": m_split,
+                     "clusters": c.num_clusters})
+        print(rows[-1], flush=True)
+    n = np.array([r["points"] for r in rows], float)
+    growth = {k: float(np.polyfit(np.log(n), np.log([r[k] for r in rows]), 1)[0])
+              for k in ("fixed_radius_s", "auto_radius_s", "split_and_trajectories_s")}
+    write("clustering", {"rows": rows, "growth_exponent": growth,
+                         "note": "exponent of time ~ N^k from a log-log fit; N log N gives k slightly above 1"})
+
+
+if __name__ == "__main__":
+    main()

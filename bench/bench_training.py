@@ -1,0 +1,68 @@
+"""Training throughput (trajectories per second) of every model, in one run, and the loader alone.
+
+Same data (munich, Mix, batch 64), same step (forward, loss, backward, AdamW). On a GPU the step runs
+under bf16 autocast, as the training engine does.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+from bench.common import write  # noqa: E402
+from scadf_lib.models import REGISTRY, build_model, count_parameters, model_config  # noqa: E402
+from scadf_lib.training import TrainConfig, compute_loss, prepare_data, select_device  # noqa: E402
+
+
+def main(steps: int = 30, batch_size: int = 64) -> None:
+    device = select_device("auto")
+    data = prepare_data(TrainConfig(data_path="data/munich.nc", train_per_point=2.0))
+    rng = np.random.default_rng(0)
+    batches = [rng.choice(len(data.train), batch_size, replace=False) for _ in range(steps)]
+    t0 = time.perf_counter()
+    for idx in batches:
+        data.train.batch(idx)
+    loader_tps = steps * batch_size / (time.perf_counter() - t0)
+    rows = {}
+    for name in ("scadf", "concat", "fullcon", "transfusion", "softmoe"):
+        torch.manual_seed(0)
+        cfg = model_config(name, cfr_channels=data.feats.cfr.shape[2])
+        model = build_model(cfg).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        amp = device.type == "cuda"
+
+        def step(idx):
+            b = {k: v.to(device) for k, v in data.train.batch(idx).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(b["numeric"], b["cfr"])
+            loss = compute_loss(out, b, cfg.mmd_weight)["total"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        for idx in batches[:3]:
+            step(idx)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for idx in batches:
+            step(idx)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rows[name] = {"trajectories_per_s": steps * batch_size / (time.perf_counter() - t0),
+                      "parameters": count_parameters(model)}
+        print(name, rows[name], flush=True)
+    ref = rows["scadf"]["trajectories_per_s"]
+    for r in rows.values():
+        r["speed_vs_scadf"] = r["trajectories_per_s"] / ref
+    write("training", {"device": str(device), "batch_size": batch_size, "steps": steps, "models": rows,
+                       "loader_only_trajectories_per_s": loader_tps,
+                       "loader_share_of_scadf_step": ref / loader_tps})
+
+
+if __name__ == "__main__":
+    main()
