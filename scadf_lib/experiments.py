@@ -9,8 +9,10 @@ Studies
 
 Every run trains into ``<work>/<name>/`` (resumable, skipped when finished unless ``--fresh``), then
 the collected tables are written atomically to ``results/``: ``all_metrics.csv`` (tidy: one row per
-run x band x group), ``runs.csv`` (one row per run: settings, parameters, throughput, wall time) and,
-for the first seed of the Mix runs, ``errors/<name>.csv.gz`` (per-point errors in metres).
+run x band x group), ``runs.csv`` (one row per run: settings, parameters, throughput, wall time),
+for the first seed of the Mix runs ``errors/<name>.csv.gz`` (per-point errors in metres), the
+seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspector), and
+``REPORT.md`` (:mod:`scadf_lib.report`).
 
 Command line::
 
@@ -202,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies))
     print(f"{len(runs)} runs, preset {a.preset}")
     execute(runs, Path(a.work), Path(a.results), fresh=a.fresh)
+    from scadf_lib.report import write_report  # report imports this module
+    print("report:", write_report(Path(a.results), a.preset))
     return 0
 
 
