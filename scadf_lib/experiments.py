@@ -185,7 +185,7 @@ def summarize(metrics: pd.DataFrame, by: list[str], group: str, band: str = "all
         mean, half = mean_ci(g.mse_m2.values)
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mse_m2": mean, "ci95": half,
                      "seeds": int(g.seed.nunique())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*by, "mse_m2", "ci95", "seeds"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,6 +151,13 @@ def plot_band_shift(sm: SceneModel, layer: str) -> plt.Figure:
     return fig
 
 
+def _show(fig: plt.Figure) -> None:
+    """Display a figure once (in a notebook or a widget output) and release it."""
+    from IPython.display import display
+    display(fig)
+    plt.close(fig)
+
+
 class RoutingInspector:
     """Pick scene, band, sample and layer with ipywidgets; falls back to static figures."""
 
@@ -161,8 +168,8 @@ class RoutingInspector:
 
     def show_static(self, scene: str, band: float, trajectory: int = 0, layer: str = "task", task: int = 0) -> None:
         sm = self.models[scene]
-        plt.show(plot_sample(sm, trajectory, band, layer, task))
-        plt.show(plot_band_shift(sm, layer))
+        _show(plot_sample(sm, trajectory, band, layer, task))
+        _show(plot_band_shift(sm, layer))
 
     def widget(self) -> Any:
         import ipywidgets as w
@@ -175,7 +182,7 @@ class RoutingInspector:
 
         def draw(scene: str, band: float, trajectory: int, layer: str, task: int) -> None:
             sm = self.models[scene]
-            plt.show(plot_sample(sm, min(trajectory, len(sm.dataset.trajectories) - 1), band, layer, task))
+            _show(plot_sample(sm, min(trajectory, len(sm.dataset.trajectories) - 1), band, layer, task))
 
         out = w.interactive_output(draw, {"scene": scene, "band": band, "trajectory": sample, "layer": layer,
                                           "task": task})

@@ -1,0 +1,88 @@
+"""Experiment driver, confidence intervals, report verdicts and the routing inspector, on synthetic data."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scadf_lib.experiments import collect, execute, mean_ci, plan
+from scadf_lib.models import model_config
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory, synthetic_nc):
+    root = tmp_path_factory.mktemp("exp")
+    (root / "data").mkdir()
+    shutil.copy(synthetic_nc, root / "data" / "munich.nc")
+    runs = [r for r in plan("smoke", data_dir=str(root / "data"), scenes=("munich",), studies=("main", "spatial"))]
+    small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
+    from dataclasses import replace
+    runs = [replace(r, cfg=replace(r.cfg, model_overrides=small)) for r in runs]
+    metrics = execute(runs, root / "work", root / "results", progress=False)
+    return root, runs, metrics
+
+
+def test_plan_covers_every_scene_method_regime_and_seed():
+    runs = plan("cpu")
+    main = [r for r in runs if r.study == "main"]
+    assert len(main) == 3 * 5 * 2 * 3
+    assert {r.cfg.model for r in main} == {"concat", "fullcon", "transfusion", "softmoe", "scadf"}
+    assert {r.cfg.regime for r in main} == {"mix", "ood"}
+    assert len({r.name for r in runs}) == len(runs)
+    nospace = [r for r in runs if r.study == "spatial"]
+    assert all(r.cfg.trajectory_length == 1 and r.cfg.min_cluster_size == 6 for r in nospace)
+    with pytest.raises(ValueError, match="unknown preset"):
+        plan("huge")
+
+
+def test_execute_writes_tidy_tables_and_skips_finished_runs(smoke_results):
+    root, runs, metrics = smoke_results
+    assert set(metrics.name) == {r.name for r in runs}
+    assert (root / "results" / "all_metrics.csv").exists() and (root / "results" / "runs.csv").exists()
+    assert (root / "results" / "errors" / "main_munich_mix_scadf_s0.csv.gz").exists()
+    assert (root / "results" / "models" / "munich_scadf.pt").exists()
+    before = (root / "work" / runs[0].name / "run.json").stat().st_mtime_ns
+    execute(runs[:1], root / "work", root / "results", progress=False)
+    assert (root / "work" / runs[0].name / "run.json").stat().st_mtime_ns == before, "finished runs are not redone"
+    assert len(collect(runs[:1], root / "work", root / "results_one").name.unique()) == 1
+
+
+def test_report_verdicts_follow_the_numbers(smoke_results):
+    from scadf_lib.report import write_report
+    root, _, _ = smoke_results
+    text = write_report(root / "results", "smoke").read_text()
+    assert "does not reproduce" in text or "reproduces" in text
+    assert "Table II on our data: Mix" in text
+
+
+def test_mean_ci():
+    mean, half = mean_ci(np.array([1.0, 2.0, 3.0]))
+    assert mean == pytest.approx(2.0)
+    assert half == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)
+    assert np.isnan(mean_ci(np.array([5.0]))[1])
+
+
+def test_routing_inspector_on_a_trained_checkpoint(smoke_results):
+    import matplotlib
+    matplotlib.use("Agg")
+    from scadf_lib.widgets import (RoutingInspector, band_shift, expert_usage, layers, load_scene_model,
+                                   modality_share, plot_sample, routing_of)
+    root, _, _ = smoke_results
+    sm = load_scene_model(str(root / "results" / "models" / "munich_scadf.pt"), str(root / "data" / "munich.nc"))
+    assert layers(sm) == ["block0", "task"]
+    r = routing_of(sm, np.arange(3))
+    n = sm.model.cfg.n_experts
+    share = modality_share(r["task_dispatch"], sm.model.tokenizer.modality_of_token, n)
+    assert share.shape == (3, sm.model.cfg.trajectory_length + 1, n) and ((share >= 0) & (share <= 1)).all()
+    usage = expert_usage(r["block0_combine"], n)
+    np.testing.assert_allclose(usage.sum(-1), 1.0, rtol=1e-5)
+    df = band_shift(sm, "task", max_trajectories=5)
+    assert set(df["band (GHz)"]) == {"2.6", "6", "28"}
+    fig = plot_sample(sm, 0, 28.0, "task", task=1)
+    assert len(fig.axes) >= 4
+    widget = RoutingInspector({"munich": sm}).widget()
+    assert widget.children, "the ipywidgets controls are built"
