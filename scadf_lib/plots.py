@@ -177,6 +177,11 @@ def method_bars(summary: pd.DataFrame, x: str, hue: str, title: str = "", log: b
     """Bars of mean MSE (m^2) with 95 % CI error bars, from :func:`scadf_lib.experiments.summarize`."""
     xs = list(dict.fromkeys(summary[x]))
     hues = list(dict.fromkeys(summary[hue]))
+    if not xs:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.text(0.5, 0.5, f"{title}: no finished runs", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
     width = 0.8 / len(hues)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(xs) * max(1, len(hues) / 3)), 4))
     for i, h in enumerate(hues):
@@ -188,7 +193,7 @@ def method_bars(summary: pd.DataFrame, x: str, hue: str, title: str = "", log: b
     if log:
         ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend(fontsize=8, ncol=min(len(hues), 5))
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig
 
 

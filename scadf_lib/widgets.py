@@ -111,7 +111,7 @@ def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: 
     half = m // 2
     for ax, mat, name in ((axes[0], d_show, "dispatch (softmax over tokens)"),
                           (axes[1], c_show, "combine (softmax over slots)")):
-        sns.heatmap(mat.numpy(), ax=ax, cmap="magma", cbar_kws={"label": "weight"})
+        sns.heatmap(mat.numpy(), ax=ax, cmap="magma", cbar_kws={"label": "weight"}, yticklabels=10)
         ax.axhline(half, color="cyan", lw=1)
         ax.set_xlabel("slot (expert x slot)")
         ax.set_ylabel(f"token (0-{half - 1} CFR, {half}-{m - 1} numeric)")
