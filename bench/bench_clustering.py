@@ -1,6 +1,7 @@
 """Clustering and trajectory sampling at 10k, 100k and 1M points: time, peak memory, growth.
 
-Points are uniform with the density of the embedded data (one UE per 4 m^2, a 2 m grid), so the
+Also the automatic radius search before and after its rewrite, in the same run (timed without
+tracemalloc). Points are uniform with the density of the embedded data (one UE per 4 m^2, a 2 m grid), so the
 radius and the cluster sizes are those of real use.
 """
 
@@ -14,8 +15,29 @@ import numpy as np
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from bench.common import write  # noqa: E402
-from scadf_lib.clustering import choose_radius, cluster_fixed_radius  # noqa: E402
+from scipy.spatial import cKDTree  # noqa: E402
+
+from scadf_lib.clustering import NeighbourGraph, choose_radius, cluster_fixed_radius, median_cluster_size  # noqa: E402
 from scadf_lib.trajectories import make_split  # noqa: E402
+
+
+def first_version_choose_radius(xy: np.ndarray, min_median_size: int = 8, tol_m: float = 0.1) -> float:
+    """The radius search as first written (kept here as the 'before' of bench/README.md): doubling
+    from tol, then bisection, with a new neighbour query for every radius tried."""
+    tree = cKDTree(xy)
+
+    def ok(step: int) -> bool:
+        graph = NeighbourGraph(tree, step * tol_m)
+        return median_cluster_size(cluster_fixed_radius(xy, step * tol_m, graph)) >= min_median_size
+
+    hi = 1
+    while not ok(hi):
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        hi, lo = (mid, lo) if ok(mid) else (hi, mid)
+    return hi * tol_m
 
 
 def measure(fn):
@@ -36,10 +58,18 @@ def main(sizes=(10_000, 100_000, 1_000_000)) -> None:
         c, t_fixed, m_fixed = measure(lambda: cluster_fixed_radius(xy, 4.5))
         auto, t_auto, m_auto = measure(lambda: choose_radius(xy, min_median_size=8))
         _, t_split, m_split = measure(lambda: make_split(c, 5, train_per_point=2.0, seed=0))
+        t0 = time.perf_counter()
+        r_before = first_version_choose_radius(xy)
+        t_before = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        r_after = choose_radius(xy, min_median_size=8).radius_m
+        t_after = time.perf_counter() - t0
         rows.append({"points": n, "fixed_radius_s": t_fixed, "fixed_radius_peak_mib": m_fixed,
                      "auto_radius_s": t_auto, "auto_radius_m": auto.radius_m, "auto_radius_clusterings": len(auto.search),
                      "auto_peak_mib": m_auto, "split_and_trajectories_s": t_split, "split_peak_mib": m_split,
-                     "clusters": c.num_clusters})
+                     "clusters": c.num_clusters, "radius_search_before_s": t_before,
+                     "radius_search_after_s": t_after, "radius_search_speedup": t_before / t_after,
+                     "same_radius": bool(abs(r_before - r_after) < 1e-9)})
         print(rows[-1], flush=True)
     n = np.array([r["points"] for r in rows], float)
     growth = {k: float(np.polyfit(np.log(n), np.log([r[k] for r in rows]), 1)[0])
