@@ -1,6 +1,6 @@
 """Clustering and trajectory sampling at 10k, 100k and 1M points: time, peak memory, growth.
 
-Also the automatic radius search before and after its rewrite, in the same run (timed without
+Also the automatic radius search and the trajectory samplers before and after their rewrites, in the same run (timed without
 tracemalloc). Points are uniform with the density of the embedded data (one UE per 4 m^2, a 2 m grid), so the
 radius and the cluster sizes are those of real use.
 """
@@ -18,6 +18,7 @@ from bench.common import write  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
 from scadf_lib.clustering import NeighbourGraph, choose_radius, cluster_fixed_radius, median_cluster_size  # noqa: E402
+import scadf_lib.trajectories as trajectories  # noqa: E402
 from scadf_lib.trajectories import make_split  # noqa: E402
 
 
@@ -38,6 +39,38 @@ def first_version_choose_radius(xy: np.ndarray, min_median_size: int = 8, tol_m:
         mid = (lo + hi) // 2
         hi, lo = (mid, lo) if ok(mid) else (hi, mid)
     return hi * tol_m
+
+
+def first_version_draw_train(rng, pool, length, count):
+    """Training trajectories as first written: one ``rng.choice`` per trajectory."""
+    return np.stack([rng.choice(pool, size=length, replace=False) for _ in range(count)])
+
+
+def first_version_draw_test(rng, members, unseen, length, count, max_tries=50):
+    """Test trajectories as first written: rejection sampling one trajectory at a time."""
+    out = []
+    unseen_members = members[unseen[members]]
+    for _ in range(count):
+        for _ in range(max_tries):
+            traj = rng.choice(members, size=length, replace=False)
+            if unseen[traj].any():
+                break
+        else:
+            first = rng.choice(unseen_members)
+            rest = rng.choice(members[members != first], size=length - 1, replace=False)
+            traj = rng.permutation(np.concatenate([[first], rest]))
+        out.append(traj)
+    return np.stack(out)
+
+
+def first_version_make_split(clustering, *args, **kwargs):
+    """make_split with the per-trajectory samplers it had before vectorisation (same rules)."""
+    saved = trajectories._draw_rows, trajectories._draw_test
+    trajectories._draw_rows, trajectories._draw_test = first_version_draw_train, first_version_draw_test
+    try:
+        return make_split(clustering, *args, **kwargs)
+    finally:
+        trajectories._draw_rows, trajectories._draw_test = saved
 
 
 def measure(fn):
@@ -64,12 +97,20 @@ def main(sizes=(10_000, 100_000, 1_000_000)) -> None:
         t0 = time.perf_counter()
         r_after = choose_radius(xy, min_median_size=8).radius_m
         t_after = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        first_version_make_split(c, 5, train_per_point=2.0, seed=0)
+        t_split_before = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        make_split(c, 5, train_per_point=2.0, seed=0)
+        t_split_after = time.perf_counter() - t0
         rows.append({"points": n, "fixed_radius_s": t_fixed, "fixed_radius_peak_mib": m_fixed,
                      "auto_radius_s": t_auto, "auto_radius_m": auto.radius_m, "auto_radius_clusterings": len(auto.search),
                      "auto_peak_mib": m_auto, "split_and_trajectories_s": t_split, "split_peak_mib": m_split,
                      "clusters": c.num_clusters, "radius_search_before_s": t_before,
                      "radius_search_after_s": t_after, "radius_search_speedup": t_before / t_after,
-                     "same_radius": bool(abs(r_before - r_after) < 1e-9)})
+                     "same_radius": bool(abs(r_before - r_after) < 1e-9),
+                     "split_before_s": t_split_before, "split_after_s": t_split_after,
+                     "split_speedup": t_split_before / t_split_after})
         print(rows[-1], flush=True)
     n = np.array([r["points"] for r in rows], float)
     growth = {k: float(np.polyfit(np.log(n), np.log([r[k] for r in rows]), 1)[0])

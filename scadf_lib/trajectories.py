@@ -57,26 +57,38 @@ class SpatialSplit:
         return int(self.train_traj.shape[1])
 
 
-def _draw_train(rng: np.random.Generator, pool: np.ndarray, length: int, count: int) -> np.ndarray:
-    return np.stack([rng.choice(pool, size=length, replace=False) for _ in range(count)])
+def _draw_rows(rng: np.random.Generator, pool: np.ndarray, length: int, count: int) -> np.ndarray:
+    """``count`` ordered samples of ``length`` distinct members of ``pool``, drawn at once.
+
+    Each row ranks ``pool`` by independent uniform keys and keeps the ``length`` lowest: a uniformly
+    random ordered sample without replacement (one vectorised call per cluster, not per trajectory).
+    """
+    keys = rng.random((count, len(pool)))
+    return pool[np.argsort(keys, axis=1)[:, :length]]
 
 
 def _draw_test(rng: np.random.Generator, members: np.ndarray, unseen: np.ndarray, length: int,
-               count: int, max_tries: int = 50) -> np.ndarray:
-    """Test trajectories of ``length`` cluster members, each with at least one unseen point."""
-    out = []
+               count: int, max_rounds: int = 50) -> np.ndarray:
+    """Test trajectories of ``length`` cluster members, each with at least one unseen point.
+
+    Rejection sampling in batches (uniform over accepted trajectories); if ``max_rounds`` batches
+    do not yield enough (few unseen points), the rest are built around a random unseen point.
+    """
+    accepted: list[np.ndarray] = []
+    missing = count
+    for _ in range(max_rounds):
+        cand = _draw_rows(rng, members, length, missing)
+        cand = cand[unseen[cand].any(axis=1)]
+        accepted.append(cand)
+        missing -= len(cand)
+        if missing == 0:
+            return np.concatenate(accepted)
     unseen_members = members[unseen[members]]
-    for _ in range(count):
-        for _ in range(max_tries):  # rejection sampling: uniform over accepted trajectories
-            traj = rng.choice(members, size=length, replace=False)
-            if unseen[traj].any():
-                break
-        else:  # rare: few unseen points; build one that has one
-            first = rng.choice(unseen_members)
-            rest = rng.choice(members[members != first], size=length - 1, replace=False)
-            traj = rng.permutation(np.concatenate([[first], rest]))
-        out.append(traj)
-    return np.stack(out)
+    for _ in range(missing):
+        first = rng.choice(unseen_members)
+        rest = rng.choice(members[members != first], size=length - 1, replace=False)
+        accepted.append(rng.permutation(np.concatenate([[first], rest]))[None])
+    return np.concatenate(accepted)
 
 
 def min_cluster_size_for(trajectory_length: int, test_fraction: float = 0.2) -> int:
@@ -119,7 +131,7 @@ def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction
             continue
         train_pts.append(train)
         test_pts.append(test)
-        train_traj.append(_draw_train(rng, train, L, max(1, int(round(train_per_point * len(train))))))
+        train_traj.append(_draw_rows(rng, train, L, max(1, int(round(train_per_point * len(train))))))
         per_cluster.append((members, test))
     if not train_traj:
         raise ValueError(f"no cluster has enough points for a trajectory of length {L} (all "

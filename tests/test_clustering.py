@@ -129,3 +129,16 @@ def test_no_cluster_big_enough_is_a_clear_error():
     xy = grid(6, spacing=10.0)
     with pytest.raises(ValueError, match="no cluster has enough points"):
         spatial_split(xy, radius_m=1.0, trajectory_length=5)
+
+
+def test_trajectory_sampler_is_uniform_over_members_and_positions():
+    """Each member is equally likely at each trajectory position, and no row repeats a member."""
+    from scadf_lib.trajectories import _draw_rows
+
+    pool = np.arange(10, 16)
+    rows = _draw_rows(np.random.default_rng(0), pool, 3, 60_000)
+    assert rows.shape == (60_000, 3)
+    assert (np.sort(rows, axis=1)[:, 1:] != np.sort(rows, axis=1)[:, :-1]).all()
+    for pos in range(3):
+        freq = np.bincount(rows[:, pos] - 10, minlength=6) / len(rows)
+        np.testing.assert_allclose(freq, 1 / 6, atol=0.01)
