@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import BASELINES
 from scadf_lib.trajectories import min_cluster_size_for
-from scadf_lib.training import TrainConfig, train
+from scadf_lib.training import TrainConfig, select_device, train
 
 SCENES = ("munich", "etoile", "florence")
 METHODS = (*BASELINES, "scadf")
@@ -131,7 +131,8 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
         info = {"name": run.name, "study": run.study, **run.tags, "model": run.cfg.model, "regime": run.cfg.regime,
                 "seed": run.cfg.seed, "wall_s": time.perf_counter() - t0, "trajectories_per_s": res.throughput,
                 "parameters": json.loads((run_dir / "config.json").read_text())["parameters"],
-                "train_samples": len(res.data.train), "test_samples": len(res.data.test)}
+                "train_samples": len(res.data.train), "test_samples": len(res.data.test),
+                "device": str(select_device(run.cfg.device)), "torch_threads": torch.get_num_threads()}
         if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
             table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "unseen", "error_m"]]
             with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
@@ -153,7 +154,9 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
         if not _finished(run_dir):
             continue
         info = json.loads((run_dir / "run.json").read_text())
-        infos.append(info)
+        split = json.loads((run_dir / "config.json").read_text())["split"]
+        infos.append({**info, **{k: split[k] for k in ("radius_m", "clusters", "clusters_too_small",
+                                                       "points_unused_in_small_clusters")}})
         m = pd.read_csv(run_dir / "metrics.csv", dtype={"band": str})
         frames.append(m.assign(name=run.name, study=run.study, variant=info.get("variant", run.cfg.model),
                                param=info.get("param"), value=info.get("value")))

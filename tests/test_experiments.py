@@ -57,6 +57,9 @@ def test_report_verdicts_follow_the_numbers(smoke_results):
     text = write_report(root / "results", "smoke").read_text()
     assert "does not reproduce" in text or "reproduces" in text
     assert "Table II on our data: Mix" in text
+    runs = pd.read_csv(root / "results" / "runs.csv")
+    assert f"munich {runs.radius_m.iloc[0]:g} m" in text, "the radius comes from the runs, not from prose"
+    assert f"{runs.device.iloc[0]} ({runs.torch_threads.iloc[0]} threads)" in text
 
 
 def test_mean_ci():
