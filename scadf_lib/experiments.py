@@ -6,6 +6,8 @@ Studies
     ``spatial``      SCADF-MoE without spatial context (noSpace: L = 1 on the same clusters) per scene.
     ``ablation``     munich, Mix: no dynamic routing, single expert, no MMD, no task embeddings.
     ``sensitivity``  munich, Mix, first seed: number of experts, lambda, trajectory length L, radius.
+    ``budget``       munich, Mix, every method trained for more epochs than the preset: does the
+                     ranking of the methods hold when the models are trained longer?
 
 Every run trains into ``<work>/<name>/`` (resumable, skipped when finished unless ``--fresh``), then
 the collected tables are written atomically to ``results/``: ``all_metrics.csv`` (tidy: one row per
@@ -45,9 +47,10 @@ METHODS = (*BASELINES, "scadf")
 #: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"epochs": 2, "train_per_point": 2.0, "test_per_point": 4.0, "seeds": (0, 1, 2), "ablation_seeds": (0, 1),
-            "experts": (2, 16), "lambdas": (1.0,), "lengths": (3,), "radii": (3.0, 6.0)},
+            "experts": (2, 16), "lambdas": (1.0,), "lengths": (3,), "radii": (3.0, 6.0),
+            "budget_epochs": (6, 12), "budget_seeds": (0, 1)},
     "paper": {"epochs": 40, "train_per_point": 8.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
-              "ablation_seeds": (0, 1, 2, 3, 4)},
+              "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},
 }
@@ -62,7 +65,7 @@ class Run:
 
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = ("main", "spatial", "ablation", "sensitivity")) -> list[Run]:
+         studies: tuple[str, ...] = ("main", "spatial", "ablation", "sensitivity", "budget")) -> list[Run]:
     """The list of runs of a preset, in the order they are executed."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -110,7 +113,27 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r, seed=seed)
     for seed in p["seeds"][2:]:
         add_main(seed)
+    if "budget" in studies:
+        for epochs in p.get("budget_epochs", ()):
+            for seed in p["budget_seeds"]:
+                for method in METHODS:
+                    add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
+                        {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs, seed=seed)
     return runs
+
+
+def budget_table(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
+    """MSE (m^2, mean and 95 % CI over seeds) per method and number of training epochs, Mix regime:
+    the ``budget`` runs plus the ``main`` runs of the same seeds (trained for ``preset_epochs``)."""
+    budget = metrics[metrics.study == "budget"]
+    if budget.empty:
+        return pd.DataFrame(columns=["model", "epochs", "group", "mse_m2", "ci95", "seeds"])
+    base = metrics[(metrics.study == "main") & (metrics.regime == "mix") & (metrics.scene == scene)
+                   & metrics.seed.isin(budget.seed.unique())].assign(value=preset_epochs)
+    both = pd.concat([base, budget]).rename(columns={"value": "epochs"})
+    both["epochs"] = both.epochs.astype(int)
+    return pd.concat([summarize(both, ["model", "epochs"], g).assign(group=g) for g in ("overall", "unseen-NLOS")],
+                     ignore_index=True)
 
 
 def _finished(run_dir: Path) -> bool:
@@ -197,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--work", default="runs/experiments", help="per-run folders (checkpoints)")
     ap.add_argument("--results", default="results", help="collected tables read by the notebooks")
-    ap.add_argument("--studies", nargs="+", default=["main", "spatial", "ablation", "sensitivity"])
+    ap.add_argument("--studies", nargs="+", default=["main", "spatial", "ablation", "sensitivity", "budget"])
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")

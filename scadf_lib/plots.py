@@ -209,3 +209,23 @@ def error_histograms(errors: Mapping[str, pd.DataFrame], title: str = "") -> plt
     axes[0].set_ylabel("density")
     axes[0].legend()
     return fig
+
+
+def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """MSE (m^2, mean and 95 % CI over seeds) against training epochs, one line per method, from
+    :func:`scadf_lib.experiments.budget_table`; one panel per metric group."""
+    groups = list(dict.fromkeys(table.group)) or ["overall"]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 3.8), constrained_layout=True, squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        for model, g in table[table.group == group].groupby("model"):
+            g = g.sort_values("epochs")
+            ax.errorbar(g.epochs, g.mse_m2, yerr=g.ci95.fillna(0), marker="o", capsize=3, label=model)
+        ax.set_xlabel("training epochs")
+        ax.set_ylabel("MSE (m$^2$)")
+        ax.set_yscale("log")
+        ax.set_title(f"{title} {group}".strip())
+    if table.empty:
+        axes[0, 0].text(0.5, 0.5, "no budget runs yet", ha="center", va="center", transform=axes[0, 0].transAxes)
+    else:
+        axes[0, -1].legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scadf_lib.experiments import METHODS, PRESETS, SCENES, mean_ci, summarize
+from scadf_lib.experiments import METHODS, PRESETS, SCENES, budget_table, mean_ci, summarize
 from scadf_lib.fileio import atomic_path, project_path
 
 PAPER_CLAIMS = {
@@ -153,6 +153,16 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
     if len(sens):
         parts.append("## Sensitivity (munich, Mix, seed 0; overall MSE m²)\n\n"
                      + _df_md(sens[["param", "value", "mse_m2"]].reset_index(drop=True)) + "\n")
+    budget = budget_table(metrics, p["epochs"])
+    if len(budget):
+        budget["mse (m²)"] = [_fmt(a, b) for a, b in zip(budget.mse_m2, budget.ci95)]
+        bseeds = sorted(metrics[metrics.study == "budget"].seed.unique())
+        for group in ("overall", "unseen-NLOS"):
+            piv = budget[budget.group == group].pivot(index="model", columns="epochs", values="mse (m²)")
+            piv.columns = [f"{c} epochs" for c in piv.columns]
+            parts.append(f"## Training budget (munich, Mix, {group} MSE m², seeds {bseeds})\n\n"
+                         "Does the ranking of the methods hold when every model trains longer?\n\n"
+                         + _df_md(piv.reset_index()) + "\n")
     tp = runs[runs.study == "main"].groupby("model")[["trajectories_per_s", "parameters"]].median()
     parts.append("## Cost\n\nMedian training throughput over the main runs on this CPU (contended by other work, "
                  "so see `bench/README.md` for clean figures):\n\n" + _df_md(tp.reset_index()) + "\n")

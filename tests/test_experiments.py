@@ -89,3 +89,21 @@ def test_routing_inspector_on_a_trained_checkpoint(smoke_results):
     assert len(fig.axes) >= 4
     widget = RoutingInspector({"munich": sm}).widget()
     assert widget.children, "the ipywidgets controls are built"
+
+
+def test_budget_table_joins_main_runs_of_the_same_seeds():
+    from scadf_lib.experiments import budget_table
+
+    def rows(study, model, seed, mse, value=None, scene="munich"):
+        return [{"study": study, "model": model, "seed": seed, "mse_m2": mse * k, "group": g, "band": "all",
+                 "regime": "mix", "scene": scene, "value": value} for g, k in (("overall", 1), ("unseen-NLOS", 2))]
+
+    m = pd.DataFrame(rows("main", "scadf", 0, 10.0) + rows("main", "scadf", 1, 12.0) + rows("main", "scadf", 2, 99.0)
+                     + rows("main", "scadf", 0, 50.0, scene="etoile")
+                     + rows("budget", "scadf", 0, 4.0, 6) + rows("budget", "scadf", 1, 6.0, 6))
+    t = budget_table(m, preset_epochs=2).set_index(["group", "epochs"])
+    assert t.loc[("overall", 2)].mse_m2 == pytest.approx(11.0), "seed 2 and other scenes are left out"
+    assert t.loc[("overall", 6)].mse_m2 == pytest.approx(5.0)
+    assert t.loc[("unseen-NLOS", 6)].mse_m2 == pytest.approx(10.0)
+    assert (t.seeds == 2).all()
+    assert budget_table(m[m.study == "main"], preset_epochs=2).empty
