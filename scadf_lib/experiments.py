@@ -18,7 +18,7 @@ seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspe
 
 Command line::
 
-    python -m scadf_lib.experiments --preset cpu            # what results/ holds (about 50 min on 2 idle cores)
+    python -m scadf_lib.experiments --preset cpu            # what results/ holds (133 runs, 63 min on 2 cores)
     python -m scadf_lib.experiments --preset paper --fresh  # paper-sized, for a GPU
 """
 

@@ -173,6 +173,7 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
                          "Does the ranking of the methods hold when every model trains longer?\n\n"
                          + _df_md(piv.reset_index()) + "\n")
     tp = runs[runs.study == "main"].groupby("model")[["trajectories_per_s", "parameters"]].median()
+    tp["parameters"] = tp.parameters.astype(int)
     parts.append("## Cost\n\nMedian training throughput over the main runs on this CPU (contended by other work, "
                  "so see `bench/README.md` for clean figures):\n\n" + _df_md(tp.reset_index()) + "\n")
     path = results / "REPORT.md"
