@@ -1,4 +1,5 @@
-"""Run every benchmark in turn; each writes bench/results/<name>.json (see bench/README.md)."""
+"""Run every benchmark in turn (or those named: `run_all.py clustering training`); each writes
+bench/results/<name>.json, then the figures of bench/README.md are re-rendered from them."""
 
 from __future__ import annotations
 
@@ -19,3 +20,4 @@ if __name__ == "__main__":
             continue
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *args], check=True, cwd=HERE.parent)
+    subprocess.run([sys.executable, str(HERE / "summarize.py")], check=True, cwd=HERE.parent)

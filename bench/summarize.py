@@ -1,0 +1,108 @@
+"""Renders the figures of ``bench/results/*.json`` into ``bench/README.md`` (between the markers), so
+the README never holds a hand-copied number. ``python bench/summarize.py``; run_all.py calls it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows])
+
+
+def _machine(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    return f"{m['cores']} cores ({m['cpu']}), torch {m['torch']}, {m['torch_threads']} threads, GPU: {m['cuda'] or 'none'}"
+
+
+def raytrace(r: dict[str, Any]) -> str:
+    return (f"**Ray tracing** ({r['scene']}, {r['ues']} UEs x {len(r['bands'])} bands, diffraction "
+            f"{r['diffraction']}, {r['samples_per_src']:,} samples; {_machine(r)})\n\n" + _table(
+                ["", "per-band PathSolver loop", "geometry traced once"],
+                [["time (s)", r["per_band_s"], r["reuse_s"]],
+                 ["UE-bands per second", r["per_band_ue_bands_per_s"], r["reuse_ue_bands_per_s"]]])
+            + f"\n\nSpeed-up **{r['speedup']:.2f}x**. Relative CFR error reuse vs per-band: median "
+              f"{r['cfr_rel_err_median']:.2g}, 99th percentile {r['cfr_rel_err_p99']:.2g}, "
+              f"{100 * r['share_below_1e-3']:.1f} % of UE-bands below 1e-3; the per-band loop against itself "
+              f"(a second identical run): 99th percentile {r['per_band_run_to_run_rel_err_p99']:.2g}, "
+              f"{100 * r['per_band_run_to_run_share_below_1e-3']:.1f} % below 1e-3.")
+
+
+def clustering(r: dict[str, Any]) -> str:
+    rows = [[f"{x['points']:,}", x["fixed_radius_s"], x["fixed_radius_peak_mib"], x["auto_radius_s"],
+             x["auto_radius_m"], x["split_and_trajectories_s"], x["split_peak_mib"], x["clusters"]] for x in r["rows"]]
+    before = [[f"{x['points']:,}", x["radius_search_before_s"], x["radius_search_after_s"], x["radius_search_speedup"],
+               x["same_radius"], x["split_before_s"], x["split_after_s"], x["split_speedup"]] for x in r["rows"]]
+    g = r["growth_exponent"]
+    return (f"**Clustering and trajectory sampling** (uniform points at the embedded data's density; {_machine(r)})\n\n"
+            + _table(["points", "fixed r = 4.5 m (s)", "peak MiB", "auto radius (s)", "radius (m)",
+                      "split + trajectories (s)", "peak MiB", "clusters"], rows)
+            + f"\n\nGrowth exponents (time ~ N^k): fixed radius {g['fixed_radius_s']:.2f}, auto radius "
+              f"{g['auto_radius_s']:.2f}, split {g['split_and_trajectories_s']:.2f}.\n\nBefore/after (same run, no "
+              "tracemalloc):\n\n"
+            + _table(["points", "radius search before (s)", "after (s)", "speed-up", "same radius",
+                      "split before (s)", "after (s)", "speed-up"], before))
+
+
+def training(r: dict[str, Any]) -> str:
+    rows = [[name, m["trajectories_per_s"], m["speed_vs_scadf"], f"{m['parameters']:,}"] for name, m in r["models"].items()]
+    return (f"**Training throughput** (munich, Mix, batch {r['batch_size']}, {r['steps']} steps, device "
+            f"{r['device']}; {_machine(r)})\n\n"
+            + _table(["model", "trajectories/s", "speed vs SCADF-MoE", "parameters"], rows)
+            + f"\n\nLoader alone: {r['loader_only_trajectories_per_s']:,.0f} trajectories/s, i.e. "
+              f"{100 * r['loader_share_of_scadf_step']:.1f} % of a SCADF-MoE step. Router MMD (forward + backward, "
+              f"batch {r['batch_size']}): {r['mmd_before_ms']:.2f} ms before, {r['mmd_after_ms']:.2f} ms after "
+              f"({r['mmd_speedup']:.1f}x).")
+
+
+def inference(r: dict[str, Any]) -> str:
+    rows = [[name, m["eager_ms"], m["torchscript_ms"], m.get("compile_ms", m.get("compile_error", "not run")),
+             f"{m['parameters']:,}", m["size_mb"]] for name, m in r["models"].items()]
+    return (f"**Edge inference** (batch {r['batch']}, {r['threads']} thread; {_machine(r)})\n\n"
+            + _table(["model", "eager (ms)", "TorchScript (ms)", "torch.compile (ms)", "parameters", "MB (fp32)"], rows))
+
+
+def memory(r: dict[str, Any]) -> str:
+    secs = ", ".join(f"{n.split('_')[0]} {s:.0f} s" for n, s in r["seconds"].items())
+    return (f"**Notebook pipeline** (`make demo`; {_machine(r)}): peak RSS **{r['peak_rss_mib']:,.0f} MiB** "
+            f"(process and kernels), wall {r['wall_s']:.0f} s ({secs}).")
+
+
+SECTIONS = {"raytrace": raytrace, "clustering": clustering, "training": training, "inference": inference,
+            "memory": memory}
+
+
+def render() -> str:
+    parts = []
+    for name, fn in SECTIONS.items():
+        path = HERE / "results" / f"{name}.json"
+        parts.append(fn(json.loads(path.read_text())) if path.exists() else f"**{name}**: not run yet "
+                     f"(`python bench/bench_{name}.py`).")
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} lacks the {START} / {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(f"{head}{START}\n{render()}\n{END}{tail}")
+    tmp.replace(readme)
+    print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()
