@@ -52,6 +52,8 @@ def clustering(r: dict[str, Any]) -> str:
     return (f"**Clustering and trajectory sampling** (uniform points at the embedded data's density; {_machine(r)})\n\n"
             + _table(["points", "fixed r = 4.5 m (s)", "peak MiB", "auto radius (s)", "radius (m)",
                       "split + trajectories (s)", "peak MiB", "clusters"], rows)
+            + "\n\nThe times above are measured under tracemalloc (for the peak memory), which slows Python-heavy "
+              "code several-fold; the before/after table below is timed without it."
             + f"\n\nGrowth exponents (time ~ N^k): fixed radius {g['fixed_radius_s']:.2f}, auto radius "
               f"{g['auto_radius_s']:.2f}, split {g['split_and_trajectories_s']:.2f}.\n\nBefore/after (same run, no "
               "tracemalloc):\n\n"
