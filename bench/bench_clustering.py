@@ -1,8 +1,8 @@
 """Clustering and trajectory sampling at 10k, 100k and 1M points: time, peak memory, growth.
 
-Also the automatic radius search and the trajectory samplers before and after their rewrites, in the same run (timed without
-tracemalloc). Points are uniform with the density of the embedded data (one UE per 4 m^2, a 2 m grid), so the
-radius and the cluster sizes are those of real use.
+Also the automatic radius search and the trajectory samplers before and after their rewrites, in
+the same run (timed without tracemalloc). Points are uniform with the density of the embedded data
+(one UE per 4 m^2, a 2 m grid), so the radius and the cluster sizes are those of real use.
 """
 
 from __future__ import annotations

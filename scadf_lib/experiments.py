@@ -125,7 +125,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
 def budget_table(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
     """MSE (m^2, mean and 95 % CI over seeds) per method and number of training epochs, Mix regime:
     the ``budget`` runs plus the ``main`` runs of the same seeds (trained for ``preset_epochs``)."""
-    budget = metrics[metrics.study == "budget"]
+    budget = metrics[(metrics.study == "budget") & (metrics.scene == scene)]
     if budget.empty:
         return pd.DataFrame(columns=["model", "epochs", "group", "mse_m2", "ci95", "seeds"])
     base = metrics[(metrics.study == "main") & (metrics.regime == "mix") & (metrics.scene == scene)

@@ -142,3 +142,18 @@ def test_trajectory_sampler_is_uniform_over_members_and_positions():
     for pos in range(3):
         freq = np.bincount(rows[:, pos] - 10, minlength=6) / len(rows)
         np.testing.assert_allclose(freq, 1 / 6, atol=0.01)
+
+
+def test_test_trajectories_with_few_unseen_points_fall_back_to_building_around_one():
+    """One unseen point among 20 members: batched rejection gives up after ``max_rounds`` and the
+    remaining trajectories are built around the unseen point; every row still holds it once."""
+    from scadf_lib.trajectories import _draw_test
+
+    members = np.arange(100, 120)
+    unseen = np.zeros(200, dtype=bool)
+    unseen[107] = True
+    rows = _draw_test(np.random.default_rng(0), members, unseen, length=3, count=40, max_rounds=1)
+    assert rows.shape == (40, 3)
+    assert ((rows == 107).sum(axis=1) == 1).all()
+    assert np.isin(rows, members).all()
+    assert (np.sort(rows, axis=1)[:, 1:] != np.sort(rows, axis=1)[:, :-1]).all()
