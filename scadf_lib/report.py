@@ -160,8 +160,16 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
                      + _df_md(table.reset_index()) + "\n")
     sens = metrics[(metrics.study == "sensitivity") & (metrics.band == "all") & (metrics.group == "overall")]
     if len(sens):
+        sizes = runs.set_index("name")[["train_samples", "points_unused_in_small_clusters"]]
+        default = metrics[(metrics.name == "main_munich_mix_scadf_s0") & (metrics.band == "all")
+                          & (metrics.group == "overall")].assign(param="default (8 experts, λ 0.1, L 5, auto r)",
+                                                                 value="")
+        table = pd.concat([default, sens])[["name", "param", "value", "mse_m2"]].join(sizes, on="name")
+        table = table.drop(columns="name")
         parts.append("## Sensitivity (munich, Mix, seed 0; overall MSE m²)\n\n"
-                     + _df_md(sens[["param", "value", "mse_m2"]].reset_index(drop=True)) + "\n")
+                     "A smaller radius leaves more clusters too small for a trajectory: their points are unused "
+                     "and the training set shrinks (columns on the right).\n\n"
+                     + _df_md(table.reset_index(drop=True)) + "\n")
     budget = budget_table(metrics, p["epochs"])
     if len(budget):
         budget["mse (m²)"] = [_fmt(a, b) for a, b in zip(budget.mse_m2, budget.ci95)]
