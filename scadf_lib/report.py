@@ -161,12 +161,13 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
     sens = metrics[(metrics.study == "sensitivity") & (metrics.band == "all") & (metrics.group == "overall")]
     if len(sens):
         sizes = runs.set_index("name")[["train_samples", "points_unused_in_small_clusters"]]
-        default = metrics[(metrics.name == "main_munich_mix_scadf_s0") & (metrics.band == "all")
-                          & (metrics.group == "overall")].assign(param="default (8 experts, λ 0.1, L 5, auto r)",
+        seed = int(sens.seed.iloc[0])
+        default = main[(main.model == "scadf") & (main.regime == "mix") & (main.scene == "munich")
+                       & (main.seed == seed) & (main.band == "all") & (main.group == "overall")].assign(param="default (8 experts, λ 0.1, L 5, auto r)",
                                                                  value="")
         table = pd.concat([default, sens])[["name", "param", "value", "mse_m2"]].join(sizes, on="name")
         table = table.drop(columns="name")
-        parts.append("## Sensitivity (munich, Mix, seed 0; overall MSE m²)\n\n"
+        parts.append(f"## Sensitivity (munich, Mix, seed {seed}; overall MSE m²)\n\n"
                      "A smaller radius leaves more clusters too small for a trajectory: their points are unused "
                      "and the training set shrinks (columns on the right).\n\n"
                      + _df_md(table.reset_index(drop=True)) + "\n")
