@@ -55,6 +55,7 @@ class ModelOutput:
     centroid: torch.Tensor  # (B, 2)
     routing: dict[str, torch.Tensor] = field(default_factory=dict)  # dispatch/combine for inspection
     mmd: torch.Tensor | None = None  # mean pairwise MMD^2 between task routers (SCADF only)
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # routing sharpness (eval mode, SCADF only)
 
 
 # ----------------------------------------------------------------------------- encoders
@@ -158,27 +159,66 @@ class Experts(nn.Module):
 
 
 class Router(nn.Module):
-    """Slot parameters Phi for R routers: logits (B, R, m, S) from tokens (B, m, d); S = n p slots."""
+    """Slot parameters Phi for R routers: dispatch and combine weights (B, R, m, S) from tokens (B, m, d).
+
+    As in vmoe's ``SoftRouter`` (Puigcerver et al. 2023, Sec. 2.3 "normalisation"): logits =
+    s * l2norm(X) l2norm(Phi_r), with a learned scale s; only the router sees normalised tokens (the
+    experts get the tokens as they are). s starts at sqrt(d), so that the initial logits have about
+    unit variance, as unnormalised routing of LayerNorm-ed tokens would have (with s = 1 the logits
+    of random unit vectors have standard deviation 1/sqrt(d) and every softmax is nearly uniform);
+    it is learned as log s, so an optimiser step changes it by a factor, not by a fixed amount.
+    """
 
     def __init__(self, cfg: ModelConfig, num_routers: int = 1):
         super().__init__()
         slots = cfg.n_experts * cfg.slots_per_expert
         self.phi = nn.Parameter(torch.randn(num_routers, cfg.d_model, slots) / math.sqrt(cfg.d_model))
         self.normalize = cfg.normalize_router
-        self.scale = nn.Parameter(torch.ones(()))
+        self.log_scale = nn.Parameter(torch.full((), 0.5 * math.log(cfg.d_model)))
         self.dynamic = cfg.dynamic_routing
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dispatch (B, R, m, S), softmax over tokens m, and combine (B, R, m, S), softmax over slots S."""
-        if not self.dynamic:  # ablation: fixed uniform routing
-            b, m, _ = x.shape
-            r, _, s = self.phi.shape
-            return x.new_full((b, r, m, s), 1.0 / m), x.new_full((b, r, m, s), 1.0 / s)
-        if self.normalize:
-            logits = self.scale * torch.einsum("bmd,rds->brms", F.normalize(x, dim=-1), F.normalize(self.phi, dim=1))
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dispatch (B, R, m, S), softmax over the tokens router r may read (``token_mask`` (R, m) bool,
+        None for all; zero elsewhere), and combine (B, R, m, S), softmax over slots S.
+        With ``dynamic_routing`` off (ablation) the logits are zero: uniform dispatch and combine."""
+        b, m, _ = x.shape
+        r, _, s = self.phi.shape
+        if not self.dynamic:
+            logits = x.new_zeros(b, r, m, s)
+        elif self.normalize:
+            logits = self.log_scale.exp() * torch.einsum("bmd,rds->brms", F.normalize(x, dim=-1),
+                                                         F.normalize(self.phi, dim=1))
         else:
             logits = torch.einsum("bmd,rds->brms", x, self.phi)
-        return logits.softmax(dim=2), logits.softmax(dim=3)
+        dispatch_logits = logits if token_mask is None else logits.masked_fill(~token_mask[:, :, None], float("-inf"))
+        return dispatch_logits.softmax(dim=2), logits.softmax(dim=3)
+
+
+def routing_sharpness(dispatch: torch.Tensor, combine: torch.Tensor,
+                      token_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """How decisive a router is (vmoe-style routing metrics), from (..., m, S) weights.
+
+    ``dispatch_entropy``: entropy of each slot's dispatch column over the tokens it may read,
+    divided by log(number of those tokens): 1 = uniform, 0 = one token. ``combine_entropy``: entropy
+    of each token's combine row over the S slots divided by log S. ``dispatch_max`` / ``combine_max``:
+    mean of the largest weight per column / row (uniform: 1 / tokens, 1 / S). Means over everything
+    else; ``token_mask`` (R, m) marks the tokens each router reads (the rows that count for combine).
+    """
+    m, s = dispatch.shape[-2], dispatch.shape[-1]
+    if token_mask is None:
+        token_mask = torch.ones(dispatch.shape[-3] if dispatch.dim() > 3 else 1, m, dtype=torch.bool,
+                                device=dispatch.device)
+    mask = token_mask.to(dispatch.dtype)  # (R, m)
+    n_tokens = mask.sum(-1)  # (R,)
+    h_dispatch = -torch.special.xlogy(dispatch, dispatch).sum(-2)  # (..., R, S)
+    h_combine = -torch.special.xlogy(combine, combine).sum(-1)  # (..., R, m)
+    rows = mask.expand_as(h_combine)
+    return {
+        "dispatch_entropy": (h_dispatch / n_tokens.clamp_min(2).log()[:, None]).mean(),
+        "combine_entropy": (h_combine * rows).sum() / rows.sum() / math.log(max(s, 2)),
+        "dispatch_max": dispatch.amax(-2).mean(),
+        "combine_max": (combine.amax(-1) * rows).sum() / rows.sum(),
+    }
 
 
 class SoftMoE(nn.Module):
@@ -228,11 +268,32 @@ class TransformerBlock(nn.Module):
 
 
 class ModalityTaskMoE(nn.Module):
-    """Self-attention, then per task t its own router Phi_t over shared experts; the task embedding
-    e_t is added to the dispatched slot inputs; combine per task; residual and layer norm; mean over
-    tokens gives one vector per task, (B, L + 1, d)."""
+    """The modality-task MoE (paper III-C): per task t its own router Phi_t over its own slice of the
+    token matrix, shared experts, a task embedding, per-task combine and read-out.
 
-    def __init__(self, cfg: ModelConfig):
+    Tasks t = 0..L-1 are the trajectory points, t = L the centroid. Task t's slice M_t holds point
+    t's tokens of both modalities (T CFR + T numeric tokens); the centroid's slice is all m tokens.
+    After self-attention (tokens X, (m, d)), as implemented::
+
+        logits_t = s * l2norm(X[M_t]) l2norm(Phi_t)                  (|M_t|, S)     S = n p slots
+        D_t = softmax over tokens (columns),  C_t = softmax over slots (rows)
+        Xs_t = D_t^T X[M_t] + e_t                                    (S, d)  slot inputs + task embedding
+        Ys_t = Experts(Xs_t)      (expert i on its p slots; experts shared by all tasks)
+        Z_t  = LayerNorm(X[M_t] + C_t Ys_t)                          (|M_t|, d)  residual
+        h_t  = mean over the rows of Z_t                             (d,)    the task's vector
+
+    and the linear head maps h_t to (x, y). Readings taken where the paper's text is ambiguous:
+    "its own slice" is the tokens of point t in both modalities, so the router still chooses between
+    CFR and numeric cues per point; the centroid task reads every token; the task embedding is added
+    to the slot inputs (not to the tokens), so it tells the shared experts which task a slot serves;
+    the read-out is the mean over the slice (the paper does not name one). Implemented densely: every
+    task routes over all m tokens with the tokens outside M_t masked out of the dispatch softmax and
+    given zero read-out weight, which is the same function in one batched einsum.
+
+    Einstein letters: b batch, t task, m tokens, s slots, d width.
+    """
+
+    def __init__(self, cfg: ModelConfig, point_of_token: torch.Tensor):
         super().__init__()
         self.num_tasks = cfg.trajectory_length + 1
         self.ln = nn.LayerNorm(cfg.d_model)
@@ -245,39 +306,48 @@ class ModalityTaskMoE(nn.Module):
             nn.init.zeros_(self.task_embedding)
         self.ln_out = nn.LayerNorm(cfg.d_model)
         self.n, self.p = cfg.n_experts, cfg.slots_per_expert
+        tasks = torch.arange(cfg.trajectory_length)
+        own_slice = point_of_token[None, :] == tasks[:, None]  # (L, m)
+        self.register_buffer("task_tokens", torch.cat([own_slice, torch.ones_like(own_slice[:1])]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = x + self.attn(self.ln(x))
-        dispatch, combine = self.router(x)  # (B, T, m, S)
+        dispatch, combine = self.router(x, self.task_tokens)  # (B, T, m, S); dispatch zero off the slice
         slots = torch.einsum("btms,bmd->btsd", dispatch, x) + self.task_embedding
         y = self.experts(slots.unflatten(2, (self.n, self.p))).flatten(2, 3)  # (B, T, S, d)
-        out = self.ln_out(x[:, None] + torch.einsum("btms,btsd->btmd", combine, y))
-        return out.mean(dim=2), {"dispatch": dispatch, "combine": combine}
+        z = self.ln_out(x[:, None] + torch.einsum("btms,btsd->btmd", combine, y))  # (B, T, m, d)
+        readout = self.task_tokens.to(z.dtype) / self.task_tokens.sum(-1, keepdim=True)  # (T, m), rows sum to 1
+        return torch.einsum("btmd,tm->btd", z, readout), {"dispatch": dispatch, "combine": combine}
 
 
-def router_mmd(dispatch: torch.Tensor, combine: torch.Tensor) -> torch.Tensor:
-    """Mean over task pairs of MMD^2 between the task routers' dispatch and combine matrices.
+#: Bandwidths (sigma^2, times 1 / S) of the fixed multi-scale Gaussian kernel of :func:`router_mmd`.
+MMD_BANDWIDTHS = (0.5, 2.0, 8.0)
 
-    Samples of task t: the S columns of its dispatch matrix (each a distribution over the m tokens)
-    and the m rows of its combine matrix (each a distribution over the S slots). Gaussian kernel,
-    averaged over the batch. Zero when all routers are identical, positive otherwise.
-    Bandwidth: the mean pairwise squared distance (detached), per batch element; it adapts to the
-    scale of the routing weights (which shrink as m or S grow). The median heuristic gives the same
-    behaviour but cost a quarter of SCADF-MoE's training step on the CPU (bench/README.md).
+
+def router_mmd(combine: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over task pairs of MMD^2 between the task routers' combine distributions.
+
+    Samples of task t: the combine rows C_t[i] of the tokens i in its slice M_t (``token_mask``
+    (T, m)), each a distribution over the S slots that all tasks share; ``combine`` is (B, T, m, S).
+    With mean embeddings mu_t = mean_i k(C_t[i], .), MMD^2(t, u) = <mu_t, mu_t> + <mu_u, mu_u>
+    - 2 <mu_t, mu_u> (biased estimator), averaged over the batch and the T (T - 1) / 2 pairs: zero
+    when all tasks route alike, positive when they use different slots. Dispatch columns are left
+    out: each task's lie on its own token slice, so they share no space with the other tasks'.
+    Kernel: k(a, b) = mean over sigma^2 in MMD_BANDWIDTHS / S of exp(-|a - b|^2 / sigma^2). The
+    bandwidths are fixed (|a - b|^2 lies in [0, 2]; 1 / S is the squared norm of a uniform row), so
+    the loss does not chase the data, as a bandwidth from the batch's own distances would.
     """
-    def mmd_all_pairs(samples: torch.Tensor) -> torch.Tensor:  # (B, T, n, f)
-        b, t, n, f = samples.shape
-        flat = samples.reshape(b, t * n, f)
-        sq = flat.pow(2).sum(-1)
-        d2 = (sq[:, :, None] + sq[:, None, :] - 2 * flat @ flat.transpose(1, 2)).clamp_min(0)
-        bandwidth = d2.mean(dim=(1, 2)).clamp_min(1e-8).detach()
-        k = torch.exp(-d2 / bandwidth[:, None, None]).reshape(b, t, n, t, n).mean(dim=(2, 4))  # (B, T, T)
-        diag = torch.diagonal(k, dim1=1, dim2=2)
-        mmd2 = diag[:, :, None] + diag[:, None, :] - 2 * k
-        pairs = torch.triu_indices(t, t, offset=1, device=samples.device)
-        return mmd2[:, pairs[0], pairs[1]].mean()
-
-    return mmd_all_pairs(dispatch.transpose(2, 3)) + mmd_all_pairs(combine)
+    b, t, m, s = combine.shape
+    flat = combine.float().reshape(b, t * m, s)
+    sq = flat.pow(2).sum(-1)
+    d2 = (sq[:, :, None] + sq[:, None, :] - 2 * flat @ flat.transpose(1, 2)).clamp_min(0)
+    k = sum(torch.exp(-d2 * s / bw) for bw in MMD_BANDWIDTHS) / len(MMD_BANDWIDTHS)
+    w = token_mask.to(flat.dtype) / token_mask.sum(-1, keepdim=True)  # (T, m) sample weights
+    gram = torch.einsum("bimjn,im,jn->bij", k.reshape(b, t, m, t, m), w, w)  # (B, T, T) <mu_i, mu_j>
+    diag = torch.diagonal(gram, dim1=1, dim2=2)
+    mmd2 = diag[:, :, None] + diag[:, None, :] - 2 * gram
+    pairs = torch.triu_indices(t, t, offset=1, device=combine.device)
+    return mmd2[:, pairs[0], pairs[1]].mean()
 
 
 # ----------------------------------------------------------------------------- pooling and head
@@ -304,14 +374,17 @@ class PositionHead(nn.Module):
 # ----------------------------------------------------------------------------- models
 
 class SCADFMoE(nn.Module):
-    """Tokenizer -> soft-MoE blocks -> modality-task MoE -> linear head; MMD between task routers."""
+    """Tokenizer -> soft-MoE blocks -> modality-task MoE -> linear head; MMD between task routers.
+
+    In eval mode the output's ``metrics`` hold each router's sharpness (:func:`routing_sharpness`).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.tokenizer = Tokenizer(cfg)
         self.blocks = nn.ModuleList(SoftMoEBlock(cfg) for _ in range(cfg.n_blocks))
-        self.task_moe = ModalityTaskMoE(cfg)
+        self.task_moe = ModalityTaskMoE(cfg, self.tokenizer.point_of_token)
         self.head = PositionHead(cfg.d_model)
 
     def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
@@ -323,8 +396,15 @@ class SCADFMoE(nn.Module):
         tasks, r = self.task_moe(x)
         routing.update({f"task_{k}": v for k, v in r.items()})
         points, centroid = self.head(tasks)
-        mmd = router_mmd(r["dispatch"], r["combine"]) if self.cfg.dynamic_routing else x.new_zeros(())
-        return ModelOutput(points, centroid, routing, mmd)
+        mask = self.task_moe.task_tokens
+        mmd = router_mmd(r["combine"], mask) if self.cfg.dynamic_routing else x.new_zeros(())
+        metrics: dict[str, torch.Tensor] = {}
+        if not self.training:
+            for i in range(len(self.blocks)):
+                metrics.update({f"block{i}_{k}": v for k, v in routing_sharpness(
+                    routing[f"block{i}_dispatch"], routing[f"block{i}_combine"]).items()})
+            metrics.update({f"task_{k}": v for k, v in routing_sharpness(r["dispatch"], r["combine"], mask).items()})
+        return ModelOutput(points, centroid, routing, mmd, metrics)
 
 
 class ConcatFusion(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scadf_lib.models import (REGISTRY, ModelConfig, SoftMoE, build_model, count_parameters, model_config,
-                              router_mmd)
+                              router_mmd, routing_sharpness)
 
 torch.manual_seed(0)
 
@@ -66,19 +66,77 @@ def test_gradients_reach_every_expert_and_router():
 
 
 def test_mmd_zero_for_identical_routers_positive_otherwise():
-    d = torch.softmax(torch.randn(2, 1, 10, 8), dim=2)
+    mask = torch.ones(4, 10, dtype=torch.bool)
     c = torch.softmax(torch.randn(2, 1, 10, 8), dim=3)
-    same = router_mmd(d.expand(2, 4, 10, 8), c.expand(2, 4, 10, 8))
-    assert same.abs() < 1e-6
-    diff = router_mmd(torch.softmax(torch.randn(2, 4, 10, 8), 2), torch.softmax(torch.randn(2, 4, 10, 8), 3))
-    assert diff > 1e-3
+    assert router_mmd(c.expand(2, 4, 10, 8), mask).abs() < 1e-6
+    assert router_mmd(torch.softmax(3 * torch.randn(2, 4, 10, 8), 3), mask) > 1e-3
+
+
+def test_mmd_has_a_fixed_bandwidth_and_grows_as_routers_part():
+    """Fixed kernel: the same pair of routers gives the same MMD whatever else is in the batch, and
+    tasks that use more different slots are further apart."""
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    uniform = torch.full((6, 8), 1 / 8)
+
+    def pair(shift: float) -> torch.Tensor:  # task 1 moves weight `shift` onto slot 0
+        one = uniform * (1 - shift)
+        one[:, 0] += shift
+        return torch.stack([uniform, one])[None]
+
+    values = [float(router_mmd(pair(s), mask)) for s in (0.1, 0.4, 0.9)]
+    assert values[0] < values[1] < values[2]
+    both = torch.cat([pair(0.4), pair(0.9)])  # batch mean = mean of the two alone
+    assert float(router_mmd(both, mask)) == pytest.approx((values[1] + values[2]) / 2, rel=1e-5)
+
+
+def test_task_router_draws_each_point_task_from_that_points_tokens(monkeypatch):
+    """Task t < L dispatches only from point t's CFR and numeric tokens, the centroid task from all,
+    and (self-attention aside) task t's vector depends on no other token."""
+    cfg = ModelConfig()
+    model = build_model(model_config("scadf")).eval()
+    numeric, cfr = inputs(2, 5, cfg)
+    d = model(numeric, cfr).routing["task_dispatch"]  # (B, L + 1, m, S)
+    pot = model.tokenizer.point_of_token
+    for t in range(cfg.trajectory_length):
+        assert d[:, t][:, pot != t].abs().max() == 0, f"task {t} dispatches from other points' tokens"
+        torch.testing.assert_close(d[:, t][:, pot == t].sum(1), torch.ones(2, d.shape[-1]))  # columns sum to 1
+        assert int((pot == t).sum()) == 2 * cfg.cfr_tokens_per_point  # both modalities of point t
+    assert (d[:, -1] > 0).all(), "the centroid task reads every token"
+    moe = model.task_moe
+    monkeypatch.setattr(moe.attn, "forward", lambda x: torch.zeros_like(x))  # isolate the task MoE
+    x = torch.randn(1, len(pot), cfg.d_model, requires_grad=True)
+    tasks, _ = moe(x)
+    probe = torch.randn(cfg.d_model)  # (a plain sum of a LayerNorm output is constant)
+    for t in range(cfg.trajectory_length):
+        (grad,) = torch.autograd.grad(tasks[0, t] @ probe, x, retain_graph=True)
+        reads = grad[0].abs().sum(-1) > 0
+        assert torch.equal(reads, pot == t), f"task {t} depends on tokens {reads.nonzero().ravel().tolist()}"
+
+
+def test_routing_sharpness_is_one_for_uniform_and_falls_when_routers_decide():
+    m, s = 10, 8
+    flat = routing_sharpness(torch.full((3, m, s), 1 / m), torch.full((3, m, s), 1 / s))
+    assert float(flat["dispatch_entropy"]) == pytest.approx(1.0) and float(flat["combine_entropy"]) == pytest.approx(1.0)
+    logits = 10 * torch.randn(3, m, s)
+    sharp = routing_sharpness(logits.softmax(1), logits.softmax(2))
+    assert float(sharp["dispatch_entropy"]) < 0.5 and float(sharp["combine_max"]) > 0.5
+
+
+def test_router_scale_starts_at_sqrt_d_so_routing_is_not_uniform_at_init():
+    model = build_model(model_config("scadf")).eval()
+    out = model(*inputs(8))
+    assert float(model.task_moe.router.log_scale.detach().exp()) == pytest.approx(8.0)
+    assert float(out.metrics["task_combine_entropy"]) < 0.95  # with scale 1 it is about 0.998
 
 
 def test_uniform_routing_ablation_has_constant_routing():
     model = build_model(model_config("scadf_no_routing"))
     out = model(*inputs())
-    d = out.routing["task_dispatch"]
-    assert torch.allclose(d, d.flatten()[0].expand_as(d))
+    d, c = out.routing["task_dispatch"], out.routing["task_combine"]
+    mask = model.task_moe.task_tokens
+    for t in range(mask.shape[0]):
+        torch.testing.assert_close(d[:, t][:, mask[t]], torch.full_like(d[:, t][:, mask[t]], 1 / int(mask[t].sum())))
+    torch.testing.assert_close(c, torch.full_like(c, 1 / c.shape[-1]))
 
 
 @pytest.mark.slow
