@@ -6,7 +6,7 @@ Devices: cuda, then mps, then cpu (``device='auto'``); bf16 autocast on CUDA; op
 ``torch.compile``. Multi-GPU: run the same entry point under ``torchrun --nproc_per_node=N``
 (DDP; gloo on CPU, nccl on GPU); each rank takes its share of every batch permutation.
 
-Checkpoints (``last.pt`` every epoch, ``best.pt`` on the best validation loss) are written
+Checkpoints (``last.pt`` every epoch, ``best.pt`` on the lowest validation localisation error) are written
 atomically and hold the model and train configs, the normalisation statistics and the history, so a
 killed run resumes at its last finished epoch with the same result as an uninterrupted one, and
 evaluation needs nothing else. They load with ``torch.load(weights_only=True)``.
@@ -26,14 +26,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.evaluation import Predictions, metrics_table, predict
 from scadf_lib.fileio import atomic_path, write_json_atomic
@@ -108,6 +108,26 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+#: Budgets of a run whose epochs / steps are left to "auto" (notebook 03): on a GPU a full run
+#: (minutes: the learning curves flatten), on a CPU a quick look (about a minute; under-trained).
+FULL_GPU_RUN = {"epochs": 30, "max_steps_per_epoch": None}
+QUICK_CPU_RUN = {"epochs": 2, "max_steps_per_epoch": 30}
+
+
+def auto_budget(device: str, epochs: int | None = None,
+                max_steps_per_epoch: int | str | None = "auto") -> tuple[int, int | None, str]:
+    """(epochs, max_steps_per_epoch, description) for ``device`` ('auto', 'cpu', 'cuda', ...):
+    ``epochs=None`` and ``max_steps_per_epoch='auto'`` take :data:`FULL_GPU_RUN` on CUDA and
+    :data:`QUICK_CPU_RUN` elsewhere; explicit values are kept."""
+    dev = select_device(device)
+    budget = FULL_GPU_RUN if dev.type == "cuda" else QUICK_CPU_RUN
+    e = budget["epochs"] if epochs is None else epochs
+    m = budget["max_steps_per_epoch"] if max_steps_per_epoch == "auto" else max_steps_per_epoch
+    kind = "full run on the GPU" if dev.type == "cuda" else f"quick run on the {dev.type.upper()} (under-trained)"
+    steps = "full epochs" if m is None else f"at most {m} steps per epoch"
+    return e, m, f"{kind}: {e} epochs, {steps}, device {dev}"
+
+
 # ----------------------------------------------------------------------------- data
 
 @dataclass
@@ -151,14 +171,24 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
 
 # ----------------------------------------------------------------------------- loss
 
-def compute_loss(out: Any, batch: dict[str, torch.Tensor], mmd_weight: float) -> dict[str, torch.Tensor]:
-    """Loss terms: MSE over the L points, MSE of the centroid (normalised units), and
-    -lambda * MMD (maximising the MMD pushes the task routers apart). ``total`` is their sum."""
+def compute_loss(out: Any, batch: dict[str, torch.Tensor], mmd_weight: float,
+                 xy_scale_m: float = 1.0) -> dict[str, torch.Tensor]:
+    """Loss terms in normalised position units (metres / ``xy_scale_m``).
+
+    The paper's loss is MSE_points + MSE_centroid - lambda * MMD with the MSEs in m^2 (maximising
+    the MMD pushes the task routers apart). With positions divided by ``xy_scale_m`` the MSEs shrink
+    by ``xy_scale_m``^2, so ``total`` = (MSE_points + MSE_centroid) - lambda * MMD / xy_scale_m^2,
+    which is the paper's loss divided by xy_scale_m^2: lambda keeps its meaning against m^2 (measured
+    on munich: lambda * MMD <= 0.2 m^2 against an MSE of several m^2), and the optimiser sees
+    gradients of order one. ``localisation`` = MSE_points + MSE_centroid is what model selection uses.
+    """
     mse_points = (out.points.float() - batch["target"]).pow(2).sum(-1).mean()
     mse_centroid = (out.centroid.float() - batch["centroid"]).pow(2).sum(-1).mean()
     mmd = out.mmd.float() if out.mmd is not None else torch.zeros((), device=mse_points.device)
-    total = mse_points + mse_centroid - mmd_weight * mmd
-    return {"total": total, "mse_points": mse_points, "mse_centroid": mse_centroid, "mmd": mmd}
+    localisation = mse_points + mse_centroid
+    total = localisation - (mmd_weight / xy_scale_m ** 2) * mmd
+    return {"total": total, "localisation": localisation, "mse_points": mse_points, "mse_centroid": mse_centroid,
+            "mmd": mmd}
 
 
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -229,10 +259,59 @@ class RunResult:
     throughput: float  # training trajectories per second (last epoch)
 
 
+def make_loss_fn(net: nn.Module, mmd_weight: float, xy_scale_m: float, use_amp: bool,
+                 compile: bool = False) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """batch -> loss terms: the forward pass (bf16 autocast on CUDA when ``use_amp``) and
+    :func:`compute_loss`, MMD included; with ``compile`` the whole function goes to ``torch.compile``."""
+    def loss_fn(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with torch.autocast(batch["cfr"].device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = net(batch["numeric"], batch["cfr"])
+        return compute_loss(out, batch, mmd_weight, xy_scale_m)
+    return torch.compile(loss_fn) if compile else loss_fn
+
+
+def train_step(loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]], params: list[nn.Parameter],
+               opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor], grad_clip: float) -> dict[str, torch.Tensor]:
+    """One optimisation step: forward and loss, backward, clip, AdamW. Returns the detached loss
+    terms as device tensors: nothing here waits for the device."""
+    losses = loss_fn(batch)
+    opt.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+    opt.step()
+    return {k: v.detach() for k, v in losses.items()}
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW, fused into one kernel per step on CUDA, multi-tensor (foreach) elsewhere."""
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused,
+                             foreach=None if fused else True)
+
+
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    """Restore the CPU (and, on CUDA, the CUDA) random state of a checkpoint, wherever its tensors
+    were mapped: RNG states are CPU byte tensors whatever device the run trained on."""
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+
+
+def rng_state(device: torch.device) -> dict[str, torch.Tensor | None]:
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = True, resume: bool = True,
-          data: PreparedData | None = None) -> RunResult:
+          data: PreparedData | None = None, log_every: int = 50) -> RunResult:
     """Train ``cfg`` into ``out_dir`` (resuming from ``last.pt`` if present), evaluate the best
-    checkpoint on the test set and write ``metrics.csv``, ``history.csv``, ``config.json``."""
+    checkpoint on the test set and write ``metrics.csv``, ``history.csv``, ``config.json``.
+
+    The training and validation tensors live on the device and batches are gathered there; the loss
+    terms are summed on the device and read back once per epoch (and for the progress bar every
+    ``log_every`` steps). ``best.pt`` is the epoch with the lowest validation localisation error
+    (points + centroid MSE), the same rule for every method.
+    """
     out = Path(out_dir)
     device = select_device(cfg.device)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
@@ -245,8 +324,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     mcfg = model_config(cfg.model, trajectory_length=cfg.trajectory_length, cfr_channels=C, num_subcarriers=K,
                         num_numeric=data.feats.numeric.shape[-1], **cfg.model_overrides)
     model = build_model(mcfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * world))
+    opt = make_optimizer(model, cfg, device)
+    train_ds, val_ds = data.train.to(device), data.val.to(device)
+    steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * world))
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
@@ -254,71 +334,66 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     start_epoch, best_val = 0, float("inf")
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.exists():
-        state = load_checkpoint(last_path, device)
+        state = load_checkpoint(last_path)  # on the CPU; load_state_dict copies to the device
         if state["train_config"] != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"'{last_path}' belongs to a run with another configuration; use another out_dir "
                              f"or delete it to start over")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, best_val, history = state["epoch"] + 1, state["best_val"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(state, device)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=not mcfg.dynamic_routing)
-    if cfg.compile:
-        net = torch.compile(net)
     use_amp = cfg.amp and device.type == "cuda"
+    loss_fn = make_loss_fn(net, mcfg.mmd_weight, data.norm.xy_scale, use_amp, cfg.compile)
+    params = [p for p in model.parameters() if p.requires_grad]
     throughput = float("nan")
 
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(data.train))
-        sums: dict[str, float] = {}
+        perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))).to(device)
+        sums: dict[str, torch.Tensor] = {}
         t0, seen = time.perf_counter(), 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
-                   leave=False)
+                   leave=False, mininterval=1.0)
         for step in bar:
             lo = step * cfg.batch_size * world
             idx = perm[lo:lo + cfg.batch_size * world][rank::world]
             if len(idx) == 0:
                 break
-            batch = {k: v.to(device, non_blocking=True) for k, v in data.train.batch(idx).items()}
             for group in opt.param_groups:
                 group["lr"] = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                outp = net(batch["numeric"], batch["cfr"])
-            losses = compute_loss(outp, batch, mcfg.mmd_weight)
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            losses = train_step(loss_fn, params, opt, train_ds.batch(idx), cfg.grad_clip)
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
             seen += len(idx)
-            bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
+            if step % log_every == 0:
+                bar.set_postfix(loss=f"{float(losses['total']):.4f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         throughput = seen * world / (time.perf_counter() - t0)
-        val = evaluate_loss(model, data.val, mcfg.mmd_weight, device)
-        row = {"epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
+        val = evaluate_loss(model, val_ds, mcfg.mmd_weight, device, data.norm.xy_scale)
+        row = {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
                **{f"val_{k}": v for k, v in val.items()}, "lr": opt.param_groups[0]["lr"],
                "trajectories_per_s": throughput}
         history.append(row)
         if rank == 0:
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                     "best_val": min(best_val, val["total"]), "history": history,
+                     "best_val": min(best_val, val["localisation"]), "history": history,
                      "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
-                     "normalizer": data.norm.state(), "torch_rng": torch.get_rng_state()}
-            if val["total"] < best_val:
+                     "normalizer": data.norm.state(), **rng_state(device)}
+            if val["localisation"] < best_val:
                 save_checkpoint(best_path, state)
             save_checkpoint(last_path, state)
-        best_val = min(best_val, val["total"])
+        best_val = min(best_val, val["localisation"])
         if progress and rank == 0:
-            print(f"epoch {epoch + 1}: train {row['train_total']:.4f}  val {val['total']:.4f}  "
-                  f"({throughput:.0f} trajectories/s)")
+            print(f"epoch {epoch + 1}: train {row['train_localisation']:.4f}  val {val['localisation']:.4f} "
+                  f"(localisation, normalised)  ({throughput:.0f} trajectories/s)")
 
     if world > 1:
         dist.barrier()
-    best = load_checkpoint(best_path, device)
-    model.load_state_dict(best["model"])
+    model.load_state_dict(load_checkpoint(best_path)["model"])
     preds = predict(model, data.test, data.feats, data.norm, data.split.unseen, device)
     metrics = metrics_table(preds)
     hist = pd.DataFrame(history)
@@ -329,16 +404,19 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
 
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, ds: TrajectoryDataset, mmd_weight: float, device: torch.device,
-                  batch_size: int = 512) -> dict[str, float]:
-    """Mean loss terms over a dataset (normalised units)."""
+                  xy_scale_m: float = 1.0, batch_size: int = 512) -> dict[str, float]:
+    """Mean loss terms over a dataset (normalised units) and, for models that report them, the
+    routers' sharpness (``out.metrics``, eval mode)."""
     model.eval()
-    sums: dict[str, float] = {}
+    ds = ds.to(device)
+    sums: dict[str, torch.Tensor] = {}
     for start in range(0, len(ds), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(ds)))
-        batch = {k: v.to(device) for k, v in ds.batch(idx).items()}
-        for k, v in compute_loss(model(batch["numeric"], batch["cfr"]), batch, mmd_weight).items():
-            sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
-    return {k: v / len(ds) for k, v in sums.items()}
+        idx = torch.arange(start, min(start + batch_size, len(ds)), device=device)
+        batch = ds.batch(idx)
+        out = model(batch["numeric"], batch["cfr"])
+        for k, v in {**compute_loss(out, batch, mmd_weight, xy_scale_m), **out.metrics}.items():
+            sums[k] = sums.get(k, 0.0) + v.float() * len(idx)
+    return {k: float(v) / len(ds) for k, v in sums.items()}
 
 
 def write_results(out: Path, cfg: TrainConfig, mcfg: ModelConfig, data: PreparedData, metrics: pd.DataFrame,

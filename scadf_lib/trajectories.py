@@ -24,6 +24,7 @@ Features (per band and UE; units before normalisation)
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -246,10 +247,12 @@ class Normalizer:
 
 
 class TrajectoryDataset(Dataset):
-    """Samples = (trajectory, band). Built lazily from index arrays; features are gathered per item.
+    """Samples = (trajectory, band). Built lazily from index arrays; features are gathered per batch.
 
     An item is a dict of tensors: ``numeric`` (L, 6), ``cfr`` (L, C, K), ``target`` (L, 2) and
     ``centroid`` (2,) normalised; ``points`` (L,) UE indices; ``band`` (index into Features.bands).
+    :meth:`to` moves the (normalised) feature tensors to a device, where :meth:`batch` then gathers
+    batches without host work.
     """
 
     def __init__(self, feats: Features, trajectories: np.ndarray, band_idx: list[int], norm: Normalizer):
@@ -259,6 +262,21 @@ class TrajectoryDataset(Dataset):
         self.cfr = torch.from_numpy((feats.cfr - norm.cfr_mean[None, None, :, None])
                                     / norm.cfr_std[None, None, :, None]).float()
         self.xy = torch.from_numpy((feats.xy - norm.xy_mean) / norm.xy_scale).float()
+        self._traj = torch.from_numpy(self.trajectories)
+        self._bands = torch.as_tensor(self.band_idx, dtype=torch.int64)
+
+    @property
+    def device(self) -> torch.device:
+        return self.cfr.device
+
+    def to(self, device: torch.device | str) -> "TrajectoryDataset":
+        """The same samples with every tensor on ``device`` (``self`` if they are there already)."""
+        if torch.device(device) == self.device:
+            return self
+        moved = copy.copy(self)
+        for name in ("numeric", "cfr", "xy", "_traj", "_bands"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
 
     def __len__(self) -> int:
         return len(self.trajectories) * len(self.band_idx)
@@ -266,11 +284,11 @@ class TrajectoryDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.batch(np.array([i]), squeeze=True)
 
-    def batch(self, idx: np.ndarray, squeeze: bool = False) -> dict[str, torch.Tensor]:
-        """Gather many samples at once (fast path for the training loop)."""
-        idx = np.asarray(idx)
-        traj = torch.from_numpy(self.trajectories[idx // len(self.band_idx)])  # (b, L)
-        band = torch.as_tensor(np.asarray(self.band_idx)[idx % len(self.band_idx)])  # (b,)
+    def batch(self, idx: np.ndarray | torch.Tensor, squeeze: bool = False) -> dict[str, torch.Tensor]:
+        """Gather many samples at once (the training loop's path), on the dataset's device."""
+        idx = torch.as_tensor(idx, dtype=torch.int64, device=self.device)
+        traj = self._traj[idx // len(self.band_idx)]  # (b, L)
+        band = self._bands[idx % len(self.band_idx)]  # (b,)
         target = self.xy[traj]
         out = {"numeric": self.numeric[band[:, None], traj], "cfr": self.cfr[band[:, None], traj],
                "target": target, "centroid": target.mean(1), "points": traj, "band": band}

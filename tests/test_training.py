@@ -175,3 +175,55 @@ def test_device_selection():
     assert select_device("auto").type in {"cpu", "cuda", "mps"}
     with pytest.raises(ValueError, match="unknown device"):
         select_device("tpu")
+
+
+def test_best_checkpoint_is_the_epoch_with_the_lowest_validation_localisation_error(synthetic_nc, tmp_path):
+    """One selection rule for every method: points + centroid MSE, never the -lambda MMD term."""
+    res = train(cfg(synthetic_nc, epochs=3), tmp_path, progress=False)
+    h = res.history
+    np.testing.assert_allclose(h.val_localisation, h.val_mse_points + h.val_mse_centroid, rtol=1e-6)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] + 1 == int(h.epoch[h.val_localisation.idxmin()])
+    assert {"val_task_dispatch_entropy", "val_task_combine_entropy"} <= set(h.columns)  # routing sharpness
+
+
+def test_a_checkpoint_written_by_a_cuda_run_resumes_on_the_cpu(synthetic_nc, tmp_path):
+    """A CUDA run stores the CPU RNG state and the CUDA one; resuming loads both onto the CPU first
+    (the landed code mapped the CPU RNG state onto the GPU and crashed)."""
+    train(cfg(synthetic_nc, epochs=2), tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["torch_rng"].dtype == torch.uint8 and state["cuda_rng"] is None
+    state["cuda_rng"] = state["torch_rng"].clone()  # what torch.cuda.get_rng_state() holds: a CPU byte tensor
+    state["epoch"], state["history"] = 0, state["history"][:1]  # as if killed after the first epoch
+    torch.save(state, tmp_path / "last.pt")
+    res = train(cfg(synthetic_nc, epochs=2), tmp_path, progress=False)
+    assert list(res.history.epoch) == [1, 2]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_run_resumes_on_cuda(synthetic_nc, tmp_path):
+    train(cfg(synthetic_nc, epochs=2, device="cuda"), tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["cuda_rng"] is not None
+    state["epoch"], state["history"] = 0, state["history"][:1]  # as if killed after the first epoch
+    torch.save(state, tmp_path / "last.pt")
+    res = train(cfg(synthetic_nc, epochs=2, device="cuda"), tmp_path, progress=False)
+    assert list(res.history.epoch) == [1, 2]
+
+
+def test_batches_gathered_on_the_device_equal_the_host_ones(synthetic_nc):
+    data = prepare_data(cfg(synthetic_nc))
+    idx = np.array([3, 0, 7, 11])
+    host, moved = data.train.batch(idx), data.train.to("cpu").batch(torch.as_tensor(idx))
+    for k in host:
+        torch.testing.assert_close(host[k], moved[k], rtol=0, atol=0)
+
+
+def test_notebook_budget_is_a_full_run_on_a_gpu_and_a_quick_one_on_a_cpu(monkeypatch):
+    from scadf_lib.training import FULL_GPU_RUN, QUICK_CPU_RUN, auto_budget
+    epochs, steps, mode = auto_budget("cpu")
+    assert (epochs, steps) == (QUICK_CPU_RUN["epochs"], QUICK_CPU_RUN["max_steps_per_epoch"]) and "quick" in mode
+    assert auto_budget("cpu", 5, None)[:2] == (5, None)  # explicit values win
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    epochs, steps, mode = auto_budget("auto")
+    assert (epochs, steps) == (FULL_GPU_RUN["epochs"], None) and "full run on the GPU" in mode
