@@ -2,7 +2,8 @@
 
 Every trajectory point of every test sample is one prediction. Groups: ``overall``, ``LOS``, ``NLOS``
 and ``unseen-NLOS`` (NLOS points that appear in no training trajectory), each overall and per band;
-the centroid of each trajectory is scored separately (group ``centroid``).
+the centroid of each trajectory is scored separately (group ``centroid``). ``offset_slope`` tells
+whether a model localises each point or only the trajectory's centre (:func:`offset_slope`).
 """
 
 from __future__ import annotations
@@ -34,15 +35,20 @@ class Predictions:
     unseen: np.ndarray
 
     def point_table(self) -> pd.DataFrame:
-        """One row per predicted point: band (GHz), ue, los, unseen, error_m, sq_error_m2, x/y true and predicted."""
+        """One row per predicted point: band (GHz), ue, los, unseen, error_m, sq_error_m2, x/y true and
+        predicted, and the offsets (m) of the true and the predicted point from the centroid of the
+        true and of the predicted trajectory (``dx_true`` ... ``dy_pred``)."""
         m, l, _ = self.points.shape
         err = np.linalg.norm(self.points - self.truth, axis=-1)
+        off_true = self.truth - self.truth.mean(axis=1, keepdims=True)
+        off_pred = self.points - self.points.mean(axis=1, keepdims=True)
         return pd.DataFrame({
             "band_ghz": np.repeat(self.band, l), "ue": self.ue.ravel(), "position": np.tile(np.arange(l), m),
             "los": self.los.ravel(), "unseen": self.unseen.ravel(), "error_m": err.ravel(),
             "sq_error_m2": (err ** 2).ravel(), "x_true": self.truth[..., 0].ravel(),
             "y_true": self.truth[..., 1].ravel(), "x_pred": self.points[..., 0].ravel(),
-            "y_pred": self.points[..., 1].ravel(),
+            "y_pred": self.points[..., 1].ravel(), "dx_true": off_true[..., 0].ravel(),
+            "dy_true": off_true[..., 1].ravel(), "dx_pred": off_pred[..., 0].ravel(), "dy_pred": off_pred[..., 1].ravel(),
         })
 
 
@@ -51,14 +57,15 @@ def predict(model: nn.Module, ds: TrajectoryDataset, feats: Features, norm: Norm
             device: torch.device | str = "cpu", batch_size: int = 512) -> Predictions:
     """Run ``model`` over every sample of ``ds`` and return predictions in metres."""
     model.eval()
+    ds = ds.to(device)
     pts, cen, ues, bands = [], [], [], []
     for start in range(0, len(ds), batch_size):
         b = ds.batch(np.arange(start, min(start + batch_size, len(ds))))
-        out = model(b["numeric"].to(device), b["cfr"].to(device))
+        out = model(b["numeric"], b["cfr"])
         pts.append(norm.to_metres(out.points.float().cpu()).numpy())
         cen.append(norm.to_metres(out.centroid.float().cpu()).numpy())
-        ues.append(b["points"].numpy())
-        bands.append(b["band"].numpy())
+        ues.append(b["points"].cpu().numpy())
+        bands.append(b["band"].cpu().numpy())
     ue = np.concatenate(ues)
     band_idx = np.concatenate(bands)
     truth = feats.xy[ue]
@@ -75,8 +82,22 @@ def error_stats(err_m: np.ndarray) -> dict[str, float]:
             "p90_m": float(np.percentile(err_m, 90)), "count": int(len(err_m))}
 
 
+def offset_slope(table: pd.DataFrame) -> float:
+    """Least-squares slope (through the origin, x and y pooled) of each point's predicted offset from
+    its predicted trajectory's centroid against its true offset from the true centroid.
+
+    1: the model places the points around their centre as they really lie; 0: it puts every point
+    at the centre (it localises the trajectory, not its points). NaN for no points.
+    """
+    true = table[["dx_true", "dy_true"]].to_numpy()
+    pred = table[["dx_pred", "dy_pred"]].to_numpy()
+    denom = float((true ** 2).sum())
+    return float((pred * true).sum() / denom) if denom > 0 else np.nan
+
+
 def metrics_table(pred: Predictions) -> pd.DataFrame:
-    """Tidy metrics: one row per (band, group) with band 'all' for the pooled bands."""
+    """Tidy metrics: one row per (band, group) with band 'all' for the pooled bands; the point groups
+    also carry :func:`offset_slope` (NaN for the centroid)."""
     table = pred.point_table()
     cen_err = np.linalg.norm(pred.centroid - pred.centroid_truth, axis=-1)
     rows = []
@@ -85,7 +106,8 @@ def metrics_table(pred: Predictions) -> pd.DataFrame:
         masks = {"overall": np.ones(len(sel), bool), "LOS": sel.los.values, "NLOS": ~sel.los.values,
                  "unseen-NLOS": (~sel.los.values) & sel.unseen.values}
         for group in GROUPS:
-            rows.append({"band": str(band), "group": group, **error_stats(sel.error_m.values[masks[group]])})
+            rows.append({"band": str(band), "group": group, **error_stats(sel.error_m.values[masks[group]]),
+                         "offset_slope": offset_slope(sel[masks[group]])})
         ce = cen_err if band == "all" else cen_err[pred.band == band]
-        rows.append({"band": str(band), "group": "centroid", **error_stats(ce)})
+        rows.append({"band": str(band), "group": "centroid", **error_stats(ce), "offset_slope": np.nan})
     return pd.DataFrame(rows)

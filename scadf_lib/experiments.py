@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import BASELINES
@@ -47,8 +47,8 @@ METHODS = (*BASELINES, "scadf")
 #: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"epochs": 2, "train_per_point": 2.0, "test_per_point": 4.0, "seeds": (0, 1, 2), "ablation_seeds": (0, 1),
-            "experts": (2, 16), "lambdas": (1.0,), "lengths": (3,), "radii": (3.0, 6.0),
-            "budget_epochs": (6, 12), "budget_seeds": (0, 1)},
+            "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0, 100.0), "lengths": (3,), "radii": (3.0, 6.0),
+            "budget_epochs": (10, 30), "budget_seeds": (0,)},
     "paper": {"epochs": 40, "train_per_point": 8.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
               "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
@@ -103,7 +103,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
         for n in p.get("experts", (2, 4, 16)):
             add(f"sens_experts{n}", "sensitivity", "munich", {"param": "n_experts", "value": n},
                 model_overrides={"n_experts": n}, seed=seed)
-        for lam in p.get("lambdas", (0.01, 1.0)):
+        for lam in p.get("lambdas", (0.0, 0.01, 1.0, 10.0, 100.0)):
             add(f"sens_lambda{lam}", "sensitivity", "munich", {"param": "mmd_weight", "value": lam},
                 model_overrides={"mmd_weight": lam}, seed=seed)
         for L in p.get("lengths", (3, 7)):
@@ -140,32 +140,65 @@ def _finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.csv").exists() and (run_dir / "run.json").exists()
 
 
-def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True) -> pd.DataFrame:
-    """Train every run not yet finished (all of them with ``fresh``), then collect the tables."""
-    for run in tqdm(runs, desc="experiments", unit="run", disable=not progress):
-        run_dir = work / run.name
-        if _finished(run_dir) and not fresh:
-            continue
-        if fresh and run_dir.exists():
-            for f in run_dir.glob("*"):
-                f.unlink()
-        t0 = time.perf_counter()
-        res = train(run.cfg, run_dir, progress=False)
-        info = {"name": run.name, "study": run.study, **run.tags, "model": run.cfg.model, "regime": run.cfg.regime,
-                "seed": run.cfg.seed, "wall_s": time.perf_counter() - t0, "trajectories_per_s": res.throughput,
-                "parameters": json.loads((run_dir / "config.json").read_text())["parameters"],
-                "train_samples": len(res.data.train), "test_samples": len(res.data.test),
-                "device": str(select_device(run.cfg.device)), "torch_threads": torch.get_num_threads()}
-        if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
-            table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "unseen", "error_m"]]
-            with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
-                table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
-        if run.study == "main" and run.cfg.model == "scadf" and run.cfg.regime == "mix" and run.cfg.seed == 0:
-            state = torch.load(run_dir / "best.pt", weights_only=True)
-            slim = {k: state[k] for k in ("model", "model_config", "normalizer", "train_config", "history")}
-            with atomic_path(results / "models" / f"{run.tags['scene']}_scadf.pt") as tmp:
-                torch.save(slim, tmp)
-        write_json_atomic(run_dir / "run.json", info)
+def run_one(run: Run, work: Path, results: Path, fresh: bool = False, threads: int | None = None) -> str:
+    """Train one run into ``<work>/<name>/`` unless it is finished (or ``fresh``), write its
+    ``run.json`` and, where the run is one of them, its per-point errors and the inspector's weights."""
+    if threads:
+        torch.set_num_threads(threads)
+    run_dir = work / run.name
+    if _finished(run_dir) and not fresh:
+        return run.name
+    if fresh and run_dir.exists():
+        for f in run_dir.glob("*"):
+            f.unlink()
+    t0 = time.perf_counter()
+    res = train(run.cfg, run_dir, progress=False)
+    info = {"name": run.name, "study": run.study, **run.tags, "model": run.cfg.model, "regime": run.cfg.regime,
+            "seed": run.cfg.seed, "wall_s": time.perf_counter() - t0, "trajectories_per_s": res.throughput,
+            "parameters": json.loads((run_dir / "config.json").read_text())["parameters"],
+            "train_samples": len(res.data.train), "test_samples": len(res.data.test),
+            "device": str(select_device(run.cfg.device)), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "epochs": run.cfg.epochs,
+            "best_epoch": int(res.history.val_localisation.idxmin()) + 1,
+            **{f"final_{k}": v for k, v in res.history.iloc[-1].items()
+               if k == "val_mmd" or k.startswith("val_task_") or k.startswith("val_block")}}
+    if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
+        table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "unseen", "error_m"]]
+        with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
+            table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
+    if run.study == "main" and run.cfg.model == "scadf" and run.cfg.regime == "mix" and run.cfg.seed == 0:
+        state = torch.load(run_dir / "best.pt", weights_only=True)
+        slim = {k: state[k] for k in ("model", "model_config", "normalizer", "train_config", "history")}
+        with atomic_path(results / "models" / f"{run.tags['scene']}_scadf.pt") as tmp:
+            torch.save(slim, tmp)
+    write_json_atomic(run_dir / "run.json", info)
+    return run.name
+
+
+def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True,
+            jobs: int = 1) -> pd.DataFrame:
+    """Train every run not yet finished (all of them with ``fresh``), then collect the tables.
+
+    ``jobs`` > 1 trains that many runs at once in separate processes (each with its share of the CPU
+    threads; on a GPU they share the device, which one small run leaves mostly idle). Each run
+    writes only its own files, atomically, so an interrupted sweep resumes where it stopped.
+    """
+    todo = [r for r in runs if fresh or not _finished(work / r.name)]
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc="experiments", unit="run", disable=not progress)
+    if jobs <= 1:
+        for run in todo:
+            run_one(run, work, results, fresh)
+            bar.update()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        threads = max(1, torch.get_num_threads() // jobs)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(run_one, run, work, results, fresh, threads) for run in todo]
+            for future in as_completed(futures):
+                bar.set_postfix_str(future.result())
+                bar.update()
+    bar.close()
     return collect(runs, work, results)
 
 
@@ -223,13 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--studies", nargs="+", default=["main", "spatial", "ablation", "sensitivity", "budget"])
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared by the jobs)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies))
     print(f"{len(runs)} runs, preset {a.preset}")
-    execute(runs, Path(a.work), Path(a.results), fresh=a.fresh)
+    execute(runs, Path(a.work), Path(a.results), fresh=a.fresh, jobs=a.jobs)
     from scadf_lib.report import write_report  # report imports this module
     print("report:", write_report(Path(a.results), a.preset))
     return 0

@@ -80,6 +80,42 @@ def verdicts(main: pd.DataFrame) -> list[tuple[str, str, str]]:
     return out
 
 
+#: LOS offset slope from which a method counts as localising each point, not only the trajectory.
+SLOPE_OK = 0.8
+
+
+def offset_slope_section(main: pd.DataFrame) -> str:
+    """Mean LOS offset slope per method and scene (Mix, seeds pooled by their mean) and the check."""
+    sel = main[(main.regime == "mix") & (main.band == "all") & (main.group == "LOS")]
+    if "offset_slope" not in sel or sel.offset_slope.isna().all():
+        return ""
+    piv = sel.pivot_table(index="model", columns="scene", values="offset_slope", aggfunc="mean")
+    piv = piv.reindex([m for m in METHODS if m in piv.index])[[s for s in SCENES if s in piv.columns]]
+    scadf = piv.loc["scadf"] if "scadf" in piv.index else pd.Series(dtype=float)
+    ok = bool(len(scadf) and (scadf >= SLOPE_OK).all())
+    return ("## Does each method localise each point? (Mix, LOS test points)\n\n"
+            "Offset slope: least-squares slope of each point's predicted offset from its predicted trajectory "
+            "centroid against its true offset from the true centroid (x and y pooled). 1 = points placed "
+            "around their centre as they lie; 0 = every point put at the centre. Mean over seeds.\n\n"
+            + _df_md(piv.reset_index()) + "\n\n"
+            f"Check: SCADF-MoE's LOS offset slope is at least {SLOPE_OK} on every scene: "
+            f"**{'yes' if ok else 'no'}** ({', '.join(f'{k} {v:.2f}' for k, v in scadf.items())}).\n")
+
+
+def routing_section(runs: pd.DataFrame) -> str:
+    """Sharpness of SCADF-MoE's routers on the validation set at the end of training (main, Mix)."""
+    cols = [c for c in runs.columns if c.startswith("final_val_") and c.endswith("_entropy")]
+    sel = runs[(runs.study == "main") & (runs.model == "scadf") & (runs.regime == "mix")]
+    if not cols or sel.empty:
+        return ""
+    table = sel.groupby("scene")[cols].mean()
+    table.columns = [c.removeprefix("final_val_") for c in table.columns]
+    return ("## How sharply SCADF-MoE routes (Mix, validation set, end of training)\n\n"
+            "Normalised entropy of the dispatch columns (over the tokens a router reads) and of the combine "
+            "rows (over the slots): 1 = uniform weights, 0 = one token / one slot. Mean over seeds.\n\n"
+            + _df_md(table.reset_index()) + "\n")
+
+
 def _df_md(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -112,7 +148,8 @@ written by `python -m scadf_lib.experiments --preset {preset}`). Do not edit by 
   trajectory (their points unused): {unused}.
 * Training budget (preset `{preset}`): {p['epochs']} epochs, {p['train_per_point']} training trajectories per
   training point, batch 64, AdamW lr 1e-3 with cosine decay, default model (d = 64, 2 soft-MoE blocks,
-  8 experts, lambda = 0.1). Seeds {seeds}; ± is the 95 % Student-t interval over seeds. Run on
+  8 experts, λ = 0.1 against the MSE in m²). Every method keeps the epoch with the lowest validation
+  localisation error (points + centroid MSE). Seeds {seeds}; ± is the 95 % Student-t interval over seeds. Run on
   {hw}: every model is **under-trained** at this budget, so the numbers compare methods at an
   equal, small budget; they are not converged accuracies.
 * MSE is the mean squared Euclidean error of every predicted trajectory point, in m²; unseen-NLOS
@@ -134,6 +171,8 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
             red = paired_reduction(main, regime, group)
             if len(red):
                 parts.append(f"SCADF-MoE against the best baseline, {group}:\n\n{_df_md(red)}\n")
+    parts.append(offset_slope_section(main))
+    parts.append(routing_section(runs))
     spatial = metrics[(metrics.study == "spatial") | ((metrics.study == "main") & (metrics.model == "scadf")
                                                      & (metrics.regime == "mix"))]
     if (metrics.study == "spatial").any():
@@ -160,7 +199,8 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
                      + _df_md(table.reset_index()) + "\n")
     sens = metrics[(metrics.study == "sensitivity") & (metrics.band == "all") & (metrics.group == "overall")]
     if len(sens):
-        sizes = runs.set_index("name")[["train_samples", "points_unused_in_small_clusters"]]
+        extra = [c for c in ("final_val_mmd",) if c in runs.columns]
+        sizes = runs.set_index("name")[["train_samples", "points_unused_in_small_clusters", *extra]]
         seed = int(sens.seed.iloc[0])
         default = main[(main.model == "scadf") & (main.regime == "mix") & (main.scene == "munich")
                        & (main.seed == seed) & (main.band == "all") & (main.group == "overall")].assign(param="default (8 experts, λ 0.1, L 5, auto r)",
@@ -169,7 +209,9 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
         table = table.drop(columns="name")
         parts.append(f"## Sensitivity (munich, Mix, seed {seed}; overall MSE m²)\n\n"
                      "A smaller radius leaves more clusters too small for a trajectory: their points are unused "
-                     "and the training set shrinks (columns on the right).\n\n"
+                     "and the training set shrinks (columns on the right). The λ rows show the trade-off of the "
+                     "MMD term: `final_val_mmd` is the task routers' MMD² on the validation set at the end "
+                     "(λ weighs it against the MSE in m²).\n\n"
                      + _df_md(table.reset_index(drop=True)) + "\n")
     budget = budget_table(metrics, p["epochs"])
     if len(budget):

@@ -6,7 +6,9 @@ For a sample (trajectory at a band) and a layer (a soft-MoE block or the task Mo
 * modality share of each expert's input: the part of the expert's dispatch weight that comes from
   CFR tokens versus numeric tokens (each slot's dispatch column sums to 1 over tokens);
 * per-task expert usage in the task MoE: the combine weight each task's tokens give each expert;
-* band shift: the CFR share of every expert, averaged over many samples, at each band.
+* band shift: the CFR share of every expert, averaged over many samples, at each band;
+* routing sharpness: normalised entropy of dispatch and combine weights per layer and band (1 =
+  uniform, 0 = one token / one slot), from :func:`scadf_lib.models.routing_sharpness`.
 
 :class:`RoutingInspector` renders these as static matplotlib figures (works headless, e.g. under
 papermill / nbval) and, in JupyterLab, behind ipywidgets controls.
@@ -99,6 +101,32 @@ def band_shift(sm: SceneModel, layer: str, max_trajectories: int = 200) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def sharpness_table(sm: SceneModel, max_trajectories: int = 200) -> pd.DataFrame:
+    """Routing sharpness of every layer at every band, over test trajectories (tidy table): the
+    model's own eval-mode metrics (normalised entropies and mean largest weights)."""
+    rows = []
+    n_traj = min(max_trajectories, len(sm.dataset.trajectories))
+    for band in sm.feats.bands:
+        b = sm.dataset.batch(np.array([sample_index(sm, t, band) for t in range(n_traj)]))
+        with torch.no_grad():
+            metrics = sm.model(b["numeric"], b["cfr"]).metrics
+        for layer in layers(sm):
+            rows.append({"band (GHz)": f"{band:g}", "layer": layer,
+                         **{k.removeprefix(f"{layer}_"): float(v) for k, v in metrics.items() if k.startswith(f"{layer}_")}})
+    return pd.DataFrame(rows)
+
+
+def plot_sharpness(sm: SceneModel) -> plt.Figure:
+    df = sharpness_table(sm).melt(id_vars=["band (GHz)", "layer"], value_vars=["dispatch_entropy", "combine_entropy"],
+                                  var_name="weights", value_name="normalised entropy")
+    grid = sns.catplot(df, x="layer", y="normalised entropy", hue="band (GHz)", col="weights", kind="bar",
+                       height=3.4, aspect=1.3)
+    grid.set(ylim=(0, 1.05))
+    grid.set_axis_labels("layer", "entropy / log(count)  (1 = uniform)")
+    grid.figure.suptitle(f"{sm.scene}: routing sharpness per layer and band", y=1.04)
+    return grid.figure
+
+
 def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: int = 0) -> plt.Figure:
     """Dispatch / combine heat maps, modality share per expert and per-task expert usage of one sample."""
     r = routing_of(sm, np.array([sample_index(sm, trajectory, band)]))
@@ -170,6 +198,7 @@ class RoutingInspector:
         sm = self.models[scene]
         _show(plot_sample(sm, trajectory, band, layer, task))
         _show(plot_band_shift(sm, layer))
+        _show(plot_sharpness(sm))
 
     def widget(self) -> Any:
         import ipywidgets as w
