@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.schema import KNOWN_BANDS_GHZ, save_fingerprints
@@ -93,7 +93,9 @@ class TraceConfig:
         if self.bs_position_m is not None:
             return tuple(float(v) for v in self.bs_position_m)  # type: ignore[return-value]
         if self.scene not in DEFAULT_BS_POSITION:
-            raise ValueError(f"scene '{self.scene}' has no default BS position; pass bs_position_m=(x, y, z)")
+            raise ValueError(f"scene '{self.scene}' has no default BS position: pass --bs-position X Y Z (metres) on "
+                             f"the command line or bs_position_m=(x, y, z) in Python, or let generate() place it "
+                             f"above the highest roof near the area's centre (auto_bs_position)")
         return DEFAULT_BS_POSITION[self.scene]
 
     def subcarrier_offsets_hz(self) -> np.ndarray:
@@ -167,27 +169,57 @@ def candidate_grid(config: TraceConfig) -> np.ndarray:
     return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
+def _cast_down(scene: Any, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cast a ray straight down from above the scene at each (x, y): (hit object ids, hit z in m, hit?)."""
+    import drjit as dr
+    import mitsuba as mi
+
+    top = float(scene.mi_scene.bbox().max.z) + 100.0
+    origin = mi.Point3f(xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32),
+                        np.full(len(xy), top, np.float32))
+    si = scene.mi_scene.ray_intersect(mi.Ray3f(origin, mi.Vector3f(0, 0, -1)))
+    hit_ids = np.asarray(dr.reinterpret_array(mi.UInt, si.shape))
+    return hit_ids, np.asarray(si.p.z, dtype=np.float64), np.asarray(si.is_valid(), dtype=bool)
+
+
 def ground_height(scene: Any, xy: np.ndarray) -> np.ndarray:
     """Ground height (m) under each (x, y), or NaN where the first surface hit from above is not ground.
 
     A ray is cast straight down from above the scene; the point is outdoors if the first object hit
     is a ground object (compared by object id, so hilly terrain works).
     """
-    import drjit as dr
-    import mitsuba as mi
-
     ground_ids = [obj.object_id for name, obj in scene.objects.items() if re.search(GROUND_REGEX, name)]
     if not ground_ids:
         raise ValueError("the scene has no object named ground/terrain/plane/floor, so outdoor points "
                          "cannot be found; pass explicit ue_positions_m")
-    top = float(scene.mi_scene.bbox().max.z) + 100.0
-    origin = mi.Point3f(xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32),
-                        np.full(len(xy), top, np.float32))
-    si = scene.mi_scene.ray_intersect(mi.Ray3f(origin, mi.Vector3f(0, 0, -1)))
-    hit_ids = np.asarray(dr.reinterpret_array(mi.UInt, si.shape))
-    z = np.asarray(si.p.z, dtype=np.float64)
-    valid = np.asarray(si.is_valid(), dtype=bool)
+    hit_ids, z, valid = _cast_down(scene, xy)
     return np.where(valid & np.isin(hit_ids, ground_ids), z, np.nan)
+
+
+def scene_center(scene: Any) -> tuple[float, float]:
+    """(x, y) centre of the scene's bounding box, metres."""
+    box = scene.mi_scene.bbox()
+    return float(box.min.x + box.max.x) / 2, float(box.min.y + box.max.y) / 2
+
+
+def auto_bs_position(scene: Any, center_m: tuple[float, float] | None = None, search_radius_m: float = 40.0,
+                     mast_m: float = 5.0, step_m: float = 2.0) -> tuple[float, float, float]:
+    """A BS position for any scene: ``mast_m`` above the highest surface (a roof, or the terrain
+    where there is none) within ``search_radius_m`` of ``center_m`` (default: the scene's centre).
+
+    Heights come from rays cast straight down on a ``step_m`` grid; metres, scene frame.
+    """
+    cx, cy = center_m if center_m is not None else scene_center(scene)
+    axis = np.arange(-search_radius_m, search_radius_m + 1e-9, step_m)
+    gx, gy = np.meshgrid(cx + axis, cy + axis)
+    xy = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    xy = xy[np.hypot(xy[:, 0] - cx, xy[:, 1] - cy) <= search_radius_m]
+    _, z, valid = _cast_down(scene, xy)
+    if not valid.any():
+        raise ValueError(f"no surface of the scene lies within {search_radius_m} m of ({cx:.1f}, {cy:.1f}) m; "
+                         f"pass --area-center X Y inside the scene, or --bs-position X Y Z")
+    i = int(np.argmax(np.where(valid, z, -np.inf)))
+    return float(xy[i, 0]), float(xy[i, 1]), float(z[i] + mast_m)
 
 
 def setup_radio(scene: Any, config: TraceConfig) -> None:
@@ -356,6 +388,11 @@ def generate(config: TraceConfig, out: str | os.PathLike[str], progress: bool = 
     """
     out = Path(out)
     scene = load_scene(config.scene)
+    if config.bs_position_m is None and config.scene not in DEFAULT_BS_POSITION:
+        config = dataclasses.replace(config, bs_position_m=auto_bs_position(scene, config.area_center_m))
+        print(f"[raytrace] scene '{config.scene}' has no default BS position; placed it above the highest roof "
+              f"near the area's centre at {tuple(round(v, 1) for v in config.bs_position)} m "
+              f"(--bs-position X Y Z to choose)")
     setup_radio(scene, config)
     xy = candidate_grid(config)
     if config.ue_positions_m is not None:
@@ -463,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scadf_lib.raytrace", description=__doc__.split("\n")[0])
     p.add_argument("--scene", default="munich", help="bundled Sionna scene name or scene XML path")
     p.add_argument("--out", required=True, help="output netCDF file")
-    p.add_argument("--bs-position", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"), help="metres")
+    p.add_argument("--bs-position", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                   help="metres; default: the scene's known position, else 5 m above the highest roof within "
+                        "40 m of the area's centre")
     p.add_argument("--antennas", type=int, default=16, help="BS ULA elements")
     p.add_argument("--stored-antennas", type=int, default=1, help="elements whose CFR is stored (0 = all)")
     p.add_argument("--area-size", type=float, default=140.0, help="side of the square area of interest, m")

@@ -170,3 +170,28 @@ def test_geometry_reuse_matches_per_band_solver():
     assert np.median(rel) < 1e-4
     assert (rel < 1e-3).mean() > 0.95, "geometry reuse must reproduce the per-band CFR"
     np.testing.assert_array_equal(reuse["los"], naive["los"])
+
+
+def test_bs_is_placed_above_the_highest_roof_near_the_centre_of_any_scene():
+    _sionna_or_skip()
+    from scadf_lib.raytrace import _cast_down, auto_bs_position, ground_height, load_scene, scene_center
+    scene = load_scene("simple_street_canyon")
+    x, y, z = auto_bs_position(scene, search_radius_m=40.0, mast_m=5.0)
+    assert np.isnan(ground_height(scene, np.array([[x, y]])))[0], "the BS should stand on a roof, not the street"
+    cx, cy = scene_center(scene)
+    assert math.hypot(x - cx, y - cy) <= 40.0
+    ring = np.array([[cx + r * math.cos(a), cy + r * math.sin(a)] for r in (0, 10, 25, 39) for a in np.linspace(0, 6, 12)])
+    _, tops, hit = _cast_down(scene, ring)
+    assert z == pytest.approx(tops[hit].max() + 5.0, abs=3.0) and z >= tops[hit].max() + 5.0 - 1e-3
+
+
+def test_a_scene_without_a_default_bs_position_is_traced_with_an_automatic_one(tmp_path):
+    _sionna_or_skip()
+    from scadf_lib.raytrace import DEFAULT_BS_POSITION, generate
+    assert "simple_street_canyon_with_cars" not in DEFAULT_BS_POSITION
+    cfg = TraceConfig(scene="simple_street_canyon_with_cars", area_size_m=20.0, grid_spacing_m=10.0,
+                      bands_ghz=(28.0,), diffraction=False, samples_per_src=10_000, bs_num_antennas=2)
+    with pytest.raises(ValueError, match="--bs-position X Y Z"):
+        cfg.bs_position
+    ds = generate(cfg, tmp_path / "cars.nc", progress=False)
+    assert ds.attrs["bs_position_m"][2] > 10.0 and ds.sizes["ue"] > 0
