@@ -101,3 +101,27 @@ def test_bad_parameters_fail_early_with_a_clear_message(tmp_path, params, messag
     assert exc is not None, "the notebook should have failed"
     assert message in str(exc.evalue), exc.evalue
     assert exc.exec_count <= 3, "the error must come from the first cells"
+
+
+def test_a_hanging_cell_fails_the_pipeline_naming_the_notebook_and_the_cell(tmp_path, monkeypatch):
+    """The pipeline gives every cell a time limit; the error names the notebook and the cell."""
+    from scadf_lib import pipeline
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, tmp_path / "notebooks" / "99_hang.ipynb")
+    monkeypatch.setattr(pipeline, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(pipeline, "NOTEBOOKS", [("99_hang.ipynb", {})])
+    with pytest.raises(pipeline.NotebookCellError) as err:
+        pipeline.run_pipeline(tmp_path / "out", cell_timeout_s=5)
+    message = str(err.value)
+    assert "99_hang.ipynb" in message and "code cell 2 of the executed copy ('import time')" in message and "5 s limit" in message
+
+
+def test_headless_runs_build_no_live_widget():
+    """Notebook 06 builds its ipywidgets controls only with a front end (SCADF_HEADLESS unset)."""
+    nb = nbformat.read(ROOT / "notebooks" / "06_routing_inspector.ipynb", as_version=4)
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert 'os.environ.get("SCADF_HEADLESS") != "1"' in src
+    assert "inspector.widget() if interactive else" in src
