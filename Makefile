@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test data bench clean
+.PHONY: setup demo test lab data bench clean
 
 setup:
 	@bash .ci/setup.sh
@@ -14,7 +14,11 @@ demo: setup
 # Unit, property, reliability and notebook (nbval) tests.
 test: setup
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	SCADF_HEADLESS=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+# JupyterLab on the venv's kernel (as root it needs --allow-root).
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # Regenerates data/ with Sionna RT (about 10 minutes on 2 cores).
 data: setup

@@ -22,19 +22,48 @@ stamp="$VENV/.installed"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
+TORCH_PIN=$(grep -E '^torch==' .ci/constraints.txt)
+# PyTorch's own index of CPU-only wheels: on a machine without an NVIDIA GPU it gives the ~200 MB CPU
+# build of the pinned version, where the default package index would give the CUDA build (several GB).
+CPU_INDEX=https://download.pytorch.org/whl/cpu
+
+install_torch() {
+  if "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+    return
+  fi
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "[setup] NVIDIA GPU found: installing the CUDA build of $TORCH_PIN"
+    "$VENV/bin/python" -m pip install -q "$TORCH_PIN"
+  elif "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('$CPU_INDEX/torch/', timeout=5)" >/dev/null 2>&1; then
+    echo "[setup] no NVIDIA GPU: installing the CPU build of $TORCH_PIN from PyTorch's CPU index"
+    "$VENV/bin/python" -m pip install -q "$TORCH_PIN" --extra-index-url "$CPU_INDEX"  # "+cpu" ranks first
+  else
+    echo "[setup] no NVIDIA GPU and PyTorch's CPU index is out of reach: installing $TORCH_PIN from the configured"
+    echo "[setup] package index (a local CPU wheel where one is configured; from PyPI on Linux x86_64 this is the"
+    echo "[setup] CUDA build, several GB: install the CPU build by hand first to avoid that)"
+    "$VENV/bin/python" -m pip install -q -c .ci/constraints.txt "$TORCH_PIN"
+  fi
+}
+
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ .ci/constraints.txt -nt "$stamp" ]; then
   echo "[setup] installing Python packages into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  # torch first, from the pinned CPU wheel; the constraint keeps every later step on it.
-  "$VENV/bin/python" -m pip install -q -c .ci/constraints.txt "torch==2.13.0"
+  # torch first; the constraint keeps every later step on the version (and build) installed here.
+  install_torch
   "$VENV/bin/python" -m pip install -q -c .ci/constraints.txt -e ".[raytrace,notebooks,dev]"
   "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
   touch "$stamp"
 fi
-# Notebooks in git: strip outputs and diff with nbdime (local repo config only).
+# Notebooks in git: strip outputs and diff/merge with nbdime. Absolute paths, so that `git diff` and
+# `git merge` work without activating the venv (local repo config only).
 if [ -d .git ]; then
-  git config filter.nbstrip.clean "$VENV/bin/python -m scadf_lib.nbstrip" || true
+  venv_bin="$(cd "$VENV/bin" && pwd)"
+  git config filter.nbstrip.clean "$venv_bin/python -m scadf_lib.nbstrip" || true
   git config filter.nbstrip.smudge cat || true
   git config filter.nbstrip.required true || true
-  "$VENV/bin/nbdime" config-git --enable >/dev/null 2>&1 || true
+  "$venv_bin/nbdime" config-git --enable >/dev/null 2>&1 || true
+  git config diff.jupyternotebook.command "$venv_bin/git-nbdiffdriver diff" || true
+  git config merge.jupyternotebook.driver "$venv_bin/git-nbmergedriver merge %O %A %B %L %P" || true
+  git config difftool.nbdime.cmd "$venv_bin/git-nbdifftool diff \"\$LOCAL\" \"\$REMOTE\" \"\$BASE\"" || true
+  git config mergetool.nbdime.cmd "$venv_bin/git-nbmergetool merge \"\$BASE\" \"\$LOCAL\" \"\$REMOTE\" \"\$MERGED\"" || true
 fi

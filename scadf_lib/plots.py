@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import xarray as xr
+from matplotlib.ticker import MaxNLocator
 
 from scadf_lib.clustering import Clustering
 from scadf_lib.evaluation import Predictions
@@ -129,7 +130,10 @@ def split_map(xy: np.ndarray, split: SpatialSplit, n_examples: int = 3, seed: in
 
 
 def learning_curves(history: pd.DataFrame) -> plt.Figure:
+    """Point MSE (normalised units) and router MMD per epoch, training and validation."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for col, label in (("train_mse_points", "train"), ("val_mse_points", "validation")):
         axes[0].plot(history["epoch"], history[col], "o-", label=label)
     axes[0].set_xlabel("epoch")
