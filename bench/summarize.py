@@ -62,10 +62,20 @@ def clustering(r: dict[str, Any]) -> str:
 
 
 def training(r: dict[str, Any]) -> str:
-    rows = [[name, m["trajectories_per_s"], m["speed_vs_scadf"], f"{m['parameters']:,}"] for name, m in r["models"].items()]
+    compiled = r.get("compiled", False)
+    rows = []
+    for name, m in r["models"].items():
+        row = [name, m.get("before_trajectories_per_s", float("nan")), m.get("after_trajectories_per_s",
+               m["trajectories_per_s"]), m.get("speedup", float("nan"))]
+        if compiled:
+            row += [m["after_compiled_trajectories_per_s"], m["compiled_speedup"]]
+        rows.append(row + [m["speed_vs_scadf"], f"{m['parameters']:,}"])
+    header = ["model", "before: trajectories/s", "after: trajectories/s", "after / before"]
+    header += ["compiled: trajectories/s", "compiled / before"] if compiled else []
     return (f"**Training throughput** (munich, Mix, batch {r['batch_size']}, {r['steps']} steps, device "
-            f"{r['device']}; {_machine(r)})\n\n"
-            + _table(["model", "trajectories/s", "speed vs SCADF-MoE", "parameters"], rows)
+            f"{r['device']}; {_machine(r)}). Before: the step as first landed (host batches, a host sync per "
+            f"step); after: the engine's step (device-resident batches, fused/foreach AdamW, no sync).\n\n"
+            + _table(header + ["speed vs SCADF-MoE", "parameters"], rows)
             + f"\n\nLoader alone: {r['loader_only_trajectories_per_s']:,.0f} trajectories/s, i.e. "
               f"{100 * r['loader_share_of_scadf_step']:.1f} % of a SCADF-MoE step. Router MMD (forward + backward, "
               f"batch {r['batch_size']}): {r['mmd_before_ms']:.2f} ms before, {r['mmd_after_ms']:.2f} ms after "
@@ -85,8 +95,17 @@ def memory(r: dict[str, Any]) -> str:
             f"(process and kernels), wall {r['wall_s']:.0f} s ({secs}).")
 
 
+def sweep(r: dict[str, Any]) -> str:
+    rows = [[n, j["aggregate_trajectories_per_s"], j["aggregate_vs_first"], j["per_run_trajectories_per_s"]]
+            for n, j in r["jobs"].items()]
+    return (f"**Sweep throughput** (SCADF-MoE, munich, batch {r['batch_size']}, {r['steps']} steps per run, "
+            f"device {r['device']}; {_machine(r)}): N runs at once in separate processes, as "
+            f"`experiments --jobs N` trains them.\n\n"
+            + _table(["runs at once", "all runs: trajectories/s", "vs the first row", "each run: trajectories/s"], rows))
+
+
 SECTIONS = {"raytrace": raytrace, "clustering": clustering, "training": training, "inference": inference,
-            "memory": memory}
+            "memory": memory, "sweep": sweep}
 
 
 def render() -> str:
