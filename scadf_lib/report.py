@@ -102,6 +102,21 @@ def offset_slope_section(main: pd.DataFrame) -> str:
             f"**{'yes' if ok else 'no'}** ({', '.join(f'{k} {v:.2f}' for k, v in scadf.items())}).\n")
 
 
+def budget_slopes(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
+    """LOS offset slope (Mix, mean over seeds) per method and number of training epochs: the budget
+    runs and the main runs of the same seeds."""
+    budget = metrics[(metrics.study == "budget") & (metrics.scene == scene)]
+    if budget.empty or "offset_slope" not in budget:
+        return pd.DataFrame()
+    base = metrics[(metrics.study == "main") & (metrics.regime == "mix") & (metrics.scene == scene)
+                   & metrics.seed.isin(budget.seed.unique())].assign(value=preset_epochs)
+    both = pd.concat([base, budget])
+    both = both[(both.group == "LOS") & (both.band == "all")].assign(epochs=lambda f: f.value.astype(int))
+    piv = both.pivot_table(index="model", columns="epochs", values="offset_slope")
+    piv.columns = [f"{c} epochs" for c in piv.columns]
+    return piv.reindex([m for m in METHODS if m in piv.index])
+
+
 def routing_section(runs: pd.DataFrame) -> str:
     """Sharpness of SCADF-MoE's routers on the validation set at the end of training (main, Mix)."""
     cols = [c for c in runs.columns if c.startswith("final_val_") and c.endswith("_entropy")]
@@ -223,6 +238,11 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
             parts.append(f"## Training budget (munich, Mix, {group} MSE m², seeds {bseeds})\n\n"
                          "Does the ranking of the methods hold when every model trains longer?\n\n"
                          + _df_md(piv.reset_index()) + "\n")
+        slope = budget_slopes(metrics, p["epochs"])
+        if len(slope):
+            parts.append("LOS offset slope (1 = each point placed where it lies around its trajectory's centre, "
+                         "0 = every point at the centre) against training epochs, same runs:\n\n"
+                         + _df_md(slope.reset_index()) + "\n")
     tp = runs[runs.study == "main"].groupby("model")[["trajectories_per_s", "parameters"]].median()
     tp["parameters"] = tp.parameters.astype(int)
     parts.append("## Cost\n\nMedian training throughput over the main runs on this CPU (contended by other work, "
