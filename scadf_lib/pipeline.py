@@ -16,14 +16,25 @@ import argparse
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import papermill as pm
 from jupyter_client.manager import AsyncKernelManager, KernelManager
+from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
 
 from scadf_lib.fileio import PROJECT_ROOT
+
+
+def _ipc_path(manager: KernelManager | AsyncKernelManager) -> str:
+    """An absolute IPC socket prefix: a relative one ("kernel-ipc", jupyter_client's default before
+    the connection file is named) breaks when the kernel starts in another working directory."""
+    if manager.connection_file:
+        return os.path.splitext(os.path.abspath(manager.connection_file))[0] + "-ipc"
+    os.makedirs(jupyter_runtime_dir(), exist_ok=True)
+    return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex[:12]}-ipc")
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -34,6 +45,10 @@ class IPCKernelManager(AsyncKernelManager):
     def _default_transport(self) -> str:
         return "ipc"
 
+    @default("ip")
+    def _default_ip(self) -> str:
+        return _ipc_path(self)
+
 
 class SyncIPCKernelManager(KernelManager):
     """:class:`IPCKernelManager` for synchronous clients (nbval)."""
@@ -41,6 +56,10 @@ class SyncIPCKernelManager(KernelManager):
     @default("transport")
     def _default_transport(self) -> str:
         return "ipc"
+
+    @default("ip")
+    def _default_ip(self) -> str:
+        return _ipc_path(self)
 
 
 class NotebookCellError(RuntimeError):
