@@ -161,7 +161,7 @@ class Experts(nn.Module):
 class Router(nn.Module):
     """Slot parameters Phi for R routers: dispatch and combine weights (B, R, m, S) from tokens (B, m, d).
 
-    As in vmoe's ``SoftRouter`` (Puigcerver et al. 2023, Sec. 2.3 "normalisation"): logits =
+    As in vmoe's ``SoftRouter`` (Puigcerver et al. 2023, "normalisation"): logits =
     s * l2norm(X) l2norm(Phi_r), with a learned scale s; only the router sees normalised tokens (the
     experts get the tokens as they are). s starts at sqrt(d), so that the initial logits have about
     unit variance, as unnormalised routing of LayerNorm-ed tokens would have (with s = 1 the logits
