@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scadf_lib.experiments import METHODS, PRESETS, SCENES, budget_table, mean_ci, summarize
+from scadf_lib.experiments import METHODS, PRESETS, SCENES, budget_metrics, budget_table, mean_ci, summarize
 from scadf_lib.fileio import atomic_path, project_path
 
 PAPER_CLAIMS = {
@@ -111,14 +111,11 @@ def offset_slope_section(main: pd.DataFrame, longest: pd.Series | None = None, l
 
 def budget_slopes(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
     """LOS offset slope (Mix, mean over seeds) per method and number of training epochs: the budget
-    runs and the main runs of the same seeds."""
-    budget = metrics[(metrics.study == "budget") & (metrics.scene == scene)]
-    if budget.empty or "offset_slope" not in budget:
+    runs and the main runs of the same seeds (:func:`scadf_lib.experiments.budget_metrics`)."""
+    both = budget_metrics(metrics, preset_epochs, scene)
+    if both.empty or "offset_slope" not in both:
         return pd.DataFrame()
-    base = metrics[(metrics.study == "main") & (metrics.regime == "mix") & (metrics.scene == scene)
-                   & metrics.seed.isin(budget.seed.unique())].assign(value=preset_epochs)
-    both = pd.concat([base, budget])
-    both = both[(both.group == "LOS") & (both.band == "all")].assign(epochs=lambda f: f.value.astype(int))
+    both = both[(both.group == "LOS") & (both.band == "all")]
     piv = both.pivot_table(index="model", columns="epochs", values="offset_slope")
     piv.columns = [f"{c} epochs" for c in piv.columns]
     return piv.reindex([m for m in METHODS if m in piv.index])
