@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import papermill as pm
+from jupyter_client.connect import ConnectionFileMixin
 from jupyter_client.manager import AsyncKernelManager, KernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
@@ -28,18 +29,11 @@ from traitlets import default
 from scadf_lib.fileio import PROJECT_ROOT
 
 
-def _ipc_path(manager: KernelManager | AsyncKernelManager) -> str:
-    """An absolute IPC socket prefix: a relative one ("kernel-ipc", jupyter_client's default before
-    the connection file is named) breaks when the kernel starts in another working directory."""
-    if manager.connection_file:
-        return os.path.splitext(os.path.abspath(manager.connection_file))[0] + "-ipc"
-    os.makedirs(jupyter_runtime_dir(), exist_ok=True)
-    return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex[:12]}-ipc")
-
-
-class IPCKernelManager(AsyncKernelManager):
-    """A kernel on local IPC sockets instead of TCP ports: nothing listens on the network, and the
-    kernel does not warn about unencrypted TCP on every start."""
+class IPCTransport(ConnectionFileMixin):
+    """Kernel connections over local IPC sockets instead of TCP ports: nothing listens on the
+    network, and the kernel does not warn about unencrypted TCP on every start. The socket prefix is
+    absolute: a relative one (jupyter_client's "kernel-ipc" before the connection file is named)
+    breaks when the kernel starts in another working directory."""
 
     @default("transport")
     def _default_transport(self) -> str:
@@ -47,19 +41,18 @@ class IPCKernelManager(AsyncKernelManager):
 
     @default("ip")
     def _default_ip(self) -> str:
-        return _ipc_path(self)
+        if self.connection_file:
+            return os.path.splitext(os.path.abspath(self.connection_file))[0] + "-ipc"
+        os.makedirs(jupyter_runtime_dir(), exist_ok=True)
+        return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex[:12]}-ipc")
 
 
-class SyncIPCKernelManager(KernelManager):
-    """:class:`IPCKernelManager` for synchronous clients (nbval)."""
+class IPCKernelManager(IPCTransport, AsyncKernelManager):
+    """The pipeline's (papermill's) kernel manager."""
 
-    @default("transport")
-    def _default_transport(self) -> str:
-        return "ipc"
 
-    @default("ip")
-    def _default_ip(self) -> str:
-        return _ipc_path(self)
+class SyncIPCKernelManager(IPCTransport, KernelManager):
+    """The same for synchronous clients (nbval)."""
 
 
 class NotebookCellError(RuntimeError):
