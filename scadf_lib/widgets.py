@@ -26,7 +26,7 @@ import seaborn as sns
 import torch
 
 from scadf_lib.fileio import project_path
-from scadf_lib.models import SCADFMoE
+from scadf_lib.models import ModelOutput, SCADFMoE
 from scadf_lib.schema import load_fingerprints
 from scadf_lib.training import load_checkpoint, model_from_checkpoint
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, build_features, spatial_split
@@ -65,9 +65,14 @@ def layers(sm: SceneModel) -> list[str]:
 
 
 @torch.no_grad()
-def routing_of(sm: SceneModel, sample_idx: np.ndarray) -> dict[str, torch.Tensor]:
+def output_of(sm: SceneModel, sample_idx: np.ndarray) -> ModelOutput:
+    """The model's output (eval mode: routing weights and sharpness metrics) for some test samples."""
     b = sm.dataset.batch(np.asarray(sample_idx))
-    return sm.model(b["numeric"], b["cfr"]).routing
+    return sm.model(b["numeric"], b["cfr"])
+
+
+def routing_of(sm: SceneModel, sample_idx: np.ndarray) -> dict[str, torch.Tensor]:
+    return output_of(sm, sample_idx).routing
 
 
 def sample_index(sm: SceneModel, trajectory: int, band: float) -> int:
@@ -107,9 +112,7 @@ def sharpness_table(sm: SceneModel, max_trajectories: int = 200) -> pd.DataFrame
     rows = []
     n_traj = min(max_trajectories, len(sm.dataset.trajectories))
     for band in sm.feats.bands:
-        b = sm.dataset.batch(np.array([sample_index(sm, t, band) for t in range(n_traj)]))
-        with torch.no_grad():
-            metrics = sm.model(b["numeric"], b["cfr"]).metrics
+        metrics = output_of(sm, np.array([sample_index(sm, t, band) for t in range(n_traj)])).metrics
         for layer in layers(sm):
             rows.append({"band (GHz)": f"{band:g}", "layer": layer,
                          **{k.removeprefix(f"{layer}_"): float(v) for k, v in metrics.items() if k.startswith(f"{layer}_")}})
