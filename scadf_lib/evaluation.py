@@ -1,8 +1,11 @@
 """Localisation metrics in metres (paper's metric: MSE = mean squared Euclidean error, m^2).
 
-Every trajectory point of every test sample is one prediction. Groups: ``overall``, ``LOS``, ``NLOS``
-and ``unseen-NLOS`` (NLOS points that appear in no training trajectory), each overall and per band;
-the centroid of each trajectory is scored separately (group ``centroid``). ``offset_slope`` tells
+Every trajectory point of every test sample is one prediction. A test trajectory mixes *held-out*
+points (in no training trajectory: the split's test points) with *seen* ones (training points, the
+spatial context), so every group comes three ways: all points as in the paper (``overall``, ``LOS``,
+``NLOS``), held-out points only (``held-out``, ``held-out-LOS``, ``held-out-NLOS``: the headline)
+and seen points only (``seen``, ``seen-LOS``, ``seen-NLOS``), each over all bands and per band; the
+centroid of each trajectory is scored separately (group ``centroid``). ``offset_slope`` tells
 whether a model localises each point or only the trajectory's centre (:func:`offset_slope`).
 """
 
@@ -17,13 +20,13 @@ import torch.nn as nn
 
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset
 
-GROUPS = ("overall", "LOS", "NLOS", "unseen-NLOS")
+GROUPS = ("overall", "LOS", "NLOS", "held-out", "held-out-LOS", "held-out-NLOS", "seen", "seen-LOS", "seen-NLOS")
 
 
 @dataclass(frozen=True)
 class Predictions:
     """Predictions of one test set in metres. ``points`` and ``truth`` (M, L, 2); ``centroid`` and
-    ``centroid_truth`` (M, 2); ``ue`` (M, L) point indices; ``band`` (M,) GHz; ``los`` and ``unseen`` (M, L)."""
+    ``centroid_truth`` (M, 2); ``ue`` (M, L) point indices; ``band`` (M,) GHz; ``los`` and ``held_out`` (M, L)."""
 
     points: np.ndarray
     truth: np.ndarray
@@ -32,10 +35,10 @@ class Predictions:
     ue: np.ndarray
     band: np.ndarray
     los: np.ndarray
-    unseen: np.ndarray
+    held_out: np.ndarray
 
     def point_table(self) -> pd.DataFrame:
-        """One row per predicted point: band (GHz), ue, los, unseen, error_m, sq_error_m2, x/y true and
+        """One row per predicted point: band (GHz), ue, los, held_out, error_m, sq_error_m2, x/y true and
         predicted, and the offsets (m) of the true and the predicted point from the centroid of the
         true and of the predicted trajectory (``dx_true`` ... ``dy_pred``)."""
         m, l, _ = self.points.shape
@@ -44,7 +47,7 @@ class Predictions:
         off_pred = self.points - self.points.mean(axis=1, keepdims=True)
         return pd.DataFrame({
             "band_ghz": np.repeat(self.band, l), "ue": self.ue.ravel(), "position": np.tile(np.arange(l), m),
-            "los": self.los.ravel(), "unseen": self.unseen.ravel(), "error_m": err.ravel(),
+            "los": self.los.ravel(), "held_out": self.held_out.ravel(), "error_m": err.ravel(),
             "sq_error_m2": (err ** 2).ravel(), "x_true": self.truth[..., 0].ravel(),
             "y_true": self.truth[..., 1].ravel(), "x_pred": self.points[..., 0].ravel(),
             "y_pred": self.points[..., 1].ravel(), "dx_true": off_true[..., 0].ravel(),
@@ -53,9 +56,10 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, ds: TrajectoryDataset, feats: Features, norm: Normalizer, unseen: np.ndarray,
+def predict(model: nn.Module, ds: TrajectoryDataset, feats: Features, norm: Normalizer, held_out: np.ndarray,
             device: torch.device | str = "cpu", batch_size: int = 512) -> Predictions:
-    """Run ``model`` over every sample of ``ds`` and return predictions in metres."""
+    """Run ``model`` over every sample of ``ds`` and return predictions in metres; ``held_out`` (N,)
+    marks the points in no training trajectory (:attr:`SpatialSplit.unseen`)."""
     model.eval()
     ds = ds.to(device)
     pts, cen, ues, bands = [], [], [], []
@@ -70,7 +74,7 @@ def predict(model: nn.Module, ds: TrajectoryDataset, feats: Features, norm: Norm
     band_idx = np.concatenate(bands)
     truth = feats.xy[ue]
     return Predictions(np.concatenate(pts), truth, np.concatenate(cen), truth.mean(axis=1), ue,
-                       np.asarray(feats.bands)[band_idx], feats.los[band_idx[:, None], ue], unseen[ue])
+                       np.asarray(feats.bands)[band_idx], feats.los[band_idx[:, None], ue], held_out[ue])
 
 
 def error_stats(err_m: np.ndarray) -> dict[str, float]:
@@ -103,11 +107,22 @@ def metrics_table(pred: Predictions) -> pd.DataFrame:
     rows = []
     for band in ["all", *sorted(set(pred.band.tolist()))]:
         sel = table if band == "all" else table[table.band_ghz == band]
-        masks = {"overall": np.ones(len(sel), bool), "LOS": sel.los.values, "NLOS": ~sel.los.values,
-                 "unseen-NLOS": (~sel.los.values) & sel.unseen.values}
+        los, held = sel.los.values, sel.held_out.values
+        masks = {"overall": np.ones(len(sel), bool), "LOS": los, "NLOS": ~los, "held-out": held,
+                 "held-out-LOS": held & los, "held-out-NLOS": held & ~los, "seen": ~held, "seen-LOS": ~held & los,
+                 "seen-NLOS": ~held & ~los}
         for group in GROUPS:
             rows.append({"band": str(band), "group": group, **error_stats(sel.error_m.values[masks[group]]),
                          "offset_slope": offset_slope(sel[masks[group]])})
         ce = cen_err if band == "all" else cen_err[pred.band == band]
         rows.append({"band": str(band), "group": "centroid", **error_stats(ce), "offset_slope": np.nan})
     return pd.DataFrame(rows)
+
+
+def per_point_errors(pred: Predictions) -> pd.DataFrame:
+    """One row per (band, UE): mean squared error over the test trajectories that hold the point
+    (m^2), how many there were, LOS and held-out flags. Pairs methods point by point."""
+    t = pred.point_table()
+    g = t.groupby(["band_ghz", "ue"], sort=True)
+    return g.agg(sq_error_m2=("sq_error_m2", "mean"), appearances=("sq_error_m2", "size"), los=("los", "first"),
+                 held_out=("held_out", "first")).reset_index()

@@ -3,7 +3,11 @@
 Studies
     ``main``         Table II: every scene x method (Concat, FullCon, TransFusion, SoftMoE, SCADF-MoE)
                      x regime (Mix, OOD) x seed.
-    ``spatial``      SCADF-MoE without spatial context (noSpace: L = 1 on the same clusters) per scene.
+    ``spatial``      SCADF-MoE without spatial context (noSpace: L = 1 on the same clusters, the same
+                     held-out points, every training point trained on as often as with L = 5) per
+                     scene; compared with SCADF-MoE point by point (``paired_points.csv``).
+    ``blocks``       every method, Mix, with whole 20 m map blocks held out (no training point
+                     within r of a test point): the spatially held-out regime, beyond the paper.
     ``ablation``     munich, Mix: no dynamic routing, single expert, no MMD, no task embeddings.
     ``sensitivity``  munich, Mix, first seed: number of experts, lambda, trajectory length L, radius.
     ``budget``       munich, Mix, every method trained for more epochs than the preset: does the
@@ -11,14 +15,15 @@ Studies
 
 Every run trains into ``<work>/<name>/`` (resumable, skipped when finished unless ``--fresh``), then
 the collected tables are written atomically to ``results/``: ``all_metrics.csv`` (tidy: one row per
-run x band x group), ``runs.csv`` (one row per run: settings, parameters, throughput, wall time),
+run x band x group), ``runs.csv`` (one row per run: settings, split sizes, parameters, throughput, wall time),
+``paired_points.csv`` (per held-out point and band: SCADF-MoE's and noSpace's squared error),
 for the first seed of the Mix runs ``errors/<name>.csv.gz`` (per-point errors in metres), the
 seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspector), and
 ``REPORT.md`` (:mod:`scadf_lib.report`).
 
 Command line::
 
-    python -m scadf_lib.experiments --preset cpu            # what results/ holds (133 runs, 63 min on 2 cores)
+    python -m scadf_lib.experiments --preset cpu --jobs 2   # what results/ holds (see REPORT.md for runs, time)
     python -m scadf_lib.experiments --preset paper --fresh  # paper-sized, for a GPU
 """
 
@@ -44,12 +49,15 @@ from scadf_lib.training import TrainConfig, select_device, train
 SCENES = ("munich", "etoile", "florence")
 METHODS = (*BASELINES, "scadf")
 
-#: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine.
+#: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine in about an
+#: hour with ``--jobs 2``: an "epoch" there is at most ``max_steps_per_epoch`` batches of 64, so
+#: every model is under-trained (the budget study shows how far); 'paper' is for a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"epochs": 2, "train_per_point": 2.0, "test_per_point": 4.0, "seeds": (0, 1, 2), "ablation_seeds": (0, 1),
-            "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0, 100.0), "lengths": (3,), "radii": (3.0, 6.0),
-            "budget_epochs": (10, 30), "budget_seeds": (0,)},
-    "paper": {"epochs": 40, "train_per_point": 8.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
+    "cpu": {"epochs": 3, "max_steps_per_epoch": 100, "train_per_point": 1.0, "test_per_point": 1.0,
+            "seeds": (0, 1, 2), "ablation_seeds": (0, 1), "block_seeds": (0,),
+            "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0, 100.0), "lengths": (3,), "radii": (3.0,),
+            "budget_epochs": (20,), "budget_seeds": (0,)},
+    "paper": {"epochs": 40, "train_per_point": 4.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
               "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},
@@ -65,7 +73,7 @@ class Run:
 
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = ("main", "spatial", "ablation", "sensitivity", "budget")) -> list[Run]:
+         studies: tuple[str, ...] = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget")) -> list[Run]:
     """The list of runs of a preset, in the order they are executed."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -85,9 +93,14 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                     for method in METHODS:
                         add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method},
                             model=method, regime=regime, seed=seed)
-            if "spatial" in studies:
+            if "spatial" in studies:  # L = 1; L x the trajectories, so each point is trained on as often
                 add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene, {"variant": "scadf_nospace"},
-                    trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed)
+                    trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed,
+                    train_per_point=5 * base.train_per_point)
+            if "blocks" in studies and seed in p.get("block_seeds", p["seeds"]):
+                for method in METHODS:
+                    add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method},
+                        model=method, holdout="blocks", seed=seed)
 
     # Two seeds of everything first, then ablations and sensitivity, then the remaining seeds, so
     # that an interrupted run still leaves a complete (if narrower) set of tables.
@@ -141,7 +154,7 @@ def budget_table(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich
     both = budget_metrics(metrics, preset_epochs, scene)
     if both.empty:
         return pd.DataFrame(columns=["model", "epochs", "group", "mse_m2", "ci95", "seeds"])
-    return pd.concat([summarize(both, ["model", "epochs"], g).assign(group=g) for g in ("overall", "unseen-NLOS")],
+    return pd.concat([summarize(both, ["model", "epochs"], g).assign(group=g) for g in ("held-out", "overall")],
                      ignore_index=True)
 
 
@@ -172,7 +185,7 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, threads: i
             **{f"final_{k}": v for k, v in res.history.iloc[-1].items()
                if k == "val_mmd" or k.startswith("val_task_") or k.startswith("val_block")}}
     if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
-        table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "unseen", "error_m"]]
+        table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "held_out", "error_m"]]
         with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
             table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
     if run.study == "main" and run.cfg.model == "scadf" and run.cfg.regime == "mix" and run.cfg.seed == 0:
@@ -211,6 +224,35 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     return collect(runs, work, results)
 
 
+#: Split facts copied from each run's config.json into runs.csv.
+SPLIT_COLUMNS = ("points", "radius_m", "clusters", "clusters_too_small", "points_unused_in_small_clusters",
+                 "train_points", "test_points", "held_out_points_tested", "held_out_points_unused",
+                 "held_out_share_of_test_slots", "guard_points_unused", "min_distance_test_to_train_m")
+
+
+def paired_points(runs: list[Run], work: Path) -> pd.DataFrame:
+    """noSpace against SCADF-MoE on the same held-out points: one row per (scene, seed, band, UE)
+    held out in both runs, with each run's mean squared error over the test trajectories that hold
+    the point (m^2). The pairs are the ``spatial`` runs and the ``main`` Mix SCADF-MoE runs of the
+    same scene and seed; both splits hold out the same points (see :func:`make_split`)."""
+    finished = {r.name: r for r in runs if (work / r.name / "point_errors.csv").exists() and _finished(work / r.name)}
+    rows = []
+    for r in finished.values():
+        if r.study != "spatial":
+            continue
+        ref = f"main_{r.tags['scene']}_mix_scadf_s{r.cfg.seed}"
+        if ref not in finished:
+            continue
+        a = pd.read_csv(work / ref / "point_errors.csv")
+        b = pd.read_csv(work / r.name / "point_errors.csv")
+        both = a[a.held_out].merge(b[b.held_out], on=["band_ghz", "ue"], suffixes=("_scadf", "_nospace"))
+        rows.append(pd.DataFrame({"scene": r.tags["scene"], "seed": r.cfg.seed, "band_ghz": both.band_ghz,
+                                  "ue": both.ue, "los": both.los_scadf, "sq_error_scadf_m2": both.sq_error_m2_scadf,
+                                  "sq_error_nospace_m2": both.sq_error_m2_nospace,
+                                  "appearances_scadf": both.appearances_scadf}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
 def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     """Gather finished runs' metrics into ``results/all_metrics.csv`` and ``results/runs.csv``."""
     frames, infos = [], []
@@ -220,15 +262,18 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
             continue
         info = json.loads((run_dir / "run.json").read_text())
         split = json.loads((run_dir / "config.json").read_text())["split"]
-        infos.append({**info, **{k: split[k] for k in ("radius_m", "clusters", "clusters_too_small",
-                                                       "points_unused_in_small_clusters")}})
+        infos.append({**info, **{k: split.get(k) for k in SPLIT_COLUMNS}})
         m = pd.read_csv(run_dir / "metrics.csv", dtype={"band": str})
         frames.append(m.assign(name=run.name, study=run.study, variant=info.get("variant", run.cfg.model),
                                param=info.get("param"), value=info.get("value")))
     if not frames:
         raise RuntimeError("no finished runs to collect")
     metrics = pd.concat(frames, ignore_index=True)
-    for name, frame in (("all_metrics.csv", metrics), ("runs.csv", pd.DataFrame(infos))):
+    tables = [("all_metrics.csv", metrics), ("runs.csv", pd.DataFrame(infos))]
+    paired = paired_points(runs, work)
+    if len(paired):
+        tables.append(("paired_points.csv", paired))
+    for name, frame in tables:
         with atomic_path(results / name) as tmp:
             frame.to_csv(tmp, index=False)
     return metrics
@@ -262,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--work", default="runs/experiments", help="per-run folders (checkpoints)")
     ap.add_argument("--results", default="results", help="collected tables read by the notebooks")
-    ap.add_argument("--studies", nargs="+", default=["main", "spatial", "ablation", "sensitivity", "budget"])
+    ap.add_argument("--studies", nargs="+", default=["main", "spatial", "blocks", "ablation", "sensitivity", "budget"])
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared by the jobs)")

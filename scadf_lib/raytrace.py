@@ -143,6 +143,23 @@ def sionna_version() -> str:
         return "not installed"
 
 
+def generator_version() -> str:
+    """This generator's version: the package version and, in a git checkout, the commit (+dirty)."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        pkg = version("scadf-workbook")
+    except PackageNotFoundError:
+        pkg = "unknown"
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"scadf_lib.raytrace {pkg}" + (f" (git {commit})" if commit else "")
+
+
 def load_scene(name_or_path: str) -> Any:
     """Load a bundled Sionna scene by name (munich, etoile, florence, ...) or a scene XML path."""
     rt = _import_sionna()
@@ -488,6 +505,8 @@ def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConf
             "candidates_indoor_dropped": candidates - outdoor,
             "candidates_no_path_dropped": int((~keep).sum()),
             "sionna_rt_version": sionna_version(),
+            "generator": generator_version(),
+            "reuse_geometry": int(config.reuse_geometry),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "history": "python -m scadf_lib.raytrace " + " ".join(sys.argv[1:]),
             "config_json": json.dumps(config.to_json()),

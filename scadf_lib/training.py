@@ -35,7 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
-from scadf_lib.evaluation import Predictions, metrics_table, predict
+from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
 from scadf_lib.schema import load_fingerprints, parse_band
@@ -67,6 +67,8 @@ class TrainConfig:
     min_median_size: int = 8
     min_cluster_size: int | None = None  # default from L; a noSpace (L=1) run passes the L=5 value (6)
     test_fraction: float = 0.2
+    holdout: str = "points"  # points (paper: held-out points per cluster) | blocks (held-out map squares)
+    block_m: float = 20.0  # side of a held-out block, m (holdout="blocks")
     train_per_point: float = 4.0
     test_per_point: float = 4.0
     val_fraction: float = 0.1  # of training trajectories, for the 'best' checkpoint
@@ -88,6 +90,8 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 1 and lr > 0")
         if self.trajectory_length < 1:
             raise ValueError(f"trajectory_length must be >= 1, got {self.trajectory_length}")
+        if self.holdout not in ("points", "blocks"):
+            raise ValueError(f"unknown holdout {self.holdout!r}; choose 'points' (the paper's) or 'blocks'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,6 +153,26 @@ def run_bands(cfg: TrainConfig, available: tuple[float, ...]) -> tuple[tuple[flo
     return regime_bands(cfg.regime, available)  # type: ignore[arg-type]
 
 
+def validation_rows(train_traj: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Indices of about ``fraction`` of the training trajectories to validate on (model selection),
+    taken only where every point of the row stays in some remaining training row: the model still
+    trains on every training point (a "seen" point is one it was trained on)."""
+    rng = np.random.default_rng([seed, 4])
+    want = max(1, int(round(fraction * len(train_traj))))
+    counts = np.bincount(train_traj.ravel(), minlength=int(train_traj.max()) + 1)
+    taken: list[int] = []
+    for row in rng.permutation(len(train_traj)):
+        pts = train_traj[row]
+        if (counts[pts] > 1).all():
+            counts[pts] -= 1
+            taken.append(int(row))
+            if len(taken) == want:
+                break
+    if not taken:  # every point is in one row only (train_per_point <= 1 with L = 1): validate on a few
+        taken = rng.permutation(len(train_traj))[:want].tolist()
+    return np.sort(np.asarray(taken, dtype=np.int64))
+
+
 def prepare_data(cfg: TrainConfig) -> PreparedData:
     """Load, validate, cluster, split, fit normalisation on training samples, build datasets."""
     ds = load_fingerprints(cfg.data_path)
@@ -157,14 +181,15 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     split = spatial_split(feats.xy, radius_m=cfg.radius_m, min_median_size=cfg.min_median_size,
                           trajectory_length=cfg.trajectory_length, seed=cfg.seed, test_fraction=cfg.test_fraction,
                           train_per_point=cfg.train_per_point, test_per_point=cfg.test_per_point,
-                          min_cluster_size=cfg.min_cluster_size)
+                          min_cluster_size=cfg.min_cluster_size, holdout=cfg.holdout, block_m=cfg.block_m)
     tr_idx = [feats.bands.index(b) for b in train_bands]
     te_idx = [feats.bands.index(b) for b in test_bands]
     norm = Normalizer.fit(feats, split.train_points, tr_idx)
-    perm = np.random.default_rng(cfg.seed).permutation(len(split.train_traj))
-    n_val = max(1, int(round(cfg.val_fraction * len(perm))))
-    train = TrajectoryDataset(feats, split.train_traj[perm[n_val:]], tr_idx, norm)
-    val = TrajectoryDataset(feats, split.train_traj[perm[:n_val]], tr_idx, norm)
+    val_rows = validation_rows(split.train_traj, cfg.val_fraction, cfg.seed)
+    is_val = np.zeros(len(split.train_traj), dtype=bool)
+    is_val[val_rows] = True
+    train = TrajectoryDataset(feats, split.train_traj[~is_val], tr_idx, norm)
+    val = TrajectoryDataset(feats, split.train_traj[is_val], tr_idx, norm)
     test = TrajectoryDataset(feats, split.test_traj, te_idx, norm)
     return PreparedData(feats, split, norm, train, val, test, train_bands, test_bands)
 
@@ -398,7 +423,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     metrics = metrics_table(preds)
     hist = pd.DataFrame(history)
     if rank == 0:
-        write_results(out, cfg, mcfg, data, metrics, hist, count_parameters(model))
+        write_results(out, cfg, mcfg, data, metrics, hist, count_parameters(model), preds)
     return RunResult(out, hist, metrics, preds, data, model, throughput)
 
 
@@ -420,11 +445,15 @@ def evaluate_loss(model: nn.Module, ds: TrajectoryDataset, mmd_weight: float, de
 
 
 def write_results(out: Path, cfg: TrainConfig, mcfg: ModelConfig, data: PreparedData, metrics: pd.DataFrame,
-                  history: pd.DataFrame, n_params: int) -> None:
-    """metrics.csv (tidy, with run columns), history.csv and config.json, all atomic."""
+                  history: pd.DataFrame, n_params: int, preds: Predictions | None = None) -> None:
+    """metrics.csv (tidy, with run columns), history.csv, config.json and, given the predictions,
+    point_errors.csv (:func:`per_point_errors`, for paired comparisons), all atomic."""
     tagged = metrics.assign(model=cfg.model, regime=cfg.regime, train_band=cfg.band, seed=cfg.seed,
                             scene=Path(cfg.data_path).stem, trajectory_length=cfg.trajectory_length)
-    for name, frame in (("metrics.csv", tagged), ("history.csv", history)):
+    frames = [("metrics.csv", tagged), ("history.csv", history)]
+    if preds is not None:
+        frames.append(("point_errors.csv", per_point_errors(preds).round({"sq_error_m2": 4})))
+    for name, frame in frames:
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
     write_json_atomic(out / "config.json", {
@@ -447,13 +476,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trajectory-length", type=int, default=5)
     p.add_argument("--radius", type=float, default=None, help="clustering radius in m (default: automatic)")
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
+    p.add_argument("--holdout", default="points", choices=["points", "blocks"],
+                   help="hold out points per cluster (paper) or whole map blocks")
+    p.add_argument("--block-m", type=float, default=20.0, help="side of a held-out block, m")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     cfg = TrainConfig(data_path=a.data, model=a.model, regime=a.regime, band=a.band, epochs=a.epochs,
                       batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
                       trajectory_length=a.trajectory_length, radius_m=a.radius,
-                      max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile)
+                      max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile, holdout=a.holdout, block_m=a.block_m)
     result = train(cfg, a.out)
     if _dist_info()[0] == 0:
         print(result.metrics[result.metrics.band == "all"].to_string(index=False))

@@ -1,14 +1,24 @@
 """Leak-free train/test splits, short trajectories, and model-ready features (paper, II-B/II-C).
 
-Split (per cluster, seeded)
-    A cluster's points are shuffled; ``test_fraction`` of them become *test points*, the rest
-    *training points*. Training trajectories are L points drawn uniformly without replacement from
-    the cluster's training points. Test trajectories are L points drawn from the whole cluster and
-    accepted only if they hold at least one *unseen* point (a point in no training trajectory);
-    test points never enter a training trajectory. Clusters with fewer than ``min_cluster_size``
-    points (default: the smallest cluster whose training part holds L points; 6 for L = 5 and 20 %
-    test points) give no trajectory: their points are unused and counted in
-    :attr:`SpatialSplit.report`.
+Held-out points (``holdout="points"``, the paper's protocol)
+    Each cluster's points are shuffled; ``test_fraction`` of them become *held-out points*, the rest
+    *training points*. The point split uses its own random stream, so it does not depend on the
+    trajectory length L: a noSpace split (L = 1, same clusters) holds out exactly the same points.
+Held-out blocks (``holdout="blocks"``, beyond the paper)
+    The map is cut into ``block_m`` squares and whole blocks are held out until ``test_fraction`` of
+    the points are; training points within the clustering radius r of a held-out point are dropped
+    (reported as ``guard_points_unused``), so no held-out position has a training point within r.
+    Training and held-out points are then clustered separately with the same r, and every test
+    trajectory holds held-out points only. Per-point random splits are known to be optimistic for
+    fingerprinting (a held-out point has seen neighbours a metre away); this regime shows by how much.
+Trajectories
+    Training trajectories are L distinct training points of one cluster; they cover every training
+    point at least once (a shuffled pass first, then uniform draws), so "seen" means trained on.
+    Test trajectories are L points of one cluster with at least one held-out point; first one
+    trajectory around every held-out point (so each held-out point is tested), then uniform draws
+    with rejection. Held-out points never enter a training trajectory. Clusters too small for a
+    trajectory give none; their points are counted in :attr:`SpatialSplit.report`
+    (``points_unused_in_small_clusters``, ``held_out_points_unused``).
 
 Bands
     A sample is one trajectory at one band. The geometric split is the same for every band, so a
@@ -33,10 +43,13 @@ import torch
 import xarray as xr
 from torch.utils.data import Dataset
 
-from scadf_lib.clustering import Clustering, cluster_points
+from scipy.spatial import cKDTree
+
+from scadf_lib.clustering import Clustering, cluster_fixed_radius, cluster_points
 from scadf_lib.schema import complex_cfr
 
 Regime = Literal["mix", "ood"]
+Holdout = Literal["points", "blocks"]
 OOD_TRAIN_BANDS_GHZ = (2.6, 28.0)
 OOD_TEST_BANDS_GHZ = (6.0,)
 
@@ -50,8 +63,9 @@ class SpatialSplit:
     test_points: np.ndarray
     train_traj: np.ndarray  # (M_train, L) point indices
     test_traj: np.ndarray  # (M_test, L)
-    unseen: np.ndarray  # (N,) bool: in no training trajectory
+    unseen: np.ndarray  # (N,) bool: in no training trajectory (every held-out point; unused points too)
     report: dict[str, Any] = field(default_factory=dict)
+    holdout: str = "points"
 
     @property
     def trajectory_length(self) -> int:
@@ -68,27 +82,53 @@ def _draw_rows(rng: np.random.Generator, pool: np.ndarray, length: int, count: i
     return pool[np.argsort(keys, axis=1)[:, :length]]
 
 
+def _cover_rows(rng: np.random.Generator, pool: np.ndarray, length: int) -> np.ndarray:
+    """ceil(n / L) rows of ``length`` distinct members of ``pool`` that together hold every member:
+    a shuffled pass cut into rows, the last row filled up with other random members."""
+    perm = rng.permutation(pool)
+    n_rows = -(-len(perm) // length)
+    short = n_rows * length - len(perm)
+    if short:
+        tail = perm[(n_rows - 1) * length:]
+        others = np.setdiff1d(pool, tail)
+        perm = np.concatenate([perm, rng.choice(others, size=short, replace=False)])
+    rows = perm.reshape(n_rows, length)
+    return rows
+
+
+def _draw_train(rng: np.random.Generator, pool: np.ndarray, length: int, count: int) -> np.ndarray:
+    """At least ``count`` training rows from ``pool``: rows covering every member, then uniform draws."""
+    cover = _cover_rows(rng, pool, length)
+    extra = count - len(cover)
+    return np.concatenate([cover, _draw_rows(rng, pool, length, extra)]) if extra > 0 else cover
+
+
 def _draw_test(rng: np.random.Generator, members: np.ndarray, unseen: np.ndarray, length: int,
                count: int, max_rounds: int = 50) -> np.ndarray:
     """Test trajectories of ``length`` cluster members, each with at least one unseen point.
 
-    Rejection sampling in batches (uniform over accepted trajectories); if ``max_rounds`` batches
-    do not yield enough (few unseen points), the rest are built around a random unseen point.
+    One row around every unseen member first (so every held-out point is tested), then uniform
+    draws with rejection in batches up to ``count`` rows; if ``max_rounds`` batches do not yield
+    enough (few unseen points), the rest are built around a random unseen point.
     """
-    accepted: list[np.ndarray] = []
-    missing = count
+    unseen_members = members[unseen[members]]
+    if len(unseen_members) == 0:
+        raise ValueError("a test pool without held-out points cannot give test trajectories")
+
+    def around(first: int) -> np.ndarray:
+        rest = rng.choice(members[members != first], size=length - 1, replace=False)
+        return rng.permutation(np.concatenate([[first], rest]))[None]
+
+    accepted: list[np.ndarray] = [around(p) for p in rng.permutation(unseen_members)]
+    missing = count - len(accepted)
     for _ in range(max_rounds):
+        if missing <= 0:
+            return np.concatenate(accepted)
         cand = _draw_rows(rng, members, length, missing)
         cand = cand[unseen[cand].any(axis=1)]
         accepted.append(cand)
         missing -= len(cand)
-        if missing == 0:
-            return np.concatenate(accepted)
-    unseen_members = members[unseen[members]]
-    for _ in range(missing):
-        first = rng.choice(unseen_members)
-        rest = rng.choice(members[members != first], size=length - 1, replace=False)
-        accepted.append(rng.permutation(np.concatenate([[first], rest]))[None])
+    accepted.extend(around(rng.choice(unseen_members)) for _ in range(max(0, missing)))
     return np.concatenate(accepted)
 
 
@@ -100,71 +140,166 @@ def min_cluster_size_for(trajectory_length: int, test_fraction: float = 0.2) -> 
     return n
 
 
-def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction: float = 0.2,
-               train_per_point: float = 4.0, test_per_point: float = 4.0, min_cluster_size: int | None = None,
-               seed: int = 0) -> SpatialSplit:
-    """Split each cluster into train/test points and draw trajectories (see module docstring).
+def _cluster_groups(labels: np.ndarray, num_clusters: int) -> list[np.ndarray]:
+    """Point indices of each cluster, in cluster order."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.cumsum(np.bincount(labels, minlength=num_clusters))[:-1]
+    return np.split(order, bounds)
 
-    ``train_per_point``: training trajectories per training point of a cluster (rounded, >= 1);
-    ``test_per_point``: test trajectories per test point. ``min_cluster_size`` defaults to
-    :func:`min_cluster_size_for` (L, test_fraction); give an L = 1 (noSpace) split the value of the
-    L = 5 split so both use the same clusters.
-    """
+
+def _check_split_args(trajectory_length: int, test_fraction: float) -> int:
     L = int(trajectory_length)
     if L < 1:
         raise ValueError(f"trajectory_length must be >= 1, got {trajectory_length}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    min_size = max(min_cluster_size or 0, min_cluster_size_for(L, test_fraction))
-    rng = np.random.default_rng(seed)
+    return L
+
+
+def _assemble(clustering: Clustering, pools: list[tuple[np.ndarray, np.ndarray]], train_pts: np.ndarray,
+              test_pts: np.ndarray, L: int, train_per_point: float, test_per_point: float,
+              rng: np.random.Generator, report: dict[str, Any], holdout: str) -> SpatialSplit:
+    """Draw the trajectories of ``pools`` = [(training pool, test pool)] and build the split.
+
+    A training pool gives rows covering it (:func:`_draw_train`); its test pool (held-out points,
+    with or without seen neighbours) gives rows around every held-out member (:func:`_draw_test`).
+    """
     n = len(clustering.labels)
-    order = np.argsort(clustering.labels, kind="stable")
-    bounds = np.cumsum(np.bincount(clustering.labels, minlength=clustering.num_clusters))[:-1]
-    train_pts, test_pts, train_traj, per_cluster = [], [], [], []
+    train_traj = [_draw_train(rng, tr, L, max(1, int(round(train_per_point * len(tr))))) for tr, _ in pools
+                  if len(tr) >= L]
+    if not train_traj:
+        raise ValueError(f"no cluster has enough points for a trajectory of length {L}; use a larger "
+                         f"clustering radius, a shorter trajectory or a denser dataset")
+    train_traj_arr = np.concatenate(train_traj)
+    unseen = np.ones(n, dtype=bool)
+    unseen[np.unique(train_traj_arr)] = False
+    test_traj = []
+    for _, te in pools:
+        n_held = int(unseen[te].sum())
+        if len(te) >= L and n_held:
+            test_traj.append(_draw_test(rng, te, unseen, L, max(1, int(round(test_per_point * n_held)))))
+    if not test_traj:
+        raise ValueError(f"no held-out point can be placed in a test trajectory of length {L}; use a larger "
+                         f"clustering radius, larger held-out blocks or a shorter trajectory")
+    test_traj_arr = np.concatenate(test_traj)
+    tested = np.unique(test_traj_arr)
+    in_test = np.zeros(n, dtype=bool)
+    in_test[tested] = True
+    slots = unseen[test_traj_arr]
+    report.update({
+        "points": n, "clusters": clustering.num_clusters, "radius_m": clustering.radius_m, "holdout": holdout,
+        "train_points": int(len(train_pts)), "test_points": int(len(test_pts)),
+        "train_points_in_trajectories": int((~unseen[train_pts]).sum()),
+        "train_trajectories": len(train_traj_arr), "test_trajectories": len(test_traj_arr),
+        "held_out_points_tested": int(in_test[test_pts].sum()),
+        "held_out_points_unused": int((~in_test[test_pts]).sum()),
+        "unseen_points_in_test": int(unseen[tested].sum()),
+        "held_out_share_of_test_slots": float(slots.mean()),
+        "trajectory_length": L,
+    })
+    return SpatialSplit(clustering, train_pts, test_pts, train_traj_arr, test_traj_arr, unseen, report, holdout)
+
+
+def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction: float = 0.2,
+               train_per_point: float = 4.0, test_per_point: float = 4.0, min_cluster_size: int | None = None,
+               seed: int = 0) -> SpatialSplit:
+    """Hold out points per cluster and draw trajectories (module docstring, "Held-out points").
+
+    ``train_per_point``: training trajectories per training point of a cluster (rounded; at least
+    enough to cover every training point); ``test_per_point``: test trajectories per held-out point
+    (at least one around each). ``min_cluster_size`` defaults to :func:`min_cluster_size_for`
+    (L, test_fraction); give an L = 1 (noSpace) split the value of the L = 5 split so both use the
+    same clusters and, through the separate point stream, the same held-out points.
+    """
+    L = _check_split_args(trajectory_length, test_fraction)
+    min_size = max(min_cluster_size or 0, min_cluster_size_for(L, test_fraction))
+    point_rng = np.random.default_rng([seed, 0])  # which points are held out: independent of L
+    traj_rng = np.random.default_rng([seed, 1, L])
+    pools, train_pts, test_pts = [], [], []
     small_clusters = small_points = 0
-    for members in np.split(order, bounds):
-        members = rng.permutation(members)
+    for members in _cluster_groups(clustering.labels, clustering.num_clusters):
+        members = point_rng.permutation(members)
         n_test = max(1, int(round(test_fraction * len(members))))
         train, test = members[n_test:], members[:n_test]
         if len(members) < min_size or len(train) < L:
             small_clusters += 1
             small_points += len(members)
             continue
+        pools.append((train, members))
         train_pts.append(train)
         test_pts.append(test)
-        train_traj.append(_draw_rows(rng, train, L, max(1, int(round(train_per_point * len(train))))))
-        per_cluster.append((members, test))
-    if not train_traj:
+    if not pools:
         raise ValueError(f"no cluster has enough points for a trajectory of length {L} (all "
                          f"{clustering.num_clusters} clusters are smaller than {min_size}); use a larger "
                          f"clustering radius, a shorter trajectory or a denser dataset")
-    train_traj_arr = np.concatenate(train_traj)
-    unseen = np.ones(n, dtype=bool)
-    unseen[np.unique(train_traj_arr)] = False
-    test_traj = [_draw_test(rng, m, unseen, L, max(1, int(round(test_per_point * len(t))))) for m, t in per_cluster]
-    test_traj_arr = np.concatenate(test_traj)
-    report = {
-        "points": n,
-        "clusters": clustering.num_clusters,
-        "radius_m": clustering.radius_m,
-        "clusters_too_small": small_clusters,
-        "points_unused_in_small_clusters": small_points,
-        "train_points": int(sum(len(t) for t in train_pts)),
-        "test_points": int(sum(len(t) for t in test_pts)),
-        "train_trajectories": len(train_traj_arr),
-        "test_trajectories": len(test_traj_arr),
-        "unseen_points_in_test": int(unseen[np.unique(test_traj_arr)].sum()),
-        "trajectory_length": L,
-        "seed": seed,
-    }
-    return SpatialSplit(clustering, np.concatenate(train_pts), np.concatenate(test_pts), train_traj_arr,
-                        test_traj_arr, unseen, report)
+    report = {"clusters_too_small": small_clusters, "points_unused_in_small_clusters": small_points, "seed": seed}
+    return _assemble(clustering, pools, np.concatenate(train_pts), np.concatenate(test_pts), L, train_per_point,
+                     test_per_point, traj_rng, report, "points")
+
+
+def held_out_blocks(xy: np.ndarray, block_m: float, test_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """(N,) bool: points in whole ``block_m`` x ``block_m`` squares (metres) drawn at random until at
+    least ``test_fraction`` of the points are held out."""
+    if not block_m > 0:
+        raise ValueError(f"block size must be positive (metres), got {block_m}")
+    cell = np.floor((xy - xy.min(axis=0)) / block_m).astype(np.int64)
+    _, block = np.unique(cell, axis=0, return_inverse=True)
+    block = block.ravel()
+    counts = np.bincount(block)
+    order = rng.permutation(len(counts))
+    take = order[:int(np.searchsorted(np.cumsum(counts[order]), test_fraction * len(xy))) + 1]
+    return np.isin(block, take)
+
+
+def make_block_split(clustering: Clustering, xy: np.ndarray, trajectory_length: int = 5, block_m: float = 20.0,
+                     test_fraction: float = 0.2, train_per_point: float = 4.0, test_per_point: float = 4.0,
+                     seed: int = 0) -> SpatialSplit:
+    """Hold out whole map blocks (module docstring, "Held-out blocks"); ``clustering`` gives the
+    radius r (metres) and is kept for display."""
+    L = _check_split_args(trajectory_length, test_fraction)
+    r = clustering.radius_m
+    rng = np.random.default_rng([seed, 2])
+    held = held_out_blocks(xy, block_m, test_fraction, rng)
+    test_idx = np.flatnonzero(held)
+    near = np.zeros(len(xy), dtype=bool)
+    if len(test_idx):
+        dist, _ = cKDTree(xy[test_idx]).query(xy, distance_upper_bound=r)
+        near = np.isfinite(dist) & ~held  # within r of a held-out point: the guard band
+    train_idx = np.flatnonzero(~held & ~near)
+    pools: list[tuple[np.ndarray, np.ndarray]] = []
+    small_points = 0
+    for idx, role in ((train_idx, "train"), (test_idx, "test")):
+        if len(idx) < 2:
+            continue
+        c = cluster_fixed_radius(xy[idx], r)
+        for members in _cluster_groups(c.labels, c.num_clusters):
+            pool = idx[members]
+            if len(pool) < L:
+                small_points += len(pool)
+                continue
+            pools.append((pool, np.empty(0, np.int64)) if role == "train" else (np.empty(0, np.int64), pool))
+    train_pts = np.concatenate([tr for tr, _ in pools])
+    report = {"block_m": float(block_m), "guard_points_unused": int(near.sum()),
+              "points_unused_in_small_clusters": small_points, "clusters_too_small": 0, "seed": seed}
+    split = _assemble(clustering, pools, train_pts, test_idx, L, train_per_point, test_per_point,
+                      np.random.default_rng([seed, 3, L]), report, "blocks")
+    trained = xy[np.unique(split.train_traj)]
+    split.report["min_distance_test_to_train_m"] = float(cKDTree(trained).query(xy[np.unique(split.test_traj)])[0].min())
+    return split
 
 
 def spatial_split(xy: np.ndarray, radius_m: float | None = None, min_median_size: int = 8,
-                  trajectory_length: int = 5, seed: int = 0, **kwargs: Any) -> SpatialSplit:
-    """Cluster ``xy`` (fixed or automatic radius, metres) and split it; kwargs go to :func:`make_split`."""
-    return make_split(cluster_points(xy, radius_m, min_median_size), trajectory_length, seed=seed, **kwargs)
+                  trajectory_length: int = 5, seed: int = 0, holdout: Holdout = "points", block_m: float = 20.0,
+                  **kwargs: Any) -> SpatialSplit:
+    """Cluster ``xy`` (fixed or automatic radius, metres) and split it by held-out ``points`` (kwargs
+    go to :func:`make_split`) or held-out ``blocks`` of ``block_m`` metres (:func:`make_block_split`)."""
+    clustering = cluster_points(xy, radius_m, min_median_size)
+    if holdout == "points":
+        return make_split(clustering, trajectory_length, seed=seed, **kwargs)
+    if holdout == "blocks":
+        kwargs.pop("min_cluster_size", None)
+        return make_block_split(clustering, xy, trajectory_length, block_m, seed=seed, **kwargs)
+    raise ValueError(f"unknown holdout {holdout!r}; choose 'points' (the paper's) or 'blocks'")
 
 
 def regime_bands(regime: Regime, bands: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:

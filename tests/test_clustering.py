@@ -81,6 +81,10 @@ def _check_split(split, L):
     assert set(split.train_traj.ravel().tolist()) <= train_set
     # every test trajectory has a point unseen in training
     assert split.unseen[split.test_traj].any(axis=1).all()
+    # every training point is trained on; every held-out point is tested or reported unused
+    assert not split.unseen[split.train_points].any()
+    tested = np.isin(split.test_points, split.test_traj)
+    assert split.report["held_out_points_unused"] == int((~tested).sum())
     # trajectories stay inside one cluster, points are distinct
     lab = split.clustering.labels
     for traj in (split.train_traj, split.test_traj):
@@ -123,6 +127,55 @@ def test_nospace_split_uses_the_same_clusters():
     iso = make_split(c, trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=1)
     _check_split(iso, 1)
     assert full.report["clusters_too_small"] == iso.report["clusters_too_small"]
+    # the same held-out points, so the two can be compared point by point
+    np.testing.assert_array_equal(np.sort(full.test_points), np.sort(iso.test_points))
+    np.testing.assert_array_equal(np.sort(full.train_points), np.sort(iso.train_points))
+
+
+@pytest.mark.parametrize("L", [1, 3, 5])
+def test_every_held_out_point_is_tested_and_every_training_point_trained(L):
+    """A low trajectory count (less than one per point) still covers every point once."""
+    xy = grid(20)
+    split = spatial_split(xy, radius_m=2.5, trajectory_length=L, seed=2, train_per_point=0.1, test_per_point=0.1)
+    _check_split(split, L)
+    assert split.report["held_out_points_unused"] == 0
+    assert split.report["held_out_points_tested"] == len(split.test_points)
+    assert split.report["train_points_in_trajectories"] == len(split.train_points)
+    assert np.isin(split.train_points, split.train_traj).all()
+    assert np.isin(split.test_points, split.test_traj).all()
+
+
+def test_block_holdout_leaves_no_training_point_within_the_radius():
+    xy = grid(40, seed=1)
+    r = 2.5
+    split = spatial_split(xy, radius_m=r, trajectory_length=5, seed=0, holdout="blocks", block_m=10.0,
+                          train_per_point=1.0, test_per_point=1.0)
+    assert split.holdout == "blocks"
+    trained = xy[np.unique(split.train_traj)]
+    tested = xy[np.unique(split.test_traj)]
+    from scipy.spatial import cKDTree
+    assert cKDTree(trained).query(tested)[0].min() > r
+    assert split.report["min_distance_test_to_train_m"] > r
+    assert split.unseen[split.test_traj].all()  # test trajectories hold held-out points only
+    assert not set(split.train_traj.ravel()) & set(split.test_points.tolist())
+    assert split.report["guard_points_unused"] > 0
+    # whole blocks: every 10 m square is entirely held out or entirely not
+    cell = np.floor((xy - xy.min(0)) / 10.0).astype(int)
+    held = np.zeros(len(xy), bool)
+    held[split.test_points] = True
+    for c in np.unique(cell, axis=0):
+        inside = (cell == c).all(axis=1)
+        assert held[inside].all() or not held[inside].any()
+    assert 0.2 <= held.mean() < 0.35
+    n = len(xy)
+    rep = split.report
+    assert rep["held_out_points_tested"] + rep["held_out_points_unused"] == rep["test_points"]
+    assert rep["train_points"] + rep["test_points"] + rep["guard_points_unused"] <= n
+
+
+def test_unknown_holdout_is_refused():
+    with pytest.raises(ValueError, match="unknown holdout 'rows'"):
+        spatial_split(grid(), radius_m=2.5, holdout="rows")
 
 
 def test_no_cluster_big_enough_is_a_clear_error():
@@ -154,6 +207,7 @@ def test_test_trajectories_with_few_unseen_points_fall_back_to_building_around_o
     unseen[107] = True
     rows = _draw_test(np.random.default_rng(0), members, unseen, length=3, count=40, max_rounds=1)
     assert rows.shape == (40, 3)
+    assert rows[0].tolist().count(107) == 1  # the row around each unseen point comes first
     assert ((rows == 107).sum(axis=1) == 1).all()
     assert np.isin(rows, members).all()
     assert (np.sort(rows, axis=1)[:, 1:] != np.sort(rows, axis=1)[:, :-1]).all()

@@ -18,7 +18,7 @@ def smoke_results(tmp_path_factory, synthetic_nc):
     root = tmp_path_factory.mktemp("exp")
     (root / "data").mkdir()
     shutil.copy(synthetic_nc, root / "data" / "munich.nc")
-    runs = [r for r in plan("smoke", data_dir=str(root / "data"), scenes=("munich",), studies=("main", "spatial"))]
+    runs = [r for r in plan("smoke", data_dir=str(root / "data"), scenes=("munich",), studies=("main", "spatial", "blocks"))]
     small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
     from dataclasses import replace
     runs = [replace(r, cfg=replace(r.cfg, model_overrides=small)) for r in runs]
@@ -35,6 +35,11 @@ def test_plan_covers_every_scene_method_regime_and_seed():
     assert len({r.name for r in runs}) == len(runs)
     nospace = [r for r in runs if r.study == "spatial"]
     assert all(r.cfg.trajectory_length == 1 and r.cfg.min_cluster_size == 6 for r in nospace)
+    # noSpace trains on each point as often as L = 5 does: 5 x the (single-point) trajectories
+    assert all(r.cfg.train_per_point == 5 * main[0].cfg.train_per_point for r in nospace)
+    blocks = [r for r in runs if r.study == "blocks"]
+    assert {r.cfg.model for r in blocks} == {r.cfg.model for r in main} and len(blocks) == 3 * 5
+    assert all(r.cfg.holdout == "blocks" and r.cfg.regime == "mix" for r in blocks)
     with pytest.raises(ValueError, match="unknown preset"):
         plan("huge")
 
@@ -49,6 +54,30 @@ def test_execute_writes_tidy_tables_and_skips_finished_runs(smoke_results):
     execute(runs[:1], root / "work", root / "results", progress=False)
     assert (root / "work" / runs[0].name / "run.json").stat().st_mtime_ns == before, "finished runs are not redone"
     assert len(collect(runs[:1], root / "work", root / "results_one").name.unique()) == 1
+
+
+def test_nospace_is_paired_with_scadf_on_the_same_held_out_points(smoke_results):
+    root, runs, metrics = smoke_results
+    paired = pd.read_csv(root / "results" / "paired_points.csv")
+    errs = pd.read_csv(root / "work" / "main_munich_mix_scadf_s0" / "point_errors.csv")
+    nospace = pd.read_csv(root / "work" / "spatial_munich_mix_nospace_s0" / "point_errors.csv")
+    held = errs[errs.held_out]
+    # every held-out point of either run is in the pairs: the splits hold out the same points
+    assert len(paired) == len(held) == len(nospace[nospace.held_out]) > 0
+    assert set(zip(paired.band_ghz, paired.ue)) == set(zip(held.band_ghz, held.ue))
+    assert set(nospace.ue) == set(nospace[nospace.held_out].ue), "noSpace tests held-out points only"
+    row = paired.iloc[0]
+    ref = held[(held.band_ghz == row.band_ghz) & (held.ue == row.ue)].iloc[0]
+    assert row.sq_error_scadf_m2 == pytest.approx(ref.sq_error_m2)
+
+
+def test_block_runs_test_held_out_points_only(smoke_results):
+    root, runs, metrics = smoke_results
+    blocks = metrics[(metrics.study == "blocks") & (metrics.band == "all")]
+    assert len(blocks) and (blocks[blocks.group == "seen"]["count"] == 0).all()
+    info = pd.read_csv(root / "results" / "runs.csv").set_index("name")
+    b = info.loc[[n for n in info.index if n.startswith("blocks_")]]
+    assert (b.min_distance_test_to_train_m > b.radius_m).all()
 
 
 def test_runs_trained_in_parallel_processes_give_the_same_metrics(smoke_results, tmp_path):
@@ -108,7 +137,7 @@ def test_budget_table_joins_main_runs_of_the_same_seeds():
 
     def rows(study, model, seed, mse, value=None, scene="munich"):
         return [{"study": study, "model": model, "seed": seed, "mse_m2": mse * k, "group": g, "band": "all",
-                 "regime": "mix", "scene": scene, "value": value} for g, k in (("overall", 1), ("unseen-NLOS", 2))]
+                 "regime": "mix", "scene": scene, "value": value} for g, k in (("overall", 1), ("held-out", 2))]
 
     m = pd.DataFrame(rows("main", "scadf", 0, 10.0) + rows("main", "scadf", 1, 12.0) + rows("main", "scadf", 2, 99.0)
                      + rows("main", "scadf", 0, 50.0, scene="etoile")
@@ -116,6 +145,6 @@ def test_budget_table_joins_main_runs_of_the_same_seeds():
     t = budget_table(m, preset_epochs=2).set_index(["group", "epochs"])
     assert t.loc[("overall", 2)].mse_m2 == pytest.approx(11.0), "seed 2 and other scenes are left out"
     assert t.loc[("overall", 6)].mse_m2 == pytest.approx(5.0)
-    assert t.loc[("unseen-NLOS", 6)].mse_m2 == pytest.approx(10.0)
+    assert t.loc[("held-out", 6)].mse_m2 == pytest.approx(10.0)
     assert (t.seeds == 2).all()
     assert budget_table(m[m.study == "main"], preset_epochs=2).empty

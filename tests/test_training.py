@@ -35,7 +35,8 @@ def test_short_run_learns_and_writes_results(synthetic_nc, tmp_path):
     h = res.history
     assert h["train_mse_points"].iloc[-1] < h["train_mse_points"].iloc[0]
     m = pd.read_csv(tmp_path / "metrics.csv")
-    assert set(m.group) == {"overall", "LOS", "NLOS", "unseen-NLOS", "centroid"}
+    assert set(m.group) == {"overall", "LOS", "NLOS", "held-out", "held-out-LOS", "held-out-NLOS", "seen", "seen-LOS",
+                            "seen-NLOS", "centroid"}
     assert set(m.band) == {"all", "2.6", "6.0", "28.0"}
     overall = m[(m.band == "all") & (m.group == "overall")].iloc[0]
     # the metric is the mean squared Euclidean error in m^2
@@ -227,3 +228,30 @@ def test_notebook_budget_is_a_full_run_on_a_gpu_and_a_quick_one_on_a_cpu(monkeyp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     epochs, steps, mode = auto_budget("auto")
     assert (epochs, steps) == (FULL_GPU_RUN["epochs"], None) and "full run on the GPU" in mode
+
+
+def test_validation_rows_leave_every_training_point_in_training():
+    from scadf_lib.training import validation_rows
+
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([np.arange(100).reshape(20, 5), rng.integers(0, 100, size=(30, 5))])
+    val = validation_rows(rows, 0.1, seed=0)
+    assert len(val) == 5 and len(set(val.tolist())) == 5
+    keep = np.delete(rows, val, axis=0)
+    assert set(keep.ravel().tolist()) == set(range(100))
+    single = np.arange(50)[:, None]  # L = 1, one row per point: nothing can go without losing a point
+    assert len(validation_rows(single, 0.1, seed=0)) == 5  # falls back to a few rows
+
+
+def test_metrics_separate_held_out_from_seen_points(synthetic_nc, tmp_path):
+    res = train(TrainConfig(data_path=str(synthetic_nc), epochs=1, max_steps_per_epoch=2, model="concat"),
+                tmp_path / "run", progress=False)
+    m = res.metrics[res.metrics.band == "all"].set_index("group")
+    assert m.loc["held-out", "count"] + m.loc["seen", "count"] == m.loc["overall", "count"]
+    assert m.loc["held-out-LOS", "count"] + m.loc["held-out-NLOS", "count"] == m.loc["held-out", "count"]
+    t = res.predictions.point_table()
+    held = t.ue.isin(res.data.split.test_points)
+    np.testing.assert_array_equal(t.held_out.values, held.values)
+    assert m.loc["held-out", "mse_m2"] == pytest.approx(t.sq_error_m2[held].mean())
+    pe = pd.read_csv(tmp_path / "run" / "point_errors.csv")
+    assert set(pe[pe.held_out].ue) == set(res.data.split.test_points.tolist())
