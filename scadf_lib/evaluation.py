@@ -126,3 +126,11 @@ def per_point_errors(pred: Predictions) -> pd.DataFrame:
     g = t.groupby(["band_ghz", "ue"], sort=True)
     return g.agg(sq_error_m2=("sq_error_m2", "mean"), appearances=("sq_error_m2", "size"), los=("los", "first"),
                  held_out=("held_out", "first")).reset_index()
+
+
+def modality_share(dispatch: torch.Tensor, modality_of_token: torch.Tensor, n_experts: int) -> np.ndarray:
+    """CFR share of each expert's dispatched input: (..., m, S) dispatch -> (..., n_experts) in [0, 1]
+    (the dispatch weight each expert's slots draw from CFR tokens; modality 0 = CFR)."""
+    cfr = (dispatch * (modality_of_token == 0).to(dispatch.dtype)[:, None]).sum(-2)  # (..., S)
+    per_expert = cfr.unflatten(-1, (n_experts, -1)).mean(-1)
+    return per_expert.cpu().numpy()

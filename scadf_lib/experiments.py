@@ -8,6 +8,9 @@ Studies
                      scene; compared with SCADF-MoE point by point (``paired_points.csv``).
     ``blocks``       every method, Mix, with whole 20 m map blocks held out (no training point
                      within r of a test point): the spatially held-out regime, beyond the paper.
+    ``degradation``  munich, Mix, every method trained with noise / modality-dropout augmentation
+                     (:mod:`scadf_lib.degradation`); these and the clean ``main`` runs of the same
+                     seeds are then scored with one modality corrupted at a time (beyond the paper).
     ``ablation``     munich, Mix: no dynamic routing, single expert, no MMD, no task embeddings.
     ``sensitivity``  munich, Mix, first seed: number of experts, lambda, trajectory length L, radius.
     ``budget``       munich, Mix, every method trained for more epochs than the preset: does the
@@ -54,7 +57,7 @@ METHODS = (*BASELINES, "scadf")
 #: every model is under-trained (the budget study shows how far); 'paper' is for a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"epochs": 3, "max_steps_per_epoch": 100, "train_per_point": 1.0, "test_per_point": 1.0,
-            "seeds": (0, 1, 2), "ablation_seeds": (0, 1), "block_seeds": (0,),
+            "seeds": (0, 1, 2), "ablation_seeds": (0, 1), "block_seeds": (0,), "degradation_seeds": (0, 1, 2),
             "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0, 100.0), "lengths": (3,), "radii": (3.0,),
             "budget_epochs": (20,), "budget_seeds": (0,)},
     "paper": {"epochs": 40, "train_per_point": 4.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
@@ -73,7 +76,8 @@ class Run:
 
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget")) -> list[Run]:
+         studies: tuple[str, ...] = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget",
+                                     "degradation")) -> list[Run]:
     """The list of runs of a preset, in the order they are executed."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -126,6 +130,12 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r, seed=seed)
     for seed in p["seeds"][2:]:
         add_main(seed)
+    if "degradation" in studies and "munich" in scenes:
+        for seed in p.get("degradation_seeds", p["seeds"]):
+            for method in METHODS:
+                add(f"degr_munich_mix_{method}_aug_s{seed}", "degradation", "munich",
+                    {"variant": method, "clean_run": f"main_munich_mix_{method}_s{seed}"}, model=method,
+                    augment=True, seed=seed)
     if "budget" in studies:
         for epochs in p.get("budget_epochs", ()):
             for seed in p["budget_seeds"]:
@@ -197,6 +207,56 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, threads: i
     return run.name
 
 
+def degradation_targets(runs: list[Run]) -> list[Run]:
+    """The runs scored under corrupted inputs: the ``degradation`` study's augmented runs and the
+    clean runs they name (``clean_run`` tag) that are in ``runs``."""
+    by_name = {r.name: r for r in runs}
+    aug = [r for r in runs if r.study == "degradation"]
+    clean = [by_name[r.tags["clean_run"]] for r in aug if r.tags.get("clean_run") in by_name]
+    return aug + clean
+
+
+def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> str:
+    """Score a finished run's best checkpoint under every corruption (``degradation.csv``) and,
+    for SCADF-MoE, its routing against the CFR's SNR (``routing_response.csv``); skipped when done."""
+    from scadf_lib.degradation import degraded_metrics, routing_response
+    from scadf_lib.training import load_checkpoint, model_from_checkpoint, prepare_data
+    if threads:
+        torch.set_num_threads(threads)
+    run_dir = work / run.name
+    if (run_dir / "degradation.csv").exists() or not _finished(run_dir):
+        return run.name
+    state = load_checkpoint(run_dir / "best.pt")
+    model, _ = model_from_checkpoint(state)
+    data = prepare_data(run.cfg)
+    tags = {"name": run.name, "model": run.cfg.model, "seed": run.cfg.seed, "augmented": run.cfg.augment}
+    if run.cfg.model == "scadf":
+        resp = routing_response(model, data, run.cfg.augment).assign(**tags)
+        with atomic_path(run_dir / "routing_response.csv") as tmp:
+            resp.to_csv(tmp, index=False)
+    table = degraded_metrics(model, data, run.cfg.augment).assign(**tags)
+    with atomic_path(run_dir / "degradation.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return run.name
+
+
+def _in_pool(fn: Any, items: list[Run], args: tuple, jobs: int, bar: Any) -> None:
+    """Call ``fn(item, *args)`` for every item, in ``jobs`` spawned processes when jobs > 1."""
+    if jobs <= 1:
+        for item in items:
+            fn(item, *args)
+            bar.update()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    threads = max(1, torch.get_num_threads() // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, item, *args, threads) for item in items]
+        for future in as_completed(futures):
+            bar.set_postfix_str(future.result())
+            bar.update()
+
+
 def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True,
             jobs: int = 1) -> pd.DataFrame:
     """Train every run not yet finished (all of them with ``fresh``), then collect the tables.
@@ -212,22 +272,21 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
             run_one(run, work, results, fresh)
             bar.update()
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        threads = max(1, torch.get_num_threads() // jobs)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(run_one, run, work, results, fresh, threads) for run in todo]
-            for future in as_completed(futures):
-                bar.set_postfix_str(future.result())
-                bar.update()
+        _in_pool(run_one, todo, (work, results, fresh), jobs, bar)
     bar.close()
+    scored = [r for r in degradation_targets(runs) if not (work / r.name / "degradation.csv").exists()]
+    if scored:
+        bar = tqdm(total=len(scored), desc="corrupted inputs", unit="run", disable=not progress)
+        _in_pool(evaluate_degradation, scored, (work,), jobs, bar)
+        bar.close()
     return collect(runs, work, results)
 
 
 #: Split facts copied from each run's config.json into runs.csv.
 SPLIT_COLUMNS = ("points", "radius_m", "clusters", "clusters_too_small", "points_unused_in_small_clusters",
                  "train_points", "test_points", "held_out_points_tested", "held_out_points_unused",
-                 "held_out_share_of_test_slots", "guard_points_unused", "min_distance_test_to_train_m")
+                 "held_out_share_of_test_slots", "holdout", "block_m", "guard_points_unused",
+                 "min_distance_test_to_train_m")
 
 
 def paired_points(runs: list[Run], work: Path) -> pd.DataFrame:
@@ -273,6 +332,10 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     paired = paired_points(runs, work)
     if len(paired):
         tables.append(("paired_points.csv", paired))
+    for name in ("degradation.csv", "routing_response.csv"):
+        found = [pd.read_csv(work / r.name / name) for r in runs if (work / r.name / name).exists()]
+        if found:
+            tables.append((name, pd.concat(found, ignore_index=True)))
     for name, frame in tables:
         with atomic_path(results / name) as tmp:
             frame.to_csv(tmp, index=False)
@@ -307,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--work", default="runs/experiments", help="per-run folders (checkpoints)")
     ap.add_argument("--results", default="results", help="collected tables read by the notebooks")
-    ap.add_argument("--studies", nargs="+", default=["main", "spatial", "blocks", "ablation", "sensitivity", "budget"])
+    ap.add_argument("--studies", nargs="+",
+                    default=["main", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation"])
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared by the jobs)")

@@ -65,6 +65,7 @@ NOTEBOOKS: list[tuple[str, dict[str, Any]]] = [
     ("04_bandwise_analysis.ipynb", {}),
     ("05_ablations.ipynb", {}),
     ("06_routing_inspector.ipynb", {}),
+    ("07_degradation.ipynb", {}),
 ]
 
 

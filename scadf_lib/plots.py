@@ -121,7 +121,7 @@ def split_map(xy: np.ndarray, split: SpatialSplit, n_examples: int = 3, seed: in
     ax = axes[1]
     ax.scatter(*xy[~used].T, s=4, color="lightgray", label="unused (small cluster)")
     ax.scatter(*xy[split.train_points].T, s=4, color="tab:blue", label="training points")
-    ax.scatter(*xy[unseen_test].T, s=6, color="tab:orange", label="unseen points in test trajectories")
+    ax.scatter(*xy[unseen_test].T, s=6, color="tab:orange", label="held-out points (in test trajectories)")
     for k, traj in enumerate(split.test_traj[rng.choice(len(split.test_traj), n_examples, replace=False)]):
         ax.plot(*xy[traj].T, "-o", color="black", lw=1.2, ms=4, label="test trajectories" if k == 0 else None)
     _map_axes(ax, title="train / test split")
@@ -232,4 +232,69 @@ def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
         axes[0, 0].text(0.5, 0.5, "no budget runs yet", ha="center", va="center", transform=axes[0, 0].transAxes)
     else:
         axes[0, -1].legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig
+
+
+#: x-axis label (with unit) of each corruption kind of :mod:`scadf_lib.degradation`.
+CORRUPTION_AXES = {"cfr_snr_db": "CFR SNR (dB)", "angle_deg": "AoA/AoD error std (deg)",
+                   "distance_pct": "distance error std (%)", "gain_db": "path-gain error std (dB)"}
+
+
+def degradation_curves(summary: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Held-out MSE (m^2, mean and 95 % CI over seeds) against the corruption level, one panel per
+    noise kind (the clean score at level 0 / infinite SNR), one colour per method, solid trained
+    clean, dashed trained with augmentation; a last panel with each modality missing.
+    ``summary``: :func:`scadf_lib.report.degradation_summary`."""
+    fig = plt.figure(figsize=(22, 8), constrained_layout=True)
+    grid = fig.add_gridspec(2, 4)
+    axes = [fig.add_subplot(grid[0, i]) for i in range(4)] + [fig.add_subplot(grid[1, :3])]
+    colours = dict(zip(sorted(summary.model.unique()), sns.color_palette(n_colors=summary.model.nunique())))
+    for ax, (kind, label) in zip(axes, CORRUPTION_AXES.items()):
+        for (model, training), g in summary.groupby(["model", "training"]):
+            clean = g[g.label == "clean"]
+            pts = g[g.corruption == kind]
+            x = [40.0 if kind == "cfr_snr_db" else 0.0] + pts.level.astype(float).tolist()
+            y = clean.mse_m2.tolist() + pts.mse_m2.tolist()
+            err = clean.ci95.fillna(0).tolist() + pts.ci95.fillna(0).tolist()
+            order = np.argsort(x)
+            ax.errorbar(np.asarray(x)[order], np.asarray(y)[order], yerr=np.asarray(err)[order], capsize=2,
+                        marker="o", ms=3, color=colours[model], ls="-" if training == "clean" else "--",
+                        label=f"{model} ({training})")
+        if kind == "cfr_snr_db":
+            ax.invert_xaxis()
+            ax.set_xticks([40, 30, 20, 10, 0], ["clean", "30", "20", "10", "0"])
+        ax.set_xlabel(label)
+        ax.set_ylabel("held-out MSE (m$^2$)")
+        ax.set_yscale("log")
+    miss = summary[summary.label.str.startswith("missing") | (summary.label == "clean")].copy()
+    miss["case"] = miss.label.str.replace("missing ", "no ", regex=False) + "\n" + miss.training
+    sns.barplot(miss.sort_values(["training", "label"]), x="case", y="mse_m2", hue="model", ax=axes[4],
+                errorbar=None, palette=colours, hue_order=sorted(colours))
+    axes[4].set_yscale("log")
+    axes[4].set_xlabel("modality missing / training")
+    axes[4].set_ylabel("held-out MSE (m$^2$)")
+    axes[3].legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    axes[4].legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left", title="method")
+    fig.suptitle(title)
+    return fig
+
+
+def routing_response_plot(resp: pd.DataFrame, title: str = "") -> plt.Figure:
+    """SCADF-MoE's CFR share of the experts' input (mean over experts; mean and std over seeds)
+    against the CFR's SNR, one colour per layer; solid trained clean, dashed with augmentation."""
+    share = resp.groupby(["augmented", "layer", "seed", "label"]).cfr_share.mean().reset_index()
+    snr = {"clean": 40.0, **{f"cfr_snr_db={s:g}": s for s in (30, 20, 10, 0)}, "missing cfr": -10.0}
+    share = share[share.label.isin(snr)].assign(snr=lambda d: d.label.map(snr))
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    colours = dict(zip(sorted(share.layer.unique()), sns.color_palette(n_colors=share.layer.nunique())))
+    for (aug, layer), g in share.groupby(["augmented", "layer"]):
+        m = g.groupby("snr").cfr_share.agg(["mean", "std"]).reset_index()
+        ax.errorbar(m.snr, m["mean"], yerr=m["std"].fillna(0), marker="o", capsize=3, ls="--" if aug else "-",
+                    color=colours[layer], label=f"{layer} ({'augmented' if aug else 'clean'} training)")
+    ax.invert_xaxis()
+    ax.set_xticks([40, 30, 20, 10, 0, -10], ["clean", "30", "20", "10", "0", "missing"])
+    ax.set_xlabel("CFR SNR at test time (dB)")
+    ax.set_ylabel("CFR share of the experts' input")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return fig

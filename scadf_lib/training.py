@@ -35,6 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
+from scadf_lib.degradation import Augment, Corrupt, Degradation, flag_columns
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
@@ -69,6 +70,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     holdout: str = "points"  # points (paper: held-out points per cluster) | blocks (held-out map squares)
     block_m: float = 20.0  # side of a held-out block, m (holdout="blocks")
+    augment: bool = False  # noise / modality-dropout augmentation with missing-modality flags (degradation)
     train_per_point: float = 4.0
     test_per_point: float = 4.0
     val_fraction: float = 0.1  # of training trajectories, for the 'best' checkpoint
@@ -191,6 +193,11 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
     train = TrajectoryDataset(feats, split.train_traj[~is_val], tr_idx, norm)
     val = TrajectoryDataset(feats, split.train_traj[is_val], tr_idx, norm)
     test = TrajectoryDataset(feats, split.test_traj, te_idx, norm)
+    if cfg.augment:  # training samples corrupted at random; validation and test clean, flags appended (all 0)
+        antennas = feats.cfr.shape[2] // 3
+        train = train.with_transform(Augment(norm, antennas, flags=True))
+        val = val.with_transform(Corrupt(Degradation("clean"), norm, antennas, flags=True))
+        test = test.with_transform(Corrupt(Degradation("clean"), norm, antennas, flags=True))
     return PreparedData(feats, split, norm, train, val, test, train_bands, test_bands)
 
 
@@ -347,7 +354,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     data = data or prepare_data(cfg)
     C, K = data.feats.cfr.shape[2], data.feats.cfr.shape[3]
     mcfg = model_config(cfg.model, trajectory_length=cfg.trajectory_length, cfr_channels=C, num_subcarriers=K,
-                        num_numeric=data.feats.numeric.shape[-1], **cfg.model_overrides)
+                        num_numeric=data.feats.numeric.shape[-1] + flag_columns(cfg.augment), **cfg.model_overrides)
     model = build_model(mcfg).to(device)
     opt = make_optimizer(model, cfg, device)
     train_ds, val_ds = data.train.to(device), data.val.to(device)

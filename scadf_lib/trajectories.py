@@ -387,10 +387,13 @@ class TrajectoryDataset(Dataset):
     An item is a dict of tensors: ``numeric`` (L, 6), ``cfr`` (L, C, K), ``target`` (L, 2) and
     ``centroid`` (2,) normalised; ``points`` (L,) UE indices; ``band`` (index into Features.bands).
     :meth:`to` moves the (normalised) feature tensors to a device, where :meth:`batch` then gathers
-    batches without host work.
+    batches without host work. An optional ``transform`` (:meth:`with_transform`) corrupts or
+    augments each gathered batch there (:mod:`scadf_lib.degradation`).
     """
 
-    def __init__(self, feats: Features, trajectories: np.ndarray, band_idx: list[int], norm: Normalizer):
+    def __init__(self, feats: Features, trajectories: np.ndarray, band_idx: list[int], norm: Normalizer,
+                 transform: Any = None):
+        self.transform = transform  # callable on a batch dict (e.g. scadf_lib.degradation.Corrupt), or None
         self.trajectories = np.ascontiguousarray(trajectories, dtype=np.int64)
         self.band_idx = list(band_idx)
         self.numeric = torch.from_numpy((feats.numeric - norm.numeric_mean) / norm.numeric_std).float()
@@ -411,7 +414,22 @@ class TrajectoryDataset(Dataset):
         moved = copy.copy(self)
         for name in ("numeric", "cfr", "xy", "_traj", "_bands"):
             setattr(moved, name, getattr(self, name).to(device))
+        if self.transform is not None:
+            moved.transform = copy.deepcopy(self.transform).to(device)
         return moved
+
+    def with_transform(self, transform: Any) -> "TrajectoryDataset":
+        """The same samples, with ``transform`` applied to every batch (it needs ``.to(device)``)."""
+        out = copy.copy(self)
+        out.transform = transform.to(self.device) if transform is not None else None
+        return out
+
+    def subset(self, rows: np.ndarray) -> "TrajectoryDataset":
+        """The samples of the trajectories ``rows`` (indices into :attr:`trajectories`), all bands."""
+        out = copy.copy(self)
+        out.trajectories = self.trajectories[rows]
+        out._traj = self._traj[torch.as_tensor(rows, dtype=torch.int64, device=self.device)]
+        return out
 
     def __len__(self) -> int:
         return len(self.trajectories) * len(self.band_idx)
@@ -427,4 +445,6 @@ class TrajectoryDataset(Dataset):
         target = self.xy[traj]
         out = {"numeric": self.numeric[band[:, None], traj], "cfr": self.cfr[band[:, None], traj],
                "target": target, "centroid": target.mean(1), "points": traj, "band": band}
+        if self.transform is not None:
+            out = self.transform(out)
         return {k: v[0] for k, v in out.items()} if squeeze else out

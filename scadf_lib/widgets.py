@@ -25,6 +25,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from scadf_lib.evaluation import modality_share
 from scadf_lib.fileio import project_path
 from scadf_lib.models import ModelOutput, SCADFMoE
 from scadf_lib.schema import load_fingerprints
@@ -78,13 +79,6 @@ def routing_of(sm: SceneModel, sample_idx: np.ndarray) -> dict[str, torch.Tensor
 def sample_index(sm: SceneModel, trajectory: int, band: float) -> int:
     """Index into the dataset of one trajectory at one band (GHz)."""
     return trajectory * len(sm.dataset.band_idx) + sm.feats.bands.index(band)
-
-
-def modality_share(dispatch: torch.Tensor, modality_of_token: torch.Tensor, n_experts: int) -> np.ndarray:
-    """CFR share of each expert's dispatched input: (..., m, S) dispatch -> (..., n_experts) in [0, 1]."""
-    cfr = (dispatch * (modality_of_token == 0).to(dispatch.dtype)[:, None]).sum(-2)  # (..., S)
-    per_expert = cfr.unflatten(-1, (n_experts, -1)).mean(-1)
-    return per_expert.numpy()
 
 
 def expert_usage(combine: torch.Tensor, n_experts: int) -> np.ndarray:

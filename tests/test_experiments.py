@@ -18,7 +18,7 @@ def smoke_results(tmp_path_factory, synthetic_nc):
     root = tmp_path_factory.mktemp("exp")
     (root / "data").mkdir()
     shutil.copy(synthetic_nc, root / "data" / "munich.nc")
-    runs = [r for r in plan("smoke", data_dir=str(root / "data"), scenes=("munich",), studies=("main", "spatial", "blocks"))]
+    runs = [r for r in plan("smoke", data_dir=str(root / "data"), scenes=("munich",), studies=("main", "spatial", "blocks", "degradation"))]
     small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
     from dataclasses import replace
     runs = [replace(r, cfg=replace(r.cfg, model_overrides=small)) for r in runs]
@@ -69,6 +69,23 @@ def test_nospace_is_paired_with_scadf_on_the_same_held_out_points(smoke_results)
     row = paired.iloc[0]
     ref = held[(held.band_ghz == row.band_ghz) & (held.ue == row.ue)].iloc[0]
     assert row.sq_error_scadf_m2 == pytest.approx(ref.sq_error_m2)
+
+
+def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict(smoke_results):
+    root, runs, metrics = smoke_results
+    from scadf_lib.degradation import degradation_grid
+    from scadf_lib.report import degradation_section
+    out = root / "results_degradation"  # another test re-collects a subset into results/
+    collect(runs, root / "work", out)
+    table = pd.read_csv(out / "degradation.csv")
+    assert set(table.model) == {"concat", "fullcon", "transfusion", "softmoe", "scadf"}
+    assert set(table.augmented) == {True, False}  # the augmented runs and their clean main runs
+    assert set(table.label) == {d.label for d in degradation_grid()}
+    resp = pd.read_csv(out / "routing_response.csv")
+    assert set(resp.model) == {"scadf"} and set(resp.augmented) == {True, False}
+    text = degradation_section(out)
+    assert "Verdict" in text and "trained augmented" in text and "trained clean" in text
+    assert "task router shift weight" in text
 
 
 def test_block_runs_test_held_out_points_only(smoke_results):
