@@ -192,11 +192,16 @@ class Augment:
         choice = torch.multinomial(self.probs, b, replacement=True)  # 0 clean, 1-4 noise kinds, 5-8 missing
         u = torch.rand(b, device=dev)
         snr_db = AUGMENT_SNR_DB[0] + u * (AUGMENT_SNR_DB[1] - AUGMENT_SNR_DB[0])
-        nsr = torch.where(choice == 1, 10 ** (-snr_db / 10), torch.zeros_like(u))
-        cfr = cfr_noise(cfr, nsr, self.space)
-        numeric = numeric_noise(numeric, torch.where(choice == 2, u * AUGMENT_MAX["angle_deg"] * math.pi / 180, 0 * u),
-                                torch.where(choice == 3, u * AUGMENT_MAX["distance_pct"] / 100, 0 * u),
-                                torch.where(choice == 4, u * AUGMENT_MAX["gain_db"], 0 * u), self.space)
+        noisy_cfr = cfr_noise(cfr, 10 ** (-snr_db / 10), self.space)
+        cfr = torch.where((choice == 1).view(-1, 1, 1, 1), noisy_cfr, cfr)
+        noisy_num = numeric_noise(numeric, u * AUGMENT_MAX["angle_deg"] * math.pi / 180,
+                                  u * AUGMENT_MAX["distance_pct"] / 100, u * AUGMENT_MAX["gain_db"], self.space)
+        # each noisy sample takes the noisy columns of its one kind; the others keep their inputs exactly
+        pick = torch.zeros_like(numeric, dtype=torch.bool)
+        for kind, column in ((2, "angles"), (3, "distance"), (4, "gain")):
+            for c in NUMERIC_COLUMNS[column]:
+                pick[..., c] |= (choice == kind).view(-1, 1)
+        numeric = torch.where(pick, noisy_num, numeric)
         missing = (choice[:, None] - 5) == torch.arange(len(MODALITIES), device=dev)[None, :]
         numeric, cfr = drop_modalities(numeric, cfr, missing, self.flags)
         return {**batch, "numeric": numeric, "cfr": cfr}
