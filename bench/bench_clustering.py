@@ -1,8 +1,10 @@
 """Clustering and trajectory sampling at 10k, 100k and 1M points: time, peak memory, growth.
 
 Also the automatic radius search and the trajectory samplers before and after their rewrites, in
-the same run (timed without tracemalloc). Points are uniform with the density of the embedded data
-(one UE per 4 m^2, a 2 m grid), so the radius and the cluster sizes are those of real use.
+the same run (timed without tracemalloc). Points are uniform with the density of the first embedded
+data (one UE per 4 m^2, a 2 m grid; the embedded data are now on a 1 m grid, four times denser), so
+the radius and the cluster sizes are those of that data and the results in bench/README.md stay
+comparable.
 """
 
 from __future__ import annotations
