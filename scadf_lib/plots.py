@@ -119,7 +119,7 @@ def split_map(xy: np.ndarray, split: SpatialSplit, n_examples: int = 3, seed: in
     unseen_test[np.unique(split.test_traj)] = True
     unseen_test &= split.unseen
     ax = axes[1]
-    ax.scatter(*xy[~used].T, s=4, color="lightgray", label="unused (small cluster)")
+    ax.scatter(*xy[~used].T, s=4, color="lightgray", label="unused (small cluster or guard band)")
     ax.scatter(*xy[split.train_points].T, s=4, color="tab:blue", label="training points")
     ax.scatter(*xy[unseen_test].T, s=6, color="tab:orange", label="held-out points (in test trajectories)")
     for k, traj in enumerate(split.test_traj[rng.choice(len(split.test_traj), n_examples, replace=False)]):
