@@ -165,3 +165,20 @@ def test_budget_table_joins_main_runs_of_the_same_seeds():
     assert t.loc[("held-out", 6)].mse_m2 == pytest.approx(10.0)
     assert (t.seeds == 2).all()
     assert budget_table(m[m.study == "main"], preset_epochs=2).empty
+
+
+def test_centroid_floor_is_the_mse_of_placing_points_at_their_true_centroid(tmp_path, synthetic_nc):
+    from scadf_lib.report import centroid_floor
+    from scadf_lib.schema import load_fingerprints
+    from scadf_lib.trajectories import spatial_split
+
+    shutil.copy(synthetic_nc, tmp_path / "munich.nc")
+    runs = pd.DataFrame([{"study": "main", "regime": "mix", "model": "scadf", "seed": 0, "scene": "munich"}])
+    floor = centroid_floor(runs, tmp_path, train_per_point=1.0, test_per_point=2.0)
+    ds = load_fingerprints(tmp_path / "munich.nc")
+    xy = np.stack([ds["x"].values, ds["y"].values], axis=1)
+    split = spatial_split(xy, seed=0, train_per_point=1.0, test_per_point=2.0)
+    pts = xy[split.test_traj]
+    offsets = pts - pts.mean(axis=1, keepdims=True)
+    assert floor["munich"] == pytest.approx(float((offsets ** 2).sum(-1).mean()))
+    assert 0 < floor["munich"] < split.clustering.radius_m ** 2  # points lie within r of their cluster's anchor
