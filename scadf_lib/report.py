@@ -322,6 +322,13 @@ def write_report(results: Path, preset: str = "cpu") -> Path:
     metrics = pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
     runs = pd.read_csv(results / "runs.csv")
     main = metrics[metrics.study == "main"]
+    if main.empty:  # e.g. `--studies degradation` alone: only the sections that need no main runs
+        path = results / "REPORT.md"
+        with atomic_path(path) as tmp:
+            tmp.write_text("# Partial report\n\nThese results hold no `main` runs (Table II), so only the "
+                           f"studies that stand alone are reported ({len(runs)} runs).\n\n"
+                           + degradation_section(results))
+        return path
     seeds = sorted(int(s) for s in main.seed.unique())
     p = PRESETS[preset]
     main_runs = runs[runs.study == "main"]

@@ -182,3 +182,12 @@ def test_centroid_floor_is_the_mse_of_placing_points_at_their_true_centroid(tmp_
     offsets = pts - pts.mean(axis=1, keepdims=True)
     assert floor["munich"] == pytest.approx(float((offsets ** 2).sum(-1).mean()))
     assert 0 < floor["munich"] < split.clustering.radius_m ** 2  # points lie within r of their cluster's anchor
+
+
+def test_a_results_set_without_main_runs_gets_a_partial_report(smoke_results, tmp_path):
+    from scadf_lib.report import write_report
+    root, runs, _ = smoke_results
+    only = [r for r in runs if r.study == "blocks"]
+    collect(only, root / "work", tmp_path)
+    text = write_report(tmp_path, "smoke").read_text()
+    assert text.startswith("# Partial report") and f"({len(only)} runs)" in text
