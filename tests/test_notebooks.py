@@ -66,7 +66,7 @@ def test_papermill_band_28_trains_on_the_embedded_data(tmp_path):
     exc, out = _papermill(tmp_path, band=28, epochs=1, max_steps_per_epoch=3, out_dir=str(tmp_path / "run"))
     assert exc is None, exc
     metrics = (tmp_path / "run" / "munich_scadf_mix_28_s0" / "metrics.csv").read_text()
-    assert "28.0" in metrics and "unseen-NLOS" in metrics
+    assert "28.0" in metrics and "held-out-NLOS" in metrics
     cfg = json.loads((tmp_path / "run" / "munich_scadf_mix_28_s0" / "config.json").read_text())
     assert cfg["train_bands_ghz"] == [28.0] and cfg["test_bands_ghz"] == [28.0]
 
