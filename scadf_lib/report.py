@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib.degradation import degradation_grid
-from scadf_lib.experiments import METHODS, PRESETS, SCENES, budget_metrics, budget_table, mean_ci, summarize
+from scadf_lib.experiments import METHODS, PRESETS, SCENES, budget_metrics, budget_table, mean_ci, plan, summarize
 from scadf_lib.fileio import atomic_path, project_path
+from scadf_lib.training import TrainConfig
 
 PAPER_CLAIMS = {
     "submeter": "sub-meter MSE (below 1 m^2) on every scene",
@@ -90,24 +91,22 @@ def verdicts(main: pd.DataFrame) -> list[tuple[str, str, str]]:
 SLOPE_OK = 0.8
 
 
-def centroid_floor(runs: pd.DataFrame, data_dir: Path, train_per_point: float, test_per_point: float) -> dict[str, float]:
+def centroid_floor(configs: dict[str, TrainConfig]) -> dict[str, float]:
     """Per scene: the MSE (m^2) of placing every test-trajectory point at its trajectory's true
-    centroid, on the seed-0 split of the main Mix run (rebuilt from its config; the split is
-    deterministic). A model whose error is not well below it cannot be resolving single points."""
+    centroid, on the split of the run config given for that scene (rebuilt with
+    :func:`scadf_lib.training.split_of`; the split is deterministic). A model whose error is not well
+    below it cannot be resolving single points."""
     from scadf_lib.schema import load_fingerprints
-    from scadf_lib.trajectories import spatial_split
+    from scadf_lib.training import split_of
     out = {}
-    for row in runs[(runs.study == "main") & (runs.regime == "mix") & (runs.model == "scadf")
-                    & (runs.seed == 0)].itertuples():
-        path = project_path(data_dir) / f"{row.scene}.nc"
+    for scene, cfg in configs.items():
+        path = project_path(cfg.data_path)
         if not path.exists():
             continue
         ds = load_fingerprints(path)
         xy = np.stack([ds["x"].values, ds["y"].values], axis=1)
-        split = spatial_split(xy, radius_m=None, trajectory_length=5, seed=0, train_per_point=train_per_point,
-                              test_per_point=test_per_point)
-        pts = xy[split.test_traj]
-        out[row.scene] = float(((pts - pts.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean())
+        pts = xy[split_of(cfg, xy).test_traj]
+        out[scene] = float(((pts - pts.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean())
     return out
 
 
@@ -385,7 +384,9 @@ on every scene.
             red = paired_reduction(main, regime, group)
             if len(red):
                 parts.append(f"SCADF-MoE against the best baseline, {group}:\n\n{_df_md(red)}\n")
-    floor = centroid_floor(runs, Path("data"), p["train_per_point"], p["test_per_point"]) if preset != "smoke" else {}
+    floor = centroid_floor({r.tags["scene"]: r.cfg for r in plan(preset) if r.name in set(main.name)
+                            and r.cfg.model == "scadf" and r.cfg.regime == "mix" and r.cfg.seed == 0}) \
+        if preset != "smoke" else {}
     slopes = budget_slopes(metrics, p["epochs"])
     if len(slopes):
         parts.append(offset_slope_section(main, slopes.iloc[:, -1], int(slopes.columns[-1].split()[0]), floor))

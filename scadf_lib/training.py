@@ -175,15 +175,22 @@ def validation_rows(train_traj: np.ndarray, fraction: float, seed: int) -> np.nd
     return np.sort(np.asarray(taken, dtype=np.int64))
 
 
+def split_of(cfg: TrainConfig, xy: np.ndarray) -> SpatialSplit:
+    """The (seeded, deterministic) split of a run: the one place that turns a TrainConfig's split
+    settings into a :class:`SpatialSplit` of the positions ``xy`` (m), so training, the inspector
+    and the report rebuild the same trajectories."""
+    return spatial_split(xy, radius_m=cfg.radius_m, min_median_size=cfg.min_median_size,
+                         trajectory_length=cfg.trajectory_length, seed=cfg.seed, test_fraction=cfg.test_fraction,
+                         train_per_point=cfg.train_per_point, test_per_point=cfg.test_per_point,
+                         min_cluster_size=cfg.min_cluster_size, holdout=cfg.holdout, block_m=cfg.block_m)
+
+
 def prepare_data(cfg: TrainConfig) -> PreparedData:
     """Load, validate, cluster, split, fit normalisation on training samples, build datasets."""
     ds = load_fingerprints(cfg.data_path)
     feats = build_features(ds)
     train_bands, test_bands = run_bands(cfg, feats.bands)
-    split = spatial_split(feats.xy, radius_m=cfg.radius_m, min_median_size=cfg.min_median_size,
-                          trajectory_length=cfg.trajectory_length, seed=cfg.seed, test_fraction=cfg.test_fraction,
-                          train_per_point=cfg.train_per_point, test_per_point=cfg.test_per_point,
-                          min_cluster_size=cfg.min_cluster_size, holdout=cfg.holdout, block_m=cfg.block_m)
+    split = split_of(cfg, feats.xy)
     tr_idx = [feats.bands.index(b) for b in train_bands]
     te_idx = [feats.bands.index(b) for b in test_bands]
     norm = Normalizer.fit(feats, split.train_points, tr_idx)

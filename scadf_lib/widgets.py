@@ -29,8 +29,8 @@ from scadf_lib.evaluation import modality_share
 from scadf_lib.fileio import project_path
 from scadf_lib.models import ModelOutput, SCADFMoE
 from scadf_lib.schema import load_fingerprints
-from scadf_lib.training import load_checkpoint, model_from_checkpoint
-from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, build_features, spatial_split
+from scadf_lib.training import TrainConfig, load_checkpoint, model_from_checkpoint, split_of
+from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, build_features
 
 
 @dataclass
@@ -50,12 +50,8 @@ def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 40
     model, norm = model_from_checkpoint(state)
     if not isinstance(model, SCADFMoE):
         raise ValueError(f"the routing inspector needs a SCADF-MoE checkpoint, got {type(model).__name__}")
-    tc = state["train_config"]
     feats = build_features(load_fingerprints(project_path(data_path)))
-    split = spatial_split(feats.xy, radius_m=tc["radius_m"], min_median_size=tc["min_median_size"],
-                          trajectory_length=tc["trajectory_length"], seed=tc["seed"], test_fraction=tc["test_fraction"],
-                          train_per_point=tc["train_per_point"], test_per_point=tc["test_per_point"],
-                          min_cluster_size=tc["min_cluster_size"])
+    split = split_of(TrainConfig(**state["train_config"]), feats.xy)
     ds = TrajectoryDataset(feats, split.test_traj[:max_trajectories], list(range(len(feats.bands))), norm)
     return SceneModel(str(state["train_config"]["data_path"]).split("/")[-1].removesuffix(".nc"), model.eval(),
                       norm, feats, ds)

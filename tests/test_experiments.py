@@ -173,8 +173,9 @@ def test_centroid_floor_is_the_mse_of_placing_points_at_their_true_centroid(tmp_
     from scadf_lib.trajectories import spatial_split
 
     shutil.copy(synthetic_nc, tmp_path / "munich.nc")
-    runs = pd.DataFrame([{"study": "main", "regime": "mix", "model": "scadf", "seed": 0, "scene": "munich"}])
-    floor = centroid_floor(runs, tmp_path, train_per_point=1.0, test_per_point=2.0)
+    from scadf_lib.training import TrainConfig
+    cfg = TrainConfig(data_path=str(tmp_path / "munich.nc"), train_per_point=1.0, test_per_point=2.0)
+    floor = centroid_floor({"munich": cfg})
     ds = load_fingerprints(tmp_path / "munich.nc")
     xy = np.stack([ds["x"].values, ds["y"].values], axis=1)
     split = spatial_split(xy, seed=0, train_per_point=1.0, test_per_point=2.0)
@@ -191,3 +192,16 @@ def test_a_results_set_without_main_runs_gets_a_partial_report(smoke_results, tm
     collect(only, root / "work", tmp_path)
     text = write_report(tmp_path, "smoke").read_text()
     assert text.startswith("# Partial report") and f"({len(only)} runs)" in text
+
+
+def test_inspector_rebuilds_the_split_a_checkpoint_was_trained_on(synthetic_nc, tmp_path):
+    """The routing inspector's test trajectories are those of the run, held-out blocks included."""
+    from scadf_lib.training import TrainConfig, train
+    from scadf_lib.widgets import load_scene_model
+
+    cfg = TrainConfig(data_path=str(synthetic_nc), model="scadf", epochs=1, max_steps_per_epoch=2, holdout="blocks",
+                      block_m=10.0, model_overrides={"d_model": 16, "expert_hidden": 32, "n_blocks": 1})
+    res = train(cfg, tmp_path / "run", progress=False)
+    sm = load_scene_model(str(tmp_path / "run" / "best.pt"), str(synthetic_nc), max_trajectories=50)
+    np.testing.assert_array_equal(sm.dataset.trajectories, res.data.split.test_traj[:50])
+    assert res.data.split.holdout == "blocks"
