@@ -50,6 +50,7 @@ from scadf_lib.trajectories import min_cluster_size_for
 from scadf_lib.training import TrainConfig, select_device, train
 
 SCENES = ("munich", "etoile", "florence")
+STUDIES = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
 METHODS = (*BASELINES, "scadf")
 
 #: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine in about an
@@ -76,8 +77,7 @@ class Run:
 
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget",
-                                     "degradation")) -> list[Run]:
+         studies: tuple[str, ...] = STUDIES) -> list[Run]:
     """The list of runs of a preset, in the order they are executed."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -98,7 +98,8 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                         add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method},
                             model=method, regime=regime, seed=seed)
             if "spatial" in studies:  # L = 1; L x the trajectories, so each point is trained on as often
-                add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene, {"variant": "scadf_nospace"},
+                add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene,
+                    {"variant": "scadf_nospace", "paired_with": f"main_{scene}_mix_scadf_s{seed}"},
                     trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed,
                     train_per_point=5 * base.train_per_point)
             if "blocks" in studies and seed in p.get("block_seeds", p["seeds"]):
@@ -293,13 +294,12 @@ def paired_points(runs: list[Run], work: Path) -> pd.DataFrame:
     """noSpace against SCADF-MoE on the same held-out points: one row per (scene, seed, band, UE)
     held out in both runs, with each run's mean squared error over the test trajectories that hold
     the point (m^2). The pairs are the ``spatial`` runs and the ``main`` Mix SCADF-MoE runs of the
-    same scene and seed; both splits hold out the same points (see :func:`make_split`)."""
+    same scene and seed (the ``paired_with`` tag of :func:`plan`); both splits hold out the same
+    points (see :func:`make_split`)."""
     finished = {r.name: r for r in runs if (work / r.name / "point_errors.csv").exists() and _finished(work / r.name)}
     rows = []
     for r in finished.values():
-        if r.study != "spatial":
-            continue
-        ref = f"main_{r.tags['scene']}_mix_scadf_s{r.cfg.seed}"
+        ref = r.tags.get("paired_with")
         if ref not in finished:
             continue
         a = pd.read_csv(work / ref / "point_errors.csv")
@@ -370,8 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--work", default="runs/experiments", help="per-run folders (checkpoints)")
     ap.add_argument("--results", default="results", help="collected tables read by the notebooks")
-    ap.add_argument("--studies", nargs="+",
-                    default=["main", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation"])
+    ap.add_argument("--studies", nargs="+", default=list(STUDIES))
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared by the jobs)")
