@@ -34,6 +34,7 @@ import torch
 from scadf_lib.trajectories import Normalizer
 
 if TYPE_CHECKING:
+    from scadf_lib.trajectories import TrajectoryDataset
     from scadf_lib.training import PreparedData
 
 MODALITIES = ("cfr", "angles", "distance", "gain")
@@ -42,6 +43,8 @@ NUMERIC_COLUMNS = {"angles": (0, 1, 2, 3), "distance": (4,), "gain": (5,)}
 #: Levels of the study, per noise kind (units in the names).
 LEVELS = {"cfr_snr_db": (30.0, 20.0, 10.0, 0.0), "angle_deg": (1.0, 5.0, 10.0), "distance_pct": (1.0, 5.0, 10.0),
           "gain_db": (1.0, 3.0, 6.0)}
+#: (4, 6) 0/1: which numeric columns belong to each modality of :data:`MODALITIES` (the CFR owns none).
+MODALITY_COLUMNS = torch.tensor([[float(c in NUMERIC_COLUMNS.get(m, ())) for c in range(6)] for m in MODALITIES])
 KIND_MODALITY = {"cfr_snr_db": "cfr", "angle_deg": "angles", "distance_pct": "distance", "gain_db": "gain"}
 #: Training augmentation: the largest level drawn per kind (uniform in [0, max]; CFR: SNR in [0, 30] dB).
 AUGMENT_MAX = {"angle_deg": 10.0, "distance_pct": 10.0, "gain_db": 6.0}
@@ -126,13 +129,9 @@ def drop_modalities(numeric: torch.Tensor, cfr: torch.Tensor, missing: torch.Ten
                     flags: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Set missing modalities to the training mean (0 normalised). ``missing`` (B, 4) bool in the
     order of :data:`MODALITIES`; with ``flags`` append it to ``numeric`` as 4 0/1 features."""
-    keep = (~missing).to(numeric.dtype)
-    cfr = cfr * keep[:, 0].view(-1, 1, 1, 1)
-    col_keep = torch.ones(numeric.shape[0], 6, device=numeric.device, dtype=numeric.dtype)
-    for i, m in enumerate(MODALITIES[1:], start=1):
-        for c in NUMERIC_COLUMNS[m]:
-            col_keep[:, c] = keep[:, i]
-    numeric = numeric[..., :6] * col_keep[:, None, :]
+    cfr = cfr * (~missing[:, 0]).to(cfr.dtype).view(-1, 1, 1, 1)
+    dropped = missing.to(numeric.dtype) @ MODALITY_COLUMNS.to(numeric)  # (B, 6): 1 where a column is missing
+    numeric = numeric[..., :6] * (1 - dropped)[:, None, :]
     if flags:
         numeric = torch.cat([numeric, missing.to(numeric.dtype)[:, None, :].expand(-1, numeric.shape[1], -1)], dim=-1)
     return numeric, cfr
@@ -196,11 +195,10 @@ class Augment:
         cfr = torch.where((choice == 1).view(-1, 1, 1, 1), noisy_cfr, cfr)
         noisy_num = numeric_noise(numeric, u * AUGMENT_MAX["angle_deg"] * math.pi / 180,
                                   u * AUGMENT_MAX["distance_pct"] / 100, u * AUGMENT_MAX["gain_db"], self.space)
-        # each noisy sample takes the noisy columns of its one kind; the others keep their inputs exactly
-        pick = torch.zeros_like(numeric, dtype=torch.bool)
-        for kind, column in ((2, "angles"), (3, "distance"), (4, "gain")):
-            for c in NUMERIC_COLUMNS[column]:
-                pick[..., c] |= (choice == kind).view(-1, 1)
+        # each noisy sample takes the noisy columns of its one kind (choice 2-4 = modality 1-3);
+        # the others keep their inputs exactly
+        kind = (choice[:, None] - 1) == torch.arange(len(MODALITIES), device=dev)[None, :]  # (B, 4)
+        pick = (kind.to(numeric.dtype) @ MODALITY_COLUMNS.to(numeric))[:, None, :] > 0  # (B, 1, 6)
         numeric = torch.where(pick, noisy_num, numeric)
         missing = (choice[:, None] - 5) == torch.arange(len(MODALITIES), device=dev)[None, :]
         numeric, cfr = drop_modalities(numeric, cfr, missing, self.flags)
@@ -225,6 +223,18 @@ def subset(n: int, size: int, seed: int = 0) -> np.ndarray:
 DEGRADATION_GROUPS = ("held-out", "held-out-LOS", "held-out-NLOS", "overall")
 
 
+def _test_subset(data: "PreparedData", max_trajectories: int, seed: int) -> "TrajectoryDataset":
+    """The clean test set cut to a fixed subset of ``max_trajectories`` test trajectories."""
+    return data.test.with_transform(None).subset(subset(len(data.test.trajectories), max_trajectories, seed))
+
+
+def _corrupted(test: "TrajectoryDataset", deg: Degradation, data: "PreparedData", flags: bool,
+               noise_seed: int) -> "TrajectoryDataset":
+    """``test`` with ``deg`` applied to every batch; the noise drawn after seeding with ``noise_seed``."""
+    torch.manual_seed(noise_seed)
+    return test.with_transform(Corrupt(deg, data.norm, data.feats.cfr.shape[2] // 3, flags))
+
+
 @torch.no_grad()
 def degraded_metrics(model: torch.nn.Module, data: "PreparedData", flags: bool, device: torch.device | str = "cpu",
                      max_trajectories: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -232,12 +242,10 @@ def degraded_metrics(model: torch.nn.Module, data: "PreparedData", flags: bool, 
     ``max_trajectories`` test trajectories under every corruption of :func:`degradation_grid`
     (the noise drawn with a fixed seed per corruption)."""
     from scadf_lib.evaluation import metrics_table, predict
-    antennas = data.feats.cfr.shape[2] // 3
-    test = data.test.with_transform(None).subset(subset(len(data.test.trajectories), max_trajectories, seed))
+    test = _test_subset(data, max_trajectories, seed)
     rows = []
     for i, deg in enumerate(degradation_grid()):
-        torch.manual_seed(10_000 * seed + i)
-        ds = test.with_transform(Corrupt(deg, data.norm, antennas, flags))
+        ds = _corrupted(test, deg, data, flags, 10_000 * seed + i)
         m = metrics_table(predict(model, ds, data.feats, data.norm, data.split.unseen, device))
         m = m[(m.band == "all") & m.group.isin(DEGRADATION_GROUPS)]
         rows.append(m[["group", "mse_m2", "count"]].assign(corruption=deg.kind, level=str(deg.level), label=deg.label))
@@ -251,14 +259,12 @@ def routing_response(model: torch.nn.Module, data: "PreparedData", flags: bool, 
     samples and, in the task MoE, over the tasks) per layer, for the clean CFR, every CFR SNR of
     the grid and the CFR missing (SCADF-MoE models: those whose output has routing weights)."""
     from scadf_lib.evaluation import modality_share
-    antennas = data.feats.cfr.shape[2] // 3
-    test = data.test.with_transform(None).subset(subset(len(data.test.trajectories), max_trajectories, seed)).to(device)
+    test = _test_subset(data, max_trajectories, seed).to(device)
     model.eval()
     grid = [d for d in degradation_grid() if d.kind in ("clean", "cfr_snr_db") or d.modality == "cfr"]
     rows = []
     for i, deg in enumerate(grid):
-        torch.manual_seed(10_000 * seed + i)
-        b = test.with_transform(Corrupt(deg, data.norm, antennas, flags)).batch(np.arange(len(test)))
+        b = _corrupted(test, deg, data, flags, 10_000 * seed + i).batch(np.arange(len(test)))
         out = model(b["numeric"], b["cfr"])
         if not out.routing:
             return pd.DataFrame()

@@ -391,9 +391,8 @@ class TrajectoryDataset(Dataset):
     augments each gathered batch there (:mod:`scadf_lib.degradation`).
     """
 
-    def __init__(self, feats: Features, trajectories: np.ndarray, band_idx: list[int], norm: Normalizer,
-                 transform: Any = None):
-        self.transform = transform  # callable on a batch dict (e.g. scadf_lib.degradation.Corrupt), or None
+    def __init__(self, feats: Features, trajectories: np.ndarray, band_idx: list[int], norm: Normalizer):
+        self.transform: Any = None  # callable on a batch dict (e.g. scadf_lib.degradation.Corrupt): with_transform
         self.trajectories = np.ascontiguousarray(trajectories, dtype=np.int64)
         self.band_idx = list(band_idx)
         self.numeric = torch.from_numpy((feats.numeric - norm.numeric_mean) / norm.numeric_std).float()
