@@ -47,7 +47,7 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import BASELINES
 from scadf_lib.trajectories import min_cluster_size_for
-from scadf_lib.training import TrainConfig, select_device, train
+from scadf_lib.training import PAPER_BATCH, Paused, TrainConfig, scaled_lr, select_device, train
 
 SCENES = ("munich", "etoile", "florence")
 STUDIES = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
@@ -77,13 +77,16 @@ class Run:
 
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = STUDIES) -> list[Run]:
-    """The list of runs of a preset, in the order they are executed."""
+         studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False) -> list[Run]:
+    """The list of runs of a preset, in the order they are executed. ``batch_size`` other than the
+    paper's 64 takes the learning rate of :func:`scaled_lr` (a GPU does a batch of 512 in the time of
+    one of 64); ``compile`` is :attr:`TrainConfig.compile`."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     p = PRESETS[preset]
     base = TrainConfig(epochs=p["epochs"], train_per_point=p["train_per_point"], test_per_point=p["test_per_point"],
-                       max_steps_per_epoch=p.get("max_steps_per_epoch"))
+                       max_steps_per_epoch=p.get("max_steps_per_epoch"), batch_size=batch_size,
+                       lr=scaled_lr(batch_size), compile=compile)
     runs: list[Run] = []
 
     def add(name: str, study: str, scene: str, tags: dict[str, Any] | None = None, **kw: Any) -> None:
@@ -173,9 +176,26 @@ def _finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.csv").exists() and (run_dir / "run.json").exists()
 
 
-def run_one(run: Run, work: Path, results: Path, fresh: bool = False, threads: int | None = None) -> str:
+def device_name(device: str = "auto") -> str:
+    """'cpu', or 'cuda (NVIDIA H100 80GB HBM3)': the device a run trains on, with the GPU's name."""
+    dev = select_device(device)
+    return f"{dev.type} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
+
+
+def late_gain(val: pd.Series) -> float:
+    """Relative drop of the best validation error over the last quarter of the epochs:
+    (best before the last quarter - best overall) / best before. Near 0: the curve has flattened."""
+    cut = max(1, int(round(0.75 * len(val))))
+    before = float(val.iloc[:cut].min())
+    return (before - float(val.min())) / before if before > 0 else float("nan")
+
+
+def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: float | None = None,
+            threads: int | None = None) -> str:
     """Train one run into ``<work>/<name>/`` unless it is finished (or ``fresh``), write its
-    ``run.json`` and, where the run is one of them, its per-point errors and the inspector's weights."""
+    ``run.json`` and, where the run is one of them, its per-point errors and the inspector's weights.
+    Past ``stop_at`` (Unix time, s) the run is not started, or pauses between epochs (:class:`Paused`);
+    the next call resumes it."""
     if threads:
         torch.set_num_threads(threads)
     run_dir = work / run.name
@@ -184,15 +204,23 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, threads: i
     if fresh and run_dir.exists():
         for f in run_dir.glob("*"):
             f.unlink()
+    if stop_at is not None and time.time() > stop_at:
+        return f"{run.name} (not started: time limit)"
     t0 = time.perf_counter()
-    res = train(run.cfg, run_dir, progress=False)
+    try:
+        res = train(run.cfg, run_dir, progress=False, stop_at=stop_at)
+    except Paused:
+        return f"{run.name} (paused: time limit)"
     info = {"name": run.name, "study": run.study, **run.tags, "model": run.cfg.model, "regime": run.cfg.regime,
             "seed": run.cfg.seed, "wall_s": time.perf_counter() - t0, "trajectories_per_s": res.throughput,
+            "train_wall_s": float(res.history.elapsed_s.iloc[-1]),
             "parameters": json.loads((run_dir / "config.json").read_text())["parameters"],
             "train_samples": len(res.data.train), "test_samples": len(res.data.test),
-            "device": str(select_device(run.cfg.device)), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "epochs": run.cfg.epochs,
+            "device": device_name(run.cfg.device), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "epochs": run.cfg.epochs, "batch_size": run.cfg.batch_size,
+            "lr": run.cfg.lr, "compile": str(run.cfg.compile),
             "best_epoch": int(res.history.val_localisation.idxmin()) + 1,
+            "val_late_gain": late_gain(res.history.val_localisation),
             **{f"final_{k}": v for k, v in res.history.iloc[-1].items()
                if k == "val_mmd" or k.startswith("val_task_") or k.startswith("val_block")}}
     if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
@@ -259,28 +287,54 @@ def _in_pool(fn: Any, items: list[Run], args: tuple, jobs: int, bar: Any) -> Non
 
 
 def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True,
-            jobs: int = 1) -> pd.DataFrame:
+            jobs: int = 1, time_limit_s: float | None = None) -> pd.DataFrame:
     """Train every run not yet finished (all of them with ``fresh``), then collect the tables.
 
     ``jobs`` > 1 trains that many runs at once in separate processes (each with its share of the CPU
     threads; on a GPU they share the device, which one small run leaves mostly idle). Each run
     writes only its own files, atomically, so an interrupted sweep resumes where it stopped.
+    ``time_limit_s``: no run starts, and no epoch begins that would end, later than that after the
+    call began; unfinished runs are left to the next call (the same command), and the tables and
+    report cover the finished ones. Each call appends a row to ``results/sweeps.csv`` (wall time,
+    device, torch, runs finished).
     """
+    t0, started = time.perf_counter(), pd.Timestamp.now(tz="UTC")
+    stop_at = time.time() + time_limit_s if time_limit_s is not None else None
     todo = [r for r in runs if fresh or not _finished(work / r.name)]
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc="experiments", unit="run", disable=not progress)
+    done_before = len(runs) - len(todo)
+    bar = tqdm(total=len(runs), initial=done_before, desc="experiments", unit="run", disable=not progress)
     if jobs <= 1:
         for run in todo:
-            run_one(run, work, results, fresh)
+            bar.set_postfix_str(run_one(run, work, results, fresh, stop_at))
             bar.update()
     else:
-        _in_pool(run_one, todo, (work, results, fresh), jobs, bar)
+        _in_pool(run_one, todo, (work, results, fresh, stop_at), jobs, bar)
     bar.close()
     scored = [r for r in degradation_targets(runs) if not (work / r.name / "degradation.csv").exists()]
-    if scored:
+    if scored and (stop_at is None or time.time() < stop_at):
         bar = tqdm(total=len(scored), desc="corrupted inputs", unit="run", disable=not progress)
         _in_pool(evaluate_degradation, scored, (work,), jobs, bar)
         bar.close()
+    unfinished = [r.name for r in runs if not _finished(work / r.name)]
+    if unfinished:
+        print(f"{len(unfinished)} of {len(runs)} runs unfinished (time limit): run the same command again to "
+              f"resume them")
+    log_sweep(results, {"started_utc": started.isoformat(timespec="seconds"), "wall_s": time.perf_counter() - t0,
+                        "jobs": jobs, "device": device_name(runs[0].cfg.device) if runs else "",
+                        "torch": torch.__version__, "batch_size": runs[0].cfg.batch_size if runs else None,
+                        "compile": str(runs[0].cfg.compile) if runs else "", "runs": len(runs),
+                        "finished_before": done_before, "finished_after": len(runs) - len(unfinished)})
+    if len(unfinished) == len(runs):
+        return pd.DataFrame()
     return collect(runs, work, results)
+
+
+def log_sweep(results: Path, row: dict[str, Any]) -> None:
+    """Append one row to ``results/sweeps.csv`` (atomically: the file is rewritten whole)."""
+    path = results / "sweeps.csv"
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    with atomic_path(path) as tmp:
+        pd.concat([old, pd.DataFrame([row])], ignore_index=True).to_csv(tmp, index=False)
 
 
 #: Split facts copied from each run's config.json into runs.csv.
@@ -370,17 +424,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--work", default="runs/experiments", help="per-run folders (checkpoints)")
     ap.add_argument("--results", default="results", help="collected tables read by the notebooks")
-    ap.add_argument("--studies", nargs="+", default=list(STUDIES))
+    ap.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared by the jobs)")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes")
+    ap.add_argument("--batch-size", type=int, default=PAPER_BATCH,
+                    help="training batch (default the paper's 64); the learning rate follows scaled_lr (sqrt rule)")
+    ap.add_argument("--compile", default=None, nargs="?", const="default",
+                    help="torch.compile the step: 'default' (bare flag) or 'reduce-overhead' (CUDA graphs)")
+    ap.add_argument("--time-limit-min", type=float, default=None,
+                    help="stop starting runs and epochs that would end later than this; rerun to resume")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies))
-    print(f"{len(runs)} runs, preset {a.preset}")
-    execute(runs, Path(a.work), Path(a.results), fresh=a.fresh, jobs=a.jobs)
+    if a.batch_size < 1 or a.jobs < 1:
+        ap.error("--batch-size and --jobs must be positive")
+    runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies), batch_size=a.batch_size,
+                compile=a.compile or False)
+    print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
+          f"device {device_name()}")
+    metrics = execute(runs, Path(a.work), Path(a.results), fresh=a.fresh, jobs=a.jobs,
+                      time_limit_s=None if a.time_limit_min is None else 60 * a.time_limit_min)
+    if metrics.empty:
+        print("no run has finished yet: no tables or report written")
+        return 0
     from scadf_lib.report import write_report  # report imports this module
     print("report:", write_report(Path(a.results), a.preset))
     return 0

@@ -44,6 +44,28 @@ from scadf_lib.trajectories import (Features, Normalizer, SpatialSplit, Trajecto
                                     regime_bands, spatial_split)
 
 
+#: ``torch.compile`` modes a run may ask for: "reduce-overhead" records the compiled forward and
+#: backward as CUDA graphs (one launch per graph instead of one per kernel; ignored on a CPU).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+#: The paper's batch size and learning rate, the reference of :func:`scaled_lr`.
+PAPER_BATCH, PAPER_LR = 64, 1e-3
+
+
+def scaled_lr(batch_size: int, base_lr: float = PAPER_LR, base_batch: int = PAPER_BATCH) -> float:
+    """Learning rate for ``batch_size`` by the square-root rule (Adam-type optimisers):
+    lr = base_lr * sqrt(batch_size / base_batch). ``bench/bench_batch_scaling.py`` checks, with learning
+    curves side by side, that a larger batch at this rate reaches the paper batch's accuracy."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return base_lr * math.sqrt(batch_size / base_batch)
+
+
+class Paused(Exception):
+    """Raised by :func:`train` when the next epoch would end past its ``stop_at`` time; the run's
+    ``last.pt`` holds every finished epoch, so calling ``train`` again resumes it."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. Distances in metres, learning rate per step."""
@@ -62,7 +84,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
-    compile: bool = False
+    compile: bool | str = False  # True / "default", or a torch.compile mode: "reduce-overhead" (CUDA graphs)
     trajectory_length: int = 5
     radius_m: float | None = None  # None: automatic radius
     min_median_size: int = 8
@@ -94,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"trajectory_length must be >= 1, got {self.trajectory_length}")
         if self.holdout not in ("points", "blocks"):
             raise ValueError(f"unknown holdout {self.holdout!r}; choose 'points' (the paper's) or 'blocks'")
+        if self.compile not in (False, True, *COMPILE_MODES):
+            raise ValueError(f"compile must be True, False or one of {COMPILE_MODES}, got {self.compile!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -301,12 +325,16 @@ class RunResult:
 def make_loss_fn(net: nn.Module, mmd_weight: float, xy_scale_m: float, use_amp: bool,
                  compile: bool = False) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
     """batch -> loss terms: the forward pass (bf16 autocast on CUDA when ``use_amp``) and
-    :func:`compute_loss`, MMD included; with ``compile`` the whole function goes to ``torch.compile``."""
+    :func:`compute_loss`, MMD included; with ``compile`` (True or a mode of :data:`COMPILE_MODES`)
+    the whole function goes to ``torch.compile``, and AOTAutograd compiles its backward with it
+    ("reduce-overhead": both replayed as CUDA graphs on a GPU)."""
     def loss_fn(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.autocast(batch["cfr"].device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = net(batch["numeric"], batch["cfr"])
         return compute_loss(out, batch, mmd_weight, xy_scale_m)
-    return torch.compile(loss_fn) if compile else loss_fn
+    if not compile:
+        return loss_fn
+    return torch.compile(loss_fn, mode=None if compile is True or compile == "default" else compile)
 
 
 def train_step(loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]], params: list[nn.Parameter],
@@ -342,9 +370,13 @@ def rng_state(device: torch.device) -> dict[str, torch.Tensor | None]:
 
 
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = True, resume: bool = True,
-          data: PreparedData | None = None, log_every: int = 50) -> RunResult:
+          data: PreparedData | None = None, log_every: int = 50, stop_at: float | None = None) -> RunResult:
     """Train ``cfg`` into ``out_dir`` (resuming from ``last.pt`` if present), evaluate the best
     checkpoint on the test set and write ``metrics.csv``, ``history.csv``, ``config.json``.
+
+    ``stop_at`` (Unix time, s): before each epoch, if it would end past ``stop_at`` (judged by the
+    last epoch's duration), raise :class:`Paused` instead; a later call resumes the run. This is how
+    sweeps fit into commands of bounded length.
 
     The training and validation tensors live on the device and batches are gathered there; the loss
     terms are summed on the device and read back once per epoch (and for the progress bar every
@@ -389,7 +421,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     params = [p for p in model.parameters() if p.requires_grad]
     throughput = float("nan")
 
+    epoch_s = 0.0  # duration of the last epoch of this call (training and validation), s
     for epoch in range(start_epoch, cfg.epochs):
+        if stop_at is not None and time.time() + epoch_s > stop_at:
+            raise Paused(f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume")
+        epoch_t0 = time.perf_counter()
         net.train()
         perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))).to(device)
         sums: dict[str, torch.Tensor] = {}
@@ -413,9 +449,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
             torch.cuda.synchronize(device)
         throughput = seen * world / (time.perf_counter() - t0)
         val = evaluate_loss(model, val_ds, mcfg.mmd_weight, device, data.norm.xy_scale)
+        epoch_s = time.perf_counter() - epoch_t0
         row = {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
                **{f"val_{k}": v for k, v in val.items()}, "lr": opt.param_groups[0]["lr"],
-               "trajectories_per_s": throughput}
+               "trajectories_per_s": throughput,
+               "elapsed_s": (history[-1].get("elapsed_s", 0.0) if history else 0.0) + epoch_s}
         history.append(row)
         if rank == 0:
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,

@@ -205,3 +205,26 @@ def test_inspector_rebuilds_the_split_a_checkpoint_was_trained_on(synthetic_nc, 
     sm = load_scene_model(str(tmp_path / "run" / "best.pt"), str(synthetic_nc), max_trajectories=50)
     np.testing.assert_array_equal(sm.dataset.trajectories, res.data.split.test_traj[:50])
     assert res.data.split.holdout == "blocks"
+
+
+def test_a_sweep_over_its_time_limit_resumes_with_the_same_command(tmp_path, synthetic_nc):
+    """With a time limit no run starts late; the same call again finishes them, and every call is
+    logged in sweeps.csv. The batch size sets the learning rate by the square-root rule."""
+    from dataclasses import replace
+    (tmp_path / "data").mkdir()
+    shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
+    runs = [r for r in plan("smoke", data_dir=str(tmp_path / "data"), scenes=("munich",), studies=("main",),
+                            batch_size=256) if r.cfg.model in ("concat", "scadf") and r.cfg.regime == "mix"]
+    assert runs and all(r.cfg.batch_size == 256 and r.cfg.lr == pytest.approx(2e-3) for r in runs)
+    runs = [replace(r, cfg=replace(r.cfg, model_overrides={"d_model": 16, "expert_hidden": 32, "n_blocks": 1}))
+            for r in runs]
+    work, results = tmp_path / "work", tmp_path / "results"
+    assert execute(runs, work, results, progress=False, time_limit_s=-1.0).empty  # nothing may start
+    assert not (results / "all_metrics.csv").exists()
+    metrics = execute(runs, work, results, progress=False, time_limit_s=3600.0)
+    assert set(metrics.name) == {r.name for r in runs}
+    log = pd.read_csv(results / "sweeps.csv")
+    assert list(log.finished_before) == [0, 0] and list(log.finished_after) == [0, len(runs)]
+    assert (log.batch_size == 256).all() and (log.wall_s >= 0).all()
+    info = pd.read_csv(results / "runs.csv")
+    assert (info.batch_size == 256).all() and np.isfinite(info.train_wall_s).all()

@@ -155,6 +155,7 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(synthetic_nc, tmp_path):
     ({"epochs": -1}, "epochs must be a positive integer"),
     ({"regime": "sideways"}, "unknown regime"),
     ({"regime": "ood", "band": "28"}, "single band"),
+    ({"compile": "fastest"}, "compile must be"),
 ])
 def test_bad_settings_fail_early(kw, match, synthetic_nc):
     with pytest.raises(ValueError, match=match):
@@ -255,3 +256,32 @@ def test_metrics_separate_held_out_from_seen_points(synthetic_nc, tmp_path):
     assert m.loc["held-out", "mse_m2"] == pytest.approx(t.sq_error_m2[held].mean())
     pe = pd.read_csv(tmp_path / "run" / "point_errors.csv")
     assert set(pe[pe.held_out].ue) == set(res.data.split.test_points.tolist())
+
+
+def test_a_run_paused_by_its_time_limit_resumes_to_the_uninterrupted_result(synthetic_nc, tmp_path, monkeypatch):
+    """``stop_at`` pauses between epochs (a sweep's bounded command); calling again finishes the run
+    with the weights and metrics of a run never paused."""
+    from scadf_lib import training
+    from scadf_lib.training import Paused
+    ref = train(cfg(synthetic_nc, epochs=3), tmp_path / "ref", progress=False)
+    clock = iter([0.0, 1e12])  # the first epoch starts in time, the second would end too late
+    real_time = time.time
+    monkeypatch.setattr(training.time, "time", lambda: next(clock, real_time()))
+    with pytest.raises(Paused, match="before epoch 2/3"):
+        train(cfg(synthetic_nc, epochs=3), tmp_path / "paused", progress=False, stop_at=100.0)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "paused" / "last.pt")["epoch"] == 0
+    assert not (tmp_path / "paused" / "metrics.csv").exists()
+    res = train(cfg(synthetic_nc, epochs=3), tmp_path / "paused", progress=False, stop_at=time.time() + 3600)
+    for (k, va), vb in zip(ref.model.state_dict().items(), res.model.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+    assert pd.read_csv(tmp_path / "paused" / "metrics.csv").equals(pd.read_csv(tmp_path / "ref" / "metrics.csv"))
+    assert list(res.history.epoch) == [1, 2, 3] and res.history.elapsed_s.is_monotonic_increasing
+
+
+def test_learning_rate_follows_the_square_root_rule():
+    from scadf_lib.training import scaled_lr
+    assert scaled_lr(64) == pytest.approx(1e-3)
+    assert scaled_lr(256) == pytest.approx(2e-3) and scaled_lr(1024) == pytest.approx(4e-3)
+    with pytest.raises(ValueError, match="batch_size"):
+        scaled_lr(0)
