@@ -33,6 +33,10 @@ def best_time(fn: Callable[[], Any], repeat: int = 5, number: int = 1) -> float:
 
 
 def write(name: str, result: dict[str, Any]) -> Path:
+    """bench/results/<name>.json, or <name>_gpu.json where CUDA is available (a GPU's figures sit
+    beside the CPU's instead of replacing them)."""
+    if torch.cuda.is_available():
+        name += "_gpu"
     path = BENCH_DIR / "results" / f"{name}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **result}, indent=2, default=float))

@@ -67,15 +67,20 @@ def training(r: dict[str, Any]) -> str:
     for name, m in r["models"].items():
         row = [name, m.get("before_trajectories_per_s", float("nan")), m.get("after_trajectories_per_s",
                m["trajectories_per_s"]), m.get("speedup", float("nan"))]
+        graphs = "after_cudagraphs_trajectories_per_s" in m
         if compiled:
             row += [m["after_compiled_trajectories_per_s"], m["compiled_speedup"]]
-        rows.append(row + [m["speed_vs_scadf"], f"{m['parameters']:,}"])
+        if compiled and graphs:
+            row += [m["after_cudagraphs_trajectories_per_s"], m["cudagraphs_speedup"]]
+        rows.append(row + [1e3 * r["batch_size"] / m["trajectories_per_s"], m["speed_vs_scadf"], f"{m['parameters']:,}"])
+    graphs = any("after_cudagraphs_trajectories_per_s" in m for m in r["models"].values())
     header = ["model", "before: trajectories/s", "after: trajectories/s", "after / before"]
     header += ["compiled: trajectories/s", "compiled / before"] if compiled else []
+    header += ["CUDA graphs: trajectories/s", "graphs / before"] if compiled and graphs else []
     return (f"**Training throughput** (munich, Mix, batch {r['batch_size']}, {r['steps']} steps, device "
             f"{r['device']}; {_machine(r)}). Before: the step as first landed (host batches, a host sync per "
             f"step); after: the engine's step (device-resident batches, fused/foreach AdamW, no sync).\n\n"
-            + _table(header + ["speed vs SCADF-MoE", "parameters"], rows)
+            + _table(header + ["best ms/step", "speed vs SCADF-MoE", "parameters"], rows)
             + f"\n\nLoader alone: {r['loader_only_trajectories_per_s']:,.0f} trajectories/s, i.e. "
               f"{100 * r['loader_share_of_scadf_step']:.1f} % of a SCADF-MoE step. Router MMD (forward + backward, "
               f"batch {r['batch_size']}): {r['mmd_before_ms']:.2f} ms before, {r['mmd_after_ms']:.2f} ms after "
@@ -104,16 +109,31 @@ def sweep(r: dict[str, Any]) -> str:
             + _table(["runs at once", "all runs: trajectories/s", "vs the first row", "each run: trajectories/s"], rows))
 
 
+def batch_scaling(r: dict[str, Any]) -> str:
+    rows = [[name, f"{b['batch_size']}", f"{b['lr']:.2g}", b["steps_per_epoch"], b["train_wall_s"], b["wall_vs_first"],
+             b["best_epoch"], b["test_held-out_mse_m2"], b["held_out_mse_vs_first"], b["test_overall_mse_m2"]]
+            for name, m in r["models"].items() for b in m.values()]
+    figure = "batch_scaling_gpu.png" if r["device"].startswith("cuda") else "batch_scaling.png"
+    return (f"**Batch size against accuracy** ({r['scene']}, Mix, seed 0, {r['epochs']} epochs, "
+            f"{r['train_per_point']:g} training trajectories per point, lr by the square-root rule, device "
+            f"{r['device']}; {_machine(r)}): does a large batch reach the paper batch's accuracy in less time?\n\n"
+            + _table(["model", "batch", "lr", "steps/epoch", "training wall (s)", "wall vs batch 64", "best epoch",
+                      "held-out MSE (m²)", "vs batch 64", "overall MSE (m²)"], rows)
+            + f"\n\nLearning curves side by side: `bench/results/{figure}`.")
+
+
 SECTIONS = {"raytrace": raytrace, "clustering": clustering, "training": training, "inference": inference,
-            "memory": memory, "sweep": sweep}
+            "memory": memory, "sweep": sweep, "batch_scaling": batch_scaling}
 
 
 def render() -> str:
+    """Every section's CPU figures (<name>.json) and, where measured, the same on a GPU
+    (<name>_gpu.json) and other variants (<name>_b1024.json, ...)."""
     parts = []
     for name, fn in SECTIONS.items():
-        path = HERE / "results" / f"{name}.json"
-        parts.append(fn(json.loads(path.read_text())) if path.exists() else f"**{name}**: not run yet "
-                     f"(`python bench/bench_{name}.py`).")
+        paths = sorted((HERE / "results").glob(f"{name}.json")) + sorted((HERE / "results").glob(f"{name}_*.json"))
+        parts += [fn(json.loads(p.read_text())) for p in paths] or [
+            f"**{name}**: not run yet (`python bench/bench_{name}.py`)."]
     return "\n\n".join(parts)
 
 

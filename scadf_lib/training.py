@@ -341,6 +341,7 @@ def train_step(loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tens
                opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor], grad_clip: float) -> dict[str, torch.Tensor]:
     """One optimisation step: forward and loss, backward, clip, AdamW. Returns the detached loss
     terms as device tensors: nothing here waits for the device."""
+    torch.compiler.cudagraph_mark_step_begin()  # a new iteration: CUDA-graph outputs of the last may be reused
     losses = loss_fn(batch)
     opt.zero_grad(set_to_none=True)
     losses["total"].backward()

@@ -285,3 +285,14 @@ def test_learning_rate_follows_the_square_root_rule():
     assert scaled_lr(256) == pytest.approx(2e-3) and scaled_lr(1024) == pytest.approx(4e-3)
     with pytest.raises(ValueError, match="batch_size"):
         scaled_lr(0)
+
+
+@pytest.mark.parametrize("mode", [True, "reduce-overhead"])
+def test_compiled_step_trains_like_the_eager_one(synthetic_nc, tmp_path, mode):
+    """The torch.compile'd step (forward, loss with the router MMD, and its backward; CUDA graphs in
+    "reduce-overhead" mode on a GPU) is the same computation as the eager step, on the CPU too."""
+    short = dict(epochs=1, max_steps_per_epoch=4)
+    eager = train(cfg(synthetic_nc, **short), tmp_path / "eager", progress=False)
+    compiled = train(cfg(synthetic_nc, **short, compile=mode), tmp_path / "compiled", progress=False)
+    for col in ("train_localisation", "train_mmd", "val_localisation", "val_mmd"):
+        np.testing.assert_allclose(compiled.history[col], eager.history[col], rtol=1e-4, err_msg=col)

@@ -1,0 +1,100 @@
+"""Large batch against the paper's batch of 64: same data, same epochs, learning rate by the
+square-root rule (``training.scaled_lr``). Learning curves side by side, per epoch and per second of
+training, and the final test MSE (m^2), all from one run of this script on one machine.
+
+Issue "Training on the GPU" allows reaching "the same accuracy in a tenth of the wall time with a
+larger batch and a scaled learning rate": on a GPU a step at batch 512 costs about what one at 64
+does (it is launch-bound), so an epoch is up to 8x cheaper, and this script measures whether the
+accuracy holds. On a CPU the step is compute-bound, so only the per-epoch curves say something.
+
+Each training run is an ordinary resumable run under ``runs/bench_batch_scaling/`` (rerun the same
+command after an interruption). Writes ``bench/results/batch_scaling.json`` and
+``bench/results/batch_scaling.png`` (``batch_scaling_gpu.*`` on a GPU).
+
+    python bench/bench_batch_scaling.py                           # GPU: munich, 40 epochs, 4 trajectories/point
+    python bench/bench_batch_scaling.py --epochs 20 --train-per-point 1   # what a 2-core CPU can do (~25 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import BENCH_DIR, write  # noqa: E402
+from scadf_lib.training import PAPER_BATCH, TrainConfig, scaled_lr, select_device, train  # noqa: E402
+
+GROUPS = ("held-out", "overall", "held-out-NLOS")
+
+
+def run_pair(model: str, batches: list[int], epochs: int, train_per_point: float, scene: str, device: str,
+             compile: bool | str, work: Path) -> dict[str, dict]:
+    """Train ``model`` once per batch size (seed 0, same split); curves in m^2 and seconds."""
+    rows = {}
+    for b in batches:
+        cfg = TrainConfig(data_path=f"data/{scene}.nc", model=model, epochs=epochs, batch_size=b, lr=scaled_lr(b),
+                          train_per_point=train_per_point, test_per_point=1.0, device=device, compile=compile)
+        res = train(cfg, work / f"{scene}_{model}_b{b}_e{epochs}_tpp{train_per_point:g}", progress=True)
+        scale2 = res.data.norm.xy_scale ** 2  # normalised squared position -> m^2
+        h = res.history
+        m = res.metrics[res.metrics.band == "all"].set_index("group").mse_m2
+        rows[str(b)] = {
+            "batch_size": b, "lr": cfg.lr, "steps_per_epoch": -(-len(res.data.train) // b),
+            "epoch": h.epoch.tolist(), "elapsed_s": h.elapsed_s.tolist(),
+            "val_localisation_m2": (h.val_localisation * scale2).tolist(),
+            "train_localisation_m2": (h.train_localisation * scale2).tolist(),
+            "train_wall_s": float(h.elapsed_s.iloc[-1]), "best_epoch": int(h.val_localisation.idxmin()) + 1,
+            **{f"test_{g}_mse_m2": float(m[g]) for g in GROUPS}}
+        print(model, b, {k: v for k, v in rows[str(b)].items() if not isinstance(v, list)}, flush=True)
+    ref = rows[str(batches[0])]
+    for r in rows.values():
+        r["wall_vs_first"] = r["train_wall_s"] / ref["train_wall_s"]
+        r["held_out_mse_vs_first"] = r["test_held-out_mse_m2"] / ref["test_held-out_mse_m2"]
+    return rows
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = result["models"]
+    fig, axes = plt.subplots(len(models), 2, figsize=(10, 3.6 * len(models)), squeeze=False)
+    for (name, rows), (ax_e, ax_t) in zip(models.items(), axes):
+        for r in rows.values():
+            label = f"batch {r['batch_size']}, lr {r['lr']:.2g}"
+            ax_e.plot(r["epoch"], r["val_localisation_m2"], marker=".", label=label)
+            ax_t.plot(r["elapsed_s"], r["val_localisation_m2"], marker=".", label=label)
+        ax_e.set(xlabel="epoch", ylabel="validation MSE, points + centroid (m²)", yscale="log", title=f"{name}: per epoch")
+        ax_t.set(xlabel=f"training wall time (s, {result['device']})", ylabel="validation MSE, points + centroid (m²)",
+                 yscale="log", title=f"{name}: per second")
+        for ax in (ax_e, ax_t):
+            ax.grid(alpha=0.3)
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=["scadf", "softmoe"])
+    ap.add_argument("--batches", type=int, nargs="+", default=[PAPER_BATCH, 512],
+                    help="batch sizes; the first is the reference")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--train-per-point", type=float, default=4.0)
+    ap.add_argument("--scene", default="munich")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--compile", default=None, nargs="?", const="default")
+    ap.add_argument("--work", default="runs/bench_batch_scaling")
+    a = ap.parse_args(argv)
+    result = {"device": str(select_device(a.device)), "scene": a.scene, "epochs": a.epochs,
+              "train_per_point": a.train_per_point, "compile": str(a.compile or False),
+              "models": {m: run_pair(m, a.batches, a.epochs, a.train_per_point, a.scene, a.device, a.compile or False,
+                                     Path(a.work)) for m in a.models}}
+    path = write("batch_scaling", result)
+    plot(result, path.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
