@@ -523,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--band", default="mix", help="'mix' or one band in GHz (2.6, 6, 28)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: 1e-3 at batch 64, scaled by the square-root rule)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--trajectory-length", type=int, default=5)
@@ -532,13 +533,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout", default="points", choices=["points", "blocks"],
                    help="hold out points per cluster (paper) or whole map blocks")
     p.add_argument("--block-m", type=float, default=20.0, help="side of a held-out block, m")
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--compile", default=None, nargs="?", const="default", choices=COMPILE_MODES,
+                   help="torch.compile the step ('default' for the bare flag; 'reduce-overhead': CUDA graphs)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     cfg = TrainConfig(data_path=a.data, model=a.model, regime=a.regime, band=a.band, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device,
+                      batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size), seed=a.seed, device=a.device,
                       trajectory_length=a.trajectory_length, radius_m=a.radius,
-                      max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile, holdout=a.holdout, block_m=a.block_m)
+                      max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile or False, holdout=a.holdout, block_m=a.block_m)
     result = train(cfg, a.out)
     if _dist_info()[0] == 0:
         print(result.metrics[result.metrics.band == "all"].to_string(index=False))
