@@ -9,7 +9,7 @@ accuracy holds. On a CPU the step is compute-bound, so only the per-epoch curves
 
 Each training run is an ordinary resumable run under ``runs/bench_batch_scaling/`` (rerun the same
 command after an interruption). Writes ``bench/results/batch_scaling.json`` and
-``bench/results/batch_scaling.png`` (``batch_scaling_gpu.*`` on a GPU).
+``bench/results/batch_scaling.png`` (``batch_scaling_gpu.*`` on a GPU; ``--name`` for another set).
 
     python bench/bench_batch_scaling.py                           # GPU: munich, 40 epochs, 4 trajectories/point
     python bench/bench_batch_scaling.py --epochs 20 --train-per-point 1   # what a 2-core CPU can do (~25 min)
@@ -21,21 +21,32 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import BENCH_DIR, write  # noqa: E402
-from scadf_lib.training import PAPER_BATCH, TrainConfig, scaled_lr, select_device, train  # noqa: E402
+from scadf_lib.training import PAPER_BATCH, PAPER_LR, TrainConfig, scaled_lr, select_device, train  # noqa: E402
 
 GROUPS = ("held-out", "overall", "held-out-NLOS")
 
 
+def lr_for(batch_size: int, rule: str) -> float:
+    """The paper's lr at batch 64, scaled to ``batch_size`` by the square-root (default) or linear rule."""
+    if rule not in ("sqrt", "linear"):
+        raise ValueError(f"unknown lr rule {rule!r}; choose 'sqrt' or 'linear'")
+    return scaled_lr(batch_size) if rule == "sqrt" else PAPER_LR * batch_size / PAPER_BATCH
+
+
 def run_pair(model: str, batches: list[int], epochs: int, train_per_point: float, scene: str, device: str,
-             compile: bool | str, work: Path) -> dict[str, dict]:
+             compile: bool | str, work: Path, lr_rule: str = "sqrt") -> dict[str, dict]:
     """Train ``model`` once per batch size (seed 0, same split); curves in m^2 and seconds."""
     rows = {}
     for b in batches:
-        cfg = TrainConfig(data_path=f"data/{scene}.nc", model=model, epochs=epochs, batch_size=b, lr=scaled_lr(b),
-                          train_per_point=train_per_point, test_per_point=1.0, device=device, compile=compile)
-        res = train(cfg, work / f"{scene}_{model}_b{b}_e{epochs}_tpp{train_per_point:g}", progress=True)
+        cfg = TrainConfig(data_path=f"data/{scene}.nc", model=model, epochs=epochs, batch_size=b,
+                          lr=lr_for(b, lr_rule), train_per_point=train_per_point, test_per_point=1.0, device=device,
+                          compile=compile)
+        suffix = "" if lr_rule == "sqrt" or b == PAPER_BATCH else f"_{lr_rule}"
+        res = train(cfg, work / f"{scene}_{model}_b{b}{suffix}_e{epochs}_tpp{train_per_point:g}", progress=True)
         scale2 = res.data.norm.xy_scale ** 2  # normalised squared position -> m^2
         h = res.history
         m = res.metrics[res.metrics.band == "all"].set_index("group").mse_m2
@@ -86,14 +97,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scene", default="munich")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", default=None, nargs="?", const="default")
+    ap.add_argument("--lr-rule", default="sqrt", choices=["sqrt", "linear"],
+                    help="how the learning rate grows with the batch (the reference batch keeps 1e-3)")
+    ap.add_argument("--name", default="batch_scaling", help="output name under bench/results/")
     ap.add_argument("--work", default="runs/bench_batch_scaling")
     a = ap.parse_args(argv)
     result = {"device": str(select_device(a.device)), "scene": a.scene, "epochs": a.epochs,
-              "train_per_point": a.train_per_point, "compile": str(a.compile or False),
+              "train_per_point": a.train_per_point, "compile": str(a.compile or False), "lr_rule": a.lr_rule,
               "models": {m: run_pair(m, a.batches, a.epochs, a.train_per_point, a.scene, a.device, a.compile or False,
-                                     Path(a.work)) for m in a.models}}
-    path = write("batch_scaling", result)
-    plot(result, path.with_suffix(".png"))
+                                     Path(a.work), a.lr_rule) for m in a.models}}
+    result["figure"] = f"{a.name}{'_gpu' if torch.cuda.is_available() else ''}.png"  # beside write()'s json
+    write(a.name, result)
+    plot(result, BENCH_DIR / "results" / result["figure"])
 
 
 if __name__ == "__main__":

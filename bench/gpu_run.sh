@@ -3,6 +3,7 @@
 #
 #   bash bench/gpu_run.sh            # after `make setup`; run it again until it prints "gpu_run: all done"
 #
+# 0. the CUDA tests of tests/test_training.py, where pytest is installed
 # 1. bench/bench_training.py --compile        step time per model: first-landed vs engine vs compiled, batch 64
 # 2. bench/bench_training.py --batch-size 1024  the same at batch 1024
 # 3. bench/bench_sweep.py --jobs 1 2 4 8      N runs sharing the GPU
@@ -62,6 +63,10 @@ step() {  # step NAME MINUTES CMD...: run CMD once, if about MINUTES are left
 }
 
 if [ "$BENCH" = 1 ]; then
+  if "$PY" -c 'import pytest' 2>/dev/null; then  # resume on CUDA, no host sync in a step (skipped on CPUs)
+    step cuda_tests 2 "$PY" -m pytest -q -p no:cacheprovider tests/test_training.py -k cuda \
+      || echo "gpu_run: the CUDA tests FAILED (output above)"
+  fi
   step bench_training 4 "$PY" bench/bench_training.py --compile
   step bench_training_b1024 2 "$PY" bench/bench_training.py --batch-size 1024
   step bench_sweep 3 "$PY" bench/bench_sweep.py --jobs 1 2 4 8
@@ -91,7 +96,10 @@ last = pd.read_csv(sys.argv[1]).iloc[-1]
 sys.exit(0 if last.finished_after == last.runs else 1)
 EOF
 then
-  done_steps=$(find "$WORK/steps" -name "*.done" | wc -l)
-  if [ "$BENCH" != 1 ] || [ "$done_steps" -ge 4 ]; then echo "gpu_run: all done"; exit 0; fi
+  benches_done=1
+  for s in bench_training bench_training_b1024 bench_sweep bench_batch_scaling; do
+    [ -f "$WORK/steps/$s.done" ] || benches_done=0
+  done
+  if [ "$BENCH" != 1 ] || [ "$benches_done" = 1 ]; then echo "gpu_run: all done"; exit 0; fi
 fi
 echo "gpu_run: not finished; run the same command again"

@@ -113,9 +113,10 @@ def batch_scaling(r: dict[str, Any]) -> str:
     rows = [[name, f"{b['batch_size']}", f"{b['lr']:.2g}", b["steps_per_epoch"], b["train_wall_s"], b["wall_vs_first"],
              b["best_epoch"], b["test_held-out_mse_m2"], b["held_out_mse_vs_first"], b["test_overall_mse_m2"]]
             for name, m in r["models"].items() for b in m.values()]
-    figure = "batch_scaling_gpu.png" if r["device"].startswith("cuda") else "batch_scaling.png"
+    figure = r.get("figure", "batch_scaling.png")
     return (f"**Batch size against accuracy** ({r['scene']}, Mix, seed 0, {r['epochs']} epochs, "
-            f"{r['train_per_point']:g} training trajectories per point, lr by the square-root rule, device "
+            f"{r['train_per_point']:g} training trajectories per point, lr by the {r.get('lr_rule', 'sqrt')} rule "
+            f"from 1e-3 at batch 64, device "
             f"{r['device']}; {_machine(r)}): does a large batch reach the paper batch's accuracy in less time?\n\n"
             + _table(["model", "batch", "lr", "steps/epoch", "training wall (s)", "wall vs batch 64", "best epoch",
                       "held-out MSE (m²)", "vs batch 64", "overall MSE (m²)"], rows)

@@ -45,6 +45,18 @@ LEVELS = {"cfr_snr_db": (30.0, 20.0, 10.0, 0.0), "angle_deg": (1.0, 5.0, 10.0), 
           "gain_db": (1.0, 3.0, 6.0)}
 #: (4, 6) 0/1: which numeric columns belong to each modality of :data:`MODALITIES` (the CFR owns none).
 MODALITY_COLUMNS = torch.tensor([[float(c in NUMERIC_COLUMNS.get(m, ())) for c in range(6)] for m in MODALITIES])
+_COLUMNS_ON: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def modality_columns(like: torch.Tensor) -> torch.Tensor:
+    """:data:`MODALITY_COLUMNS` on ``like``'s device and dtype, copied there once (a host-to-GPU copy
+    per batch would make every augmented training step wait for the device)."""
+    key = (like.device, like.dtype)
+    if key not in _COLUMNS_ON:
+        _COLUMNS_ON[key] = MODALITY_COLUMNS.to(like)
+    return _COLUMNS_ON[key]
+
+
 KIND_MODALITY = {"cfr_snr_db": "cfr", "angle_deg": "angles", "distance_pct": "distance", "gain_db": "gain"}
 #: Training augmentation: the largest level drawn per kind (uniform in [0, max]; CFR: SNR in [0, 30] dB).
 AUGMENT_MAX = {"angle_deg": 10.0, "distance_pct": 10.0, "gain_db": 6.0}
@@ -130,7 +142,7 @@ def drop_modalities(numeric: torch.Tensor, cfr: torch.Tensor, missing: torch.Ten
     """Set missing modalities to the training mean (0 normalised). ``missing`` (B, 4) bool in the
     order of :data:`MODALITIES`; with ``flags`` append it to ``numeric`` as 4 0/1 features."""
     cfr = cfr * (~missing[:, 0]).to(cfr.dtype).view(-1, 1, 1, 1)
-    dropped = missing.to(numeric.dtype) @ MODALITY_COLUMNS.to(numeric)  # (B, 6): 1 where a column is missing
+    dropped = missing.to(numeric.dtype) @ modality_columns(numeric)  # (B, 6): 1 where a column is missing
     numeric = numeric[..., :6] * (1 - dropped)[:, None, :]
     if flags:
         numeric = torch.cat([numeric, missing.to(numeric.dtype)[:, None, :].expand(-1, numeric.shape[1], -1)], dim=-1)
@@ -198,7 +210,7 @@ class Augment:
         # each noisy sample takes the noisy columns of its one kind (choice 2-4 = modality 1-3);
         # the others keep their inputs exactly
         kind = (choice[:, None] - 1) == torch.arange(len(MODALITIES), device=dev)[None, :]  # (B, 4)
-        pick = (kind.to(numeric.dtype) @ MODALITY_COLUMNS.to(numeric))[:, None, :] > 0  # (B, 1, 6)
+        pick = (kind.to(numeric.dtype) @ modality_columns(numeric))[:, None, :] > 0  # (B, 1, 6)
         numeric = torch.where(pick, noisy_num, numeric)
         missing = (choice[:, None] - 5) == torch.arange(len(MODALITIES), device=dev)[None, :]
         numeric, cfr = drop_modalities(numeric, cfr, missing, self.flags)

@@ -296,3 +296,30 @@ def test_compiled_step_trains_like_the_eager_one(synthetic_nc, tmp_path, mode):
     compiled = train(cfg(synthetic_nc, **short, compile=mode), tmp_path / "compiled", progress=False)
     for col in ("train_localisation", "train_mmd", "val_localisation", "val_mmd"):
         np.testing.assert_allclose(compiled.history[col], eager.history[col], rtol=1e-4, err_msg=col)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("augment", [False, True])
+def test_cuda_training_step_never_waits_for_the_device(synthetic_nc, augment):
+    """Batches gathered (and, for the degradation study, corrupted) on the GPU, loss with MMD,
+    backward, clipping and fused AdamW: no step synchronises with the host (torch raises on any
+    synchronising call in "error" mode)."""
+    from scadf_lib.degradation import flag_columns
+    from scadf_lib.training import make_loss_fn, make_optimizer, train_step
+    c = cfg(synthetic_nc, device="cuda", augment=augment)
+    data = prepare_data(c)
+    mcfg = model_config("scadf", cfr_channels=data.feats.cfr.shape[2],
+                        num_numeric=data.feats.numeric.shape[-1] + flag_columns(augment), **SMALL)
+    from scadf_lib.models import build_model
+    model = build_model(mcfg).cuda()
+    opt, ds = make_optimizer(model, c, torch.device("cuda")), data.train.to("cuda")
+    loss_fn = make_loss_fn(model, mcfg.mmd_weight, data.norm.xy_scale, use_amp=True)
+    batches = [torch.randperm(len(ds), device="cuda")[:32] for _ in range(4)]
+    train_step(loss_fn, list(model.parameters()), opt, ds.batch(batches[0]), 1.0)  # warm-up (lazy init)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for idx in batches[1:]:
+            train_step(loss_fn, list(model.parameters()), opt, ds.batch(idx), 1.0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
