@@ -81,14 +81,16 @@ class Run:
 
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False) -> list[Run]:
+         studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
+         epochs: int | None = None) -> list[Run]:
     """The list of runs of a preset, in the order they are executed. ``batch_size`` other than the
     paper's 64 takes the learning rate of :func:`scaled_lr` (a GPU does a batch of 512 in the time of
-    one of 64); ``compile`` is :attr:`TrainConfig.compile`."""
+    one of 64); ``compile`` is :attr:`TrainConfig.compile`; ``epochs`` replaces the preset's (a larger
+    batch takes fewer steps per epoch and so needs more epochs: ``bench/bench_batch_scaling.py``)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     p = PRESETS[preset]
-    base = TrainConfig(epochs=p["epochs"], train_per_point=p["train_per_point"], test_per_point=p["test_per_point"],
+    base = TrainConfig(epochs=epochs or p["epochs"], train_per_point=p["train_per_point"], test_per_point=p["test_per_point"],
                        max_steps_per_epoch=p.get("max_steps_per_epoch"), batch_size=batch_size,
                        lr=scaled_lr(batch_size), compile=compile)
     runs: list[Run] = []
@@ -435,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes")
     ap.add_argument("--batch-size", type=int, default=PAPER_BATCH,
                     help="training batch (default the paper's 64); the learning rate follows scaled_lr (sqrt rule)")
+    ap.add_argument("--epochs", type=int, default=None, help="replace the preset's number of epochs")
     ap.add_argument("--compile", default=None, nargs="?", const="default",
                     help="torch.compile the step: 'default' (bare flag) or 'reduce-overhead' (CUDA graphs)")
     ap.add_argument("--time-limit-min", type=float, default=None,
@@ -444,8 +447,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     if a.batch_size < 1 or a.jobs < 1:
         ap.error("--batch-size and --jobs must be positive")
+    if a.epochs is not None and a.epochs < 1:
+        ap.error("--epochs must be positive")
     runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies), batch_size=a.batch_size,
-                compile=a.compile or False)
+                compile=a.compile or False, epochs=a.epochs)
     print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
           f"device {device_name()}")
     metrics = execute(runs, Path(a.work), Path(a.results), fresh=a.fresh, jobs=a.jobs,

@@ -384,6 +384,7 @@ def write_report(results: Path, preset: str = "cpu") -> Path:
     seeds = sorted(int(s) for s in main.seed.unique())
     p = PRESETS[preset]
     main_runs = runs[runs.study == "main"]
+    epochs = int(main_runs.epochs.max()) if "epochs" in main_runs and main_runs.epochs.notna().any() else p["epochs"]
     radii = ", ".join(f"{sc} {r:g} m" for sc, r in main_runs.groupby("scene").radius_m.first().items())
     unused = ", ".join(f"{sc} {c} clusters / {n} points" for sc, c, n in main_runs.groupby("scene")[
         ["clusters_too_small", "points_unused_in_small_clusters"]].first().itertuples())
@@ -412,7 +413,7 @@ written by `python -m scadf_lib.experiments --preset {preset}`). Do not edit by 
   Every training point is trained on and every held-out point sits in at least one test trajectory
   (held-out points not tested: {untested}). A test trajectory also holds seen (training) points as
   its spatial context: held-out points fill {held_share} of the test trajectories' slots.
-* Training budget (preset `{preset}`): {p['epochs']} epochs{steps}, {p['train_per_point']} training trajectories per
+* Training budget (preset `{preset}`): {epochs} epochs{steps}, {p['train_per_point']} training trajectories per
   training point, {optimiser_settings(runs)} with cosine decay, default model (d = 64, 2 soft-MoE blocks,
   8 experts, λ = 0.1 against the MSE in m²). Every method keeps the epoch with the lowest validation
   localisation error (points + centroid MSE). Seeds {seeds}; ± is the 95 % Student-t interval over seeds. Run on
@@ -442,7 +443,7 @@ on every scene.
     floor = centroid_floor({r.tags["scene"]: r.cfg for r in plan(preset) if r.name in set(main.name)
                             and r.cfg.model == "scadf" and r.cfg.regime == "mix" and r.cfg.seed == 0}) \
         if preset != "smoke" else {}
-    slopes = budget_slopes(metrics, p["epochs"])
+    slopes = budget_slopes(metrics, epochs)
     if len(slopes):
         parts.append(offset_slope_section(main, slopes.iloc[:, -1], int(slopes.columns[-1].split()[0]), floor))
     else:
@@ -504,7 +505,7 @@ on every scene.
                      "MMD term: `final_val_mmd` is the task routers' MMD² on the validation set at the end "
                      "(λ weighs it against the MSE in m²).\n\n"
                      + _df_md(table.reset_index(drop=True)) + "\n")
-    budget = budget_table(metrics, p["epochs"])
+    budget = budget_table(metrics, epochs)
     if len(budget):
         budget["mse (m²)"] = [_fmt(a, b) for a, b in zip(budget.mse_m2, budget.ci95)]
         bseeds = sorted(int(s) for s in metrics[metrics.study == "budget"].seed.unique())
@@ -514,7 +515,7 @@ on every scene.
             parts.append(f"## Training budget (munich, Mix, {group} MSE m², seeds {bseeds})\n\n"
                          "Does the ranking of the methods hold when every model trains longer?\n\n"
                          + _df_md(piv.reset_index()) + "\n")
-        slope = budget_slopes(metrics, p["epochs"])
+        slope = budget_slopes(metrics, epochs)
         if len(slope):  # the same table feeds the check of the offset-slope section
             parts.append("LOS offset slope (1 = each point placed where it lies around its trajectory's centre, "
                          "0 = every point at the centre) against training epochs, same runs:\n\n"
