@@ -37,16 +37,30 @@ def lr_for(batch_size: int, rule: str) -> float:
     return scaled_lr(batch_size) if rule == "sqrt" else PAPER_LR * batch_size / PAPER_BATCH
 
 
+def time_to_reach(elapsed_s: list[float], val: list[float], target: float) -> tuple[float, float]:
+    """(seconds, epochs) of training until the best validation error first reaches ``target``
+    (NaN, NaN if it never does)."""
+    best = float("inf")
+    for epoch, (t, v) in enumerate(zip(elapsed_s, val), start=1):
+        best = min(best, v)
+        if best <= target:
+            return t, float(epoch)
+    return float("nan"), float("nan")
+
+
 def run_pair(model: str, batches: list[int], epochs: int, train_per_point: float, scene: str, device: str,
-             compile: bool | str, work: Path, lr_rule: str = "sqrt") -> dict[str, dict]:
-    """Train ``model`` once per batch size (seed 0, same split); curves in m^2 and seconds."""
+             compile: bool | str, work: Path, lr_rule: str = "sqrt", epochs_large: int | None = None) -> dict[str, dict]:
+    """Train ``model`` once per batch size (seed 0, same split; the first batch for ``epochs``, the
+    others for ``epochs_large``, default the same); curves in m^2 and seconds, and the time each
+    large batch takes to reach the first batch's best validation error."""
     rows = {}
     for b in batches:
-        cfg = TrainConfig(data_path=f"data/{scene}.nc", model=model, epochs=epochs, batch_size=b,
+        n_epochs = epochs if b == batches[0] else (epochs_large or epochs)
+        cfg = TrainConfig(data_path=f"data/{scene}.nc", model=model, epochs=n_epochs, batch_size=b,
                           lr=lr_for(b, lr_rule), train_per_point=train_per_point, test_per_point=1.0, device=device,
                           compile=compile)
         suffix = "" if lr_rule == "sqrt" or b == PAPER_BATCH else f"_{lr_rule}"
-        res = train(cfg, work / f"{scene}_{model}_b{b}{suffix}_e{epochs}_tpp{train_per_point:g}", progress=True)
+        res = train(cfg, work / f"{scene}_{model}_b{b}{suffix}_e{n_epochs}_tpp{train_per_point:g}", progress=True)
         scale2 = res.data.norm.xy_scale ** 2  # normalised squared position -> m^2
         h = res.history
         m = res.metrics[res.metrics.band == "all"].set_index("group").mse_m2
@@ -59,9 +73,13 @@ def run_pair(model: str, batches: list[int], epochs: int, train_per_point: float
             **{f"test_{g}_mse_m2": float(m[g]) for g in GROUPS}}
         print(model, b, {k: v for k, v in rows[str(b)].items() if not isinstance(v, list)}, flush=True)
     ref = rows[str(batches[0])]
+    target = min(ref["val_localisation_m2"])
     for r in rows.values():
         r["wall_vs_first"] = r["train_wall_s"] / ref["train_wall_s"]
         r["held_out_mse_vs_first"] = r["test_held-out_mse_m2"] / ref["test_held-out_mse_m2"]
+        r["s_to_first_best_val"], r["epochs_to_first_best_val"] = time_to_reach(r["elapsed_s"], r["val_localisation_m2"],
+                                                                               target)
+        r["wall_to_first_best_val_vs_first"] = r["s_to_first_best_val"] / ref["train_wall_s"]
     return rows
 
 
@@ -97,15 +115,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scene", default="munich")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", default=None, nargs="?", const="default")
+    ap.add_argument("--epochs-large", type=int, default=None,
+                    help="epochs of the larger batches (default --epochs): fewer steps per epoch may need more")
     ap.add_argument("--lr-rule", default="sqrt", choices=["sqrt", "linear"],
                     help="how the learning rate grows with the batch (the reference batch keeps 1e-3)")
     ap.add_argument("--name", default="batch_scaling", help="output name under bench/results/")
     ap.add_argument("--work", default="runs/bench_batch_scaling")
     a = ap.parse_args(argv)
     result = {"device": str(select_device(a.device)), "scene": a.scene, "epochs": a.epochs,
+              "epochs_large": a.epochs_large or a.epochs,
               "train_per_point": a.train_per_point, "compile": str(a.compile or False), "lr_rule": a.lr_rule,
               "models": {m: run_pair(m, a.batches, a.epochs, a.train_per_point, a.scene, a.device, a.compile or False,
-                                     Path(a.work), a.lr_rule) for m in a.models}}
+                                     Path(a.work), a.lr_rule, a.epochs_large) for m in a.models}}
     result["figure"] = f"{a.name}{'_gpu' if torch.cuda.is_available() else ''}.png"  # beside write()'s json
     write(a.name, result)
     plot(result, BENCH_DIR / "results" / result["figure"])

@@ -7,9 +7,10 @@
 # 1. bench/bench_training.py --compile        step time per model: first-landed vs engine vs compiled, batch 64
 # 2. bench/bench_training.py --batch-size 1024  the same at batch 1024
 # 3. bench/bench_sweep.py --jobs 1 2 4 8      N runs sharing the GPU
-# 4. bench/bench_batch_scaling.py             batch 64 vs $BATCH (sqrt-rule lr): learning curves side by side
-# 5. the `paper` preset's Table II (5 methods x 3 scenes x Mix/OOD x 5 seeds) at batch $BATCH, $JOBS runs
-#    at once, into $RESULTS (REPORT.md, runs.csv with device, torch and wall time per run, sweeps.csv)
+# 4. bench/bench_batch_scaling.py             batch 64 (20 epochs) vs $BATCH (sqrt-rule lr, 40 epochs): learning
+#                                             curves side by side, wall time to batch 64's best validation error
+# 5. the `paper` preset's Table II (5 methods x 3 scenes x Mix/OOD x 5 seeds) at batch $BATCH for $EPOCHS
+#    epochs, $JOBS runs at once, into $RESULTS (REPORT.md, runs.csv with device, torch and wall time per run, sweeps.csv)
 # then bench/summarize.py renders the figures into bench/README.md.
 #
 # Every step is skipped once done (markers in $WORK/steps/), training runs resume from their last epoch.
@@ -23,6 +24,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=${PYTHON:-.venv/bin/python}
 BATCH=${BATCH:-512}
+# At batch 512 (lr by the square-root rule) a run needs about twice the epochs of batch 64 to reach
+# the same validation error (bench/README.md, "Batch size against accuracy", measured on the CPU):
+# the paper preset's 40 epochs at batch 64 become 80 at batch 512, a quarter of the steps.
+EPOCHS=${EPOCHS:-80}
 JOBS=${JOBS:-8}
 PRESET=${PRESET:-paper}
 SCENES=${SCENES:-munich etoile florence}
@@ -67,10 +72,11 @@ if [ "$BENCH" = 1 ]; then
     step cuda_tests 2 "$PY" -m pytest -q -p no:cacheprovider tests/test_training.py -k cuda \
       || echo "gpu_run: the CUDA tests FAILED (output above)"
   fi
-  step bench_training 4 "$PY" bench/bench_training.py --compile
+  step bench_training 6 "$PY" bench/bench_training.py --compile
   step bench_training_b1024 2 "$PY" bench/bench_training.py --batch-size 1024
   step bench_sweep 3 "$PY" bench/bench_sweep.py --jobs 1 2 4 8
-  step bench_batch_scaling 6 "$PY" bench/bench_batch_scaling.py --batches 64 "$BATCH" --epochs 20 --train-per-point 1
+  step bench_batch_scaling 6 "$PY" bench/bench_batch_scaling.py --batches 64 "$BATCH" --epochs 20 --epochs-large 40 \
+    --train-per-point 1
   "$PY" bench/summarize.py
 fi
 
@@ -80,7 +86,7 @@ if [ "$LEFT" -ge 2 ]; then
   [ -n "${TIME_LIMIT_MIN:-}" ] && LIMIT=(--time-limit-min "$((LEFT - 1))")
   # shellcheck disable=SC2086
   "$PY" -m scadf_lib.experiments --preset "$PRESET" --studies main --scenes $SCENES --data-dir "$DATA_DIR" \
-    --jobs "$JOBS" --batch-size "$BATCH" --work "$WORK" --results "$RESULTS" "${LIMIT[@]}"
+    --jobs "$JOBS" --batch-size "$BATCH" --epochs "$EPOCHS" --work "$WORK" --results "$RESULTS" "${LIMIT[@]}"
 fi
 
 if [ -n "${PACK:-}" ]; then

@@ -110,16 +110,19 @@ def sweep(r: dict[str, Any]) -> str:
 
 
 def batch_scaling(r: dict[str, Any]) -> str:
-    rows = [[name, f"{b['batch_size']}", f"{b['lr']:.2g}", b["steps_per_epoch"], b["train_wall_s"], b["wall_vs_first"],
-             b["best_epoch"], b["test_held-out_mse_m2"], b["held_out_mse_vs_first"], b["test_overall_mse_m2"]]
+    rows = [[name, f"{b['batch_size']}", f"{b['lr']:.2g}", b["steps_per_epoch"], len(b["epoch"]), b["train_wall_s"],
+             b["wall_vs_first"], b["best_epoch"], b["test_held-out_mse_m2"], b["held_out_mse_vs_first"],
+             b["test_overall_mse_m2"], b.get("epochs_to_first_best_val", float("nan")),
+             b.get("wall_to_first_best_val_vs_first", float("nan"))]
             for name, m in r["models"].items() for b in m.values()]
     figure = r.get("figure", "batch_scaling.png")
     return (f"**Batch size against accuracy** ({r['scene']}, Mix, seed 0, {r['epochs']} epochs, "
-            f"{r['train_per_point']:g} training trajectories per point, lr by the {r.get('lr_rule', 'sqrt')} rule "
+            f"{r['train_per_point']:g} training trajectories per point (larger batches: {r.get('epochs_large', r['epochs'])} epochs), lr by the {r.get('lr_rule', 'sqrt')} rule "
             f"from 1e-3 at batch 64, device "
             f"{r['device']}; {_machine(r)}): does a large batch reach the paper batch's accuracy in less time?\n\n"
-            + _table(["model", "batch", "lr", "steps/epoch", "training wall (s)", "wall vs batch 64", "best epoch",
-                      "held-out MSE (m²)", "vs batch 64", "overall MSE (m²)"], rows)
+            + _table(["model", "batch", "lr", "steps/epoch", "epochs", "training wall (s)", "wall vs batch 64",
+                      "best epoch", "held-out MSE (m²)", "vs batch 64", "overall MSE (m²)",
+                      "epochs to batch 64's best val.", "wall to it vs batch 64"], rows)
             + f"\n\nLearning curves side by side: `bench/results/{figure}`.")
 
 

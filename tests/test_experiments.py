@@ -243,7 +243,7 @@ def test_the_gpu_command_runs_end_to_end_and_packs_a_resumable_state(tmp_path, s
     shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
     env = {**os.environ, "PYTHON": __import__("sys").executable, "ALLOW_CPU": "1", "BENCH": "0", "PRESET": "smoke",
            "SCENES": "munich", "DATA_DIR": str(tmp_path / "data"), "WORK": str(tmp_path / "work"),
-           "RESULTS": str(tmp_path / "results"), "JOBS": "1", "TIME_LIMIT_MIN": "30", "PACK": str(tmp_path / "out")}
+           "RESULTS": str(tmp_path / "results"), "JOBS": "1", "EPOCHS": "1", "TIME_LIMIT_MIN": "30", "PACK": str(tmp_path / "out")}
     done = subprocess.run(["bash", str(root / "bench" / "gpu_run.sh")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "gpu_run: all done" in done.stdout
