@@ -370,6 +370,55 @@ def rng_state(device: torch.device) -> dict[str, torch.Tensor | None]:
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
+def resume_from(last_path: Path, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer,
+                device: torch.device) -> tuple[int, float, list[dict[str, Any]]]:
+    """Load a run's ``last.pt`` into ``model``, ``opt`` and the random state; returns the epoch to
+    start at, the best validation error so far and the history. Refuses a checkpoint of another
+    configuration."""
+    state = load_checkpoint(last_path)  # on the CPU; load_state_dict copies to the device
+    if state["train_config"] != json.loads(json.dumps(cfg.to_dict())):
+        raise ValueError(f"'{last_path}' belongs to a run with another configuration; use another out_dir "
+                         f"or delete it to start over")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    restore_rng(state, device)
+    return state["epoch"] + 1, state["best_val"], state["history"]
+
+
+def train_epoch(loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]], params: list[nn.Parameter],
+                opt: torch.optim.Optimizer, train_ds: TrajectoryDataset, cfg: TrainConfig, epoch: int,
+                steps_per_epoch: int, world: int = 1, progress: bool = False,
+                log_every: int = 50) -> tuple[dict[str, torch.Tensor], int, float]:
+    """One epoch of :func:`train_step` over a seeded permutation of ``train_ds`` (on its device),
+    this rank's share of each batch, learning rate by :func:`lr_at`. Returns the loss terms summed
+    over samples (device tensors), the number of samples and the throughput (trajectories/s, all
+    ranks); the device is waited for once, at the end (and every ``log_every`` steps for the bar)."""
+    rank = _dist_info()[0]
+    device = train_ds.device
+    perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))).to(device)
+    total_steps = steps_per_epoch * cfg.epochs
+    sums: dict[str, torch.Tensor] = {}
+    t0, seen = time.perf_counter(), 0
+    bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+               leave=False, mininterval=1.0)
+    for step in bar:
+        lo = step * cfg.batch_size * world
+        idx = perm[lo:lo + cfg.batch_size * world][rank::world]
+        if len(idx) == 0:
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
+        losses = train_step(loss_fn, params, opt, train_ds.batch(idx), cfg.grad_clip)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v * len(idx)
+        seen += len(idx)
+        if step % log_every == 0:
+            bar.set_postfix(loss=f"{float(losses['total']):.4f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return sums, seen, seen * world / (time.perf_counter() - t0)
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = True, resume: bool = True,
           data: PreparedData | None = None, log_every: int = 50, stop_at: float | None = None) -> RunResult:
     """Train ``cfg`` into ``out_dir`` (resuming from ``last.pt`` if present), evaluate the best
@@ -401,19 +450,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * world))
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    total_steps = steps_per_epoch * cfg.epochs
+    last_path, best_path = out / "last.pt", out / "best.pt"
     history: list[dict[str, Any]] = []
     start_epoch, best_val = 0, float("inf")
-    last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.exists():
-        state = load_checkpoint(last_path)  # on the CPU; load_state_dict copies to the device
-        if state["train_config"] != json.loads(json.dumps(cfg.to_dict())):
-            raise ValueError(f"'{last_path}' belongs to a run with another configuration; use another out_dir "
-                             f"or delete it to start over")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch, best_val, history = state["epoch"] + 1, state["best_val"], state["history"]
-        restore_rng(state, device)
+        start_epoch, best_val, history = resume_from(last_path, cfg, model, opt, device)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=not mcfg.dynamic_routing)
@@ -428,27 +469,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
             raise Paused(f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume")
         epoch_t0 = time.perf_counter()
         net.train()
-        perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))).to(device)
-        sums: dict[str, torch.Tensor] = {}
-        t0, seen = time.perf_counter(), 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
-                   leave=False, mininterval=1.0)
-        for step in bar:
-            lo = step * cfg.batch_size * world
-            idx = perm[lo:lo + cfg.batch_size * world][rank::world]
-            if len(idx) == 0:
-                break
-            for group in opt.param_groups:
-                group["lr"] = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
-            losses = train_step(loss_fn, params, opt, train_ds.batch(idx), cfg.grad_clip)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
-            seen += len(idx)
-            if step % log_every == 0:
-                bar.set_postfix(loss=f"{float(losses['total']):.4f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        throughput = seen * world / (time.perf_counter() - t0)
+        sums, seen, throughput = train_epoch(loss_fn, params, opt, train_ds, cfg, epoch, steps_per_epoch, world,
+                                             progress and rank == 0, log_every)
         val = evaluate_loss(model, val_ds, mcfg.mmd_weight, device, data.norm.xy_scale)
         epoch_s = time.perf_counter() - epoch_t0
         row = {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
