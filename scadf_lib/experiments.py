@@ -27,7 +27,7 @@ seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspe
 Command line::
 
     python -m scadf_lib.experiments --preset cpu --jobs 2   # what results/ holds (see REPORT.md for runs, time)
-    python -m scadf_lib.experiments --preset paper --studies main --jobs 8 --batch-size 512 --epochs 80 \
+    python -m scadf_lib.experiments --preset paper --studies main --jobs 8 --batch-size 512 --epochs 120 \
         --work runs/paper --results results/paper --time-limit-min 9   # on a GPU; rerun until done
 
 ``bench/gpu_run.sh`` wraps the GPU command (with the benchmarks). ``--time-limit-min`` makes a call

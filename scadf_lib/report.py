@@ -350,8 +350,8 @@ def gpu_results_section(results: Path, subdir: str = "paper") -> str:
         return (head + "Not produced yet: no GPU was lent to the sessions that wrote this report. On a machine "
                 "with an NVIDIA GPU, `bash bench/gpu_run.sh` (after `make setup`; rerun until it prints \"all "
                 "done\") trains the `paper` preset's Table II (5 methods x 3 scenes x Mix/OOD x 5 seeds, 4 "
-                "training trajectories per point, batch 512 for 80 epochs: the paper's 40 at batch 64 in a quarter "
-                "of the steps) into `results/paper/` with its own REPORT.md, and measures the GPU engine for "
+                "training trajectories per point, batch 512 for 120 epochs: the paper's 40 at batch 64 in 3/8 of the "
+                "steps) into `results/paper/` with its own REPORT.md, and measures the GPU engine for "
                 "`bench/README.md`.\n")
     metrics = pd.read_csv(sub / "all_metrics.csv", dtype={"band": str})
     runs = pd.read_csv(sub / "runs.csv")
