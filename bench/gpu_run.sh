@@ -32,6 +32,7 @@ EPOCHS=${EPOCHS:-120}
 JOBS=${JOBS:-8}
 PRESET=${PRESET:-paper}
 SCENES=${SCENES:-munich etoile florence}
+METHODS=${METHODS:-concat fullcon transfusion softmoe scadf}
 DATA_DIR=${DATA_DIR:-data}
 WORK=${WORK:-runs/paper}
 RESULTS=${RESULTS:-results/paper}
@@ -86,7 +87,8 @@ if [ "$LEFT" -ge 2 ]; then
   LIMIT=()
   [ -n "${TIME_LIMIT_MIN:-}" ] && LIMIT=(--time-limit-min "$((LEFT - 1))")
   # shellcheck disable=SC2086
-  "$PY" -m scadf_lib.experiments --preset "$PRESET" --studies main --scenes $SCENES --data-dir "$DATA_DIR" \
+  "$PY" -m scadf_lib.experiments --preset "$PRESET" --studies main --scenes $SCENES --methods $METHODS \
+    --data-dir "$DATA_DIR" \
     --jobs "$JOBS" --batch-size "$BATCH" --epochs "$EPOCHS" --work "$WORK" --results "$RESULTS" "${LIMIT[@]}"
 fi
 

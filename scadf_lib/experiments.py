@@ -82,11 +82,15 @@ class Run:
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
          studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
-         epochs: int | None = None) -> list[Run]:
+         epochs: int | None = None, methods: tuple[str, ...] = METHODS) -> list[Run]:
     """The list of runs of a preset, in the order they are executed. ``batch_size`` other than the
     paper's 64 takes the learning rate of :func:`scaled_lr` (a GPU does a batch of 512 in the time of
     one of 64); ``compile`` is :attr:`TrainConfig.compile`; ``epochs`` replaces the preset's (a larger
-    batch takes fewer steps per epoch and so needs more epochs: ``bench/bench_batch_scaling.py``)."""
+    batch takes fewer steps per epoch and so needs more epochs: ``bench/bench_batch_scaling.py``);
+    ``methods`` limits the method comparisons (main, blocks, degradation, budget) to some methods."""
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     p = PRESETS[preset]
@@ -103,7 +107,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
         for scene in scenes:
             if "main" in studies:
                 for regime in ("mix", "ood"):
-                    for method in METHODS:
+                    for method in methods:
                         add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method},
                             model=method, regime=regime, seed=seed)
             if "spatial" in studies:  # L = 1; L x the trajectories, so each point is trained on as often
@@ -112,7 +116,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                     trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed,
                     train_per_point=5 * base.train_per_point)
             if "blocks" in studies and seed in p.get("block_seeds", p["seeds"]):
-                for method in METHODS:
+                for method in methods:
                     add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method},
                         model=method, holdout="blocks", seed=seed)
 
@@ -142,14 +146,14 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
         add_main(seed)
     if "degradation" in studies and "munich" in scenes:
         for seed in p.get("degradation_seeds", p["seeds"]):
-            for method in METHODS:
+            for method in methods:
                 add(f"degr_munich_mix_{method}_aug_s{seed}", "degradation", "munich",
                     {"variant": method, "clean_run": f"main_munich_mix_{method}_s{seed}"}, model=method,
                     augment=True, seed=seed)
     if "budget" in studies:
         for epochs in p.get("budget_epochs", ()):
             for seed in p["budget_seeds"]:
-                for method in METHODS:
+                for method in methods:
                     add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
                         {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs, seed=seed)
     return runs
@@ -438,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=PAPER_BATCH,
                     help="training batch (default the paper's 64); the learning rate follows scaled_lr (sqrt rule)")
     ap.add_argument("--epochs", type=int, default=None, help="replace the preset's number of epochs")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                    help="methods of the comparisons (default all five)")
     ap.add_argument("--compile", default=None, nargs="?", const="default",
                     help="torch.compile the step: 'default' (bare flag) or 'reduce-overhead' (CUDA graphs)")
     ap.add_argument("--time-limit-min", type=float, default=None,
@@ -450,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.epochs is not None and a.epochs < 1:
         ap.error("--epochs must be positive")
     runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies), batch_size=a.batch_size,
-                compile=a.compile or False, epochs=a.epochs)
+                compile=a.compile or False, epochs=a.epochs, methods=tuple(a.methods))
     print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
           f"device {device_name()}")
     metrics = execute(runs, Path(a.work), Path(a.results), fresh=a.fresh, jobs=a.jobs,
