@@ -63,20 +63,19 @@ def clustering(r: dict[str, Any]) -> str:
 
 def training(r: dict[str, Any]) -> str:
     compiled = r.get("compiled", False)
+    graphs = compiled and all("after_cudagraphs_trajectories_per_s" in m for m in r["models"].values())
     rows = []
     for name, m in r["models"].items():
         row = [name, m.get("before_trajectories_per_s", float("nan")), m.get("after_trajectories_per_s",
                m["trajectories_per_s"]), m.get("speedup", float("nan"))]
-        graphs = "after_cudagraphs_trajectories_per_s" in m
         if compiled:
             row += [m["after_compiled_trajectories_per_s"], m["compiled_speedup"]]
-        if compiled and graphs:
+        if graphs:
             row += [m["after_cudagraphs_trajectories_per_s"], m["cudagraphs_speedup"]]
         rows.append(row + [1e3 * r["batch_size"] / m["trajectories_per_s"], m["speed_vs_scadf"], f"{m['parameters']:,}"])
-    graphs = any("after_cudagraphs_trajectories_per_s" in m for m in r["models"].values())
     header = ["model", "before: trajectories/s", "after: trajectories/s", "after / before"]
     header += ["compiled: trajectories/s", "compiled / before"] if compiled else []
-    header += ["CUDA graphs: trajectories/s", "graphs / before"] if compiled and graphs else []
+    header += ["CUDA graphs: trajectories/s", "graphs / before"] if graphs else []
     return (f"**Training throughput** (munich, Mix, batch {r['batch_size']}, {r['steps']} steps, device "
             f"{r['device']}; {_machine(r)}). Before: the step as first landed (host batches, a host sync per "
             f"step); after: the engine's step (device-resident batches, fused/foreach AdamW, no sync).\n\n"

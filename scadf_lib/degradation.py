@@ -45,18 +45,6 @@ LEVELS = {"cfr_snr_db": (30.0, 20.0, 10.0, 0.0), "angle_deg": (1.0, 5.0, 10.0), 
           "gain_db": (1.0, 3.0, 6.0)}
 #: (4, 6) 0/1: which numeric columns belong to each modality of :data:`MODALITIES` (the CFR owns none).
 MODALITY_COLUMNS = torch.tensor([[float(c in NUMERIC_COLUMNS.get(m, ())) for c in range(6)] for m in MODALITIES])
-_COLUMNS_ON: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
-
-
-def modality_columns(like: torch.Tensor) -> torch.Tensor:
-    """:data:`MODALITY_COLUMNS` on ``like``'s device and dtype, copied there once (a host-to-GPU copy
-    per batch would make every augmented training step wait for the device)."""
-    key = (like.device, like.dtype)
-    if key not in _COLUMNS_ON:
-        _COLUMNS_ON[key] = MODALITY_COLUMNS.to(like)
-    return _COLUMNS_ON[key]
-
-
 KIND_MODALITY = {"cfr_snr_db": "cfr", "angle_deg": "angles", "distance_pct": "distance", "gain_db": "gain"}
 #: Training augmentation: the largest level drawn per kind (uniform in [0, max]; CFR: SNR in [0, 30] dB).
 AUGMENT_MAX = {"angle_deg": 10.0, "distance_pct": 10.0, "gain_db": 6.0}
@@ -92,17 +80,19 @@ def degradation_grid() -> list[Degradation]:
 
 
 class _Space:
-    """The training normalisation as tensors on one device (to undo and redo it)."""
+    """The training normalisation, and :data:`MODALITY_COLUMNS`, as tensors on one device (moved
+    once with the transform: a host-to-GPU copy per batch would make every step wait for the device)."""
 
     def __init__(self, norm: Normalizer, num_antennas: int):
         self.num_mean = torch.as_tensor(norm.numeric_mean, dtype=torch.float32)
         self.num_std = torch.as_tensor(norm.numeric_std, dtype=torch.float32)
         self.cfr_mean = torch.as_tensor(norm.cfr_mean, dtype=torch.float32)[:, None]
         self.cfr_std = torch.as_tensor(norm.cfr_std, dtype=torch.float32)[:, None]
+        self.columns = MODALITY_COLUMNS
         self.antennas = num_antennas
 
     def to(self, device: torch.device | str) -> "_Space":
-        for name in ("num_mean", "num_std", "cfr_mean", "cfr_std"):
+        for name in ("num_mean", "num_std", "cfr_mean", "cfr_std", "columns"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
@@ -137,12 +127,13 @@ def numeric_noise(numeric: torch.Tensor, angle_rad: torch.Tensor, distance_rel: 
     return torch.cat([(y - space.num_mean) / space.num_std, numeric[..., 6:]], dim=-1)
 
 
-def drop_modalities(numeric: torch.Tensor, cfr: torch.Tensor, missing: torch.Tensor,
-                    flags: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def drop_modalities(numeric: torch.Tensor, cfr: torch.Tensor, missing: torch.Tensor, flags: bool,
+                    columns: torch.Tensor = MODALITY_COLUMNS) -> tuple[torch.Tensor, torch.Tensor]:
     """Set missing modalities to the training mean (0 normalised). ``missing`` (B, 4) bool in the
-    order of :data:`MODALITIES`; with ``flags`` append it to ``numeric`` as 4 0/1 features."""
+    order of :data:`MODALITIES`; with ``flags`` append it to ``numeric`` as 4 0/1 features.
+    ``columns``: :data:`MODALITY_COLUMNS`, best already on ``numeric``'s device (``_Space.columns``)."""
     cfr = cfr * (~missing[:, 0]).to(cfr.dtype).view(-1, 1, 1, 1)
-    dropped = missing.to(numeric.dtype) @ modality_columns(numeric)  # (B, 6): 1 where a column is missing
+    dropped = missing.to(numeric.dtype) @ columns.to(numeric)  # (B, 6): 1 where a column is missing
     numeric = numeric[..., :6] * (1 - dropped)[:, None, :]
     if flags:
         numeric = torch.cat([numeric, missing.to(numeric.dtype)[:, None, :].expand(-1, numeric.shape[1], -1)], dim=-1)
@@ -174,7 +165,7 @@ class Corrupt:
         missing = torch.zeros(b, len(MODALITIES), dtype=torch.bool, device=numeric.device)
         if d.kind == "missing":
             missing[:, MODALITIES.index(str(d.level))] = True
-        numeric, cfr = drop_modalities(numeric, cfr, missing, self.flags)
+        numeric, cfr = drop_modalities(numeric, cfr, missing, self.flags, self.space.columns)
         return {**batch, "numeric": numeric, "cfr": cfr}
 
 
@@ -210,10 +201,10 @@ class Augment:
         # each noisy sample takes the noisy columns of its one kind (choice 2-4 = modality 1-3);
         # the others keep their inputs exactly
         kind = (choice[:, None] - 1) == torch.arange(len(MODALITIES), device=dev)[None, :]  # (B, 4)
-        pick = (kind.to(numeric.dtype) @ modality_columns(numeric))[:, None, :] > 0  # (B, 1, 6)
+        pick = (kind.to(numeric.dtype) @ self.space.columns.to(numeric))[:, None, :] > 0  # (B, 1, 6)
         numeric = torch.where(pick, noisy_num, numeric)
         missing = (choice[:, None] - 5) == torch.arange(len(MODALITIES), device=dev)[None, :]
-        numeric, cfr = drop_modalities(numeric, cfr, missing, self.flags)
+        numeric, cfr = drop_modalities(numeric, cfr, missing, self.flags, self.space.columns)
         return {**batch, "numeric": numeric, "cfr": cfr}
 
 

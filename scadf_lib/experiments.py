@@ -51,7 +51,7 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import BASELINES
 from scadf_lib.trajectories import min_cluster_size_for
-from scadf_lib.training import PAPER_BATCH, Paused, TrainConfig, scaled_lr, select_device, train
+from scadf_lib.training import COMPILE_MODES, PAPER_BATCH, Paused, TrainConfig, scaled_lr, select_device, train
 
 SCENES = ("munich", "etoile", "florence")
 STUDIES = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="replace the preset's number of epochs")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                     help="methods of the comparisons (default all five)")
-    ap.add_argument("--compile", default=None, nargs="?", const="default",
+    ap.add_argument("--compile", default=None, nargs="?", const="default", choices=COMPILE_MODES,
                     help="torch.compile the step: 'default' (bare flag) or 'reduce-overhead' (CUDA graphs)")
     ap.add_argument("--time-limit-min", type=float, default=None,
                     help="stop starting runs and epochs that would end later than this; rerun to resume")

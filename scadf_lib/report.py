@@ -309,6 +309,11 @@ def degradation_section(results: Path) -> str:
     return "\n".join(parts)
 
 
+def _distinct(values: pd.Series) -> str:
+    """'a, b': the distinct values of a column, sorted (devices, torch versions)."""
+    return ", ".join(sorted(set(values.astype(str))))
+
+
 def optimiser_settings(runs: pd.DataFrame) -> str:
     """'batch 64, AdamW lr 1e-3' as the runs record it (runs.csv written before these columns: the
     paper's 64 and 1e-3)."""
@@ -337,8 +342,8 @@ def sweep_cost(results: Path) -> str:
         return ""
     log = pd.read_csv(path)
     return (f"The commands that produced these results ran {len(log)} time(s) for {log.wall_s.sum() / 60:.1f} min "
-            f"of wall clock in all ({', '.join(sorted(set(log.device.astype(str))))}; torch "
-            f"{', '.join(sorted(set(log.torch.astype(str))))}; {int(log.jobs.max())} run(s) at once).\n")
+            f"of wall clock in all ({_distinct(log.device)}; torch {_distinct(log.torch)}; "
+            f"{int(log.jobs.max())} run(s) at once).\n")
 
 
 def gpu_results_section(results: Path, subdir: str = "paper") -> str:
@@ -356,8 +361,7 @@ def gpu_results_section(results: Path, subdir: str = "paper") -> str:
     metrics = pd.read_csv(sub / "all_metrics.csv", dtype={"band": str})
     runs = pd.read_csv(sub / "runs.csv")
     main = metrics[metrics.study == "main"]
-    devices = ", ".join(sorted(set(runs.device.astype(str))))
-    return (head + f"{len(runs)} runs on {devices}, torch {', '.join(sorted(set(runs.torch.astype(str))))}, "
+    return (head + f"{len(runs)} runs on {_distinct(runs.device)}, torch {_distinct(runs.torch)}, "
             f"{optimiser_settings(runs)}; summed training wall time {runs.wall_s.sum() / 3600:.2f} h of runs. "
             + sweep_cost(sub) + convergence_note(runs) + " Full report: `results/paper/REPORT.md`.\n\n"
             + "Mix, MSE (m²):\n\n" + table_ii(main, "mix") + "\n")
@@ -527,7 +531,7 @@ on every scene.
     tp = runs[runs.study == "main"].groupby("model")[["trajectories_per_s", "parameters"]].median()
     tp["parameters"] = tp.parameters.astype(int)
     parts.append(f"## Cost\n\n{sweep_cost(results)}Median training throughput over the main runs on "
-                 f"{', '.join(sorted(set(runs.device.astype(str))))} (with other runs at once, so see "
+                 f"{_distinct(runs.device)} (with other runs at once, so see "
                  "`bench/README.md` for clean figures):\n\n" + _df_md(tp.reset_index()) + "\n")
     path = results / "REPORT.md"
     with atomic_path(path) as tmp:

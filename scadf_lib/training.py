@@ -323,7 +323,7 @@ class RunResult:
 
 
 def make_loss_fn(net: nn.Module, mmd_weight: float, xy_scale_m: float, use_amp: bool,
-                 compile: bool = False) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+                 compile: bool | str = False) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
     """batch -> loss terms: the forward pass (bf16 autocast on CUDA when ``use_amp``) and
     :func:`compute_loss`, MMD included; with ``compile`` (True or a mode of :data:`COMPILE_MODES`)
     the whole function goes to ``torch.compile``, and AOTAutograd compiles its backward with it
@@ -387,13 +387,13 @@ def resume_from(last_path: Path, cfg: TrainConfig, model: nn.Module, opt: torch.
 
 def train_epoch(loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]], params: list[nn.Parameter],
                 opt: torch.optim.Optimizer, train_ds: TrajectoryDataset, cfg: TrainConfig, epoch: int,
-                steps_per_epoch: int, world: int = 1, progress: bool = False,
+                steps_per_epoch: int, progress: bool = False,
                 log_every: int = 50) -> tuple[dict[str, torch.Tensor], int, float]:
     """One epoch of :func:`train_step` over a seeded permutation of ``train_ds`` (on its device),
     this rank's share of each batch, learning rate by :func:`lr_at`. Returns the loss terms summed
     over samples (device tensors), the number of samples and the throughput (trajectories/s, all
     ranks); the device is waited for once, at the end (and every ``log_every`` steps for the bar)."""
-    rank = _dist_info()[0]
+    rank, world = _dist_info()
     device = train_ds.device
     perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))).to(device)
     total_steps = steps_per_epoch * cfg.epochs
@@ -469,7 +469,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
             raise Paused(f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume")
         epoch_t0 = time.perf_counter()
         net.train()
-        sums, seen, throughput = train_epoch(loss_fn, params, opt, train_ds, cfg, epoch, steps_per_epoch, world,
+        sums, seen, throughput = train_epoch(loss_fn, params, opt, train_ds, cfg, epoch, steps_per_epoch,
                                              progress and rank == 0, log_every)
         val = evaluate_loss(model, val_ds, mcfg.mmd_weight, device, data.norm.xy_scale)
         epoch_s = time.perf_counter() - epoch_t0
