@@ -44,9 +44,41 @@ class ModelConfig:
     task_embeddings: bool = True
     normalize_router: bool = True
     mmd_weight: float = 0.1  # lambda of the loss
+    # Learning-dynamics choices the paper leaves open (defaults: the fixed behaviour; the old one is
+    # reachable for ablations, see ``LEGACY_INIT``):
+    residual_init: str = "zero"  # "zero": residual-branch output layers start at 0 (block = identity); "default"
+    encoder_norm: bool = True  # LayerNorm at each encoder's output: CFR and numeric tokens start at one scale
+    task_prenorm: bool = True  # the task MoE's router and experts read LayerNorm(x), like the blocks above it
+
+    def __post_init__(self) -> None:
+        if self.residual_init not in RESIDUAL_INITS:
+            raise ValueError(f"residual_init must be one of {RESIDUAL_INITS}, got {self.residual_init!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: ``ModelConfig.residual_init`` choices: "zero" (nanoGPT/Fixup/ReZero/DiT-style identity at init) or
+#: "default" (PyTorch's default init of the output layers: the model before 2026-12).
+RESIDUAL_INITS = ("zero", "default")
+
+#: Overrides that rebuild the models as they were before the per-point learning fixes (ablation).
+LEGACY_INIT: dict[str, Any] = {"residual_init": "default", "encoder_norm": False, "task_prenorm": False}
+
+
+def zero_residual_output(*params: torch.Tensor) -> None:
+    """Zero the output weights (and biases) of a residual branch, so the branch adds nothing at init.
+
+    Not in the paper (it says nothing about initialisation). Reading: the residual stream should
+    start as each point's own tokens; with full-scale branches every block first adds a vector that
+    is nearly the same for all 40 tokens of a sample (near-uniform attention and soft-MoE dispatch),
+    which drowns the per-point signal that lies ~0.03 position-scale units from the trajectory mean
+    (review 2026-12, finding 1). The branch's output weights get gradients at once; its input
+    weights follow from the second step.
+    """
+    with torch.no_grad():
+        for p in params:
+            p.zero_()
 
 
 @dataclass
@@ -70,28 +102,39 @@ class CFREncoder(nn.Module):
         self.conv1 = nn.Conv1d(c, d, kernel_size=5, padding=2)
         self.conv2 = nn.Conv1d(d, d, kernel_size=3, padding=1)
         self.pool = nn.AdaptiveAvgPool1d(cfg.cfr_tokens_per_point)
+        self.norm = nn.LayerNorm(d) if cfg.encoder_norm else nn.Identity()
         self.freq_pos = nn.Parameter(0.02 * torch.randn(cfg.cfr_tokens_per_point, d))
 
     def forward(self, cfr: torch.Tensor) -> torch.Tensor:
+        """Tokens LN(pool(GELU(conv2(GELU(conv1(dwconv(H))))))) + p_freq. The LayerNorm
+        (``encoder_norm``; not in the paper) brings the tokens to unit RMS: without it they start at
+        RMS 0.04 against 0.3 for the numeric tokens, and the first block's update swamps them."""
         b, l, c, k = cfr.shape
         x = cfr.reshape(b * l, c, k)
         x = F.gelu(self.conv1(self.depthwise(x)))
-        x = self.pool(F.gelu(self.conv2(x))).transpose(1, 2)  # (B L, T, d)
+        x = self.norm(self.pool(F.gelu(self.conv2(x))).transpose(1, 2))  # (B L, T, d)
         return (x + self.freq_pos).reshape(b, -1, x.shape[-1])  # (B, L T, d)
 
 
 class NumericEncoder(nn.Module):
-    """Numeric features of each point (F,) -> T tokens of width d (a light MLP)."""
+    """Numeric features of each point (F,) -> T tokens of width d (a light MLP).
+
+    The first layer runs in fp32 even under bf16 autocast: the features carry the per-point signal
+    at 1e-2 of their spread (a LOS point's normalised distance varies by 0.007 within a trajectory),
+    below bf16's 8-bit mantissa (rounding alone costs ~0.02 m^2 on LOS points)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.t, self.d = cfg.cfr_tokens_per_point, cfg.d_model
-        self.mlp = nn.Sequential(nn.Linear(cfg.num_numeric, cfg.d_model), nn.GELU(),
-                                 nn.Linear(cfg.d_model, self.t * self.d))
+        self.first = nn.Linear(cfg.num_numeric, cfg.d_model)
+        self.second = nn.Linear(cfg.d_model, self.t * self.d)
+        self.norm = nn.LayerNorm(self.d) if cfg.encoder_norm else nn.Identity()
 
     def forward(self, numeric: torch.Tensor) -> torch.Tensor:
         b, l, _ = numeric.shape
-        return self.mlp(numeric).reshape(b, l * self.t, self.d)
+        with torch.autocast(numeric.device.type, enabled=False):
+            h = F.gelu(self.first(numeric.float()))
+        return self.norm(self.second(h).reshape(b, l * self.t, self.d))
 
 
 class Tokenizer(nn.Module):
@@ -125,6 +168,8 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
+        if cfg.residual_init == "zero":
+            zero_residual_output(self.proj.weight, self.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, m, d = x.shape
@@ -135,9 +180,11 @@ class SelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, d: int, hidden: int, dropout: float = 0.0):
+    def __init__(self, d: int, hidden: int, dropout: float = 0.0, zero_out: bool = False):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d), nn.Dropout(dropout))
+        if zero_out:
+            zero_residual_output(self.net[2].weight, self.net[2].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -146,12 +193,14 @@ class MLP(nn.Module):
 class Experts(nn.Module):
     """n expert MLPs applied to their own slots: input (..., n, p, d) -> (..., n, p, d)."""
 
-    def __init__(self, n: int, d: int, hidden: int):
+    def __init__(self, n: int, d: int, hidden: int, zero_out: bool = False):
         super().__init__()
         self.w1 = nn.Parameter(torch.randn(n, d, hidden) / math.sqrt(d))
         self.b1 = nn.Parameter(torch.zeros(n, 1, hidden))
         self.w2 = nn.Parameter(torch.randn(n, hidden, d) / math.sqrt(hidden))
         self.b2 = nn.Parameter(torch.zeros(n, 1, d))
+        if zero_out:
+            zero_residual_output(self.w2, self.b2)
 
     def forward(self, slots: torch.Tensor) -> torch.Tensor:
         h = F.gelu(torch.einsum("...npd,ndh->...nph", slots, self.w1) + self.b1)
@@ -227,7 +276,7 @@ class SoftMoE(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.router = Router(cfg, 1)
-        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.expert_hidden)
+        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.expert_hidden, cfg.residual_init == "zero")
         self.n, self.p = cfg.n_experts, cfg.slots_per_expert
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -260,7 +309,7 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = SelfAttention(cfg)
-        self.mlp = MLP(cfg.d_model, cfg.expert_hidden, cfg.dropout)
+        self.mlp = MLP(cfg.d_model, cfg.expert_hidden, cfg.dropout, cfg.residual_init == "zero")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
@@ -273,11 +322,12 @@ class ModalityTaskMoE(nn.Module):
 
     Tasks t = 0..L-1 are the trajectory points, t = L the centroid. Task t's slice M_t holds point
     t's tokens of both modalities (T CFR + T numeric tokens); the centroid's slice is all m tokens.
-    After self-attention (tokens X, (m, d)), as implemented::
+    After self-attention (tokens X, (m, d); pre-norm, as in the blocks above), as implemented::
 
-        logits_t = s * l2norm(X[M_t]) l2norm(Phi_t)                  (|M_t|, S)     S = n p slots
+        H = LayerNorm(X)                                             (m, d)  (X itself if not task_prenorm)
+        logits_t = s * l2norm(H[M_t]) l2norm(Phi_t)                  (|M_t|, S)     S = n p slots
         D_t = softmax over tokens (columns),  C_t = softmax over slots (rows)
-        Xs_t = D_t^T X[M_t] + e_t                                    (S, d)  slot inputs + task embedding
+        Xs_t = D_t^T H[M_t] + e_t                                    (S, d)  slot inputs + task embedding
         Ys_t = Experts(Xs_t)      (expert i on its p slots; experts shared by all tasks)
         Z_t  = LayerNorm(X[M_t] + C_t Ys_t)                          (|M_t|, d)  residual
         h_t  = mean over the rows of Z_t                             (d,)    the task's vector
@@ -286,9 +336,11 @@ class ModalityTaskMoE(nn.Module):
     "its own slice" is the tokens of point t in both modalities, so the router still chooses between
     CFR and numeric cues per point; the centroid task reads every token; the task embedding is added
     to the slot inputs (not to the tokens), so it tells the shared experts which task a slot serves;
-    the read-out is the mean over the slice (the paper does not name one). Implemented densely: every
-    task routes over all m tokens with the tokens outside M_t masked out of the dispatch softmax and
-    given zero read-out weight, which is the same function in one batched einsum.
+    the read-out is the mean over the slice (the paper does not name one); the router and experts
+    read the LayerNorm-ed stream (``task_prenorm``; vmoe's MoE blocks are pre-norm; off: the raw
+    stream, the model before 2026-12). Implemented densely: every task routes over all m tokens with
+    the tokens outside M_t masked out of the dispatch softmax and given zero read-out weight, which is
+    the same function in one batched einsum.
 
     Einstein letters: b batch, t task, m tokens, s slots, d width.
     """
@@ -298,8 +350,9 @@ class ModalityTaskMoE(nn.Module):
         self.num_tasks = cfg.trajectory_length + 1
         self.ln = nn.LayerNorm(cfg.d_model)
         self.attn = SelfAttention(cfg)
+        self.ln_moe = nn.LayerNorm(cfg.d_model) if cfg.task_prenorm else nn.Identity()
         self.router = Router(cfg, self.num_tasks)
-        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.expert_hidden)
+        self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.expert_hidden, cfg.residual_init == "zero")
         self.task_embedding = nn.Parameter(0.02 * torch.randn(self.num_tasks, 1, cfg.d_model),
                                            requires_grad=cfg.task_embeddings)
         if not cfg.task_embeddings:
@@ -308,23 +361,33 @@ class ModalityTaskMoE(nn.Module):
         self.n, self.p = cfg.n_experts, cfg.slots_per_expert
         tasks = torch.arange(cfg.trajectory_length)
         own_slice = point_of_token[None, :] == tasks[:, None]  # (L, m)
-        self.register_buffer("task_tokens", torch.cat([own_slice, torch.ones_like(own_slice[:1])]), persistent=False)
+        task_tokens = torch.cat([own_slice, torch.ones_like(own_slice[:1])])
+        self.register_buffer("task_tokens", task_tokens, persistent=False)
+        task_of_row, token_of_row = task_tokens.nonzero(as_tuple=True)  # the rows that carry weight
+        self.register_buffer("task_of_row", task_of_row, persistent=False)
+        self.register_buffer("token_of_row", token_of_row, persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = x + self.attn(self.ln(x))
-        dispatch, combine = self.router(x, self.task_tokens)  # (B, T, m, S); dispatch zero off the slice
-        slots = torch.einsum("btms,bmd->btsd", dispatch, x) + self.task_embedding
+        h = self.ln_moe(x)
+        dispatch, combine = self.router(h, self.task_tokens)  # (B, T, m, S); dispatch zero off the slice
+        slots = torch.einsum("btms,bmd->btsd", dispatch, h) + self.task_embedding
         y = self.experts(slots.unflatten(2, (self.n, self.p))).flatten(2, 3)  # (B, T, S, d)
         z = self.ln_out(x[:, None] + torch.einsum("btms,btsd->btmd", combine, y))  # (B, T, m, d)
         readout = self.task_tokens.to(z.dtype) / self.task_tokens.sum(-1, keepdim=True)  # (T, m), rows sum to 1
         return torch.einsum("btmd,tm->btd", z, readout), {"dispatch": dispatch, "combine": combine}
+
+    def mmd(self, combine: torch.Tensor) -> torch.Tensor:
+        """:func:`router_mmd` of this layer's combine weights over its task slices."""
+        return router_mmd(combine, self.task_tokens, (self.task_of_row, self.token_of_row))
 
 
 #: Bandwidths (sigma^2, times 1 / S) of the fixed multi-scale Gaussian kernel of :func:`router_mmd`.
 MMD_BANDWIDTHS = (0.5, 2.0, 8.0)
 
 
-def router_mmd(combine: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+def router_mmd(combine: torch.Tensor, token_mask: torch.Tensor,
+               rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Mean over task pairs of MMD^2 between the task routers' combine distributions.
 
     Samples of task t: the combine rows C_t[i] of the tokens i in its slice M_t (``token_mask``
@@ -336,14 +399,21 @@ def router_mmd(combine: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
     Kernel: k(a, b) = mean over sigma^2 in MMD_BANDWIDTHS / S of exp(-|a - b|^2 / sigma^2). The
     bandwidths are fixed (|a - b|^2 lies in [0, 2]; 1 / S is the squared norm of a uniform row), so
     the loss does not chase the data, as a bandwidth from the batch's own distances would.
+
+    Only the rows inside a slice are gathered (``rows`` = (task, token) indices of ``token_mask``'s
+    True entries, computed here when None): the kernel is R x R with R = sum_t |M_t| (80 for L = 5,
+    T = 4 tokens per modality) instead of (T m)^2 = 240^2, the same value (the other rows have
+    weight 0).
     """
     b, t, m, s = combine.shape
-    flat = combine.float().reshape(b, t * m, s)
+    task_of_row, token_of_row = token_mask.nonzero(as_tuple=True) if rows is None else rows
+    flat = combine.float()[:, task_of_row, token_of_row]  # (B, R, S)
     sq = flat.pow(2).sum(-1)
     d2 = (sq[:, :, None] + sq[:, None, :] - 2 * flat @ flat.transpose(1, 2)).clamp_min(0)
-    k = sum(torch.exp(-d2 * s / bw) for bw in MMD_BANDWIDTHS) / len(MMD_BANDWIDTHS)
-    w = token_mask.to(flat.dtype) / token_mask.sum(-1, keepdim=True)  # (T, m) sample weights
-    gram = torch.einsum("bimjn,im,jn->bij", k.reshape(b, t, m, t, m), w, w)  # (B, T, T) <mu_i, mu_j>
+    k = sum(torch.exp(-d2 * s / bw) for bw in MMD_BANDWIDTHS) / len(MMD_BANDWIDTHS)  # (B, R, R)
+    weight = (1.0 / token_mask.sum(-1).to(flat.dtype))[task_of_row]  # (R,) sample weight 1 / |M_t|
+    a = F.one_hot(task_of_row, t).to(flat.dtype) * weight[:, None]  # (R, T)
+    gram = torch.einsum("bij,it,ju->btu", k, a, a)  # (B, T, T) <mu_t, mu_u>
     diag = torch.diagonal(gram, dim1=1, dim2=2)
     mmd2 = diag[:, :, None] + diag[:, None, :] - 2 * gram
     pairs = torch.triu_indices(t, t, offset=1, device=combine.device)
@@ -360,14 +430,16 @@ def pool_per_task(x: torch.Tensor, point_of_token: torch.Tensor, num_points: int
 
 
 class PositionHead(nn.Module):
-    """One linear map from a task vector to (x, y), shared by all tasks."""
+    """One linear map from a task vector to (x, y), shared by all tasks; in fp32 even under bf16
+    autocast (bf16 rounds a normalised position to ~1e-2, i.e. 0.2 m: the size of the answer)."""
 
     def __init__(self, d_in: int):
         super().__init__()
         self.linear = nn.Linear(d_in, 2)
 
     def forward(self, task_vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xy = self.linear(task_vectors)
+        with torch.autocast(task_vectors.device.type, enabled=False):
+            xy = self.linear(task_vectors.float())
         return xy[:, :-1], xy[:, -1]
 
 
@@ -397,7 +469,7 @@ class SCADFMoE(nn.Module):
         routing.update({f"task_{k}": v for k, v in r.items()})
         points, centroid = self.head(tasks)
         mask = self.task_moe.task_tokens
-        mmd = router_mmd(r["combine"], mask) if self.cfg.dynamic_routing else x.new_zeros(())
+        mmd = self.task_moe.mmd(r["combine"]) if self.cfg.dynamic_routing else x.new_zeros(())
         metrics: dict[str, torch.Tensor] = {}
         if not self.training:
             for i in range(len(self.blocks)):
@@ -426,7 +498,13 @@ class ConcatFusion(nn.Module):
 
 
 class FullConFusion(nn.Module):
-    """Baseline FullCon: all tokens flattened through one fully connected fusion layer."""
+    """Baseline FullCon: all tokens flattened through one fully connected fusion layer.
+
+    With ``residual_init="zero"`` the fusion layer starts as the per-task mean of the task's tokens
+    (point t: its own 2T tokens; the centroid: all m), the analogue of the zero-initialised residual
+    branches for a fusion that has no residual: the model starts as a per-point read-out and learns
+    the cross-point mixing from there (not in the paper; default init: every task vector a random
+    projection of all 40 tokens, so no point's own features stand out)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -436,6 +514,18 @@ class FullConFusion(nn.Module):
         self.num_tasks = cfg.trajectory_length + 1
         self.fuse = nn.Linear(m * cfg.d_model, self.num_tasks * cfg.d_model)
         self.head = PositionHead(cfg.d_model)
+        if cfg.residual_init == "zero":
+            self._init_as_task_means(self.tokenizer.point_of_token, cfg.d_model)
+
+    def _init_as_task_means(self, point_of_token: torch.Tensor, d: int) -> None:
+        """fuse(x) = [mean of point t's tokens]_t, [mean of all tokens]: W = (readout (T, m)) kron I_d."""
+        L = self.cfg.trajectory_length
+        own = (point_of_token[None, :] == torch.arange(L)[:, None]).float()
+        readout = torch.cat([own, torch.ones(1, len(point_of_token))])
+        readout = readout / readout.sum(-1, keepdim=True)  # (T, m), rows sum to 1
+        with torch.no_grad():
+            self.fuse.weight.copy_(torch.kron(readout, torch.eye(d)))
+            self.fuse.bias.zero_()
 
     def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
         x = self.tokenizer(numeric, cfr)

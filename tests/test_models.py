@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scadf_lib.models import (REGISTRY, ModelConfig, SoftMoE, build_model, count_parameters, model_config,
-                              router_mmd, routing_sharpness)
+from scadf_lib.models import (LEGACY_INIT, MMD_BANDWIDTHS, REGISTRY, ModelConfig, SoftMoE, build_model,
+                              count_parameters, model_config, router_mmd, routing_sharpness)
 
 torch.manual_seed(0)
 
@@ -51,8 +51,17 @@ def test_soft_moe_is_permutation_equivariant_in_tokens():
     torch.testing.assert_close(y_perm, y[:, perm], atol=1e-5, rtol=1e-5)
 
 
-def test_gradients_reach_every_expert_and_router():
-    model = build_model(model_config("scadf"))
+@pytest.mark.parametrize("init", ["zero", "default"])
+def test_gradients_reach_every_expert_and_router(init):
+    """With zero-initialised residual outputs the experts' first layers and the routers get their
+    gradient from the second step on (the first moves the output layers off zero)."""
+    model = build_model(model_config("scadf", residual_init=init))
+    if init == "zero":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        out = model(*inputs())
+        (out.points.pow(2).mean() + out.centroid.pow(2).mean()).backward()
+        opt.step()
+        model.zero_grad()
     out = model(*inputs())
     loss = out.points.pow(2).mean() + out.centroid.pow(2).mean() - 0.1 * out.mmd
     loss.backward()
@@ -158,3 +167,82 @@ def test_each_model_overfits_a_tiny_batch(name):
         opt.step()
     last = float(mse.detach())
     assert last < 0.02 * first, f"{name}: {first:.3f} -> {last:.4f}"
+
+
+def dense_router_mmd(combine: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """The router MMD as it was first written: the kernel over all T x m combine rows, with weight 0
+    on the rows outside each task's slice (the reference for the gathered version)."""
+    b, t, m, s = combine.shape
+    flat = combine.float().reshape(b, t * m, s)
+    sq = flat.pow(2).sum(-1)
+    d2 = (sq[:, :, None] + sq[:, None, :] - 2 * flat @ flat.transpose(1, 2)).clamp_min(0)
+    k = sum(torch.exp(-d2 * s / bw) for bw in MMD_BANDWIDTHS) / len(MMD_BANDWIDTHS)
+    w = token_mask.to(flat.dtype) / token_mask.sum(-1, keepdim=True)
+    gram = torch.einsum("bimjn,im,jn->bij", k.reshape(b, t, m, t, m), w, w)
+    diag = torch.diagonal(gram, dim1=1, dim2=2)
+    mmd2 = diag[:, :, None] + diag[:, None, :] - 2 * gram
+    pairs = torch.triu_indices(t, t, offset=1)
+    return mmd2[:, pairs[0], pairs[1]].mean()
+
+
+def test_slice_mmd_equals_the_dense_mmd_and_its_gradient():
+    model = build_model(model_config("scadf"))
+    mask = model.task_moe.task_tokens
+    logits = torch.randn(3, mask.shape[0], mask.shape[1], 8, requires_grad=True)
+    combine = (2 * logits).softmax(-1)
+    fast, dense = model.task_moe.mmd(combine), dense_router_mmd(combine, mask)
+    torch.testing.assert_close(fast, dense, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(router_mmd(combine, mask), dense, rtol=1e-5, atol=1e-7)
+    g_fast, = torch.autograd.grad(fast, logits, retain_graph=True)
+    g_dense, = torch.autograd.grad(dense, logits)
+    torch.testing.assert_close(g_fast, g_dense, rtol=1e-4, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["scadf", "softmoe", "transfusion"])
+def test_every_residual_block_is_the_identity_at_init(name):
+    """Zero-initialised residual outputs: each block returns its input, so at init the read-out
+    sees each point's own tokens (review 2026-12, finding 1); the old init does not."""
+    x = torch.randn(2, 40, 64)
+    for init, identity in (("zero", True), ("default", False)):
+        model = build_model(model_config(name, residual_init=init))
+        for block in model.blocks:
+            y = block(x)
+            y = y[0] if isinstance(y, tuple) else y
+            assert torch.allclose(y, x) == identity, (name, init)
+    if name == "scadf":  # the task MoE adds nothing either: Z_t = LayerNorm(X[M_t])
+        moe = build_model(model_config(name)).task_moe
+        tasks, _ = moe(x)
+        z = moe.ln_out(x)
+        torch.testing.assert_close(tasks[:, 0], z[:, moe.task_tokens[0]].mean(1))
+
+
+def test_encoder_norm_puts_both_modalities_at_one_token_scale():
+    num, cfr = inputs(8)
+    for norm, close in ((True, True), (False, False)):
+        tok = build_model(model_config("transfusion", encoder_norm=norm)).tokenizer
+        with torch.no_grad():
+            rms_cfr = float(tok.cfr(cfr).pow(2).mean().sqrt())
+            rms_num = float(tok.numeric(num).pow(2).mean().sqrt())
+        assert (abs(rms_cfr / rms_num - 1) < 0.2) == close, (norm, rms_cfr, rms_num)
+
+
+def test_legacy_init_switch_rebuilds_the_old_models():
+    old = build_model(model_config("transfusion", **LEGACY_INIT))
+    assert float(old.blocks[0].attn.proj.weight.detach().abs().sum()) > 0
+    assert isinstance(old.tokenizer.cfr.norm, torch.nn.Identity)
+    with pytest.raises(ValueError, match="residual_init"):
+        model_config("scadf", residual_init="fixup")
+
+
+@pytest.mark.parametrize("name", ["scadf", "concat"])
+def test_first_numeric_layer_and_head_stay_fp32_under_bf16_autocast(name):
+    """bf16 rounds a normalised position to ~1e-2 (0.3 m on munich): the head and the first numeric
+    layer run in fp32 even under autocast (CPU autocast stands in for CUDA's here)."""
+    model = build_model(model_config(name))
+    num, cfr = inputs(2)
+    seen = {}
+    model.tokenizer.numeric.first.register_forward_hook(lambda m, i, o: seen.update(first=o.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(num, cfr)
+    assert seen["first"] == torch.float32
+    assert out.points.dtype == torch.float32 and out.centroid.dtype == torch.float32
