@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import BENCH_DIR, write  # noqa: E402
-from scadf_lib.training import PAPER_BATCH, PAPER_LR, TrainConfig, scaled_lr, select_device, train  # noqa: E402
+from bench.common import BENCH_DIR, save_figure, write  # noqa: E402
+from scadf_lib.training import PAPER_BATCH, BASE_LR, TrainConfig, scaled_lr, select_device, train  # noqa: E402
 
 GROUPS = ("held-out", "overall", "held-out-NLOS")
 
@@ -34,7 +34,7 @@ def lr_for(batch_size: int, rule: str) -> float:
     """The paper's lr at batch 64, scaled to ``batch_size`` by the square-root (default) or linear rule."""
     if rule not in ("sqrt", "linear"):
         raise ValueError(f"unknown lr rule {rule!r}; choose 'sqrt' or 'linear'")
-    return scaled_lr(batch_size) if rule == "sqrt" else PAPER_LR * batch_size / PAPER_BATCH
+    return scaled_lr(batch_size) if rule == "sqrt" else BASE_LR * batch_size / PAPER_BATCH
 
 
 def time_to_reach(elapsed_s: list[float], val: list[float], target: float) -> tuple[float, float]:
@@ -100,9 +100,7 @@ def plot(result: dict, path: Path) -> None:
         for ax in (ax_e, ax_t):
             ax.grid(alpha=0.3)
             ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:

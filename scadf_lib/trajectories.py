@@ -19,6 +19,14 @@ Trajectories
     with rejection. Held-out points never enter a training trajectory. Clusters too small for a
     trajectory give none; their points are counted in :attr:`SpatialSplit.report`
     (``points_unused_in_small_clusters``, ``held_out_points_unused``).
+Validation points (``val_fraction`` > 0, held-out points only)
+    After the held-out points, a second per-cluster fraction of each cluster's points is set aside
+    as *validation points* (taken only where the cluster stays at least ``min_cluster_size`` +
+    the validation points large, so the clusters and held-out points do not change). They enter no
+    training and no test trajectory; validation trajectories are built like the test ones (one around
+    every validation point, then uniform draws with at least one), from the cluster's training and
+    validation points. Model selection on them measures what the test measures (placing unseen
+    points in a seen context), not memorisation of training positions.
 
 Bands
     A sample is one trajectory at one band. The geometric split is the same for every band, so a
@@ -35,7 +43,7 @@ Features (per band and UE; units before normalisation)
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -66,6 +74,8 @@ class SpatialSplit:
     unseen: np.ndarray  # (N,) bool: in no training trajectory (every held-out point; unused points too)
     report: dict[str, Any] = field(default_factory=dict)
     holdout: str = "points"
+    val_points: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # (v,) validation points
+    val_traj: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.int64))  # (M_val, L), held-out style
 
     @property
     def trajectory_length(self) -> int:
@@ -202,20 +212,24 @@ def _assemble(clustering: Clustering, pools: list[tuple[np.ndarray, np.ndarray]]
 
 def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction: float = 0.2,
                train_per_point: float = 4.0, test_per_point: float = 4.0, min_cluster_size: int | None = None,
-               seed: int = 0) -> SpatialSplit:
+               seed: int = 0, val_fraction: float = 0.0) -> SpatialSplit:
     """Hold out points per cluster and draw trajectories (module docstring, "Held-out points").
 
     ``train_per_point``: training trajectories per training point of a cluster (rounded; at least
     enough to cover every training point); ``test_per_point``: test trajectories per held-out point
-    (at least one around each). ``min_cluster_size`` defaults to :func:`min_cluster_size_for`
+    (at least one around each), and validation trajectories per validation point. ``val_fraction``:
+    share of each cluster's points set aside as validation points (module docstring, "Validation
+    points"; 0: none). ``min_cluster_size`` defaults to :func:`min_cluster_size_for`
     (L, test_fraction); give an L = 1 (noSpace) split the value of the L = 5 split so both use the
-    same clusters and, through the separate point stream, the same held-out points.
+    same clusters and, through the separate point stream, the same held-out and validation points.
     """
     L = _check_split_args(trajectory_length, test_fraction)
+    if not 0 <= val_fraction < 1 - test_fraction:
+        raise ValueError(f"val_fraction must be in [0, 1 - test_fraction), got {val_fraction}")
     min_size = max(min_cluster_size or 0, min_cluster_size_for(L, test_fraction))
     point_rng = np.random.default_rng([seed, 0])  # which points are held out: independent of L
     traj_rng = np.random.default_rng([seed, 1, L])
-    pools, train_pts, test_pts = [], [], []
+    pools, train_pts, test_pts, val_pools = [], [], [], []
     small_clusters = small_points = 0
     for members in _cluster_groups(clustering.labels, clustering.num_clusters):
         members = point_rng.permutation(members)
@@ -225,6 +239,11 @@ def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction
             small_clusters += 1
             small_points += len(members)
             continue
+        n_val = max(1, int(round(val_fraction * len(members)))) if val_fraction > 0 else 0
+        if n_val and len(members) >= min_size + n_val:
+            val, train = train[:n_val], train[n_val:]
+            val_pools.append((val, np.concatenate([train, val])))
+            members = np.concatenate([test, train])  # the test pool: no validation point
         pools.append((train, members))
         train_pts.append(train)
         test_pts.append(test)
@@ -233,8 +252,19 @@ def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction
                          f"{clustering.num_clusters} clusters are smaller than {min_size}); use a larger "
                          f"clustering radius, a shorter trajectory or a denser dataset")
     report = {"clusters_too_small": small_clusters, "points_unused_in_small_clusters": small_points, "seed": seed}
-    return _assemble(clustering, pools, np.concatenate(train_pts), np.concatenate(test_pts), L, train_per_point,
-                     test_per_point, traj_rng, report, "points")
+    split = _assemble(clustering, pools, np.concatenate(train_pts), np.concatenate(test_pts), L, train_per_point,
+                      test_per_point, traj_rng, report, "points")
+    if not val_pools:
+        split.report.update({"val_points": 0, "val_trajectories": 0})
+        return split
+    val_rng = np.random.default_rng([seed, 5, L])
+    is_val = np.zeros(len(clustering.labels), dtype=bool)
+    val_pts = np.concatenate([v for v, _ in val_pools])
+    is_val[val_pts] = True
+    val_traj = np.concatenate([_draw_test(val_rng, pool, is_val, L, max(1, int(round(test_per_point * len(v)))))
+                               for v, pool in val_pools if len(pool) >= L])
+    split.report.update({"val_points": int(len(val_pts)), "val_trajectories": int(len(val_traj))})
+    return replace(split, val_points=np.sort(val_pts), val_traj=val_traj)
 
 
 def held_out_blocks(xy: np.ndarray, block_m: float, test_fraction: float, rng: np.random.Generator) -> np.ndarray:

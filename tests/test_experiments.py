@@ -11,6 +11,7 @@ import torch
 
 from scadf_lib.experiments import collect, execute, mean_ci, plan
 from scadf_lib.models import model_config
+from scadf_lib.training import BASE_LR
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,7 @@ def test_centroid_floor_is_the_mse_of_placing_points_at_their_true_centroid(tmp_
     floor = centroid_floor({"munich": cfg})
     ds = load_fingerprints(tmp_path / "munich.nc")
     xy = np.stack([ds["x"].values, ds["y"].values], axis=1)
-    split = spatial_split(xy, seed=0, train_per_point=1.0, test_per_point=2.0)
+    split = spatial_split(xy, seed=0, train_per_point=1.0, test_per_point=2.0, val_fraction=cfg.val_points_fraction)
     pts = xy[split.test_traj]
     offsets = pts - pts.mean(axis=1, keepdims=True)
     assert floor["munich"] == pytest.approx(float((offsets ** 2).sum(-1).mean()))
@@ -218,7 +219,7 @@ def test_a_sweep_over_its_time_limit_resumes_with_the_same_command(tmp_path, syn
     shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
     runs = [r for r in plan("smoke", data_dir=str(tmp_path / "data"), scenes=("munich",), studies=("main",),
                             batch_size=256) if r.cfg.model in ("concat", "scadf") and r.cfg.regime == "mix"]
-    assert runs and all(r.cfg.batch_size == 256 and r.cfg.lr == pytest.approx(2e-3) for r in runs)
+    assert runs and all(r.cfg.batch_size == 256 and r.cfg.lr == pytest.approx(2 * BASE_LR) for r in runs)
     runs = [replace(r, cfg=replace(r.cfg, model_overrides={"d_model": 16, "expert_hidden": 32, "n_blocks": 1}))
             for r in runs]
     work, results = tmp_path / "work", tmp_path / "results"
@@ -270,5 +271,5 @@ def test_report_points_to_the_gpu_result_set_or_to_the_command_that_makes_it(smo
     shutil.copytree(root / "results", tmp_path / "paper")
     found = gpu_results_section(tmp_path)
     n = len(pd.read_csv(root / "results" / "runs.csv"))
-    assert f"{n} runs on cpu" in found and "batch 64, AdamW lr 0.001" in found
+    assert f"{n} runs on cpu" in found and "batch 64, AdamW lr 0.003" in found
     assert "| **SCADF-MoE** |" in found and "median" in found  # Table II and the flatness of the curves

@@ -36,13 +36,23 @@ def test_short_run_learns_and_writes_results(synthetic_nc, tmp_path):
     assert h["train_mse_points"].iloc[-1] < h["train_mse_points"].iloc[0]
     m = pd.read_csv(tmp_path / "metrics.csv")
     assert set(m.group) == {"overall", "LOS", "NLOS", "held-out", "held-out-LOS", "held-out-NLOS", "seen", "seen-LOS",
-                            "seen-NLOS", "centroid"}
+                            "seen-NLOS", "centroid", "centroid-of-points"}
     assert set(m.band) == {"all", "2.6", "6.0", "28.0"}
     overall = m[(m.band == "all") & (m.group == "overall")].iloc[0]
     # the metric is the mean squared Euclidean error in m^2
     table = res.predictions.point_table()
     assert overall.mse_m2 == pytest.approx(table.sq_error_m2.mean())
     assert overall.rmse_m == pytest.approx(np.sqrt(overall.mse_m2))
+    # over whole trajectories the point MSE is the centroid term plus the offset term, exactly
+    for band in ("all", "6.0"):
+        row = m[(m.band == band) & (m.group == "overall")].iloc[0]
+        assert row.mse_m2 == pytest.approx(row.centroid_term_m2 + row.offset_term_m2, rel=1e-6)
+    p = res.predictions
+    mean_pts = m[(m.band == "all") & (m.group == "centroid-of-points")].iloc[0]
+    assert mean_pts.mse_m2 == pytest.approx(((p.points.mean(1) - p.centroid_truth) ** 2).sum(-1).mean())
+    assert overall.centroid_term_m2 == pytest.approx(mean_pts.mse_m2)
+    assert overall.offset_floor_m2 == pytest.approx(((p.truth - p.centroid_truth[:, None]) ** 2).sum(-1).mean())
+    assert {"val_localisation", "val_seen_localisation", "offset_weight"} <= set(h.columns)
     assert (tmp_path / "best.pt").exists() and (tmp_path / "config.json").exists()
 
 
@@ -280,9 +290,10 @@ def test_a_run_paused_by_its_time_limit_resumes_to_the_uninterrupted_result(synt
 
 
 def test_learning_rate_follows_the_square_root_rule():
-    from scadf_lib.training import scaled_lr
-    assert scaled_lr(64) == pytest.approx(1e-3)
-    assert scaled_lr(256) == pytest.approx(2e-3) and scaled_lr(1024) == pytest.approx(4e-3)
+    from scadf_lib.training import BASE_LR, scaled_lr
+    assert scaled_lr(64) == pytest.approx(BASE_LR) == pytest.approx(3e-3)  # the project's choice at the paper's batch
+    assert scaled_lr(256) == pytest.approx(2 * BASE_LR) and scaled_lr(1024) == pytest.approx(4 * BASE_LR)
+    assert scaled_lr(256, base_lr=1e-3) == pytest.approx(2e-3)
     with pytest.raises(ValueError, match="batch_size"):
         scaled_lr(0)
 
@@ -325,3 +336,57 @@ def test_cuda_training_step_never_waits_for_the_device(synthetic_nc, augment):
             train_step(loss_fn, list(model.parameters()), opt, ds.batch(idx), 1.0)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_offset_curriculum_anneals_to_the_papers_loss_and_its_terms_decompose():
+    """w(t) falls linearly from w0 to 1 by 70 % of the steps, and MSE_points = |mean p̂ - c|^2 +
+    mse_offsets exactly (so w = 1 is the paper's loss)."""
+    from types import SimpleNamespace
+
+    from scadf_lib.training import compute_loss, offset_weight_at
+    c = TrainConfig(offset_weight=30.0)
+    w = [offset_weight_at(s, 1000, c) for s in (0, 350, 699, 700, 999)]
+    assert w[0] == 30.0 and w[1] == pytest.approx(15.5) and 1 < w[2] < 1.1 and w[3] == w[4] == 1.0
+    assert offset_weight_at(0, 1000, TrainConfig(offset_weight=1.0)) == 1.0
+    with pytest.raises(ValueError, match="offset_weight"):
+        TrainConfig(offset_weight=0.5)
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(16, 5, 2, generator=g)
+    points = torch.randn(16, 5, 2, generator=g)
+    out = SimpleNamespace(points=points, centroid=points.mean(1), mmd=None)
+    terms = compute_loss(out, {"target": target, "centroid": target.mean(1)}, 0.0)
+    centre = (points.mean(1) - target.mean(1)).pow(2).sum(-1).mean()
+    torch.testing.assert_close(terms["mse_points"], centre + terms["mse_offsets"])
+
+
+def test_weight_decay_spares_biases_gains_embeddings_and_the_router_scale():
+    from scadf_lib.models import build_model
+    from scadf_lib.training import decay_groups
+    model = build_model(model_config("scadf", **SMALL))
+    decay, keep = decay_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    kept = {names[id(p)] for p in keep["params"]}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert keep["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+    assert {"tokenizer.point", "tokenizer.modality", "tokenizer.cfr.freq_pos", "task_moe.task_embedding",
+            "task_moe.router.log_scale", "task_moe.experts.b1", "blocks.0.ln1.weight"} <= kept
+    assert {"task_moe.experts.w1", "task_moe.router.phi", "blocks.0.attn.qkv.weight", "head.linear.weight"} <= decayed
+    assert len(decay_groups(model, 0.01, decay_all=True)) == 1
+
+
+def test_validation_points_are_held_out_like_the_test_points(synthetic_nc):
+    """Selection data built like the test: validation points in no training and no test trajectory,
+    every validation trajectory holds one, every validation point is in one; the held-out test points
+    are the same as without validation points."""
+    with_val = prepare_data(cfg(synthetic_nc, val_points_fraction=0.15))
+    without = prepare_data(cfg(synthetic_nc, val_points_fraction=0.0))
+    s = with_val.split
+    vp = set(s.val_points.tolist())
+    assert vp and not vp & set(np.unique(s.train_traj).tolist()) and not vp & set(np.unique(s.test_traj).tolist())
+    assert np.isin(s.val_traj, s.val_points).any(axis=1).all()
+    assert vp == set(np.unique(s.val_traj[np.isin(s.val_traj, s.val_points)]).tolist())
+    assert not np.isin(s.val_traj, s.test_points).any()
+    np.testing.assert_array_equal(np.sort(s.test_points), np.sort(without.split.test_points))
+    assert len(with_val.val) == len(s.val_traj) * len(with_val.train_bands)  # selection: held-out style
+    assert with_val.val_seen is not None and len(with_val.val_seen) > 0  # seen positions: monitored
+    assert len(without.split.val_traj) == 0 and without.val is without.val_seen
