@@ -5,8 +5,21 @@ points (in no training trajectory: the split's test points) with *seen* ones (tr
 spatial context), so every group comes three ways: all points as in the paper (``overall``, ``LOS``,
 ``NLOS``), held-out points only (``held-out``, ``held-out-LOS``, ``held-out-NLOS``: the headline)
 and seen points only (``seen``, ``seen-LOS``, ``seen-NLOS``), each over all bands and per band; the
-centroid of each trajectory is scored separately (group ``centroid``). ``offset_slope`` tells
-whether a model localises each point or only the trajectory's centre (:func:`offset_slope`).
+centroid of each trajectory is scored twice: the model's centroid head (group ``centroid``) and the
+mean of its predicted points (group ``centroid-of-points``). ``offset_slope`` tells whether a model
+localises each point or only the trajectory's centre (:func:`offset_slope`).
+
+Offset decomposition (every point group): with c the true centroid of a point's trajectory, p̄ the
+mean of its predicted points, o = p - c and ô = p̂ - p̄ the true and predicted offsets,
+
+    |p̂ - p|^2 = |p̄ - c|^2 + |ô - o|^2 + 2 (p̄ - c) . (ô - o),
+
+and over whole trajectories the cross term sums to zero (both offset sets sum to zero), so
+``mse_m2`` = ``centroid_term_m2`` + ``offset_term_m2`` exactly for ``overall`` and per band; for
+subsets of points (held-out, LOS, ...) the cross term is ``mse_m2`` minus the two. ``offset_floor_m2``
+= mean |o|^2 is the centroid floor of the group (every point placed at its true centroid), so
+``offset_term_m2 / offset_floor_m2`` is 1 - R^2 of the offsets: 1 for a model that places only the
+trajectory, 0 for one that resolves every point.
 """
 
 from __future__ import annotations
@@ -45,6 +58,8 @@ class Predictions:
         err = np.linalg.norm(self.points - self.truth, axis=-1)
         off_true = self.truth - self.truth.mean(axis=1, keepdims=True)
         off_pred = self.points - self.points.mean(axis=1, keepdims=True)
+        centre_err = np.broadcast_to(self.points.mean(axis=1, keepdims=True) - self.truth.mean(axis=1, keepdims=True),
+                                     self.points.shape)
         return pd.DataFrame({
             "band_ghz": np.repeat(self.band, l), "ue": self.ue.ravel(), "position": np.tile(np.arange(l), m),
             "los": self.los.ravel(), "held_out": self.held_out.ravel(), "error_m": err.ravel(),
@@ -52,6 +67,7 @@ class Predictions:
             "y_true": self.truth[..., 1].ravel(), "x_pred": self.points[..., 0].ravel(),
             "y_pred": self.points[..., 1].ravel(), "dx_true": off_true[..., 0].ravel(),
             "dy_true": off_true[..., 1].ravel(), "dx_pred": off_pred[..., 0].ravel(), "dy_pred": off_pred[..., 1].ravel(),
+            "cx_err": centre_err[..., 0].ravel(), "cy_err": centre_err[..., 1].ravel(),
         })
 
 
@@ -99,11 +115,23 @@ def offset_slope(table: pd.DataFrame) -> float:
     return float((pred * true).sum() / denom) if denom > 0 else np.nan
 
 
+def offset_decomposition(table: pd.DataFrame) -> dict[str, float]:
+    """``centroid_term_m2``, ``offset_term_m2`` and ``offset_floor_m2`` of a point table's rows (module
+    docstring, "Offset decomposition"), m^2; NaN for no rows."""
+    if len(table) == 0:
+        return {"centroid_term_m2": np.nan, "offset_term_m2": np.nan, "offset_floor_m2": np.nan}
+    t = table
+    return {"centroid_term_m2": float((t.cx_err ** 2 + t.cy_err ** 2).mean()),
+            "offset_term_m2": float(((t.dx_pred - t.dx_true) ** 2 + (t.dy_pred - t.dy_true) ** 2).mean()),
+            "offset_floor_m2": float((t.dx_true ** 2 + t.dy_true ** 2).mean())}
+
+
 def metrics_table(pred: Predictions) -> pd.DataFrame:
     """Tidy metrics: one row per (band, group) with band 'all' for the pooled bands; the point groups
-    also carry :func:`offset_slope` (NaN for the centroid)."""
+    also carry :func:`offset_slope` and :func:`offset_decomposition` (NaN for the centroid groups)."""
     table = pred.point_table()
     cen_err = np.linalg.norm(pred.centroid - pred.centroid_truth, axis=-1)
+    mean_err = np.linalg.norm(pred.points.mean(axis=1) - pred.centroid_truth, axis=-1)
     rows = []
     for band in ["all", *sorted(set(pred.band.tolist()))]:
         sel = table if band == "all" else table[table.band_ghz == band]
@@ -113,9 +141,11 @@ def metrics_table(pred: Predictions) -> pd.DataFrame:
                  "seen-NLOS": ~held & ~los}
         for group in GROUPS:
             rows.append({"band": str(band), "group": group, **error_stats(sel.error_m.values[masks[group]]),
-                         "offset_slope": offset_slope(sel[masks[group]])})
-        ce = cen_err if band == "all" else cen_err[pred.band == band]
-        rows.append({"band": str(band), "group": "centroid", **error_stats(ce), "offset_slope": np.nan})
+                         "offset_slope": offset_slope(sel[masks[group]]), **offset_decomposition(sel[masks[group]])})
+        in_band = slice(None) if band == "all" else pred.band == band
+        rows.append({"band": str(band), "group": "centroid", **error_stats(cen_err[in_band]), "offset_slope": np.nan})
+        rows.append({"band": str(band), "group": "centroid-of-points", **error_stats(mean_err[in_band]),
+                     "offset_slope": np.nan})
     return pd.DataFrame(rows)
 
 

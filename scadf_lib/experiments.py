@@ -228,7 +228,8 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
             "train_samples": len(res.data.train), "test_samples": len(res.data.test),
             "device": device_name(run.cfg.device), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "epochs": run.cfg.epochs, "batch_size": run.cfg.batch_size,
-            "lr": run.cfg.lr, "compile": str(run.cfg.compile),
+            "lr": run.cfg.lr, "compile": str(run.cfg.compile), "offset_weight": run.cfg.offset_weight,
+            "weight_decay_all": run.cfg.decay_all, "val_points_fraction": run.cfg.val_points_fraction,
             "best_epoch": int(res.history.val_localisation.idxmin()) + 1,
             "val_late_gain": late_gain(res.history.val_localisation),
             **{f"final_{k}": v for k, v in res.history.iloc[-1].items()
@@ -351,7 +352,7 @@ def log_sweep(results: Path, row: dict[str, Any]) -> None:
 SPLIT_COLUMNS = ("points", "radius_m", "clusters", "clusters_too_small", "points_unused_in_small_clusters",
                  "train_points", "test_points", "held_out_points_tested", "held_out_points_unused",
                  "held_out_share_of_test_slots", "holdout", "block_m", "guard_points_unused",
-                 "min_distance_test_to_train_m")
+                 "min_distance_test_to_train_m", "val_points", "val_trajectories")
 
 
 def paired_points(runs: list[Run], work: Path) -> pd.DataFrame:

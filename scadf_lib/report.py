@@ -153,6 +153,21 @@ def budget_slopes(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munic
     return piv.reindex([m for m in METHODS if m in piv.index])
 
 
+def decomposition_table(main: pd.DataFrame, regime: str = "mix", group: str = "overall") -> pd.DataFrame:
+    """Per method and scene (mean over seeds): point MSE = centroid term + offset term (+ the cross
+    term for subsets of points), with the offset floor (the centroid floor of the same points) and the
+    two centroid scores, in m² (:mod:`scadf_lib.evaluation`, "Offset decomposition")."""
+    sel = main[(main.regime == regime) & (main.band == "all")]
+    pts = sel[sel.group == group].groupby(["model", "scene"])[
+        ["mse_m2", "centroid_term_m2", "offset_term_m2", "offset_floor_m2"]].mean()
+    head = sel[sel.group == "centroid"].groupby(["model", "scene"]).mse_m2.mean().rename("centroid_head_m2")
+    mean = sel[sel.group == "centroid-of-points"].groupby(["model", "scene"]).mse_m2.mean().rename("mean_of_points_m2")
+    t = pts.join(head).join(mean).reset_index()
+    t["offset_share_explained"] = 1 - t.offset_term_m2 / t.offset_floor_m2
+    t["model"] = pd.Categorical(t.model, [m for m in METHODS if m in set(t.model)], ordered=True)
+    return t.sort_values(["scene", "model"]).round(3)
+
+
 def routing_section(runs: pd.DataFrame) -> str:
     """Sharpness of SCADF-MoE's routers on the validation set at the end of training (main, Mix)."""
     cols = [c for c in runs.columns if c.startswith("final_val_") and c.endswith("_entropy")]
@@ -423,6 +438,14 @@ written by `python -m scadf_lib.experiments --preset {preset}`). Do not edit by 
   8 experts, λ = 0.1 against the MSE in m²). Every method keeps the epoch with the lowest validation
   localisation error (points + centroid MSE). Seeds {seeds}; ± is the 95 % Student-t interval over seeds. Run on
   {hw}.{budget_note}{convergence_note(runs)}
+* Training procedure (identical for every method; choices the paper leaves open, measured in
+  `bench/results/learning.md`): residual-branch output layers start at zero (each block the identity
+  at init; FullCon's fusion layer starts as the per-point mean), a LayerNorm at each encoder's output,
+  the task MoE reads the LayerNorm-ed stream, weight decay on weight matrices only, peak lr 3e-3 (the
+  paper's value is not in our text), and an offset-weighted curriculum: the within-trajectory part of the
+  point MSE weighted by w from 100 down to 1 at 70 % of the steps, so the final objective is the paper's.
+  The best epoch is chosen on held-out-style validation points (10 % of each cluster's points, in
+  trajectories built like the test ones), not on seen positions.
 * MSE is the mean squared Euclidean error of predicted trajectory points, in m². **held-out**: only
   the held-out points of the test trajectories (the headline: positions the model never trained on);
   **overall**: every point of the test trajectories, as the paper scores them (mostly seen
@@ -453,6 +476,17 @@ on every scene.
         parts.append(offset_slope_section(main, slopes.iloc[:, -1], int(slopes.columns[-1].split()[0]), floor))
     else:
         parts.append(offset_slope_section(main, floor=floor))
+    if "offset_term_m2" in main:
+        parts.append("## Where the error lies: centroid term + offset term (Mix, mean over seeds, m²)\n\n"
+                     "Point MSE = |mean of the predicted points - true centroid|² (centroid term) + mean |predicted "
+                     "offset - true offset|² (offset term), exactly over whole trajectories (`overall`). The offset "
+                     "floor is the centroid floor of the same points: an offset term at the floor means the model "
+                     "places the trajectory but not its points (`offset_share_explained` = 1 - offset term / floor, "
+                     "the R² of the offsets). `centroid_head_m2` scores the centroid head, `mean_of_points_m2` the "
+                     "mean of the predicted points.\n\n" + _df_md(decomposition_table(main)) + "\n\n"
+                     "Held-out points only (the cross term is the remainder of `mse_m2`):\n\n"
+                     + _df_md(decomposition_table(main, group=HEADLINE).drop(
+                         columns=["centroid_head_m2", "mean_of_points_m2"])) + "\n")
     parts.append("## Held-out against seen points (Mix, MSE m², mean over seeds)\n\n"
                  "Seen points are positions the model trained on (at other bands too); held-out points are not. "
                  "The gap is what the paper's \"overall\" hides.\n\n" + _df_md(held_out_vs_seen(main)) + "\n")
