@@ -63,3 +63,39 @@ def synthetic_fingerprints(n_side: int = 20, spacing_m: float = 2.0, bands_ghz: 
     ds.attrs.update({"source": "scadf_lib.synthetic (not ray-traced)", "sionna_rt_version": "none",
                      "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     return ds
+
+
+def per_point_task(n: int, trajectory_length: int = 5, num_numeric: int = 6, cfr_shape: tuple[int, int] = (3, 64),
+                   offset_rms: float = 0.029, nlos_share: float = 0.4, feature_noise: float = 0.002,
+                   seed: int = 0) -> dict[str, "torch.Tensor"]:
+    """``n`` synthetic trajectories at the real data's scales (normalised units), as a batch dict.
+
+    Centres are standard normal per axis (the normalised scene spread, 1); each point lies a normal
+    offset of RMS ``offset_rms`` per axis from its trajectory's centre (0.029: munich's 0.88 m per axis
+    over its 30.6 m position scale, so the offsets hold ~1/1,200 of the target variance). A "LOS"
+    point's numeric features are one fixed linear map of its own position (the same map for every
+    seed) plus ``feature_noise``: its position is fixed by its own features, as a LOS point's is by
+    its distance and AoD. A share ``nlos_share`` of the points are "NLOS": their features are another
+    fixed map of the trajectory's *centre* plus noise (a reflected dominant path tells the area, not
+    the point), so they are uninformative about the point's own offset and only the context of the
+    LOS points places them; their last feature ("path gain") is lowered by 3, as a real NLOS path's
+    excess loss shows against its distance. The CFR is noise.
+    ``los`` (n, L) marks the informative points.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    L = trajectory_length
+    centre = torch.randn(n, 1, 2, generator=g)
+    offsets = torch.randn(n, L, 2, generator=g)
+    offsets = (offsets - offsets.mean(1, keepdim=True)) * (L / max(L - 1, 1)) ** 0.5  # unit RMS, zero mean
+    target = centre + offset_rms * offsets  # centroid = centre exactly
+    mix = torch.randn(2, num_numeric, generator=torch.Generator().manual_seed(1234)) / 2 ** 0.5
+    numeric = target @ mix + feature_noise * torch.randn(n, L, num_numeric, generator=g)
+    los = torch.rand(n, L, generator=g) >= nlos_share
+    mix_nlos = torch.randn(2, num_numeric, generator=torch.Generator().manual_seed(4321)) / 2 ** 0.5
+    area = centre @ mix_nlos + offset_rms * torch.randn(n, L, num_numeric, generator=g)  # noise ~ an offset
+    area[..., -1] -= 3.0
+    numeric = torch.where(los[..., None], numeric, area)
+    cfr = torch.randn(n, L, *cfr_shape, generator=g)
+    return {"numeric": numeric, "cfr": cfr, "target": target, "centroid": target.mean(1), "los": los}
