@@ -42,3 +42,15 @@ def write(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **result}, indent=2, default=float))
     print(json.dumps(result, indent=2, default=float))
     return path
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` as PNG atomically (110 dpi) and close it."""
+    import matplotlib.pyplot as plt
+
+    from scadf_lib.fileio import atomic_path
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
