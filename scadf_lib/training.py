@@ -41,7 +41,7 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 from scadf_lib.degradation import Augment, Corrupt, Degradation, flag_columns
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
 from scadf_lib.fileio import atomic_path, write_json_atomic
-from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
+from scadf_lib.models import LEGACY_INIT, REGISTRY, ModelConfig, build_model, count_parameters, model_config
 from scadf_lib.schema import load_fingerprints, parse_band
 from scadf_lib.trajectories import (Features, Normalizer, SpatialSplit, TrajectoryDataset, build_features,
                                     regime_bands, spatial_split)
@@ -611,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default: 3e-3 at batch 64, scaled by the square-root rule)")
+    p.add_argument("--legacy", action="store_true",
+                   help="the model and optimiser before the per-point learning fixes (ablation): default init, "
+                        "no encoder/task-MoE norms, decay on everything, lr 1e-3 (sqrt rule), no curriculum")
     p.add_argument("--offset-weight", type=float, default=100.0,
                    help="w0 of the offset curriculum, annealed to 1 (the paper's loss) by 70 %% of the steps; 1: off")
     p.add_argument("--seed", type=int, default=0)
@@ -625,11 +628,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile the step ('default' for the bare flag; 'reduce-overhead': CUDA graphs)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    legacy = {"decay_all": True, "model_overrides": dict(LEGACY_INIT)} if a.legacy else {}
+    base_lr = LEGACY_LR if a.legacy else BASE_LR
     cfg = TrainConfig(data_path=a.data, model=a.model, regime=a.regime, band=a.band, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size), seed=a.seed, device=a.device,
+                      batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size, base_lr),
+                      seed=a.seed, device=a.device, **legacy,
                       trajectory_length=a.trajectory_length, radius_m=a.radius,
                       max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile or False, holdout=a.holdout, block_m=a.block_m,
-                      offset_weight=a.offset_weight)
+                      offset_weight=1.0 if a.legacy else a.offset_weight)
     result = train(cfg, a.out)
     if _dist_info()[0] == 0:
         print(result.metrics[result.metrics.band == "all"].to_string(index=False))
