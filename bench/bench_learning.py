@@ -121,7 +121,7 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(summ: pd.DataFrame, steps: int) -> str:
-    show = ["model", "scene", "variant", "seeds", "held_out_m2", "held_out_los_m2", "held_out_nlos_m2",
+    show = ["model", "scene", "variant", "seeds", "best_val_points_m2", "held_out_m2", "held_out_los_m2", "held_out_nlos_m2",
             "centroid_head_m2", "centroid_of_points_m2", "overall_centroid_term_m2", "overall_offset_term_m2",
             "overall_offset_floor_m2", "los_slope"]
     t = summ[show].copy()
@@ -129,7 +129,9 @@ def markdown(summ: pd.DataFrame, steps: int) -> str:
     body = "".join("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |\n"
                    for r in t.itertuples(index=False))
     return (f"**Learning-fix ladder** ({steps} steps at batch 64, cpu-preset split; test set, MSE in m², means over "
-            f"seeds; `overall` = centroid term + offset term exactly; offset floor = the centroid floor; "
+            f"seeds; `best_val_points_m2`: the best validation point MSE, the selection set's (held-out-style "
+            f"validation points where the runs have them, else seen-position validation rows); `overall` = "
+            f"centroid term + offset term exactly; offset floor = the centroid floor; "
             f"machine: {machine()['cpu']}, {machine()['cores']} cores, torch {torch.__version__}, 1 thread per run)\n\n"
             + head + body)
 
