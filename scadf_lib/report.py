@@ -16,7 +16,7 @@ import pandas as pd
 from scadf_lib.degradation import degradation_grid
 from scadf_lib.experiments import METHODS, PRESETS, SCENES, budget_metrics, budget_table, mean_ci, plan, summarize
 from scadf_lib.fileio import atomic_path, project_path
-from scadf_lib.training import TrainConfig
+from scadf_lib.training import BASE_LR, TrainConfig
 
 PAPER_CLAIMS = {
     "submeter": "sub-meter MSE (below 1 m^2) on every scene",
@@ -330,12 +330,12 @@ def _distinct(values: pd.Series) -> str:
 
 
 def optimiser_settings(runs: pd.DataFrame) -> str:
-    """'batch 64, AdamW lr 1e-3' as the runs record it (runs.csv written before these columns: the
-    paper's 64 and 1e-3)."""
+    """'batch 64, AdamW lr 0.003' as the runs record it (runs.csv written before these columns: the
+    paper's 64 and the then lr 1e-3)."""
     batch = sorted({int(b) for b in runs.get("batch_size", pd.Series([64])).fillna(64)})
     lr = sorted({float(x) for x in runs.get("lr", pd.Series([1e-3])).fillna(1e-3)})
     return (f"batch {', '.join(map(str, batch))}, AdamW lr {', '.join(f'{x:.3g}' for x in lr)}"
-            + (" (square-root rule from the paper's batch 64 and lr 1e-3)" if batch != [64] else ""))
+            + (f" (square-root rule from lr {BASE_LR:g} at the paper's batch 64)" if batch != [64] else ""))
 
 
 def convergence_note(runs: pd.DataFrame) -> str:
