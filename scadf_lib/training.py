@@ -3,8 +3,8 @@
 Optimiser: AdamW (batch 64 as in the paper, weight decay 0.01 on weight matrices only), peak learning
 rate 3e-3 (the project's choice: the paper's value is not in our text; ``bench/bench_learning.py``
 measures 1e-3 / 3e-3 / 1e-2) with a linear warm-up over the first 5 % of steps and cosine decay to 5 %
-of the peak, gradient clipping at 1.0; optionally an offset-weighted curriculum that anneals back to
-the paper's loss (:func:`offset_weight_at`).
+of the peak, gradient clipping at 1.0, and an offset-weighted curriculum that anneals back to the
+paper's loss (:func:`offset_weight_at`; w0 = 100 by default, 1 turns it off).
 Devices: cuda, then mps, then cpu (``device='auto'``); bf16 autocast on CUDA; optional
 ``torch.compile``. Multi-GPU: run the same entry point under ``torchrun --nproc_per_node=N``
 (DDP; gloo on CPU, nccl on GPU); each rank takes its share of every batch permutation.
