@@ -338,6 +338,12 @@ def optimiser_settings(runs: pd.DataFrame) -> str:
             + (f" (square-root rule from lr {BASE_LR:g} at the paper's batch 64)" if batch != [64] else ""))
 
 
+def curriculum_w0(runs: pd.DataFrame) -> str:
+    """The offset curriculum's w0 as the runs record it ('1' for runs.csv written before the column:
+    no curriculum)."""
+    return _distinct(runs.get("offset_weight", pd.Series([1.0])).fillna(1.0).map(lambda w: f"{w:g}"))
+
+
 def convergence_note(runs: pd.DataFrame) -> str:
     """How flat the validation curves were at the end (``val_late_gain`` of runs.csv: drop of the best
     validation error over the last quarter of the epochs); empty where runs.csv predates it."""
@@ -441,9 +447,9 @@ written by `python -m scadf_lib.experiments --preset {preset}`). Do not edit by 
 * Training procedure (identical for every method; choices the paper leaves open, measured in
   `bench/results/learning.md`): residual-branch output layers start at zero (each block the identity
   at init; FullCon's fusion layer starts as the per-point mean), a LayerNorm at each encoder's output,
-  the task MoE reads the LayerNorm-ed stream, weight decay on weight matrices only, peak lr 3e-3 (the
+  the task MoE reads the LayerNorm-ed stream, weight decay on weight matrices only, the peak lr above (the
   paper's value is not in our text), and an offset-weighted curriculum: the within-trajectory part of the
-  point MSE weighted by w from 100 down to 1 at 70 % of the steps, so the final objective is the paper's.
+  point MSE weighted by w from {curriculum_w0(runs)} down to 1 at {100 * TrainConfig().offset_anneal_fraction:.0f} % of the steps, so the final objective is the paper's.
   The best epoch is chosen on held-out-style validation points (10 % of each cluster's points, in
   trajectories built like the test ones), not on seen positions.
 * MSE is the mean squared Euclidean error of predicted trajectory points, in m². **held-out**: only
