@@ -3,7 +3,7 @@
 Issue "Each trajectory point, not only the trajectory": trained to a flat validation curve on the
 CPU, SCADF-MoE's held-out LOS error on munich should fall below 0.1 m² and its point MSE well below
 the centroid floor. This trains one ordinary (resumable) run with the engine's defaults, then writes
-``bench/results/long_run_<model>_<scene>.json`` (test metrics, offset decomposition, late validation
+``bench/results/long_run_<model>_<scene>_e<epochs>_tpp<n>.json`` (test metrics, offset decomposition, late validation
 gain, wall time) and ``.png`` (learning curves in m²: training loss, held-out-style validation,
 seen-position validation, against the centroid floor)::
 
@@ -23,9 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import BENCH_DIR, machine, save_figure  # noqa: E402
-from scadf_lib.experiments import late_gain  # noqa: E402
 from scadf_lib.fileio import write_json_atomic  # noqa: E402
-from scadf_lib.training import TrainConfig, train  # noqa: E402
+from scadf_lib.training import TrainConfig, late_gain, train  # noqa: E402
 
 
 def figure(hist: pd.DataFrame, scale_m: float, floor_m2: float, title: str, path: Path) -> None:
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            "offset_term_m2", "offset_floor_m2") if k in m}
                        for g in ("overall", "held-out", "held-out-LOS", "held-out-NLOS", "LOS", "centroid",
                                  "centroid-of-points")}}
-    base = BENCH_DIR / "results" / f"long_run_{a.model}_{a.scene}"
+    base = BENCH_DIR / "results" / f"long_run_{a.model}_{a.scene}_e{a.epochs}_tpp{a.train_per_point:g}"
     write_json_atomic(base.with_suffix(".json"), out)
     figure(hist, res.data.norm.xy_scale, floor, f"{a.model}, {a.scene}, Mix, seed {a.seed}: {cfg.epochs} epochs, "
            f"{a.train_per_point:g} trajectories per point, {steps} steps", base.with_suffix(".png"))

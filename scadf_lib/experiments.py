@@ -51,10 +51,11 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import BASELINES
 from scadf_lib.trajectories import min_cluster_size_for
-from scadf_lib.training import COMPILE_MODES, PAPER_BATCH, Paused, TrainConfig, scaled_lr, select_device, train
+from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, late_gain, scaled_lr,
+                                select_device, train)
 
 SCENES = ("munich", "etoile", "florence")
-STUDIES = ("main", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
+STUDIES = ("main", "anchors", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
 METHODS = (*BASELINES, "scadf")
 
 #: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine in about an
@@ -67,6 +68,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             "budget_epochs": (20,), "budget_seeds": (0,)},
     "paper": {"epochs": 40, "train_per_point": 4.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
               "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},
+    # Trained to the end of the curve (issue 21): each run stops when its best validation error has
+    # gained < 2 % over the last max(5 epochs, a quarter of its epochs), or at the maximum budget;
+    # runs.csv says whether its curve was flat (``converged``). An epoch is 1 trajectory per point.
+    # The cosine reaches its floor at 75 % of the budget and holds it: the last quarter tests whether
+    # more training at a small learning rate still helps (with the cosine over the whole budget the
+    # curve falls to the end by construction: bench/results/long_run_*_e40_tpp1.*).
+    # The main runs default to munich Mix (``--main-scenes``/``--regimes`` add more); the anchors
+    # (seconds each) run on every scene and regime. Sizing: bench/README.md ("Converged runs").
+    "converged": {"epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
+                  "decay_fraction": 0.75, "stop_min_gain": 0.02, "stop_patience": 5, "main_scenes": ("munich",), "main_regimes": ("mix",),
+                  "studies": ("main", "anchors")},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},
 }
@@ -82,21 +94,33 @@ class Run:
 
 def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
          studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
-         epochs: int | None = None, methods: tuple[str, ...] = METHODS) -> list[Run]:
+         epochs: int | None = None, methods: tuple[str, ...] = METHODS, main_scenes: tuple[str, ...] | None = None,
+         regimes: tuple[str, ...] | None = None) -> list[Run]:
     """The list of runs of a preset, in the order they are executed. ``batch_size`` other than the
     paper's 64 takes the learning rate of :func:`scaled_lr` (a GPU does a batch of 512 in the time of
     one of 64); ``compile`` is :attr:`TrainConfig.compile`; ``epochs`` replaces the preset's (a larger
     batch takes fewer steps per epoch and so needs more epochs: ``bench/bench_batch_scaling.py``);
-    ``methods`` limits the method comparisons (main, blocks, degradation, budget) to some methods."""
+    ``methods`` limits the method comparisons (main, blocks, degradation, budget) to some methods;
+    ``main_scenes`` and ``regimes`` limit the ``main`` study (default: the preset's ``main_scenes`` /
+    ``main_regimes``, else every scene and both regimes). The ``anchors`` study (:mod:`scadf_lib.anchors`)
+    scores the classical anchors on every scene x regime x seed of ``scenes``."""
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     p = PRESETS[preset]
+    studies = tuple(s for s in studies if s in p.get("studies", STUDIES))
+    main_scenes = tuple(s for s in scenes if s in (main_scenes or p.get("main_scenes", scenes)))
+    regimes = regimes or p.get("main_regimes", ("mix", "ood"))
+    bad = set(regimes) - {"mix", "ood"}
+    if bad:
+        raise ValueError(f"unknown regimes {sorted(bad)}; choose from ['mix', 'ood']")
     base = TrainConfig(epochs=epochs or p["epochs"], train_per_point=p["train_per_point"], test_per_point=p["test_per_point"],
                        max_steps_per_epoch=p.get("max_steps_per_epoch"), batch_size=batch_size,
-                       lr=scaled_lr(batch_size), compile=compile)
+                       lr=scaled_lr(batch_size), compile=compile, stop_min_gain=p.get("stop_min_gain"),
+                       decay_fraction=p.get("decay_fraction", 1.0),
+                       stop_patience=p.get("stop_patience", 5))
     runs: list[Run] = []
 
     def add(name: str, study: str, scene: str, tags: dict[str, Any] | None = None, **kw: Any) -> None:
@@ -105,8 +129,8 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
 
     def add_main(seed: int) -> None:
         for scene in scenes:
-            if "main" in studies:
-                for regime in ("mix", "ood"):
+            if "main" in studies and scene in main_scenes:
+                for regime in regimes:
                     for method in methods:
                         add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method},
                             model=method, regime=regime, seed=seed)
@@ -120,6 +144,14 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                     add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method},
                         model=method, holdout="blocks", seed=seed)
 
+    if "anchors" in studies:  # seconds each: first, so that every table has them
+        from scadf_lib.anchors import ANCHORS
+        for seed in p["seeds"]:
+            for scene in scenes:
+                for regime in ("mix", "ood"):
+                    for method in ANCHORS:
+                        add(f"anchor_{scene}_{regime}_{method}_s{seed}", "anchors", scene, {"variant": method},
+                            regime=regime, seed=seed)
     # Two seeds of everything first, then ablations and sensitivity, then the remaining seeds, so
     # that an interrupted run still leaves a complete (if narrower) set of tables.
     for seed in p["seeds"][:2]:
@@ -192,14 +224,6 @@ def device_name(device: str = "auto") -> str:
     return f"{dev.type} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
 
 
-def late_gain(val: pd.Series) -> float:
-    """Relative drop of the best validation error over the last quarter of the epochs:
-    (best before the last quarter - best overall) / best before. Near 0: the curve has flattened."""
-    cut = max(1, int(round(0.75 * len(val))))
-    before = float(val.iloc[:cut].min())
-    return (before - float(val.min())) / before if before > 0 else float("nan")
-
-
 def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: float | None = None,
             threads: int | None = None) -> str:
     """Train one run into ``<work>/<name>/`` unless it is finished (or ``fresh``), write its
@@ -216,6 +240,8 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
             f.unlink()
     if stop_at is not None and time.time() > stop_at:
         return f"{run.name} (not started: time limit)"
+    if run.study == "anchors":
+        return score_anchor(run, work)
     t0 = time.perf_counter()
     try:
         res = train(run.cfg, run_dir, progress=False, stop_at=stop_at)
@@ -232,6 +258,11 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
             "weight_decay_all": run.cfg.decay_all, "val_points_fraction": run.cfg.val_points_fraction,
             "best_epoch": int(res.history.val_localisation.idxmin()) + 1,
             "val_late_gain": late_gain(res.history.val_localisation),
+            "converged": bool(late_gain(res.history.val_localisation) < CONVERGED_GAIN),
+            "epochs_trained": len(res.history), "steps_trained": int(res.history["step"].iloc[-1]),
+            "stopped_early": len(res.history) < run.cfg.epochs, "stop_min_gain": run.cfg.stop_min_gain,
+            "stop_patience": run.cfg.stop_patience, "train_per_point": run.cfg.train_per_point,
+            "decay_fraction": run.cfg.decay_fraction,
             **{f"final_{k}": v for k, v in res.history.iloc[-1].items()
                if k == "val_mmd" or k.startswith("val_task_") or k.startswith("val_block")}}
     if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
@@ -243,6 +274,21 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
         slim = {k: state[k] for k in ("model", "model_config", "normalizer", "train_config", "history")}
         with atomic_path(results / "models" / f"{run.tags['scene']}_scadf.pt") as tmp:
             torch.save(slim, tmp)
+    write_json_atomic(run_dir / "run.json", info)
+    return run.name
+
+
+def score_anchor(run: Run, work: Path) -> str:
+    """Score one classical anchor (:func:`scadf_lib.anchors.run_anchor`) into ``<work>/<name>/`` with a
+    ``run.json`` like a trained run's (no training: 0 parameters, wall time of the fit and scoring)."""
+    from scadf_lib.anchors import run_anchor
+    run_dir = work / run.name
+    run_anchor(run.tags["variant"], run.cfg, run_dir)
+    fit = json.loads((run_dir / "anchor.json").read_text())
+    info = {"name": run.name, "study": run.study, **run.tags, "model": run.tags["variant"], "regime": run.cfg.regime,
+            "seed": run.cfg.seed, "wall_s": fit["wall_s"], "parameters": 0, "train_samples": fit["train_samples"],
+            "test_samples": fit["test_samples"], "device": "cpu", "epochs": 0,
+            **{f"anchor_{k}": fit[k] for k in ("k", "scaling", "cfr_weight", "val_mse_m2") if k in fit}}
     write_json_atomic(run_dir / "run.json", info)
     return run.name
 
@@ -377,8 +423,30 @@ def paired_points(runs: list[Run], work: Path) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
+#: Columns of a run's history.csv kept in ``results/curves.csv`` (those present).
+CURVE_COLUMNS = ("epoch", "step", "train_localisation", "train_mse_points", "val_localisation", "val_mse_points",
+                 "val_mse_points_m2", "val_seen_localisation", "lr", "offset_weight", "elapsed_s")
+
+
+def learning_curves(runs: list[Run], work: Path) -> pd.DataFrame:
+    """Every finished trained run's learning curve, tidy: one row per (run, epoch) with the run's
+    name, study, model, scene, regime, seed and :data:`CURVE_COLUMNS` (normalised units, except
+    ``val_mse_points_m2`` in m^2 and ``elapsed_s`` in s)."""
+    frames = []
+    for run in runs:
+        path = work / run.name / "history.csv"
+        if run.study == "anchors" or not path.exists() or not _finished(work / run.name):
+            continue
+        h = pd.read_csv(path)
+        frames.append(h[[c for c in CURVE_COLUMNS if c in h]].assign(
+            name=run.name, study=run.study, model=run.cfg.model, scene=run.tags["scene"], regime=run.cfg.regime,
+            seed=run.cfg.seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
-    """Gather finished runs' metrics into ``results/all_metrics.csv`` and ``results/runs.csv``."""
+    """Gather finished runs' metrics into ``results/all_metrics.csv``, ``results/runs.csv`` and
+    their learning curves into ``results/curves.csv``."""
     frames, infos = [], []
     for run in runs:
         run_dir = work / run.name
@@ -394,6 +462,9 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
         raise RuntimeError("no finished runs to collect")
     metrics = pd.concat(frames, ignore_index=True)
     tables = [("all_metrics.csv", metrics), ("runs.csv", pd.DataFrame(infos))]
+    curves = learning_curves(runs, work)
+    if len(curves):
+        tables.append(("curves.csv", curves))
     paired = paired_points(runs, work)
     if len(paired):
         tables.append(("paired_points.csv", paired))
@@ -433,8 +504,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
     ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     ap.add_argument("--data-dir", default="data")
-    ap.add_argument("--work", default="runs/experiments", help="per-run folders (checkpoints)")
-    ap.add_argument("--results", default="results", help="collected tables read by the notebooks")
+    ap.add_argument("--work", default=None, help="per-run folders (default runs/experiments for cpu, else runs/<preset>)")
+    ap.add_argument("--results", default=None,
+                    help="collected tables read by the notebooks (default results/ for cpu, else results/<preset>)")
+    ap.add_argument("--main-scenes", nargs="+", default=None, choices=SCENES,
+                    help="scenes of the main study (default: the preset's, e.g. munich for 'converged', else --scenes)")
+    ap.add_argument("--regimes", nargs="+", default=None, choices=["mix", "ood"],
+                    help="regimes of the main study (default: the preset's, else both)")
     ap.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
@@ -456,17 +532,21 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--batch-size and --jobs must be positive")
     if a.epochs is not None and a.epochs < 1:
         ap.error("--epochs must be positive")
+    work = Path(a.work or ("runs/experiments" if a.preset == "cpu" else f"runs/{a.preset}"))
+    results = Path(a.results or ("results" if a.preset == "cpu" else f"results/{a.preset}"))
     runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies), batch_size=a.batch_size,
-                compile=a.compile or False, epochs=a.epochs, methods=tuple(a.methods))
+                compile=a.compile or False, epochs=a.epochs, methods=tuple(a.methods),
+                main_scenes=tuple(a.main_scenes) if a.main_scenes else None,
+                regimes=tuple(a.regimes) if a.regimes else None)
     print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
           f"device {device_name()}")
-    metrics = execute(runs, Path(a.work), Path(a.results), fresh=a.fresh, jobs=a.jobs,
+    metrics = execute(runs, work, results, fresh=a.fresh, jobs=a.jobs,
                       time_limit_s=None if a.time_limit_min is None else 60 * a.time_limit_min)
     if metrics.empty:
         print("no run has finished yet: no tables or report written")
         return 0
     from scadf_lib.report import write_report  # report imports this module
-    print("report:", write_report(Path(a.results), a.preset))
+    print("report:", write_report(results, a.preset))
     return 0
 
 

@@ -298,3 +298,31 @@ def routing_response_plot(resp: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.set_title(title)
     ax.legend(fontsize=8)
     return fig
+
+
+def run_curves(curves: pd.DataFrame, floor_m2: float | None = None, anchors: Mapping[str, float] | None = None,
+               title: str = "") -> plt.Figure:
+    """Validation point MSE (m², held-out-style validation points) against optimiser steps, one line
+    per run (``results/<set>/curves.csv``: :func:`scadf_lib.experiments.learning_curves`), one colour
+    per method, one panel per method; ``floor_m2`` (the centroid floor) and ``anchors`` (name ->
+    validation-free test MSE, m², e.g. WKNN held-out) as horizontal references."""
+    models = list(dict.fromkeys(curves.model))
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(3.3 * max(1, len(models)), 3.4), sharey=True,
+                             constrained_layout=True, squeeze=False)
+    colours = dict(zip(models, sns.color_palette(n_colors=max(1, len(models)))))
+    for ax, model in zip(axes[0], models):
+        for _, g in curves[curves.model == model].groupby("name"):
+            ax.plot(g.step, g.val_mse_points_m2, color=colours[model], lw=1.2, alpha=0.8)
+            best = g.val_mse_points_m2.idxmin()
+            ax.plot(g.step[best], g.val_mse_points_m2[best], "o", color=colours[model], ms=4)
+        if floor_m2 is not None:
+            ax.axhline(floor_m2, color="k", ls="--", lw=1, label="centroid floor")
+        for (name, value), ls in zip((anchors or {}).items(), (":", "-.", (0, (5, 1)))):
+            ax.axhline(value, color="grey", ls=ls, lw=1, label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimiser steps (batch 64)")
+        ax.set_title(f"{title} {model}".strip(), fontsize=10)
+    axes[0, 0].set_ylabel("validation point MSE (m²)")
+    if floor_m2 is not None or anchors:
+        axes[0, -1].legend(fontsize=7, loc="upper right")
+    return fig

@@ -16,7 +16,7 @@ import pandas as pd
 from scadf_lib.degradation import degradation_grid
 from scadf_lib.experiments import METHODS, PRESETS, SCENES, budget_metrics, budget_table, mean_ci, plan, summarize
 from scadf_lib.fileio import atomic_path, project_path
-from scadf_lib.training import BASE_LR, TrainConfig
+from scadf_lib.training import BASE_LR, CONVERGED_GAIN, TrainConfig
 
 PAPER_CLAIMS = {
     "submeter": "sub-meter MSE (below 1 m^2) on every scene",
@@ -33,19 +33,26 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.2f} ± {half:.2f}" if np.isfinite(half) else f"{mean:.2f}"
 
 
-def table_ii(main: pd.DataFrame, regime: str, groups: tuple[str, ...] = (HEADLINE, "overall")) -> str:
-    """Markdown table: one row per method, per scene one column per group (mean ± 95 % CI, m^2)."""
+def table_ii(main: pd.DataFrame, regime: str, groups: tuple[str, ...] = (HEADLINE, "overall"),
+             runs: pd.DataFrame | None = None) -> str:
+    """Markdown table: one row per method (then any anchors in ``main``), per scene one column per
+    group (mean ± 95 % CI, m^2). With ``runs``, a method with a run whose curve was not flat at its
+    end (:func:`converged_flags`) is marked '†'."""
     lines = ["| method | " + " | ".join(f"{s} {g}" for s in SCENES for g in groups) + " |",
              "|---|" + "---|" * (len(SCENES) * len(groups))]
     stats = {g: summarize(main[main.regime == regime], ["scene", "model"], g).set_index(["scene", "model"])
              for g in groups}
-    for m in METHODS:
+    flags = converged_flags(runs[runs.regime == regime]) if runs is not None else pd.Series(dtype=str)
+    for m in [m for m in (*METHODS, *ANCHOR_LABELS) if m in set(main.model)]:
         cells = []
         for s in SCENES:
             for g in groups:
                 r = stats[g].loc[(s, m)] if (s, m) in stats[g].index else None
                 cells.append(_fmt(r.mse_m2, r.ci95) if r is not None else "n/a")
-        lines.append(f"| {'**SCADF-MoE**' if m == 'scadf' else m} | " + " | ".join(cells) + " |")
+        flat = flags.get(m, "")
+        mark = " †" if flat and flat.split("/")[0] != flat.split("/")[1] else ""
+        label = "**SCADF-MoE**" if m == "scadf" else ANCHOR_LABELS.get(m, m)
+        lines.append(f"| {label}{mark} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -396,9 +403,223 @@ def _df_md(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- converged set (issue 21)
+
+#: The paper's Table II MSE for SCADF-MoE and SoftMoE on its three WAIR-D scenes, as quoted in
+#: ``shared/research/peers.md`` (arXiv 2507.01337; units not stated there: see METRIC_NOTE).
+PAPER_TABLE_II = {"scadf": (0.34, 0.53, 0.56), "softmoe": (1.40, 1.37, 1.45)}
+ANCHOR_LABELS = {"geometric": "geometric (closed form)", "wknn": "WKNN (numeric)", "wknn_cfr": "WKNN (numeric + CFR)"}
+CONVERGED_GROUPS = ("held-out", "held-out-LOS", "held-out-NLOS", "seen", "seen-LOS", "seen-NLOS", "overall", "centroid")
+METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared Euclidean error |p̂ - p|² (m²). "
+               "The paper's formula is missing from our text; the first author's earlier public code (AMDNLoc, "
+               "`Horizontal666/AMDNloc`) prints `((y - ŷ)**2).mean()` over x and y, i.e. the mean per coordinate: "
+               "**half** of ours. Both are shown where a claim depends on it. Relative claims (reductions against a "
+               "baseline) are the same in both conventions (the factor 1/2 cancels); the sub-meter claim is not.")
+
+
+def converged_flags(runs: pd.DataFrame) -> pd.Series:
+    """Per (model) of the main runs: 'n/N' runs whose validation curve was flat at the end
+    (runs.csv ``converged``)."""
+    main = runs[runs.study == "main"]
+    if "converged" in main and main.converged.notna().all():
+        conv = main.converged.astype(str).str.lower() == "true"
+    elif "val_late_gain" in main:  # runs.csv written before the column: the same criterion
+        conv = main.val_late_gain < CONVERGED_GAIN
+    else:
+        return pd.Series(dtype=str)
+    return conv.groupby(main.model).agg(lambda c: f"{int(c.sum())}/{len(c)}")
+
+
+def method_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str, regime: str = "mix",
+                 groups: tuple[str, ...] = CONVERGED_GROUPS, band: str = "all") -> pd.DataFrame:
+    """Methods (trained, then anchors, then the centroid floor) x groups: mean ± 95 % CI over seeds
+    (m²); trained methods carry how many of their runs converged, a method with any run not flat is
+    marked '†'."""
+    sel = metrics[(metrics.scene == scene) & (metrics.regime == regime) & metrics.study.isin(["main", "anchors"])]
+    flags = converged_flags(runs[(runs.scene == scene) & (runs.regime == regime)])
+    rows = []
+    order = [m for m in (*METHODS, *ANCHOR_LABELS) if m in set(sel.model)]
+    for m in order:
+        g = sel[sel.model == m]
+        flat = flags.get(m, "")
+        mark = " †" if flat and flat.split("/")[0] != flat.split("/")[1] else ""
+        label = ("**SCADF-MoE**" if m == "scadf" else ANCHOR_LABELS.get(m, m)) + mark
+        row = {"method": label, "runs flat": flat or "(no training)"}
+        for grp in groups:
+            s = summarize(g, ["model"], grp, band)
+            row[grp] = _fmt(s.mse_m2.iloc[0], s.ci95.iloc[0]) if len(s) else "n/a"
+        rows.append(row)
+    floor = sel[(sel.band == band) & sel.group.isin(groups)].groupby("group").offset_floor_m2.mean()
+    rows.append({"method": "centroid floor (every point at its true centroid)", "runs flat": "",
+                 **{g: f"{floor[g]:.2f}" if g in floor and np.isfinite(floor[g]) else "" for g in groups}})
+    return pd.DataFrame(rows)
+
+
+def band_table(metrics: pd.DataFrame, scene: str, regime: str = "mix", group: str = HEADLINE) -> pd.DataFrame:
+    """Methods x test bands: ``group`` MSE (mean ± 95 % CI over seeds, m²)."""
+    sel = metrics[(metrics.scene == scene) & (metrics.regime == regime) & metrics.study.isin(["main", "anchors"])]
+    bands = sorted(set(sel.band) - {"all"}, key=float)
+    rows = []
+    for m in [m for m in (*METHODS, *ANCHOR_LABELS) if m in set(sel.model)]:
+        row = {"method": ANCHOR_LABELS.get(m, m)}
+        for b in bands:
+            s = summarize(sel[sel.model == m], ["model"], group, b)
+            row[f"{b} GHz"] = _fmt(s.mse_m2.iloc[0], s.ci95.iloc[0]) if len(s) else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def anchors_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Every scene x regime x anchor: held-out (LOS / NLOS), seen and overall MSE (m², mean over seeds)."""
+    sel = metrics[(metrics.study == "anchors") & (metrics.band == "all")]
+    if sel.empty:
+        return pd.DataFrame()
+    piv = sel.pivot_table(index=["scene", "regime", "model"], columns="group", values="mse_m2", aggfunc="mean")
+    cols = [g for g in ("held-out", "held-out-LOS", "held-out-NLOS", "seen", "overall") if g in piv.columns]
+    return piv[cols].reset_index().rename(columns={"model": "anchor"})
+
+
+def claims_converged(main: pd.DataFrame, scenes: list[str]) -> pd.DataFrame:
+    """The paper's three claims on converged runs, per scene, in both metric conventions (METRIC_NOTE):
+    SCADF-MoE's Mix overall MSE against 1 m² (ours and half of it), and its per-seed reduction against
+    the best baseline (overall and held-out NLOS; convention-free)."""
+    rows = []
+    mix = summarize(main[main.regime == "mix"], ["scene", "model"], "overall").set_index(["scene", "model"])
+    for scene in scenes:
+        if (scene, "scadf") not in mix.index:
+            continue
+        mse = float(mix.loc[(scene, "scadf")].mse_m2)
+        rows.append({"scene": scene, "claim": PAPER_CLAIMS["submeter"], "ours (squared Euclidean)":
+                     f"{mse:.3f} m² → {'meets' if mse < 1 else 'misses'}", "AMDNLoc (per coordinate)":
+                     f"{mse / 2:.3f} m² → {'meets' if mse / 2 < 1 else 'misses'}"})
+        for key, group, need in (("reduction", "overall", 61), ("unseen", "held-out-NLOS", 45)):
+            red = paired_reduction(main[main.scene == scene], "mix", group)
+            if len(red):
+                r = red.iloc[0]
+                text = (f"{_fmt(r.reduction_pct, r.ci95)} % vs {r.best_baseline} → "
+                        f"{'meets' if r.reduction_pct >= need else 'misses'} ({need} %)")
+                rows.append({"scene": scene, "claim": PAPER_CLAIMS[key], "ours (squared Euclidean)": text,
+                             "AMDNLoc (per coordinate)": text + " (same: the ratio is convention-free)"})
+    return pd.DataFrame(rows)
+
+
+def paper_comparison(main: pd.DataFrame, scenes: list[str]) -> pd.DataFrame:
+    """Our converged Mix overall MSE of SCADF-MoE and SoftMoE in both conventions beside the paper's
+    Table II values (its scenes are WAIR-D's, not ours: a scale check, not a like-for-like)."""
+    s = summarize(main[main.regime == "mix"], ["scene", "model"], "overall").set_index(["scene", "model"])
+    rows = []
+    for m, paper in PAPER_TABLE_II.items():
+        for scene in scenes:
+            if (scene, m) in s.index:
+                v = float(s.loc[(scene, m)].mse_m2)
+                rows.append({"method": m, "our scene": scene, "ours, squared Euclidean (m²)": round(v, 3),
+                             "ours, per coordinate (m²)": round(v / 2, 3),
+                             "paper Table II (3 WAIR-D scenes)": " / ".join(f"{x:.2f}" for x in paper)})
+    return pd.DataFrame(rows)
+
+
+def learning_curve_figure(cdir: Path, scene: str = "munich") -> Path | None:
+    """``<cdir>/learning_curves.png``: validation curves of the converged main runs of ``scene`` (Mix),
+    with the centroid floor and the WKNN anchor of the same test set as references."""
+    path = cdir / "curves.csv"
+    if not path.exists():
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    from scadf_lib import plots
+    curves = pd.read_csv(path)
+    curves = curves[(curves.study == "main") & (curves.scene == scene) & (curves.regime == "mix")]
+    if curves.empty or "val_mse_points_m2" not in curves:
+        return None
+    metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
+    sel = metrics[(metrics.scene == scene) & (metrics.regime == "mix") & (metrics.band == "all")]
+    wknn = sel[(sel.model == "wknn") & (sel.group == "held-out")].mse_m2.mean()
+    floor = sel[(sel.study == "main") & (sel.group == "held-out")].offset_floor_m2.mean()
+    fig = plots.run_curves(curves, floor_m2=floor, anchors={"WKNN held-out (test)": wknn} if np.isfinite(wknn) else None,
+                           title=f"{scene} Mix:")
+    out = cdir / "learning_curves.png"
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return out
+
+
+def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
+    """The report's lead section from the converged result set in ``cdir`` (``--preset converged``);
+    empty where it does not exist."""
+    if not (cdir / "all_metrics.csv").exists() or not (cdir / "runs.csv").exists():
+        return ""
+    metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
+    runs = pd.read_csv(cdir / "runs.csv")
+    main = metrics[metrics.study == "main"]
+    mruns = runs[runs.study == "main"]
+    scenes = [s for s in SCENES if s in set(main.scene)]
+    parts = ["## Converged set: trained until the validation curve is flat\n"]
+    if mruns.empty:
+        parts.append("No converged training run has finished yet; the anchors below stand alone.\n")
+    else:
+        conv = mruns.converged.astype(str).str.lower() == "true"
+        gain = 100 * mruns.val_late_gain
+        cells = ", ".join(f"{sc} {rg}" for sc, rg in mruns.groupby(["scene", "regime"]).size().index)
+        parts.append(
+            f"Written from `results/{link_prefix}` by `python -m scadf_lib.experiments --preset converged --jobs 2` "
+            f"({len(mruns)} training runs: {cells}; seeds {sorted(int(s) for s in mruns.seed.unique())}; "
+            f"{_distinct(mruns.device)}). Each run: batch 64, 1 training trajectory per training point per epoch, "
+            f"at most {int(mruns.epochs.max())} epochs ({int(mruns.steps_trained.max()):,} steps at most trained), the "
+            f"learning-rate schedule and offset curriculum of the cpu preset over that budget; it stops when its best "
+            f"validation error (held-out-style validation points) has fallen by less than "
+            f"{100 * float(mruns.stop_min_gain.max()):g} % over the last max({int(mruns.stop_patience.max())} epochs, a "
+            f"quarter of its epochs). **Flat** = the best validation error fell by less than 2 % over the last quarter "
+            f"of the run's epochs (runs.csv `converged`): **{int(conv.sum())} of {len(mruns)} runs** (late gain median "
+            f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
+            f"{int(mruns.epochs_trained.max())}). A method marked † has a run that was not flat.\n")
+    for scene in scenes:
+        parts.append(f"### {scene}, Mix: MSE (m², mean ± 95 % CI over seeds)\n\n"
+                     + _df_md(method_table(metrics, runs, scene)) + "\n")
+        parts.append(f"Held-out points per test band ({scene}, Mix):\n\n" + _df_md(band_table(metrics, scene)) + "\n")
+        dec = decomposition_table(main[main.scene == scene])
+        if len(dec):
+            parts.append(f"Offset decomposition ({scene}, Mix, all test points, mean over seeds, m²):\n\n"
+                         + _df_md(dec) + "\n")
+    if len(main):
+        parts.append("### The paper's claims on the converged runs\n\n" + METRIC_NOTE + "\n\n"
+                     + _df_md(claims_converged(main, scenes)) + "\n\n"
+                     "Beside the paper's Table II (its WAIR-D scenes, not ours: a check of scale, not a like-for-like; "
+                     "the overall group, mostly seen positions, is the paper's):\n\n"
+                     + _df_md(paper_comparison(main, scenes)) + "\n")
+        fig = learning_curve_figure(cdir)
+        if fig is not None:
+            parts.append(f"Learning curves: `results/{link_prefix}learning_curves.png` (and notebook 04).\n")
+    anchors = anchors_table(metrics)
+    if len(anchors):
+        parts.append("### Classical anchors on every scene (mean over seeds, m²)\n\n"
+                     "Same splits, groups and scoring code as the models (`scadf_lib.anchors`). geometric: closed form "
+                     "from the dominant path's length and AoD and the BS position, no training (exact on LOS points). "
+                     "WKNN: k and the feature scaling (and the CFR's weight) chosen on the validation points. A seen "
+                     "point is in WKNN's reference set, so its seen error is ~0 in Mix.\n\n" + _df_md(anchors) + "\n")
+        chosen = runs[runs.study == "anchors"]
+        if "anchor_cfr_weight" in chosen:
+            cfr = chosen[chosen.model == "wknn_cfr"]
+            parts.append(f"WKNN + CFR chose a CFR weight > 0 in {int((cfr.anchor_cfr_weight > 0).sum())} of {len(cfr)} "
+                         f"splits; chosen k: {_distinct(chosen.anchor_k.dropna().astype(int))}; scalings: "
+                         f"{_distinct(chosen.anchor_scaling.dropna())}.\n")
+    return "\n".join(parts)
+
+
 def write_report(results: Path, preset: str = "cpu") -> Path:
+    """``<results>/REPORT.md``. For the cpu preset (``results/``) the report leads with the converged
+    set of ``results/converged`` where it exists, then the equal-small-budget tables; for the
+    converged preset it is the converged section alone."""
+    if preset == "converged":
+        path = results / "REPORT.md"
+        with atomic_path(path) as tmp:
+            tmp.write_text("# Converged results: SCADF-MoE and the baselines trained to a flat curve\n\n"
+                           "Generated by `python -m scadf_lib.report --preset converged`; `results/REPORT.md` "
+                           "holds it too, beside the equal-small-budget tables.\n\n"
+                           + converged_section(results, link_prefix=f"{results.name}/"))
+        return path
     metrics = pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
     runs = pd.read_csv(results / "runs.csv")
+    anchors = metrics[metrics.study == "anchors"]
     main = metrics[metrics.study == "main"]
     if main.empty:  # e.g. `--studies degradation` alone: only the sections that need no main runs
         path = results / "REPORT.md"
@@ -424,10 +645,19 @@ def write_report(results: Path, preset: str = "cpu") -> Path:
     steps = f" of at most {p['max_steps_per_epoch']} steps" if p.get("max_steps_per_epoch") else ""
     budget_note = (" Every model is **under-trained** at this budget, so the numbers compare methods at an "
                    "equal, small budget; they are not converged accuracies." if preset != "paper" else "")
+    lead = converged_section(results / "converged") if preset == "cpu" else ""
     parts = [f"""# Reproduction report: SCADF-MoE on our ray-traced data
 
-Generated by `python -m scadf_lib.report` from `results/all_metrics.csv` ({len(runs)} training runs,
-written by `python -m scadf_lib.experiments --preset {preset}`). Do not edit by hand: rerun.
+Generated by `python -m scadf_lib.report` from `results/all_metrics.csv` ({len(runs)} runs,
+written by `python -m scadf_lib.experiments --preset {preset}`){" and `results/converged/`" if lead else ""}.
+Do not edit by hand: rerun.
+
+{lead}
+
+# Equal small budget: the `{preset}` preset{" (every run under-trained: † on every method)" if preset == "cpu" else ""}
+
+The rest of this report compares the methods at one small, equal budget on every scene, regime and
+study; its numbers are not converged accuracies (the converged set above is).
 
 ## Settings, and why absolute numbers differ from the paper
 
@@ -469,7 +699,8 @@ need the mean per-seed reduction against the best baseline (lowest mean MSE of t
 on every scene.
 """)
     for regime, title in (("mix", "Mix (all bands in training and test)"), ("ood", "OOD (train 2.6 + 28 GHz, test 6 GHz)")):
-        parts.append(f"## Table II on our data: {title}, MSE (m²), held-out points first\n\n{table_ii(main, regime)}\n")
+        parts.append(f"## Table II on our data: {title}, MSE (m²), held-out points first\n\n"
+                     f"{table_ii(pd.concat([main, anchors]), regime, runs=runs)}\n")
         for group in (HEADLINE, "overall"):
             red = paired_reduction(main, regime, group)
             if len(red):
@@ -581,10 +812,10 @@ on every scene.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.report", description=__doc__.split("\n")[0])
-    ap.add_argument("--results", default="results")
+    ap.add_argument("--results", default=None, help="default results/ for cpu, else results/<preset>")
     ap.add_argument("--preset", default="cpu")
     a = ap.parse_args(argv)
-    print(write_report(project_path(a.results), a.preset))
+    print(write_report(project_path(a.results or ("results" if a.preset == "cpu" else f"results/{a.preset}")), a.preset))
     return 0
 
 

@@ -89,6 +89,7 @@ class TrainConfig:
     offset_anneal_fraction: float = 0.7  # w(t) reaches 1 at this fraction of the steps
     warmup_fraction: float = 0.05
     min_lr_fraction: float = 0.05
+    decay_fraction: float = 1.0  # the cosine reaches min_lr_fraction here and holds (converged preset: 0.75)
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -107,6 +108,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # of training trajectories: validation on seen positions (monitored)
     val_points_fraction: float = 0.1  # of each cluster's points: held-out-style validation, selects 'best' (0: off)
     max_steps_per_epoch: int | None = None
+    stop_min_gain: float | None = None  # stopping rule (:func:`should_stop`): None trains all ``epochs``
+    stop_patience: int = 5  # epochs: the rule's shortest look-back window
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -129,6 +132,11 @@ class TrainConfig:
         if self.offset_weight < 1 or not 0 < self.offset_anneal_fraction <= 1:
             raise ValueError(f"offset_weight must be >= 1 (1: the paper's loss) and offset_anneal_fraction in (0, 1], "
                              f"got {self.offset_weight} and {self.offset_anneal_fraction}")
+        if not self.warmup_fraction < self.decay_fraction <= 1:
+            raise ValueError(f"decay_fraction must be in (warmup_fraction, 1], got {self.decay_fraction}")
+        if self.stop_min_gain is not None and not (0 < self.stop_min_gain < 1 and self.stop_patience >= 1):
+            raise ValueError(f"stop_min_gain must be in (0, 1) (a relative gain, e.g. 0.02) and stop_patience >= 1 "
+                             f"epochs, got {self.stop_min_gain} and {self.stop_patience}")
         if self.compile not in (False, True, *COMPILE_MODES):
             raise ValueError(f"compile must be True, False or one of {COMPILE_MODES}, got {self.compile!r}")
 
@@ -293,12 +301,56 @@ def offset_weight_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay from ``lr`` to ``min_lr_fraction * lr``."""
+    """Linear warm-up, then cosine decay from ``lr`` to ``min_lr_fraction * lr``, reached at
+    ``decay_fraction`` of the steps and held from there (1: the cosine spans the whole run)."""
     warmup = max(1, int(cfg.warmup_fraction * total_steps))
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    decay_end = max(warmup + 1, int(cfg.decay_fraction * total_steps))
+    progress = min(1.0, (step - warmup) / max(1, decay_end - warmup))
     return cfg.lr * (cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ----------------------------------------------------------------------------- stopping rule
+
+#: A run whose best validation error fell by less than this over the last quarter of its epochs
+#: converged (:func:`late_gain`); runs.csv's ``converged`` column.
+CONVERGED_GAIN = 0.02
+
+
+def late_gain(val: Any, window: int | None = None) -> float:
+    """Relative drop of the best validation error over the last ``window`` epochs (default: the
+    last quarter, at least one): (best before the window - best overall) / best before. Near 0:
+    the curve is flat at its end; NaN with fewer than two epochs."""
+    v = np.asarray(val, dtype=float)
+    if len(v) < 2:
+        return float("nan")
+    window = max(1, int(round(0.25 * len(v)))) if window is None else window
+    cut = max(1, len(v) - window)
+    before = float(np.min(v[:cut]))
+    return (before - float(np.min(v))) / before if before > 0 else float("nan")
+
+
+def first_stop_epoch(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The earliest epoch count after which the stopping rule may end a run: the offset curriculum
+    has reached the paper's loss (w = 1) and at least ``stop_patience`` epochs have passed."""
+    total = steps_per_epoch * cfg.epochs
+    curriculum_end = 0 if cfg.offset_weight == 1.0 else int(cfg.offset_anneal_fraction * total)
+    return max(cfg.stop_patience + 1, math.ceil((curriculum_end + 1) / steps_per_epoch))
+
+
+def should_stop(val: Any, cfg: TrainConfig, steps_per_epoch: int) -> bool:
+    """The stopping rule, after ``len(val)`` epochs of validation errors ``val``: stop when the best
+    error has improved by less than ``stop_min_gain`` (relative) over the last max(``stop_patience``,
+    a quarter of the epochs so far) epochs, once :func:`first_stop_epoch` has passed. The window of
+    at least a quarter makes a stopped run converged in :func:`late_gain`'s sense. ``epochs`` stays
+    the maximum budget, and the learning-rate schedule and curriculum run over it (stopping early
+    cuts the cosine's tail, where the rule has found the curve flat)."""
+    n = len(val)
+    if cfg.stop_min_gain is None or n < first_stop_epoch(cfg, steps_per_epoch) or n >= cfg.epochs:
+        return False
+    window = max(cfg.stop_patience, math.ceil(n / 4))
+    return late_gain(val, window) < cfg.stop_min_gain
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -524,6 +576,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
 
     epoch_s = 0.0  # duration of the last epoch of this call (training and validation), s
     for epoch in range(start_epoch, cfg.epochs):
+        if should_stop([h["val_localisation"] for h in history], cfg, steps_per_epoch):
+            break  # a resumed run the stopping rule had already ended
         if stop_at is not None and time.time() + epoch_s > stop_at:
             raise Paused(f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume")
         epoch_t0 = time.perf_counter()
@@ -537,6 +591,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
         row = {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
                **{f"val_{k}": v for k, v in val.items()},
                **{f"val_seen_{k}": seen_val[k] for k in ("localisation", "mse_points", "mse_offsets") if k in seen_val},
+               "step": (epoch + 1) * steps_per_epoch,
+               "val_mse_points_m2": val["mse_points"] * data.norm.xy_scale ** 2,
                "offset_weight": offset_weight_at((epoch + 1) * steps_per_epoch - 1, steps_per_epoch * cfg.epochs, cfg),
                "lr": opt.param_groups[0]["lr"],
                "trajectories_per_s": throughput,
@@ -554,6 +610,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
         if progress and rank == 0:
             print(f"epoch {epoch + 1}: train {row['train_localisation']:.4f}  val {val['localisation']:.4f} "
                   f"(localisation, normalised)  ({throughput:.0f} trajectories/s)")
+        if should_stop([h["val_localisation"] for h in history], cfg, steps_per_epoch):
+            if progress and rank == 0:
+                print(f"stopping rule: best validation error improved by < {100 * cfg.stop_min_gain:g} % over the "
+                      f"last {max(cfg.stop_patience, math.ceil(len(history) / 4))} epochs; stopped at epoch {epoch + 1}")
+            break
 
     if world > 1:
         dist.barrier()

@@ -273,3 +273,57 @@ def test_report_points_to_the_gpu_result_set_or_to_the_command_that_makes_it(smo
     n = len(pd.read_csv(root / "results" / "runs.csv"))
     assert f"{n} runs on cpu" in found and "batch 64, AdamW lr 0.003" in found
     assert "| **SCADF-MoE** |" in found and "median" in found  # Table II and the flatness of the curves
+
+
+@pytest.fixture(scope="module")
+def converged_results(tmp_path_factory, synthetic_nc):
+    """The converged preset on synthetic data: two methods, three seeds, a short maximum budget."""
+    from dataclasses import replace
+    root = tmp_path_factory.mktemp("conv")
+    (root / "data").mkdir()
+    shutil.copy(synthetic_nc, root / "data" / "munich.nc")
+    small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
+    runs = plan("converged", data_dir=str(root / "data"), scenes=("munich",), methods=("concat", "scadf"))
+    runs = [replace(r, cfg=replace(r.cfg, epochs=12, max_steps_per_epoch=2, model_overrides=small)) for r in runs]
+    execute(runs, root / "work", root / "results" / "converged", progress=False)
+    return root, runs
+
+
+def test_converged_preset_trains_to_its_rule_and_scores_the_anchors(converged_results):
+    root, runs = converged_results
+    assert {r.study for r in runs} == {"main", "anchors"}
+    assert {(r.cfg.regime, r.tags["scene"]) for r in runs if r.study == "main"} == {("mix", "munich")}
+    assert {r.cfg.regime for r in runs if r.study == "anchors"} == {"mix", "ood"}
+    assert all(r.cfg.stop_min_gain == 0.02 for r in runs)
+    res = root / "results" / "converged"
+    table = pd.read_csv(res / "runs.csv")
+    trained = table[table.study == "main"]
+    assert len(trained) == 2 * 3 and {"converged", "epochs_trained", "stopped_early", "val_late_gain"} <= set(table)
+    assert (trained.epochs_trained <= 12).all()
+    # a run the rule stopped is flat by the reported criterion
+    assert trained[trained.stopped_early.astype(bool)].converged.astype(bool).all()
+    curves = pd.read_csv(res / "curves.csv")
+    assert set(curves.name) == set(trained.name) and (curves.val_mse_points_m2 > 0).all()
+    assert (curves.groupby("name").size().values == trained.set_index("name").loc[
+        sorted(curves.name.unique())].epochs_trained.values).all()
+    metrics = pd.read_csv(res / "all_metrics.csv", dtype={"band": str})
+    anchors = metrics[metrics.study == "anchors"]
+    assert set(anchors.model) == {"geometric", "wknn", "wknn_cfr"} and set(anchors.regime) == {"mix", "ood"}
+    geo = anchors[(anchors.model == "geometric") & (anchors.group == "held-out-LOS") & (anchors.band == "all")]
+    assert (geo.mse_m2 < 1e-6).all()
+
+
+def test_the_report_leads_with_the_converged_set_and_both_metric_conventions(converged_results, smoke_results, tmp_path):
+    from scadf_lib.report import write_report
+    root, _ = converged_results
+    text = write_report(root / "results" / "converged", "converged").read_text()
+    assert "Converged set" in text and "runs flat" in text
+    assert "WKNN (numeric)" in text and "geometric (closed form)" in text and "centroid floor" in text
+    assert "AMDNLoc" in text and "per coordinate" in text
+    assert (root / "results" / "converged" / "learning_curves.png").exists()
+    # the cpu report puts the converged set first, then the equal-small-budget tables
+    sroot, _, _ = smoke_results
+    shutil.copytree(sroot / "results", tmp_path / "results")
+    shutil.copytree(root / "results" / "converged", tmp_path / "results" / "converged")
+    full = write_report(tmp_path / "results", "cpu").read_text()
+    assert full.index("Converged set") < full.index("Equal small budget") < full.index("Table II on our data")

@@ -1,0 +1,231 @@
+"""Classical anchors, scored by the same code as the models: how good is a learned number?
+
+Every anchor places each point of each test trajectory from that point's own fingerprint (no spatial
+context), on the split a model of the same scene, regime and seed is trained and tested on
+(:func:`scadf_lib.training.prepare_data`); its :class:`~scadf_lib.evaluation.Predictions` go through
+:func:`~scadf_lib.evaluation.metrics_table`, so every group, band and column of ``all_metrics.csv``
+means the same for an anchor as for a model. The centroid "head" of an anchor is the mean of its points.
+
+``geometric``   closed form from the dominant path: with the BS at (x_b, y_b, z_b) (the dataset's
+                ``bs_position_m``), the UE height z (the dataset's ``z``), the path length d (m) and the
+                global azimuth of departure phi (rad),
+
+                    r = sqrt(max(d^2 - (z_b - z)^2, 0)),   p = (x_b + r cos phi, y_b + r sin phi).
+
+                Exact on LOS points (the dominant path is the direct one), a known-bad guess on NLOS
+                points (it places the UE at the end of an unfolded reflected path). No training. It
+                reads the true UE height, which the models do not see (a 1.5 m-above-ground receiver).
+``wknn``        weighted k-nearest-neighbour fingerprinting (scikit-learn ``KNeighborsRegressor``,
+                weights = 1 / feature distance) on the six numeric features (sin/cos AoD, sin/cos AoA,
+                distance m, path gain dB), per band; the reference set is the run's training points.
+                k and the feature scaling are chosen on the split's validation points (never the test).
+``wknn_cfr``    the same with the CFR appended: the first principal components of the CFR magnitude
+                (rms-normalised, 64 subcarriers), whitened and weighted by a factor also chosen on the
+                validation points (0 = the CFR is not used).
+
+A test band that is no training band (OOD: 6 GHz) is looked up in the pooled training bands' references.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scadf_lib.evaluation import Predictions, metrics_table
+from scadf_lib.fileio import atomic_path, write_json_atomic
+
+ANCHORS = ("geometric", "wknn", "wknn_cfr")
+
+#: Search grid of the WKNN anchors (chosen on validation points).
+WKNN_K = (1, 2, 3, 5, 8, 13, 21)
+#: Feature scalings: z-score every feature; z-score, angles x 3 (direction matters more than gain);
+#: z-score without the path gain (band-dependent: the OOD band's gain differs).
+WKNN_SCALINGS = ("standard", "angles_x3", "no_gain")
+WKNN_CFR_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+CFR_COMPONENTS = 16
+
+
+def geometric_positions(distance_m: np.ndarray, aod_rad: np.ndarray, ue_z_m: np.ndarray,
+                        bs_position_m: np.ndarray) -> np.ndarray:
+    """Closed-form (x, y) in metres of UEs from the dominant path's length ``distance_m`` and global
+    azimuth of departure ``aod_rad`` (same shape), the UE heights ``ue_z_m`` and the BS position
+    (x, y, z) m (module docstring). Shape (..., 2)."""
+    bs = np.asarray(bs_position_m, dtype=np.float64)
+    if bs.shape != (3,):
+        raise ValueError(f"bs_position_m must be (x, y, z) in metres, got shape {bs.shape}")
+    r = np.sqrt(np.clip(np.asarray(distance_m, np.float64) ** 2 - (bs[2] - np.asarray(ue_z_m, np.float64)) ** 2,
+                        0.0, None))
+    return np.stack([bs[0] + r * np.cos(aod_rad), bs[1] + r * np.sin(aod_rad)], axis=-1)
+
+
+def scale_numeric(numeric: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str) -> np.ndarray:
+    """Numeric features (..., 6) in the order of :attr:`Features.NUMERIC_NAMES`, z-scored with the
+    training statistics, then re-weighted by ``scaling`` (one of :data:`WKNN_SCALINGS`)."""
+    z = (numeric - mean) / std
+    if scaling == "standard":
+        return z
+    if scaling == "angles_x3":
+        return z * np.array([3, 3, 3, 3, 1, 1], dtype=z.dtype)
+    if scaling == "no_gain":
+        return z[..., :5]
+    raise ValueError(f"unknown scaling {scaling!r}; choose one of {WKNN_SCALINGS}")
+
+
+@dataclass(frozen=True)
+class PointSet:
+    """Fingerprints of some points in some bands, flattened: ``x`` (n, f) features, ``xy`` (n, 2) m."""
+
+    x: np.ndarray
+    xy: np.ndarray
+
+
+class WKNN:
+    """Per-band weighted k-NN regressor (m): ``fit`` on the training points' fingerprints of each
+    training band, ``predict`` a band's points from that band's references (pooled training bands
+    for a band not trained on)."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.models: dict[Any, Any] = {}
+
+    def fit(self, per_band: dict[float, PointSet]) -> "WKNN":
+        from sklearn.neighbors import KNeighborsRegressor
+        pooled = PointSet(np.concatenate([s.x for s in per_band.values()]),
+                          np.concatenate([s.xy for s in per_band.values()]))
+        for key, s in [*per_band.items(), ("pooled", pooled)]:
+            self.models[key] = KNeighborsRegressor(n_neighbors=min(self.k, len(s.x)), weights="distance").fit(s.x, s.xy)
+        return self
+
+    def predict(self, band: float, x: np.ndarray) -> np.ndarray:
+        model = self.models.get(band, self.models["pooled"])
+        return model.predict(x)
+
+
+def _cfr_components(cfr_abs: np.ndarray, fit_rows: np.ndarray, n: int = CFR_COMPONENTS) -> np.ndarray:
+    """Whitened first ``n`` principal components of CFR magnitudes (rows, K), fitted on ``fit_rows``."""
+    ref = cfr_abs[fit_rows]
+    mean = ref.mean(0)
+    _, s, vt = np.linalg.svd(ref - mean, full_matrices=False)
+    n = min(n, len(s))
+    scale = s[:n] / np.sqrt(max(len(ref) - 1, 1)) + 1e-9
+    return ((cfr_abs - mean) @ vt[:n].T) / scale / np.sqrt(n)
+
+
+def anchor_features(data: Any, scaling: str, cfr_weight: float) -> np.ndarray:
+    """(B, N, f) features of every band and UE of a run's data (:class:`PreparedData`): scaled numeric
+    features (training statistics of :attr:`PreparedData.norm`), plus ``cfr_weight`` x the CFR's
+    whitened principal components when ``cfr_weight`` > 0."""
+    feats, norm = data.feats, data.norm
+    num = scale_numeric(feats.numeric.astype(np.float64), norm.numeric_mean, norm.numeric_std, scaling)
+    if cfr_weight <= 0:
+        return num
+    b, n = feats.numeric.shape[:2]
+    antennas = feats.cfr.shape[2] // 3
+    mag = feats.cfr[:, :, 2 * antennas:, :].reshape(b * n, -1).astype(np.float64)
+    tr_idx = [feats.bands.index(x) for x in data.train_bands]
+    rows = (np.asarray(tr_idx)[:, None] * n + data.split.train_points[None, :]).ravel()
+    comps = _cfr_components(mag, rows).reshape(b, n, -1)
+    return np.concatenate([num, cfr_weight * comps], axis=-1)
+
+
+def _point_sets(x: np.ndarray, xy: np.ndarray, bands: tuple[float, ...], band_idx: list[int],
+                points: np.ndarray) -> dict[float, PointSet]:
+    return {bands[j]: PointSet(x[j, points], xy[points]) for j in band_idx}
+
+
+def _mse_on(model: WKNN, x: np.ndarray, xy: np.ndarray, bands: tuple[float, ...], band_idx: list[int],
+            points: np.ndarray) -> float:
+    errs = [((model.predict(bands[j], x[j, points]) - xy[points]) ** 2).sum(-1) for j in band_idx]
+    return float(np.concatenate(errs).mean())
+
+
+def select_wknn(data: Any, use_cfr: bool) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Grid search of k, scaling (and the CFR weight) on the validation points: fit on the training
+    points, score the validation points in the training bands (squared Euclidean error, m^2). Returns
+    the best setting and the whole grid. Raises where the split has no validation points."""
+    split, feats = data.split, data.feats
+    if len(split.val_points) == 0:
+        raise ValueError("the WKNN anchors choose k and the scaling on validation points, and this split has none: "
+                         "use holdout='points' with val_points_fraction > 0")
+    tr_idx = [feats.bands.index(b) for b in data.train_bands]
+    rows = []
+    for scaling, w in itertools.product(WKNN_SCALINGS, WKNN_CFR_WEIGHTS if use_cfr else (0.0,)):
+        x = anchor_features(data, scaling, w)
+        refs = _point_sets(x, feats.xy, feats.bands, tr_idx, split.train_points)
+        for k in WKNN_K:
+            model = WKNN(k).fit(refs)
+            rows.append({"scaling": scaling, "cfr_weight": w, "k": k,
+                         "val_mse_m2": _mse_on(model, x, feats.xy, feats.bands, tr_idx, split.val_points)})
+    grid = pd.DataFrame(rows)
+    best = grid.loc[grid.val_mse_m2.idxmin()].to_dict()
+    return {"scaling": best["scaling"], "cfr_weight": float(best["cfr_weight"]), "k": int(best["k"]),
+            "val_mse_m2": float(best["val_mse_m2"])}, grid
+
+
+def point_predictions(data: Any, xy_of_band_ue: np.ndarray) -> Predictions:
+    """:class:`Predictions` of the run's test set from per-(band, UE) positions ``xy_of_band_ue``
+    (B, N, 2) m: sample i is test trajectory i // b in test band i % b, as in :class:`TrajectoryDataset`;
+    the centroid prediction is the mean of the trajectory's points."""
+    feats, split = data.feats, data.split
+    te_idx = [feats.bands.index(b) for b in data.test_bands]
+    traj = split.test_traj
+    ue = np.repeat(traj, len(te_idx), axis=0)  # (M * b, L)
+    band_idx = np.tile(np.asarray(te_idx), len(traj))
+    points = xy_of_band_ue[band_idx[:, None], ue]
+    truth = feats.xy[ue]
+    return Predictions(points, truth, points.mean(axis=1), truth.mean(axis=1), ue, np.asarray(feats.bands)[band_idx],
+                       feats.los[band_idx[:, None], ue], split.unseen[ue])
+
+
+def predict_anchor(method: str, data: Any, bs_position_m: np.ndarray, ue_z_m: np.ndarray,
+                   aod_rad: np.ndarray, distance_m: np.ndarray) -> tuple[Predictions, dict[str, Any]]:
+    """Test-set predictions of one anchor (:data:`ANCHORS`) and its chosen settings. ``aod_rad`` and
+    ``distance_m`` (B, N) are the dataset's raw dominant-path scalars, ``ue_z_m`` (N,) the UE heights."""
+    feats = data.feats
+    if method == "geometric":
+        xy = geometric_positions(distance_m, aod_rad, ue_z_m[None, :], bs_position_m)
+        return point_predictions(data, xy), {}
+    if method not in ("wknn", "wknn_cfr"):
+        raise ValueError(f"unknown anchor {method!r}; choose one of {ANCHORS}")
+    best, grid = select_wknn(data, use_cfr=method == "wknn_cfr")
+    x = anchor_features(data, best["scaling"], best["cfr_weight"])
+    tr_idx = [feats.bands.index(b) for b in data.train_bands]
+    model = WKNN(best["k"]).fit(_point_sets(x, feats.xy, feats.bands, tr_idx, data.split.train_points))
+    xy = np.zeros((len(feats.bands), len(feats.xy), 2))
+    for j, band in enumerate(feats.bands):
+        if band in data.test_bands:
+            xy[j] = model.predict(band, x[j])
+    return point_predictions(data, xy), {**best, "grid_size": len(grid)}
+
+
+def run_anchor(method: str, cfg: Any, out_dir: Path) -> pd.DataFrame:
+    """Score anchor ``method`` on the split of ``cfg`` (a :class:`TrainConfig`; its model is ignored)
+    into ``out_dir``: ``metrics.csv`` (as a trained run's), ``anchor.json`` (chosen settings, seconds)
+    and ``config.json`` (split facts). Returns the metrics."""
+    import time
+
+    from scadf_lib.schema import load_fingerprints
+    from scadf_lib.training import prepare_data
+    t0 = time.perf_counter()
+    ds = load_fingerprints(cfg.data_path)
+    data = prepare_data(cfg)
+    pred, settings = predict_anchor(method, data, np.asarray(ds.attrs["bs_position_m"], np.float64),
+                                    ds["z"].values.astype(np.float64), ds["aod"].values.astype(np.float64),
+                                    ds["distance"].values.astype(np.float64))
+    metrics = metrics_table(pred).assign(model=method, regime=cfg.regime, train_band=cfg.band, seed=cfg.seed,
+                                         scene=Path(cfg.data_path).stem, trajectory_length=cfg.trajectory_length)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "metrics.csv") as tmp:
+        metrics.to_csv(tmp, index=False)
+    write_json_atomic(out_dir / "config.json", {"train_config": json.loads(json.dumps(cfg.to_dict())),
+                                                "split": data.split.report, "parameters": 0, "anchor": method,
+                                                "train_bands_ghz": data.train_bands, "test_bands_ghz": data.test_bands})
+    write_json_atomic(out_dir / "anchor.json", {"method": method, **settings, "wall_s": time.perf_counter() - t0,
+                                                "train_samples": len(data.train), "test_samples": len(data.test)})
+    return metrics
