@@ -25,17 +25,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 
-from scadf_lib.trajectories import Normalizer
+from scadf_lib.trajectories import Features, Normalizer, SpatialSplit, TrajectoryDataset
 
-if TYPE_CHECKING:
-    from scadf_lib.trajectories import TrajectoryDataset
-    from scadf_lib.training import PreparedData
+
+class RunData(Protocol):
+    """What the study's measurements read of a run's data: its test set, features, normalisation and
+    split (:class:`scadf_lib.training.PreparedData` is one; this module does not import the engine)."""
+
+    test: TrajectoryDataset
+    feats: Features
+    norm: Normalizer
+    split: SpatialSplit
 
 MODALITIES = ("cfr", "angles", "distance", "gain")
 #: Columns of the numeric features (see :class:`scadf_lib.trajectories.Features`) of each scalar modality.
@@ -226,20 +232,20 @@ def subset(n: int, size: int, seed: int = 0) -> np.ndarray:
 DEGRADATION_GROUPS = ("held-out", "held-out-LOS", "held-out-NLOS", "overall")
 
 
-def _test_subset(data: "PreparedData", max_trajectories: int, seed: int) -> "TrajectoryDataset":
+def _test_subset(data: RunData, max_trajectories: int, seed: int) -> TrajectoryDataset:
     """The clean test set cut to a fixed subset of ``max_trajectories`` test trajectories."""
     return data.test.with_transform(None).subset(subset(len(data.test.trajectories), max_trajectories, seed))
 
 
-def _corrupted(test: "TrajectoryDataset", deg: Degradation, data: "PreparedData", flags: bool,
-               noise_seed: int) -> "TrajectoryDataset":
+def _corrupted(test: TrajectoryDataset, deg: Degradation, data: RunData, flags: bool,
+               noise_seed: int) -> TrajectoryDataset:
     """``test`` with ``deg`` applied to every batch; the noise drawn after seeding with ``noise_seed``."""
     torch.manual_seed(noise_seed)
     return test.with_transform(Corrupt(deg, data.norm, data.feats.cfr.shape[2] // 3, flags))
 
 
 @torch.no_grad()
-def degraded_metrics(model: torch.nn.Module, data: "PreparedData", flags: bool, device: torch.device | str = "cpu",
+def degraded_metrics(model: torch.nn.Module, data: RunData, flags: bool, device: torch.device | str = "cpu",
                      max_trajectories: int = 600, seed: int = 0) -> pd.DataFrame:
     """Held-out and overall MSE (m^2, all bands pooled) of ``model`` on a fixed subset of
     ``max_trajectories`` test trajectories under every corruption of :func:`degradation_grid`
@@ -256,7 +262,7 @@ def degraded_metrics(model: torch.nn.Module, data: "PreparedData", flags: bool, 
 
 
 @torch.no_grad()
-def routing_response(model: torch.nn.Module, data: "PreparedData", flags: bool, device: torch.device | str = "cpu",
+def routing_response(model: torch.nn.Module, data: RunData, flags: bool, device: torch.device | str = "cpu",
                      max_trajectories: int = 200, seed: int = 0) -> pd.DataFrame:
     """CFR share of each expert's input (:func:`scadf_lib.evaluation.modality_share`, mean over the
     samples and, in the task MoE, over the tasks) per layer, for the clean CFR, every CFR SNR of

@@ -49,39 +49,12 @@ import torch
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
-from scadf_lib.models import BASELINES
 from scadf_lib.trajectories import min_cluster_size_for
 from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, late_gain, scaled_lr,
                                 select_device, train)
 
-SCENES = ("munich", "etoile", "florence")
-STUDIES = ("main", "anchors", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
-METHODS = (*BASELINES, "scadf")
-
-#: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine in about an
-#: hour with ``--jobs 2``: an "epoch" there is at most ``max_steps_per_epoch`` batches of 64, so
-#: every model is under-trained (the budget study shows how far); 'paper' is for a GPU.
-PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"epochs": 3, "max_steps_per_epoch": 100, "train_per_point": 1.0, "test_per_point": 1.0,
-            "seeds": (0, 1, 2), "ablation_seeds": (0, 1), "block_seeds": (0,), "degradation_seeds": (0, 1, 2),
-            "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0, 100.0), "lengths": (3,), "radii": (3.0,),
-            "budget_epochs": (20,), "budget_seeds": (0,)},
-    "paper": {"epochs": 40, "train_per_point": 4.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
-              "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},
-    # Trained to the end of the curve (issue 21): each run stops when its best validation error has
-    # gained < 2 % over the last max(5 epochs, a quarter of its epochs), or at the maximum budget;
-    # runs.csv says whether its curve was flat (``converged``). An epoch is 1 trajectory per point.
-    # The cosine reaches its floor at 75 % of the budget and holds it: the last quarter tests whether
-    # more training at a small learning rate still helps (with the cosine over the whole budget the
-    # curve falls to the end by construction: bench/results/long_run_*_e40_tpp1.*).
-    # The main runs default to munich Mix (``--main-scenes``/``--regimes`` add more); the anchors
-    # (seconds each) run on every scene and regime. Sizing: bench/README.md ("Converged runs").
-    "converged": {"epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
-                  "decay_fraction": 0.75, "stop_min_gain": 0.02, "stop_patience": 5, "main_scenes": ("munich",), "main_regimes": ("mix",),
-                  "studies": ("main", "anchors")},
-    "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
-              "max_steps_per_epoch": 3},
-}
+from scadf_lib.presets import METHODS, PRESETS, SCENES, STUDIES  # noqa: F401  (re-exported)
+from scadf_lib.tables import budget_metrics, budget_table, mean_ci, summarize  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -191,29 +164,6 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
     return runs
 
 
-def budget_metrics(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
-    """Metrics of the ``budget`` runs plus the ``main`` Mix runs of the same seeds (trained for
-    ``preset_epochs``), with an integer ``epochs`` column; empty without budget runs."""
-    budget = metrics[(metrics.study == "budget") & (metrics.scene == scene)]
-    if budget.empty:
-        return budget.assign(epochs=pd.Series(dtype=int))
-    base = metrics[(metrics.study == "main") & (metrics.regime == "mix") & (metrics.scene == scene)
-                   & metrics.seed.isin(budget.seed.unique())].assign(value=preset_epochs)
-    both = pd.concat([base, budget]).rename(columns={"value": "epochs"})
-    both["epochs"] = both.epochs.astype(int)
-    return both
-
-
-def budget_table(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
-    """MSE (m^2, mean and 95 % CI over seeds) per method and number of training epochs, Mix regime
-    (:func:`budget_metrics`)."""
-    both = budget_metrics(metrics, preset_epochs, scene)
-    if both.empty:
-        return pd.DataFrame(columns=["model", "epochs", "group", "mse_m2", "ci95", "seeds"])
-    return pd.concat([summarize(both, ["model", "epochs"], g).assign(group=g) for g in ("held-out", "overall")],
-                     ignore_index=True)
-
-
 def _finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.csv").exists() and (run_dir / "run.json").exists()
 
@@ -247,8 +197,73 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
         res = train(run.cfg, run_dir, progress=False, stop_at=stop_at)
     except Paused:
         return f"{run.name} (paused: time limit)"
+    return record_run(run, res, work, results, time.perf_counter() - t0)
+
+
+def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, stop_at: float | None = None,
+              threads: int | None = None) -> str:
+    """Train the unfinished runs of ``stack`` (one architecture: :func:`scadf_lib.engine.stack_key`)
+    as one stacked model (:func:`scadf_lib.engine.train_stack`), each into its own folder with its
+    own ``run.json``, as :func:`run_one` would; ``stack_size`` and ``stacked_with`` say it was stacked."""
+    from scadf_lib.engine import train_stack
+    if threads:
+        torch.set_num_threads(threads)
+    todo = [r for r in stack if fresh or not _finished(work / r.name)]
+    if not todo:
+        return f"stack of {len(stack)} (finished)"
+    for r in todo:
+        if fresh and (work / r.name).exists():
+            for f in (work / r.name).glob("*"):
+                f.unlink()
+    if stop_at is not None and time.time() > stop_at:
+        return f"stack of {len(todo)} (not started: time limit)"
+    t0 = time.perf_counter()
+    try:
+        results_ = train_stack([r.cfg for r in todo], [work / r.name for r in todo], stop_at=stop_at)
+    except Paused:
+        return f"stack of {len(todo)} (paused: time limit)"
+    wall = time.perf_counter() - t0
+    for r, res in zip(todo, results_):
+        record_run(r, res, work, results, wall, {"stack_size": len(todo), "stacked_with": ";".join(x.name for x in todo)})
+    return f"stack of {len(todo)}: {todo[0].name} ..."
+
+
+def make_jobs(runs: list[Run], stack: int) -> list[Run | list[Run]]:
+    """Units of work for the pool: with ``stack`` > 1, runs of one architecture (and no augmentation)
+    in stacks of at most ``stack`` runs, in plan order; the others (anchors, augmented runs) alone."""
+    from scadf_lib.engine import stack_key, stackable
+    if stack <= 1:
+        return list(runs)
+    jobs: list[Run | list[Run]] = []
+    open_stacks: dict[tuple, list[Run]] = {}
+    for r in runs:
+        if r.study == "anchors" or not stackable(r.cfg):
+            jobs.append(r)
+            continue
+        key = stack_key(r.cfg)
+        if key not in open_stacks:
+            open_stacks[key] = []
+            jobs.append(open_stacks[key])
+        open_stacks[key].append(r)
+        if len(open_stacks[key]) == stack:
+            del open_stacks[key]
+    return jobs
+
+
+def run_job(job: Run | list[Run], work: Path, results: Path, fresh: bool = False, stop_at: float | None = None,
+            threads: int | None = None) -> str:
+    """One unit of :func:`make_jobs`: a stack, or a single run."""
+    if isinstance(job, list):
+        return run_stack(job, work, results, fresh, stop_at, threads)
+    return run_one(job, work, results, fresh, stop_at, threads)
+
+
+def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, extra: dict[str, Any] | None = None) -> str:
+    """Write a trained run's ``run.json`` (settings, throughput, convergence) and, where the run is one
+    of them, its per-point errors and the inspector's weights."""
+    run_dir = work / run.name
     info = {"name": run.name, "study": run.study, **run.tags, "model": run.cfg.model, "regime": run.cfg.regime,
-            "seed": run.cfg.seed, "wall_s": time.perf_counter() - t0, "trajectories_per_s": res.throughput,
+            "seed": run.cfg.seed, "wall_s": wall_s, "trajectories_per_s": res.throughput, **(extra or {}),
             "train_wall_s": float(res.history.elapsed_s.iloc[-1]),
             "parameters": json.loads((run_dir / "config.json").read_text())["parameters"],
             "train_samples": len(res.data.train), "test_samples": len(res.data.test),
@@ -326,26 +341,35 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     return run.name
 
 
-def _in_pool(fn: Any, items: list[Run], args: tuple, jobs: int, bar: Any) -> None:
-    """Call ``fn(item, *args)`` for every item, in ``jobs`` spawned processes when jobs > 1."""
+def _size(item: Any) -> int:
+    return len(item) if isinstance(item, list) else 1
+
+
+def _in_pool(fn: Any, items: list[Any], args: tuple, jobs: int, bar: Any) -> None:
+    """Call ``fn(item, *args)`` for every item, in ``jobs`` spawned processes when jobs > 1; the bar
+    advances by the runs an item holds (a stack: several)."""
     if jobs <= 1:
         for item in items:
-            fn(item, *args)
-            bar.update()
+            bar.set_postfix_str(fn(item, *args))
+            bar.update(_size(item))
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     threads = max(1, torch.get_num_threads() // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(fn, item, *args, threads) for item in items]
+        futures = {pool.submit(fn, item, *args, threads): item for item in items}
         for future in as_completed(futures):
             bar.set_postfix_str(future.result())
-            bar.update()
+            bar.update(_size(futures[future]))
 
 
 def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True,
-            jobs: int = 1, time_limit_s: float | None = None) -> pd.DataFrame:
+            jobs: int = 1, time_limit_s: float | None = None, stack: int = 1) -> pd.DataFrame:
     """Train every run not yet finished (all of them with ``fresh``), then collect the tables.
+
+    ``stack`` > 1 trains runs of one architecture together as one stacked model, up to ``stack``
+    runs per stack (:func:`make_jobs`, :mod:`scadf_lib.engine`); each run's results are those it
+    gets alone, to float tolerance.
 
     ``jobs`` > 1 trains that many runs at once in separate processes (each with its share of the CPU
     threads; on a GPU they share the device, which one small run leaves mostly idle). Each run
@@ -360,12 +384,7 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     todo = [r for r in runs if fresh or not _finished(work / r.name)]
     done_before = len(runs) - len(todo)
     bar = tqdm(total=len(runs), initial=done_before, desc="experiments", unit="run", disable=not progress)
-    if jobs <= 1:
-        for run in todo:
-            bar.set_postfix_str(run_one(run, work, results, fresh, stop_at))
-            bar.update()
-    else:
-        _in_pool(run_one, todo, (work, results, fresh, stop_at), jobs, bar)
+    _in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at), jobs, bar)
     bar.close()
     scored = [r for r in degradation_targets(runs) if not (work / r.name / "degradation.csv").exists()]
     if scored and (stop_at is None or time.time() < stop_at):
@@ -379,7 +398,7 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     log_sweep(results, {"started_utc": started.isoformat(timespec="seconds"), "wall_s": time.perf_counter() - t0,
                         "jobs": jobs, "device": device_name(runs[0].cfg.device) if runs else "",
                         "torch": torch.__version__, "batch_size": runs[0].cfg.batch_size if runs else None,
-                        "compile": str(runs[0].cfg.compile) if runs else "", "runs": len(runs),
+                        "compile": str(runs[0].cfg.compile) if runs else "", "runs": len(runs), "stack": stack,
                         "finished_before": done_before, "finished_after": len(runs) - len(unfinished)})
     if len(unfinished) == len(runs):
         return pd.DataFrame()
@@ -478,28 +497,6 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     return metrics
 
 
-def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the Student-t confidence interval (NaN half-width for one value)."""
-    from scipy import stats
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else np.nan), np.nan
-    half = stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(half)
-
-
-def summarize(metrics: pd.DataFrame, by: list[str], group: str, band: str = "all") -> pd.DataFrame:
-    """Mean MSE (m^2) and 95 % CI over seeds for one metric group, per ``by`` keys."""
-    sel = metrics[(metrics.group == group) & (metrics.band == band)]
-    rows = []
-    for key, g in sel.groupby(by):
-        mean, half = mean_ci(g.mse_m2.values)
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mse_m2": mean, "ci95": half,
-                     "seeds": int(g.seed.nunique())})
-    return pd.DataFrame(rows, columns=[*by, "mse_m2", "ci95", "seeds"])
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
     ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
@@ -523,13 +520,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="methods of the comparisons (default all five)")
     ap.add_argument("--compile", default=None, nargs="?", const="default", choices=COMPILE_MODES,
                     help="torch.compile the step: 'default' (bare flag) or 'reduce-overhead' (CUDA graphs)")
+    ap.add_argument("--stack", type=int, default=1,
+                    help="train up to this many runs of one architecture as one stacked model (scadf_lib.engine)")
     ap.add_argument("--time-limit-min", type=float, default=None,
                     help="stop starting runs and epochs that would end later than this; rerun to resume")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.batch_size < 1 or a.jobs < 1:
-        ap.error("--batch-size and --jobs must be positive")
+    if a.batch_size < 1 or a.jobs < 1 or a.stack < 1:
+        ap.error("--batch-size, --jobs and --stack must be positive")
     if a.epochs is not None and a.epochs < 1:
         ap.error("--epochs must be positive")
     work = Path(a.work or ("runs/experiments" if a.preset == "cpu" else f"runs/{a.preset}"))
@@ -540,12 +539,12 @@ def main(argv: list[str] | None = None) -> int:
                 regimes=tuple(a.regimes) if a.regimes else None)
     print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
           f"device {device_name()}")
-    metrics = execute(runs, work, results, fresh=a.fresh, jobs=a.jobs,
+    metrics = execute(runs, work, results, fresh=a.fresh, jobs=a.jobs, stack=a.stack,
                       time_limit_s=None if a.time_limit_min is None else 60 * a.time_limit_min)
     if metrics.empty:
         print("no run has finished yet: no tables or report written")
         return 0
-    from scadf_lib.report import write_report  # report imports this module
+    from scadf_lib.report import write_report  # the report reads the tables; it does not import this module
     print("report:", write_report(results, a.preset))
     return 0
 

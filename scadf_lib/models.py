@@ -175,7 +175,13 @@ class SelfAttention(nn.Module):
         b, m, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         q, k, v = (t.view(b, m, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        if torch._C._functorch.is_batchedtensor(q) and not (self.training and self.dropout):
+            # under vmap (stacked runs, scadf_lib.engine) SDPA's CPU kernel has no batching rule and
+            # would loop over the runs: the same softmax(q k^T / sqrt(d_head)) v written out
+            att = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+            y = att.softmax(-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, m, d))
 
 
@@ -338,9 +344,10 @@ class ModalityTaskMoE(nn.Module):
     to the slot inputs (not to the tokens), so it tells the shared experts which task a slot serves;
     the read-out is the mean over the slice (the paper does not name one); the router and experts
     read the LayerNorm-ed stream (``task_prenorm``; vmoe's MoE blocks are pre-norm; off: the raw
-    stream, the model before 2026-12). Implemented densely: every task routes over all m tokens with
-    the tokens outside M_t masked out of the dispatch softmax and given zero read-out weight, which is
-    the same function in one batched einsum.
+    stream, the model before 2026-12). The routing is implemented densely: every task routes over all
+    m tokens with the tokens outside M_t masked out of the dispatch softmax (one batched einsum); the
+    residual, LayerNorm and read-out then gather only the R = sum_t |M_t| rows inside the slices (the
+    others have zero read-out weight): the same function, a third of the rows for L = 5.
 
     Einstein letters: b batch, t task, m tokens, s slots, d width.
     """
@@ -366,6 +373,9 @@ class ModalityTaskMoE(nn.Module):
         task_of_row, token_of_row = task_tokens.nonzero(as_tuple=True)  # the rows that carry weight
         self.register_buffer("task_of_row", task_of_row, persistent=False)
         self.register_buffer("token_of_row", token_of_row, persistent=False)
+        # read-out weight of each slice row: 1 / |M_t| for its task (the mean over the slice)
+        readout = torch.nn.functional.one_hot(task_of_row, self.num_tasks).float() / task_tokens.sum(-1)[task_of_row, None]
+        self.register_buffer("readout_of_row", readout, persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = x + self.attn(self.ln(x))
@@ -373,9 +383,9 @@ class ModalityTaskMoE(nn.Module):
         dispatch, combine = self.router(h, self.task_tokens)  # (B, T, m, S); dispatch zero off the slice
         slots = torch.einsum("btms,bmd->btsd", dispatch, h) + self.task_embedding
         y = self.experts(slots.unflatten(2, (self.n, self.p))).flatten(2, 3)  # (B, T, S, d)
-        z = self.ln_out(x[:, None] + torch.einsum("btms,btsd->btmd", combine, y))  # (B, T, m, d)
-        readout = self.task_tokens.to(z.dtype) / self.task_tokens.sum(-1, keepdim=True)  # (T, m), rows sum to 1
-        return torch.einsum("btmd,tm->btd", z, readout), {"dispatch": dispatch, "combine": combine}
+        mixed = torch.einsum("btms,btsd->btmd", combine, y)[:, self.task_of_row, self.token_of_row]  # (B, R, d)
+        z = self.ln_out(x[:, self.token_of_row] + mixed)  # Z_t's rows, only those inside the slices
+        return torch.einsum("brd,rt->btd", z, self.readout_of_row.to(z.dtype)), {"dispatch": dispatch, "combine": combine}
 
     def mmd(self, combine: torch.Tensor) -> torch.Tensor:
         """:func:`router_mmd` of this layer's combine weights over its task slices."""

@@ -246,3 +246,22 @@ def test_first_numeric_layer_and_head_stay_fp32_under_bf16_autocast(name):
         out = model(num, cfr)
     assert seen["first"] == torch.float32
     assert out.points.dtype == torch.float32 and out.centroid.dtype == torch.float32
+
+
+def test_the_task_moe_read_out_over_slice_rows_equals_the_dense_one():
+    """Z_t is only read on its slice, so gathering those rows is the dense formula (the model
+    before the gather: residual and LayerNorm on all T x m rows, read-out weights zero off the slice)."""
+    torch.manual_seed(0)
+    moe = build_model(model_config("scadf", residual_init="default")).task_moe
+    x = torch.randn(3, moe.task_tokens.shape[1], 64, requires_grad=True)
+    tasks, routing = moe(x)
+    h = x + moe.attn(moe.ln(x))
+    y = moe.experts((torch.einsum("btms,bmd->btsd", routing["dispatch"], moe.ln_moe(h)) + moe.task_embedding)
+                    .unflatten(2, (moe.n, moe.p))).flatten(2, 3)
+    z = moe.ln_out(h[:, None] + torch.einsum("btms,btsd->btmd", routing["combine"], y))
+    readout = moe.task_tokens.float() / moe.task_tokens.sum(-1, keepdim=True)
+    dense = torch.einsum("btmd,tm->btd", z, readout)
+    torch.testing.assert_close(tasks, dense, rtol=1e-5, atol=1e-6)
+    g, = torch.autograd.grad(tasks.square().sum(), x, retain_graph=True)
+    g_dense, = torch.autograd.grad(dense.square().sum(), x)
+    torch.testing.assert_close(g, g_dense, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,40 @@
+"""Names and budgets of the experiment sweeps: scenes, studies, methods and presets (pure data).
+
+Read by the driver (:mod:`scadf_lib.experiments`) and the report (:mod:`scadf_lib.report`), so that
+the report reads result tables without importing the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scadf_lib.models import BASELINES
+
+SCENES = ("munich", "etoile", "florence")
+STUDIES = ("main", "anchors", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
+METHODS = (*BASELINES, "scadf")
+
+#: Presets: training budget per run. 'cpu' fits this project's 2-core CI-class machine in about an
+#: hour with ``--jobs 2``: an "epoch" there is at most ``max_steps_per_epoch`` batches of 64, so
+#: every model is under-trained (the budget study shows how far); 'paper' is for a GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {"epochs": 3, "max_steps_per_epoch": 100, "train_per_point": 1.0, "test_per_point": 1.0,
+            "seeds": (0, 1, 2), "ablation_seeds": (0, 1), "block_seeds": (0,), "degradation_seeds": (0, 1, 2),
+            "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0, 100.0), "lengths": (3,), "radii": (3.0,),
+            "budget_epochs": (20,), "budget_seeds": (0,)},
+    "paper": {"epochs": 40, "train_per_point": 4.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
+              "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},
+    # Trained to the end of the curve (issue 21): each run stops when its best validation error has
+    # gained < 2 % over the last max(5 epochs, a quarter of its epochs), or at the maximum budget;
+    # runs.csv says whether its curve was flat (``converged``). An epoch is 1 trajectory per point.
+    # The cosine reaches its floor at 75 % of the budget and holds it: the last quarter tests whether
+    # more training at a small learning rate still helps (with the cosine over the whole budget the
+    # curve falls to the end by construction: bench/results/long_run_*_e40_tpp1.*).
+    # The main runs default to munich Mix (``--main-scenes``/``--regimes`` add more); the anchors
+    # (seconds each) run on every scene and regime. Sizing: bench/README.md ("Converged runs").
+    "converged": {"epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
+                  "decay_fraction": 0.75, "stop_min_gain": 0.02, "stop_patience": 5, "main_scenes": ("munich",), "main_regimes": ("mix",),
+                  "studies": ("main", "anchors")},
+    "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
+              "max_steps_per_epoch": 3},
+}

@@ -1,0 +1,52 @@
+"""Summaries of the tidy result tables (``all_metrics.csv``): means with 95 % confidence intervals
+over seeds, the training-budget table. Used by the driver, the report and the notebooks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t confidence interval (NaN half-width for one value)."""
+    from scipy import stats
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else np.nan), np.nan
+    half = stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean()), float(half)
+
+
+def summarize(metrics: pd.DataFrame, by: list[str], group: str, band: str = "all") -> pd.DataFrame:
+    """Mean MSE (m^2) and 95 % CI over seeds for one metric group, per ``by`` keys."""
+    sel = metrics[(metrics.group == group) & (metrics.band == band)]
+    rows = []
+    for key, g in sel.groupby(by):
+        mean, half = mean_ci(g.mse_m2.values)
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mse_m2": mean, "ci95": half,
+                     "seeds": int(g.seed.nunique())})
+    return pd.DataFrame(rows, columns=[*by, "mse_m2", "ci95", "seeds"])
+
+
+def budget_metrics(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
+    """Metrics of the ``budget`` runs plus the ``main`` Mix runs of the same seeds (trained for
+    ``preset_epochs``), with an integer ``epochs`` column; empty without budget runs."""
+    budget = metrics[(metrics.study == "budget") & (metrics.scene == scene)]
+    if budget.empty:
+        return budget.assign(epochs=pd.Series(dtype=int))
+    base = metrics[(metrics.study == "main") & (metrics.regime == "mix") & (metrics.scene == scene)
+                   & metrics.seed.isin(budget.seed.unique())].assign(value=preset_epochs)
+    both = pd.concat([base, budget]).rename(columns={"value": "epochs"})
+    both["epochs"] = both.epochs.astype(int)
+    return both
+
+
+def budget_table(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
+    """MSE (m^2, mean and 95 % CI over seeds) per method and number of training epochs, Mix regime
+    (:func:`budget_metrics`)."""
+    both = budget_metrics(metrics, preset_epochs, scene)
+    if both.empty:
+        return pd.DataFrame(columns=["model", "epochs", "group", "mse_m2", "ci95", "seeds"])
+    return pd.concat([summarize(both, ["model", "epochs"], g).assign(group=g) for g in ("held-out", "overall")],
+                     ignore_index=True)

@@ -1,0 +1,64 @@
+"""The package's modules import each other without circles (every import counts: module level,
+inside functions and under TYPE_CHECKING)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import scadf_lib
+
+PACKAGE = Path(scadf_lib.__file__).parent
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module name -> the scadf_lib modules it imports anywhere in its source."""
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("scadf_lib."):
+                    deps.add(node.module.split(".")[1])
+                elif node.module == "scadf_lib":
+                    deps |= {a.name for a in node.names if a.name in modules}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("scadf_lib.")}
+        graph[name] = (deps & modules) - {name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as a list of modules (first = last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_import_circle_between_scadf_lib_modules():
+    graph = import_graph()
+    assert {"training", "experiments", "report", "degradation"} <= set(graph)
+    assert "report" in graph["experiments"] and "training" in graph["experiments"], "the graph sees lazy imports"
+    assert find_cycle(graph) is None, f"import circle: {' -> '.join(find_cycle(graph))}"
