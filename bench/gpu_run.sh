@@ -9,8 +9,13 @@
 # 3. bench/bench_sweep.py --jobs 1 2 4 8      N runs sharing the GPU
 # 4. bench/bench_batch_scaling.py             batch 64 (20 epochs) vs $BATCH (sqrt-rule lr, 40 epochs): learning
 #                                             curves side by side, wall time to batch 64's best validation error
-# 5. the `paper` preset's Table II (5 methods x 3 scenes x Mix/OOD x 5 seeds) at batch $BATCH for $EPOCHS
-#    epochs, $JOBS runs at once, into $RESULTS (REPORT.md, runs.csv with device, torch and wall time per run, sweeps.csv)
+# 5. bench/bench_stacked.py --compile          stacked step against lone steps, R = 1 .. 128 runs per stack
+# 6. the `paper` preset's Table II (5 methods x 3 scenes x Mix/OOD x 5 seeds) and its ablations, batch $BATCH
+#    per run for $EPOCHS epochs, as stacked models of up to $STACK runs of one method (scadf_lib.engine),
+#    $JOBS stacks at once, compiled ($COMPILE), into $RESULTS (REPORT.md, runs.csv, sweeps.csv). Sizing:
+#    bench/README.md "Stacked runs" (bench/size_paper_preset.py): 170 runs, 13.6 PFLOP, the longest run
+#    42,400 steps; about 4.6 min if a CUDA-graph stacked step takes <= 4 ms and the model reaches 5 % of
+#    the bf16 peak, 11 min launch-bound at 16 ms eager (estimates: no GPU has been lent yet).
 # then bench/summarize.py renders the figures into bench/README.md.
 #
 # Every step is skipped once done (markers in $WORK/steps/), training runs resume from their last epoch.
@@ -23,13 +28,14 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=${PYTHON:-.venv/bin/python}
-BATCH=${BATCH:-512}
-# Per epoch batch 512 (lr by the square-root rule) learns less than batch 64: on the CPU (bench/README.md,
-# "Batch size against accuracy") it reached batch 64's 10-epoch validation error in 20 epochs, and after
-# 40 epochs its held-out MSE was still 15 % above batch 64's after 20. So the paper preset's 40 epochs
-# at batch 64 become 120 at batch 512: 3/8 of the steps. The report's curve-flatness line checks it.
-EPOCHS=${EPOCHS:-120}
-JOBS=${JOBS:-8}
+# The paper's batch of 64 per run: the stacks, not a larger batch, fill the GPU (a larger batch learns less
+# per epoch: bench/README.md, "Batch size against accuracy").
+BATCH=${BATCH:-64}
+EPOCHS=${EPOCHS:-40}
+STACK=${STACK:-64}
+JOBS=${JOBS:-9}
+COMPILE=${COMPILE:-reduce-overhead}
+STUDIES=${STUDIES:-main ablation}
 PRESET=${PRESET:-paper}
 SCENES=${SCENES:-munich etoile florence}
 METHODS=${METHODS:-concat fullcon transfusion softmoe scadf}
@@ -77,8 +83,9 @@ if [ "$BENCH" = 1 ]; then
   step bench_training 6 "$PY" bench/bench_training.py --compile
   step bench_training_b1024 2 "$PY" bench/bench_training.py --batch-size 1024
   step bench_sweep 3 "$PY" bench/bench_sweep.py --jobs 1 2 4 8
-  step bench_batch_scaling 6 "$PY" bench/bench_batch_scaling.py --batches 64 "$BATCH" --epochs 20 --epochs-large 40 \
+  step bench_batch_scaling 6 "$PY" bench/bench_batch_scaling.py --batches 64 512 --epochs 20 --epochs-large 40 \
     --train-per-point 1
+  step bench_stacked 3 "$PY" bench/bench_stacked.py --stacks 1 8 32 128 --compile
   "$PY" bench/summarize.py
 fi
 
@@ -87,8 +94,11 @@ if [ "$LEFT" -ge 2 ]; then
   LIMIT=()
   [ -n "${TIME_LIMIT_MIN:-}" ] && LIMIT=(--time-limit-min "$((LEFT - 1))")
   # shellcheck disable=SC2086
-  "$PY" -m scadf_lib.experiments --preset "$PRESET" --studies main --scenes $SCENES --methods $METHODS \
-    --data-dir "$DATA_DIR" \
+  CMP=()
+  [ "$COMPILE" != none ] && CMP=(--compile "$COMPILE")
+  # shellcheck disable=SC2086
+  "$PY" -m scadf_lib.experiments --preset "$PRESET" --studies $STUDIES --scenes $SCENES --methods $METHODS \
+    --data-dir "$DATA_DIR" --stack "$STACK" "${CMP[@]}" \
     --jobs "$JOBS" --batch-size "$BATCH" --epochs "$EPOCHS" --work "$WORK" --results "$RESULTS" "${LIMIT[@]}"
 fi
 
@@ -106,7 +116,7 @@ sys.exit(0 if last.finished_after == last.runs else 1)
 EOF
 then
   benches_done=1
-  for s in bench_training bench_training_b1024 bench_sweep bench_batch_scaling; do
+  for s in bench_training bench_training_b1024 bench_sweep bench_batch_scaling bench_stacked; do
     [ -f "$WORK/steps/$s.done" ] || benches_done=0
   done
   if [ "$BENCH" != 1 ] || [ "$benches_done" = 1 ]; then echo "gpu_run: all done"; exit 0; fi

@@ -226,12 +226,13 @@ def stacked_grads(loss: Callable, params: dict[str, torch.Tensor], grads: dict[s
 
 def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = False,
                 stop_at: float | None = None, data: list[PreparedData | None] | None = None,
-                compile: bool = False) -> list[RunResult]:
+                compile: bool | str = False) -> list[RunResult]:
     """Train ``cfgs`` (one architecture: equal :func:`stack_key`) as one stacked model, each into its
     ``out_dirs`` entry, resuming each from its ``last.pt``; returns each run's :class:`RunResult` as
     :func:`scadf_lib.training.train` would. ``stop_at`` (Unix time, s): :class:`Paused` before an epoch
     that would end later (every run keeps its last finished epoch). ``compile``: ``torch.compile``
-    the stacked loss (its backward with it)."""
+    the stacked loss (its backward with it; a mode such as "reduce-overhead" replays it as CUDA
+    graphs on a GPU; False on a CPU, where the sweep's runs are eager)."""
     if not cfgs or len(cfgs) != len(out_dirs):
         raise ValueError("train_stack needs one out_dir per config, and at least one config")
     keys = {stack_key(c) for c in cfgs}
@@ -274,7 +275,7 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
     use_amp = cfgs[0].amp and device.type == "cuda"
     loss = _stacked_loss(base, mcfg.mmd_weight, use_amp)
     if compile:
-        loss = torch.compile(loss)
+        loss = torch.compile(loss, mode=None if compile in (True, "default") else compile)
     mmd_coef = torch.tensor([mcfg.mmd_weight / r.data.norm.xy_scale ** 2 for r in runs], device=device)
     clip = torch.tensor([r.cfg.grad_clip for r in runs], device=device)
     for r in runs:

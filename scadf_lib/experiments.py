@@ -219,7 +219,8 @@ def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, 
         return f"stack of {len(todo)} (not started: time limit)"
     t0 = time.perf_counter()
     try:
-        results_ = train_stack([r.cfg for r in todo], [work / r.name for r in todo], stop_at=stop_at)
+        results_ = train_stack([r.cfg for r in todo], [work / r.name for r in todo], stop_at=stop_at,
+                               compile=todo[0].cfg.compile)
     except Paused:
         return f"stack of {len(todo)} (paused: time limit)"
     wall = time.perf_counter() - t0

@@ -247,13 +247,15 @@ def test_the_gpu_command_runs_end_to_end_and_packs_a_resumable_state(tmp_path, s
     shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
     env = {**os.environ, "PYTHON": __import__("sys").executable, "ALLOW_CPU": "1", "BENCH": "0", "PRESET": "smoke",
            "SCENES": "munich", "METHODS": "concat scadf", "DATA_DIR": str(tmp_path / "data"), "WORK": str(tmp_path / "work"),
-           "RESULTS": str(tmp_path / "results"), "JOBS": "1", "EPOCHS": "1", "TIME_LIMIT_MIN": "30", "PACK": str(tmp_path / "out")}
+           "RESULTS": str(tmp_path / "results"), "JOBS": "1", "EPOCHS": "1", "TIME_LIMIT_MIN": "30", "PACK": str(tmp_path / "out"),
+           "STUDIES": "main", "COMPILE": "none", "STACK": "4"}
     done = subprocess.run(["bash", str(root / "bench" / "gpu_run.sh")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "gpu_run: all done" in done.stdout
     assert (tmp_path / "results" / "REPORT.md").exists()
     log = pd.read_csv(tmp_path / "results" / "sweeps.csv")
     assert log.finished_after.iloc[-1] == log.runs.iloc[-1] == 4  # 2 methods x Mix/OOD
+    assert (pd.read_csv(tmp_path / "results" / "runs.csv").stack_size == 2).all(), "each method's runs in one stack"
     with tarfile.open(tmp_path / "out" / "gpu_state.tgz") as tar:
         names = tar.getnames()
     assert any(n.endswith("metrics.csv") for n in names) and not any(n.endswith(".pt") for n in names)
