@@ -44,7 +44,7 @@ def table_ii(main: pd.DataFrame, regime: str, groups: tuple[str, ...] = (HEADLIN
     stats = {g: summarize(main[main.regime == regime], ["scene", "model"], g).set_index(["scene", "model"])
              for g in groups}
     flags = converged_flags(runs[runs.regime == regime]) if runs is not None else pd.Series(dtype=str)
-    for m in [m for m in (*METHODS, *ANCHOR_LABELS) if m in set(main.model)]:
+    for m in [*METHODS, *(a for a in ANCHOR_LABELS if a in set(main.model))]:  # every method, n/a where missing
         cells = []
         for s in SCENES:
             for g in groups:
@@ -367,8 +367,10 @@ def convergence_note(runs: pd.DataFrame) -> str:
     """How flat the validation curves were at the end (``val_late_gain`` of runs.csv: drop of the best
     validation error over the last quarter of the epochs); empty where runs.csv predates it."""
     main = runs[runs.study == "main"]
-    if "val_late_gain" not in main or main.val_late_gain.isna().all():
+    if "val_late_gain" not in main:
         return ""
+    if main.val_late_gain.isna().all():
+        return " Learning curves: too short to judge how flat they ended (fewer than two epochs per run)."
     gain = 100 * main.val_late_gain.dropna()
     return (f" Learning curves: over the last quarter of the epochs the best validation error still fell by "
             f"a median {gain.median():.1f} % (max {gain.max():.1f} %; {int((gain > 2).sum())} of {len(gain)} main "
@@ -395,9 +397,9 @@ def gpu_results_section(results: Path, subdir: str = "paper") -> str:
         return (head + "Not produced yet: no GPU was lent to the sessions that wrote this report. On a machine "
                 "with an NVIDIA GPU, `bash bench/gpu_run.sh` (after `make setup`; rerun until it prints \"all "
                 "done\") trains the `paper` preset's Table II (5 methods x 3 scenes x Mix/OOD x 5 seeds, 4 "
-                "training trajectories per point, batch 512 for 120 epochs: the paper's 40 at batch 64 in 3/8 of the "
-                "steps) into `results/paper/` with its own REPORT.md, and measures the GPU engine for "
-                "`bench/README.md`.\n")
+                "training trajectories per point, batch 64 per run for 40 epochs) and its ablations as stacked "
+                "models (`scadf_lib.engine`) into `results/paper/` with its own REPORT.md, and measures the GPU "
+                "engine for `bench/README.md` (sizing: about 5 min of an H200 by estimate, \"Stacked runs\").\n")
     metrics = pd.read_csv(sub / "all_metrics.csv", dtype={"band": str})
     runs = pd.read_csv(sub / "runs.csv")
     main = metrics[metrics.study == "main"]
