@@ -579,13 +579,23 @@ def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
             f"({len(mruns)} training runs: {cells}; seeds {sorted(int(s) for s in mruns.seed.unique())}; "
             f"{_distinct(mruns.device)}). Each run: batch 64, 1 training trajectory per training point per epoch, "
             f"at most {int(mruns.epochs.max())} epochs ({int(mruns.steps_trained.max()):,} steps at most trained), the "
-            f"learning-rate schedule and offset curriculum of the cpu preset over that budget; it stops when its best "
+            f"offset curriculum of the cpu preset over that budget, the cosine reaching its floor (5 % of the peak lr) at "
+            f"{100 * float(mruns.get('decay_fraction', pd.Series([1.0])).max()):.0f} % of the budget and held there; it "
+            f"stops when its best "
             f"validation error (held-out-style validation points) has fallen by less than "
             f"{100 * float(mruns.stop_min_gain.max()):g} % over the last max({int(mruns.stop_patience.max())} epochs, a "
             f"quarter of its epochs). **Flat** = the best validation error fell by less than 2 % over the last quarter "
             f"of the run's epochs (runs.csv `converged`): **{int(conv.sum())} of {len(mruns)} runs** (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
             f"{int(mruns.epochs_trained.max())}). A method marked † has a run that was not flat.\n")
+        per = mruns.groupby("model").agg(runs=("name", "size"), flat=("converged", lambda c: int((c.astype(str).str.lower() == "true").sum())),
+                                         late_gain_pct_mean=("val_late_gain", lambda g: 100 * g.mean()),
+                                         late_gain_pct_max=("val_late_gain", lambda g: 100 * g.max()),
+                                         best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),
+                                         wall_min_mean=("wall_s", lambda w: w.mean() / 60))
+        per = per.reindex([m for m in METHODS if m in per.index]).reset_index()
+        parts.append("How flat each method's curves ended (late gain: drop of the best validation error over the last "
+                     "quarter of the epochs; wall time with 2 runs at once on 2 cores):\n\n" + _df_md(per) + "\n")
     for scene in scenes:
         parts.append(f"### {scene}, Mix: MSE (m², mean ± 95 % CI over seeds)\n\n"
                      + _df_md(method_table(metrics, runs, scene)) + "\n")
