@@ -373,6 +373,13 @@ class ModalityTaskMoE(nn.Module):
         task_of_row, token_of_row = task_tokens.nonzero(as_tuple=True)  # the rows that carry weight
         self.register_buffer("task_of_row", task_of_row, persistent=False)
         self.register_buffer("token_of_row", token_of_row, persistent=False)
+        # the point tasks' slices all hold 2T tokens: (L, 2T) token indices, ascending, so that the rows
+        # [point tasks' slice tokens..., centroid's m tokens] are (task_of_row, token_of_row) in order
+        sizes = own_slice.sum(-1)
+        self.uniform = bool((sizes == sizes[0]).all()) and bool((task_tokens[-1]).all())
+        if self.uniform:
+            self.register_buffer("point_tokens", own_slice.nonzero(as_tuple=True)[1].view(len(sizes), -1),
+                                 persistent=False)
         # read-out weight of each slice row: 1 / |M_t| for its task (the mean over the slice)
         readout = torch.nn.functional.one_hot(task_of_row, self.num_tasks).float() / task_tokens.sum(-1)[task_of_row, None]
         self.register_buffer("readout_of_row", readout, persistent=False)
@@ -381,9 +388,19 @@ class ModalityTaskMoE(nn.Module):
         x = x + self.attn(self.ln(x))
         h = self.ln_moe(x)
         dispatch, combine = self.router(h, self.task_tokens)  # (B, T, m, S); dispatch zero off the slice
-        slots = torch.einsum("btms,bmd->btsd", dispatch, h) + self.task_embedding
+        if self.uniform:  # the same sums over each task's own slice only (a third of the rows for L = 5)
+            tk, last = self.point_tokens, self.num_tasks - 1
+            rows = torch.arange(last, device=x.device)[:, None]
+            slots = torch.cat([torch.einsum("btks,btkd->btsd", dispatch[:, rows, tk], h[:, tk]),
+                               torch.einsum("bms,bmd->bsd", dispatch[:, last], h)[:, None]], 1) + self.task_embedding
+        else:
+            slots = torch.einsum("btms,bmd->btsd", dispatch, h) + self.task_embedding
         y = self.experts(slots.unflatten(2, (self.n, self.p))).flatten(2, 3)  # (B, T, S, d)
-        mixed = torch.einsum("btms,btsd->btmd", combine, y)[:, self.task_of_row, self.token_of_row]  # (B, R, d)
+        if self.uniform:
+            mixed = torch.cat([torch.einsum("btks,btsd->btkd", combine[:, rows, tk], y[:, :last]).flatten(1, 2),
+                               torch.einsum("bms,bsd->bmd", combine[:, last], y[:, last])], 1)  # (B, R, d)
+        else:
+            mixed = torch.einsum("btms,btsd->btmd", combine, y)[:, self.task_of_row, self.token_of_row]
         z = self.ln_out(x[:, self.token_of_row] + mixed)  # Z_t's rows, only those inside the slices
         return torch.einsum("brd,rt->btd", z, self.readout_of_row.to(z.dtype)), {"dispatch": dispatch, "combine": combine}
 
@@ -420,10 +437,17 @@ def router_mmd(combine: torch.Tensor, token_mask: torch.Tensor,
     flat = combine.float()[:, task_of_row, token_of_row]  # (B, R, S)
     sq = flat.pow(2).sum(-1)
     d2 = (sq[:, :, None] + sq[:, None, :] - 2 * flat @ flat.transpose(1, 2)).clamp_min(0)
-    k = sum(torch.exp(-d2 * s / bw) for bw in MMD_BANDWIDTHS) / len(MMD_BANDWIDTHS)  # (B, R, R)
+    if MMD_BANDWIDTHS == (0.5, 2.0, 8.0):  # one exp: with u = exp(-d2 S / 8), the others are u^4 and u^16
+        u = torch.exp(d2 * (-s / 8.0))
+        u2 = u * u
+        u4 = u2 * u2
+        u8 = u4 * u4
+        k = (u + u4 + u8 * u8) / 3.0  # (B, R, R)
+    else:
+        k = sum(torch.exp(-d2 * s / bw) for bw in MMD_BANDWIDTHS) / len(MMD_BANDWIDTHS)
     weight = (1.0 / token_mask.sum(-1).to(flat.dtype))[task_of_row]  # (R,) sample weight 1 / |M_t|
     a = F.one_hot(task_of_row, t).to(flat.dtype) * weight[:, None]  # (R, T)
-    gram = torch.einsum("bij,it,ju->btu", k, a, a)  # (B, T, T) <mu_t, mu_u>
+    gram = a.t() @ (k @ a)  # (B, T, T) <mu_t, mu_u> = A^T K A
     diag = torch.diagonal(gram, dim1=1, dim2=2)
     mmd2 = diag[:, :, None] + diag[:, None, :] - 2 * gram
     pairs = torch.triu_indices(t, t, offset=1, device=combine.device)
