@@ -41,7 +41,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from scadf_lib.degradation import flag_columns
 from scadf_lib.evaluation import metrics_table, predict
 from scadf_lib.models import ModelConfig, build_model, count_parameters, model_config
-from scadf_lib.training import (Paused, PreparedData, RunResult, TrainConfig, compute_loss, decay_groups,
+from scadf_lib.training import (Paused, PreparedData, RunResult, TrainConfig, check_same_run, compute_loss, decay_groups,
                                 evaluate_loss, load_checkpoint, lr_at, make_optimizer, offset_weight_at,
                                 prepare_data, rng_state, save_checkpoint, select_device, should_stop,
                                 write_results)
@@ -255,8 +255,7 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
         last = r.out / "last.pt"
         if last.exists():
             state = load_checkpoint(last)
-            if state["train_config"] != json.loads(json.dumps(r.cfg.to_dict())):
-                raise ValueError(f"'{last}' belongs to a run with another configuration; use another out_dir")
+            check_same_run(state["train_config"], r.cfg, last)
             r.model.load_state_dict(state["model"])
             r.start_epoch, r.best_val, r.history = state["epoch"] + 1, state["best_val"], state["history"]
             r.resume_opt = state["optimizer"]  # type: ignore[attr-defined]

@@ -532,6 +532,31 @@ def paper_comparison(main: pd.DataFrame, scenes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def converged_curves(cdir: Path, scene: str = "munich") -> tuple[pd.DataFrame, float, dict[str, float]]:
+    """The converged main runs' learning curves of ``scene`` (Mix), the centroid floor of their test
+    points and WKNN's held-out test MSE (m²): the inputs of :func:`scadf_lib.plots.run_curves`."""
+    curves = pd.read_csv(cdir / "curves.csv")
+    curves = curves[(curves.study == "main") & (curves.scene == scene) & (curves.regime == "mix")]
+    metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
+    sel = metrics[(metrics.scene == scene) & (metrics.regime == "mix") & (metrics.band == "all")
+                  & (metrics.group == "held-out")]
+    wknn = float(sel[sel.model == "wknn"].mse_m2.mean())
+    floor = float(sel[sel.study == "main"].offset_floor_m2.mean())
+    return curves, floor, ({"WKNN held-out (test)": wknn} if np.isfinite(wknn) else {})
+
+
+def converged_overview(cdir: Path, scene: str = "munich") -> dict[str, pd.DataFrame]:
+    """The converged set's tables for notebook 04: ``methods`` (:func:`method_table`), ``runs`` (how
+    each run ended) and ``anchors`` (:func:`anchors_table`); empty without ``cdir``."""
+    if not (cdir / "all_metrics.csv").exists():
+        return {}
+    metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
+    runs = pd.read_csv(cdir / "runs.csv")
+    ended = runs[runs.study == "main"][["name", "epochs_trained", "steps_trained", "best_epoch", "val_late_gain",
+                                        "converged"]].round(3)
+    return {"methods": method_table(metrics, runs, scene), "runs": ended, "anchors": anchors_table(metrics).round(2)}
+
+
 def learning_curve_figure(cdir: Path, scene: str = "munich") -> Path | None:
     """``<cdir>/learning_curves.png``: validation curves of the converged main runs of ``scene`` (Mix),
     with the centroid floor and the WKNN anchor of the same test set as references."""
@@ -541,16 +566,10 @@ def learning_curve_figure(cdir: Path, scene: str = "munich") -> Path | None:
     import matplotlib
     matplotlib.use("Agg")
     from scadf_lib import plots
-    curves = pd.read_csv(path)
-    curves = curves[(curves.study == "main") & (curves.scene == scene) & (curves.regime == "mix")]
+    curves, floor, anchors = converged_curves(cdir, scene)
     if curves.empty or "val_mse_points_m2" not in curves:
         return None
-    metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
-    sel = metrics[(metrics.scene == scene) & (metrics.regime == "mix") & (metrics.band == "all")]
-    wknn = sel[(sel.model == "wknn") & (sel.group == "held-out")].mse_m2.mean()
-    floor = sel[(sel.study == "main") & (sel.group == "held-out")].offset_floor_m2.mean()
-    fig = plots.run_curves(curves, floor_m2=floor, anchors={"WKNN held-out (test)": wknn} if np.isfinite(wknn) else None,
-                           title=f"{scene} Mix:")
+    fig = plots.run_curves(curves, floor_m2=floor, anchors=anchors, title=f"{scene} Mix:")
     out = cdir / "learning_curves.png"
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -567,7 +586,7 @@ def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
     main = metrics[metrics.study == "main"]
     mruns = runs[runs.study == "main"]
     scenes = [s for s in SCENES if s in set(main.scene)]
-    parts = ["## Converged set: trained until the validation curve is flat\n"]
+    parts = ["## Converged set (`converged` preset): trained until the validation curve is flat, or to the budget\n"]
     if mruns.empty:
         parts.append("No converged training run has finished yet; the anchors below stand alone.\n")
     else:
@@ -711,7 +730,7 @@ study; its numbers are not converged accuracies (the converged set above is).
   **overall**: every point of the test trajectories, as the paper scores them (mostly seen
   positions); **seen**: the training points in test trajectories. LOS / NLOS split each of them.
 
-## The paper's claims on our data
+## The paper's claims at this small budget
 """]
     parts.append("| claim (paper) | on our data | numbers |\n|---|---|---|")
     for key, verdict, numbers in verdicts(main):

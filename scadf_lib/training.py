@@ -478,15 +478,25 @@ def rng_state(device: torch.device) -> dict[str, torch.Tensor | None]:
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
+def check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume ``cfg`` from a checkpoint of another configuration. A setting the checkpoint
+    predates (written before the field existed) counts as equal when ``cfg`` has its default value."""
+    now = json.loads(json.dumps(cfg.to_dict()))
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    old = {**{k: v for k, v in now.items() if k not in saved and v == defaults.get(k)}, **saved}
+    if old != now:
+        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+        raise ValueError(f"'{path}' belongs to a run with another configuration (differs in {diff}); use another "
+                         f"out_dir or delete it to start over")
+
+
 def resume_from(last_path: Path, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer,
                 device: torch.device) -> tuple[int, float, list[dict[str, Any]]]:
     """Load a run's ``last.pt`` into ``model``, ``opt`` and the random state; returns the epoch to
     start at, the best validation error so far and the history. Refuses a checkpoint of another
     configuration."""
     state = load_checkpoint(last_path)  # on the CPU; load_state_dict copies to the device
-    if state["train_config"] != json.loads(json.dumps(cfg.to_dict())):
-        raise ValueError(f"'{last_path}' belongs to a run with another configuration; use another out_dir "
-                         f"or delete it to start over")
+    check_same_run(state["train_config"], cfg, last_path)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     restore_rng(state, device)

@@ -3,7 +3,9 @@ checkpoints are safe and self-contained."""
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 import signal
 import subprocess
 import sys
@@ -390,3 +392,15 @@ def test_validation_points_are_held_out_like_the_test_points(synthetic_nc):
     assert len(with_val.val) == len(s.val_traj) * len(with_val.train_bands)  # selection: held-out style
     assert with_val.val_seen is not None and len(with_val.val_seen) > 0  # seen positions: monitored
     assert len(without.split.val_traj) == 0 and without.val is without.val_seen
+
+
+def test_a_checkpoint_older_than_a_new_setting_resumes_when_the_setting_is_at_its_default(tmp_path):
+    from scadf_lib.training import check_same_run
+    cfg = TrainConfig(epochs=3)
+    saved = json.loads(json.dumps(cfg.to_dict()))
+    del saved["decay_fraction"], saved["stop_min_gain"]  # written before these fields existed
+    check_same_run(saved, cfg, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="decay_fraction"):
+        check_same_run(saved, replace(cfg, decay_fraction=0.75), tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="epochs"):
+        check_same_run(saved, replace(cfg, epochs=4), tmp_path / "last.pt")
