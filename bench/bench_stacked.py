@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import BENCH_DIR, save_figure, write  # noqa: E402
-from scadf_lib.engine import BATCH_KEYS, StackedAdamW, _stacked_loss, clip_per_run, run_model_config, stacked_grads  # noqa: E402
+from scadf_lib.engine import BATCH_KEYS, _stacked_loss, clip_per_run, stacked_grads, stacked_parameters  # noqa: E402
 from scadf_lib.models import build_model  # noqa: E402
-from scadf_lib.training import (TrainConfig, decay_groups, make_loss_fn, make_optimizer, prepare_data,  # noqa: E402
-                                select_device, train_step)
+from scadf_lib.training import (TrainConfig, make_loss_fn, make_optimizer, prepare_data,  # noqa: E402
+                                run_model_config, select_device, train_step)
 
 
 def sync(device: torch.device) -> None:
@@ -50,14 +50,7 @@ def measure(model_name: str, stack: int, data, device: torch.device, repeats: in
         for (fn, m, opt), b in zip(lone, batches):
             train_step(fn, list(m.parameters()), opt, b, 1.0, 1.0)
 
-    from torch.func import stack_module_state
-    params, _ = stack_module_state(models)
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    wd = {}
-    for g in decay_groups(models[0], cfg.weight_decay):
-        for p in g["params"]:
-            wd[next(n for n, q in models[0].named_parameters() if q is p)] = g["weight_decay"]
-    opt = StackedAdamW(params, wd, stack)
+    params, opt = stacked_parameters(models, cfg)
     loss = _stacked_loss(models[0], mcfg.mmd_weight, use_amp)
     if compile:
         loss = torch.compile(loss)

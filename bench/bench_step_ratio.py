@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write  # noqa: E402
-from scadf_lib.engine import run_model_config  # noqa: E402
+from scadf_lib.training import run_model_config  # noqa: E402
 from scadf_lib.models import build_model  # noqa: E402
 from scadf_lib.training import TrainConfig, make_loss_fn, make_optimizer, prepare_data, train_step  # noqa: E402
 

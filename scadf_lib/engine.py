@@ -33,25 +33,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from scadf_lib.degradation import flag_columns
-from scadf_lib.evaluation import metrics_table, predict
-from scadf_lib.models import ModelConfig, build_model, count_parameters, model_config
-from scadf_lib.training import (Paused, PreparedData, RunResult, TrainConfig, check_same_run, compute_loss, decay_groups,
-                                evaluate_loss, load_checkpoint, lr_at, make_optimizer, offset_weight_at,
-                                prepare_data, rng_state, save_checkpoint, select_device, should_stop,
-                                write_results)
-
-
-def run_model_config(cfg: TrainConfig, data: PreparedData) -> ModelConfig:
-    """The model configuration :func:`scadf_lib.training.train` builds for ``cfg`` on ``data``."""
-    c, k = data.feats.cfr.shape[2], data.feats.cfr.shape[3]
-    return model_config(cfg.model, trajectory_length=cfg.trajectory_length, cfr_channels=c, num_subcarriers=k,
-                        num_numeric=data.feats.numeric.shape[-1] + flag_columns(cfg.augment), **cfg.model_overrides)
+from scadf_lib.models import ModelConfig, build_model
+from scadf_lib.training import (Paused, PreparedData, RunResult, TrainConfig, check_same_run, checkpoint_state,
+                                compute_loss, decay_groups, epoch_row, evaluate_loss, finish_run, load_checkpoint,
+                                lr_at, make_optimizer, offset_weight_at, prepare_data, run_model_config,
+                                save_checkpoint, select_device, should_stop)
 
 
 def stack_key(cfg: TrainConfig) -> tuple:
@@ -114,6 +104,17 @@ class StackedAdamW:
         for k in self.params:
             self.exp_avg[k][r].copy_(state["exp_avg"][k])
             self.exp_avg_sq[k][r].copy_(state["exp_avg_sq"][k])
+
+
+def stacked_parameters(models: list[nn.Module], cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], StackedAdamW]:
+    """The models' trainable parameters stacked by name (leading axis = run, leaf tensors) and their
+    :class:`StackedAdamW`, with the weight decay of :func:`scadf_lib.training.decay_groups` per name."""
+    names = {id(p): n for n, p in models[0].named_parameters()}
+    wd = {names[id(p)]: g["weight_decay"] for g in decay_groups(models[0], cfg.weight_decay, cfg.decay_all)
+          for p in g["params"]}
+    stacked, _ = stack_module_state(models)
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in stacked.items() if k in wd}
+    return params, StackedAdamW(params, wd, len(models))
 
 
 def clip_per_run(grads: dict[str, torch.Tensor], max_norm: torch.Tensor) -> torch.Tensor:
@@ -259,14 +260,7 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
             r.model.load_state_dict(state["model"])
             r.start_epoch, r.best_val, r.history = state["epoch"] + 1, state["best_val"], state["history"]
             r.resume_opt = state["optimizer"]  # type: ignore[attr-defined]
-    params, _ = stack_module_state([r.model for r in runs])
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    wd = {}
-    for group in decay_groups(base, cfgs[0].weight_decay, cfgs[0].decay_all):
-        for p in group["params"]:
-            wd[next(n for n, q in base.named_parameters() if q is p)] = group["weight_decay"]
-    params = {k: v for k, v in params.items() if k in wd}
-    opt = StackedAdamW(params, wd, len(runs))
+    params, opt = stacked_parameters([r.model for r in runs], cfgs[0])
     for i, r in enumerate(runs):
         if hasattr(r, "resume_opt"):
             opt.load_run_state(i, run_state_from_torch(r.model, r.cfg, device, r.resume_opt))
@@ -346,21 +340,12 @@ def _end_epoch(r: StackRun, i: int, epoch: int, params: dict[str, torch.Tensor],
     seen_ds = r.data.val_seen if r.data.val_seen is not None and r.data.val_seen is not r.data.val else None
     seen_val = {} if seen_ds is None else evaluate_loss(r.model, seen_ds.to(device), mcfg.mmd_weight, device,
                                                         r.data.norm.xy_scale)
-    total = r.steps_per_epoch * cfg.epochs
-    last_lr = lr_at((epoch + 1) * r.steps_per_epoch - 1, total, cfg)
-    row = {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(r.seen, 1) for k, v in r.sums.items()},
-           **{f"val_{k}": v for k, v in val.items()},
-           **{f"val_seen_{k}": seen_val[k] for k in ("localisation", "mse_points", "mse_offsets") if k in seen_val},
-           "step": (epoch + 1) * r.steps_per_epoch, "val_mse_points_m2": val["mse_points"] * r.data.norm.xy_scale ** 2,
-           "offset_weight": offset_weight_at((epoch + 1) * r.steps_per_epoch - 1, total, cfg), "lr": last_lr,
-           "trajectories_per_s": r.seen / max(train_s, 1e-9),
-           "elapsed_s": (r.history[-1].get("elapsed_s", 0.0) if r.history else 0.0) + train_s}
+    last_lr = lr_at((epoch + 1) * r.steps_per_epoch - 1, r.steps_per_epoch * cfg.epochs, cfg)
+    row = epoch_row(epoch, r.sums, r.seen, val, seen_val, r.steps_per_epoch, cfg, r.data.norm.xy_scale, last_lr,
+                    r.seen / max(train_s, 1e-9), r.history, train_s)
     r.history.append(row)
-    state = {"model": r.model.state_dict(),
-             "optimizer": torch_optimizer_state(r.model, cfg, device, last_lr, opt.run_state(i)), "epoch": epoch,
-             "best_val": min(r.best_val, val["localisation"]), "history": r.history,
-             "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
-             "normalizer": r.data.norm.state(), **rng_state(device)}
+    state = checkpoint_state(r.model, torch_optimizer_state(r.model, cfg, device, last_lr, opt.run_state(i)), epoch,
+                             min(r.best_val, val["localisation"]), r.history, cfg, mcfg, r.data.norm, device)
     r.out.mkdir(parents=True, exist_ok=True)
     if val["localisation"] < r.best_val:
         save_checkpoint(r.out / "best.pt", state)
@@ -373,9 +358,5 @@ def _end_epoch(r: StackRun, i: int, epoch: int, params: dict[str, torch.Tensor],
 
 def _finish(r: StackRun, mcfg: ModelConfig, device: torch.device) -> RunResult:
     """Evaluate the run's best checkpoint on its test set and write its results, as train() does."""
-    r.model.load_state_dict(load_checkpoint(r.out / "best.pt")["model"])
-    preds = predict(r.model, r.data.test, r.data.feats, r.data.norm, r.data.split.unseen, device)
-    metrics = metrics_table(preds)
-    hist = pd.DataFrame(r.history)
-    write_results(r.out, r.cfg, mcfg, r.data, metrics, hist, count_parameters(r.model), preds)
-    return RunResult(r.out, hist, metrics, preds, r.data, r.model, float(hist.trajectories_per_s.iloc[-1]))
+    throughput = float(r.history[-1]["trajectories_per_s"]) if r.history else float("nan")
+    return finish_run(r.out, r.cfg, mcfg, r.data, r.model, r.history, device, throughput)

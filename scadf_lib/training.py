@@ -539,6 +539,14 @@ def train_epoch(loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Ten
     return sums, seen, seen * world / (time.perf_counter() - t0)
 
 
+def run_model_config(cfg: TrainConfig, data: PreparedData) -> ModelConfig:
+    """The model configuration of run ``cfg`` on ``data``: the method's defaults and overrides, with
+    the input shapes (CFR channels and subcarriers, numeric features and any missing-modality flags)."""
+    c, k = data.feats.cfr.shape[2], data.feats.cfr.shape[3]
+    return model_config(cfg.model, trajectory_length=cfg.trajectory_length, cfr_channels=c, num_subcarriers=k,
+                        num_numeric=data.feats.numeric.shape[-1] + flag_columns(cfg.augment), **cfg.model_overrides)
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = True, resume: bool = True,
           data: PreparedData | None = None, log_every: int = 50, stop_at: float | None = None) -> RunResult:
     """Train ``cfg`` into ``out_dir`` (resuming from ``last.pt`` if present), evaluate the best
@@ -561,9 +569,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     rank, world = _dist_info()
     torch.manual_seed(cfg.seed)
     data = data or prepare_data(cfg)
-    C, K = data.feats.cfr.shape[2], data.feats.cfr.shape[3]
-    mcfg = model_config(cfg.model, trajectory_length=cfg.trajectory_length, cfr_channels=C, num_subcarriers=K,
-                        num_numeric=data.feats.numeric.shape[-1] + flag_columns(cfg.augment), **cfg.model_overrides)
+    mcfg = run_model_config(cfg, data)
     model = build_model(mcfg).to(device)
     opt = make_optimizer(model, cfg, device)
     train_ds, val_ds = data.train.to(device), data.val.to(device)
@@ -598,21 +604,12 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
         seen_val = {} if val_seen_ds is None else evaluate_loss(model, val_seen_ds, mcfg.mmd_weight, device,
                                                                 data.norm.xy_scale)
         epoch_s = time.perf_counter() - epoch_t0
-        row = {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
-               **{f"val_{k}": v for k, v in val.items()},
-               **{f"val_seen_{k}": seen_val[k] for k in ("localisation", "mse_points", "mse_offsets") if k in seen_val},
-               "step": (epoch + 1) * steps_per_epoch,
-               "val_mse_points_m2": val["mse_points"] * data.norm.xy_scale ** 2,
-               "offset_weight": offset_weight_at((epoch + 1) * steps_per_epoch - 1, steps_per_epoch * cfg.epochs, cfg),
-               "lr": opt.param_groups[0]["lr"],
-               "trajectories_per_s": throughput,
-               "elapsed_s": (history[-1].get("elapsed_s", 0.0) if history else 0.0) + epoch_s}
+        row = epoch_row(epoch, sums, seen, val, seen_val, steps_per_epoch, cfg, data.norm.xy_scale,
+                        opt.param_groups[0]["lr"], throughput, history, epoch_s)
         history.append(row)
         if rank == 0:
-            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                     "best_val": min(best_val, val["localisation"]), "history": history,
-                     "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
-                     "normalizer": data.norm.state(), **rng_state(device)}
+            state = checkpoint_state(model, opt.state_dict(), epoch, min(best_val, val["localisation"]), history, cfg,
+                                     mcfg, data.norm, device)
             if val["localisation"] < best_val:
                 save_checkpoint(best_path, state)
             save_checkpoint(last_path, state)
@@ -628,11 +625,42 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
 
     if world > 1:
         dist.barrier()
-    model.load_state_dict(load_checkpoint(best_path)["model"])
+    return finish_run(out, cfg, mcfg, data, model, history, device, throughput, write=rank == 0)
+
+
+def epoch_row(epoch: int, sums: dict[str, Any], seen: int, val: dict[str, float], seen_val: dict[str, float],
+              steps_per_epoch: int, cfg: TrainConfig, xy_scale_m: float, lr: float, throughput: float,
+              history: list[dict[str, Any]], epoch_s: float) -> dict[str, Any]:
+    """One row of a run's history after ``epoch`` (0-based): mean training loss terms, validation
+    terms (normalised units; ``val_mse_points_m2`` in m²), the steps so far, the curriculum weight
+    and learning rate at the epoch's last step, throughput (trajectories/s) and elapsed seconds."""
+    return {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
+            **{f"val_{k}": v for k, v in val.items()},
+            **{f"val_seen_{k}": seen_val[k] for k in ("localisation", "mse_points", "mse_offsets") if k in seen_val},
+            "step": (epoch + 1) * steps_per_epoch, "val_mse_points_m2": val["mse_points"] * xy_scale_m ** 2,
+            "offset_weight": offset_weight_at((epoch + 1) * steps_per_epoch - 1, steps_per_epoch * cfg.epochs, cfg),
+            "lr": lr, "trajectories_per_s": throughput,
+            "elapsed_s": (history[-1].get("elapsed_s", 0.0) if history else 0.0) + epoch_s}
+
+
+def checkpoint_state(model: nn.Module, optimizer_state: dict[str, Any], epoch: int, best_val: float,
+                     history: list[dict[str, Any]], cfg: TrainConfig, mcfg: ModelConfig, norm: Normalizer,
+                     device: torch.device) -> dict[str, Any]:
+    """What ``last.pt`` / ``best.pt`` hold: everything a resume or an evaluation needs."""
+    return {"model": model.state_dict(), "optimizer": optimizer_state, "epoch": epoch, "best_val": best_val,
+            "history": history, "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
+            "normalizer": norm.state(), **rng_state(device)}
+
+
+def finish_run(out: Path, cfg: TrainConfig, mcfg: ModelConfig, data: PreparedData, model: nn.Module,
+               history: list[dict[str, Any]], device: torch.device, throughput: float, write: bool = True) -> RunResult:
+    """Load the run's ``best.pt`` into ``model``, score it on the test set and (``write``) write the
+    run's result files (:func:`write_results`)."""
+    model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
     preds = predict(model, data.test, data.feats, data.norm, data.split.unseen, device)
     metrics = metrics_table(preds)
     hist = pd.DataFrame(history)
-    if rank == 0:
+    if write:
         write_results(out, cfg, mcfg, data, metrics, hist, count_parameters(model), preds)
     return RunResult(out, hist, metrics, preds, data, model, throughput)
 
