@@ -607,12 +607,14 @@ def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
             f"of the run's epochs (runs.csv `converged`): **{int(conv.sum())} of {len(mruns)} runs** (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
             f"{int(mruns.epochs_trained.max())}). A method marked † has a run that was not flat.\n")
-        per = mruns.groupby("model").agg(runs=("name", "size"), flat=("converged", lambda c: int((c.astype(str).str.lower() == "true").sum())),
+        per = mruns.groupby(["regime", "model"]).agg(runs=("name", "size"), flat=("converged", lambda c: int((c.astype(str).str.lower() == "true").sum())),
                                          late_gain_pct_mean=("val_late_gain", lambda g: 100 * g.mean()),
                                          late_gain_pct_max=("val_late_gain", lambda g: 100 * g.max()),
                                          best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),
                                          wall_min_mean=("wall_s", lambda w: w.mean() / 60))
-        per = per.reindex([m for m in METHODS if m in per.index]).reset_index()
+        per = per.reset_index()
+        per["model"] = pd.Categorical(per.model, [m for m in METHODS if m in set(per.model)], ordered=True)
+        per = per.sort_values(["regime", "model"])
         parts.append("How flat each method's curves ended (late gain: drop of the best validation error over the last "
                      "quarter of the epochs; wall time with 2 runs at once on 2 cores):\n\n" + _df_md(per) + "\n")
     for scene in scenes:
@@ -623,6 +625,9 @@ def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
         if len(dec):
             parts.append(f"Offset decomposition ({scene}, Mix, all test points, mean over seeds, m²):\n\n"
                          + _df_md(dec) + "\n")
+        if len(main[(main.scene == scene) & (main.regime == "ood")]):
+            parts.append(f"### {scene}, OOD (train 2.6 + 28 GHz, test 6 GHz): MSE (m², mean ± 95 % CI over seeds)\n\n"
+                         + _df_md(method_table(metrics, runs, scene, "ood")) + "\n")
     if len(main):
         parts.append("### The paper's claims on the converged runs\n\n" + METRIC_NOTE + "\n\n"
                      + _df_md(claims_converged(main, scenes)) + "\n\n"
