@@ -3,6 +3,8 @@
 Studies
     ``main``         Table II: every scene x method (Concat, FullCon, TransFusion, SoftMoE, SCADF-MoE)
                      x regime (Mix, OOD) x seed.
+    ``anchors``      the classical anchors (:mod:`scadf_lib.anchors`: geometric closed form, WKNN on the
+                     numeric features, WKNN + CFR) on every scene x regime x seed, scored like the models.
     ``spatial``      SCADF-MoE without spatial context (noSpace: L = 1 on the same clusters, the same
                      held-out points, every training point trained on as often as with L = 5) per
                      scene; compared with SCADF-MoE point by point (``paired_points.csv``).
@@ -27,8 +29,9 @@ seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspe
 Command line::
 
     python -m scadf_lib.experiments --preset cpu --jobs 2   # what results/ holds (see REPORT.md for runs, time)
-    python -m scadf_lib.experiments --preset paper --studies main --jobs 8 --batch-size 512 --epochs 120 \
-        --work runs/paper --results results/paper --time-limit-min 9   # on a GPU; rerun until done
+    python -m scadf_lib.experiments --preset converged --jobs 2   # results/converged: trained to the stopping rule
+    python -m scadf_lib.experiments --preset paper --studies main ablation --stack 64 --jobs 9 \
+        --compile reduce-overhead --time-limit-min 9   # on a GPU: runs of one method as stacked models
 
 ``bench/gpu_run.sh`` wraps the GPU command (with the benchmarks). ``--time-limit-min`` makes a call
 stop starting runs and epochs that would end later, so a sweep fits into commands of bounded length.
