@@ -51,7 +51,7 @@ def measure(model_name: str, stack: int, data, device: torch.device, repeats: in
             train_step(fn, list(m.parameters()), opt, b, 1.0, 1.0)
 
     params, opt = stacked_parameters(models, cfg)
-    loss = _stacked_loss(models[0], mcfg.mmd_weight, use_amp)
+    loss = _stacked_loss(models[0], use_amp)
     if compile:
         loss = torch.compile(loss)
     batch = {k: torch.stack([b[k] for b in batches]) for k in BATCH_KEYS}

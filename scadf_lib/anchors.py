@@ -117,20 +117,28 @@ def _cfr_components(cfr_abs: np.ndarray, fit_rows: np.ndarray, n: int = CFR_COMP
     return ((cfr_abs - mean) @ vt[:n].T) / scale / np.sqrt(n)
 
 
-def anchor_features(data: Any, scaling: str, cfr_weight: float) -> np.ndarray:
-    """(B, N, f) features of every band and UE of a run's data (:class:`PreparedData`): scaled numeric
-    features (training statistics of :attr:`PreparedData.norm`), plus ``cfr_weight`` x the CFR's
-    whitened principal components when ``cfr_weight`` > 0."""
-    feats, norm = data.feats, data.norm
-    num = scale_numeric(feats.numeric.astype(np.float64), norm.numeric_mean, norm.numeric_std, scaling)
-    if cfr_weight <= 0:
-        return num
+def cfr_components(data: Any) -> np.ndarray:
+    """(B, N, c) whitened principal components of every band's and UE's CFR magnitude, fitted on the
+    training points in the training bands (:func:`_cfr_components`)."""
+    feats = data.feats
     b, n = feats.numeric.shape[:2]
     antennas = feats.cfr.shape[2] // 3
     mag = feats.cfr[:, :, 2 * antennas:, :].reshape(b * n, -1).astype(np.float64)
     tr_idx = [feats.bands.index(x) for x in data.train_bands]
     rows = (np.asarray(tr_idx)[:, None] * n + data.split.train_points[None, :]).ravel()
-    comps = _cfr_components(mag, rows).reshape(b, n, -1)
+    return _cfr_components(mag, rows).reshape(b, n, -1)
+
+
+def anchor_features(data: Any, scaling: str, cfr_weight: float, comps: np.ndarray | None = None) -> np.ndarray:
+    """(B, N, f) features of every band and UE of a run's data (:class:`PreparedData`): scaled numeric
+    features (training statistics of :attr:`PreparedData.norm`), plus ``cfr_weight`` x the CFR's
+    whitened principal components (``comps`` from :func:`cfr_components`, computed here if None)
+    when ``cfr_weight`` > 0."""
+    feats, norm = data.feats, data.norm
+    num = scale_numeric(feats.numeric.astype(np.float64), norm.numeric_mean, norm.numeric_std, scaling)
+    if cfr_weight <= 0:
+        return num
+    comps = cfr_components(data) if comps is None else comps
     return np.concatenate([num, cfr_weight * comps], axis=-1)
 
 
@@ -155,8 +163,9 @@ def select_wknn(data: Any, use_cfr: bool) -> tuple[dict[str, Any], pd.DataFrame]
                          "use holdout='points' with val_points_fraction > 0")
     tr_idx = [feats.bands.index(b) for b in data.train_bands]
     rows = []
+    comps = cfr_components(data) if use_cfr else None  # the same for every scaling and weight: once
     for scaling, w in itertools.product(WKNN_SCALINGS, WKNN_CFR_WEIGHTS if use_cfr else (0.0,)):
-        x = anchor_features(data, scaling, w)
+        x = anchor_features(data, scaling, w, comps)
         refs = _point_sets(x, feats.xy, feats.bands, tr_idx, split.train_points)
         for k in WKNN_K:
             model = WKNN(k).fit(refs)

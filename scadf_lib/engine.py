@@ -175,6 +175,7 @@ class StackRun:
     done: bool = False
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     seen: int = 0
+    resume_opt: dict[str, Any] | None = None  # a resumed run's optimizer state (a lone run's format)
 
 
 def _setup_run(cfg: TrainConfig, out: Path, device: torch.device, data: PreparedData | None) -> tuple[StackRun, ModelConfig]:
@@ -188,7 +189,7 @@ def _setup_run(cfg: TrainConfig, out: Path, device: torch.device, data: Prepared
     return StackRun(cfg, out, data, model, steps), mcfg
 
 
-def _stacked_loss(base: nn.Module, mmd_weight: float, use_amp: bool) -> Callable:
+def _stacked_loss(base: nn.Module, use_amp: bool) -> Callable:
     """(params (G, ...), batch (G, B, ...), mmd coefficient (G,), offset weight (G,)) -> the summed
     objective and the per-run loss terms (G,): :func:`compute_loss` run by run under ``vmap``."""
     def one(params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], mmd_coef: torch.Tensor,
@@ -199,8 +200,7 @@ def _stacked_loss(base: nn.Module, mmd_weight: float, use_amp: bool) -> Callable
         losses["total"] = losses["localisation"] - mmd_coef * losses["mmd"]
         return losses["total"] + (w - 1.0) * losses["mse_offsets"], losses
 
-    batched = vmap(one, in_dims=(0, 0, 0, 0))
-    del mmd_weight  # per run, in mmd_coef (it carries each run's position scale)
+    batched = vmap(one, in_dims=(0, 0, 0, 0))  # lambda per run, in mmd_coef (with the run's position scale)
 
     def loss(params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], mmd_coef: torch.Tensor,
              w: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -259,14 +259,14 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
             check_same_run(state["train_config"], r.cfg, last)
             r.model.load_state_dict(state["model"])
             r.start_epoch, r.best_val, r.history = state["epoch"] + 1, state["best_val"], state["history"]
-            r.resume_opt = state["optimizer"]  # type: ignore[attr-defined]
+            r.resume_opt = state["optimizer"]
     params, opt = stacked_parameters([r.model for r in runs], cfgs[0])
     for i, r in enumerate(runs):
-        if hasattr(r, "resume_opt"):
+        if r.resume_opt is not None:
             opt.load_run_state(i, run_state_from_torch(r.model, r.cfg, device, r.resume_opt))
     train_ds = [r.data.train.to(device) for r in runs]
     use_amp = cfgs[0].amp and device.type == "cuda"
-    loss = _stacked_loss(base, mcfg.mmd_weight, use_amp)
+    loss = _stacked_loss(base, use_amp)
     if compile:
         loss = torch.compile(loss, mode=None if compile in (True, "default") else compile)
     mmd_coef = torch.tensor([mcfg.mmd_weight / r.data.norm.xy_scale ** 2 for r in runs], device=device)

@@ -167,6 +167,13 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
     return runs
 
 
+def _clear(run_dir: Path) -> None:
+    """Delete a run folder's files (``--fresh``: the run starts over)."""
+    if run_dir.exists():
+        for f in run_dir.glob("*"):
+            f.unlink()
+
+
 def _finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.csv").exists() and (run_dir / "run.json").exists()
 
@@ -188,9 +195,8 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
     run_dir = work / run.name
     if _finished(run_dir) and not fresh:
         return run.name
-    if fresh and run_dir.exists():
-        for f in run_dir.glob("*"):
-            f.unlink()
+    if fresh:
+        _clear(run_dir)
     if stop_at is not None and time.time() > stop_at:
         return f"{run.name} (not started: time limit)"
     if run.study == "anchors":
@@ -214,10 +220,9 @@ def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, 
     todo = [r for r in stack if fresh or not _finished(work / r.name)]
     if not todo:
         return f"stack of {len(stack)} (finished)"
-    for r in todo:
-        if fresh and (work / r.name).exists():
-            for f in (work / r.name).glob("*"):
-                f.unlink()
+    if fresh:
+        for r in todo:
+            _clear(work / r.name)
     if stop_at is not None and time.time() > stop_at:
         return f"stack of {len(todo)} (not started: time limit)"
     t0 = time.perf_counter()
@@ -266,6 +271,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
     """Write a trained run's ``run.json`` (settings, throughput, convergence) and, where the run is one
     of them, its per-point errors and the inspector's weights."""
     run_dir = work / run.name
+    gain = late_gain(res.history.val_localisation)
     info = {"name": run.name, "study": run.study, **run.tags, "model": run.cfg.model, "regime": run.cfg.regime,
             "seed": run.cfg.seed, "wall_s": wall_s, "trajectories_per_s": res.throughput, **(extra or {}),
             "train_wall_s": float(res.history.elapsed_s.iloc[-1]),
@@ -276,8 +282,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
             "lr": run.cfg.lr, "compile": str(run.cfg.compile), "offset_weight": run.cfg.offset_weight,
             "weight_decay_all": run.cfg.decay_all, "val_points_fraction": run.cfg.val_points_fraction,
             "best_epoch": int(res.history.val_localisation.idxmin()) + 1,
-            "val_late_gain": late_gain(res.history.val_localisation),
-            "converged": bool(late_gain(res.history.val_localisation) < CONVERGED_GAIN),
+            "val_late_gain": gain, "converged": bool(gain < CONVERGED_GAIN),
             "epochs_trained": len(res.history), "steps_trained": int(res.history["step"].iloc[-1]),
             "stopped_early": len(res.history) < run.cfg.epochs, "stop_min_gain": run.cfg.stop_min_gain,
             "stop_patience": run.cfg.stop_patience, "train_per_point": run.cfg.train_per_point,
