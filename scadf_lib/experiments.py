@@ -96,7 +96,10 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                        max_steps_per_epoch=p.get("max_steps_per_epoch"), batch_size=batch_size,
                        lr=scaled_lr(batch_size), compile=compile, stop_min_gain=p.get("stop_min_gain"),
                        decay_fraction=p.get("decay_fraction", 1.0),
+                       min_lr_fraction=p.get("min_lr_fraction", TrainConfig.min_lr_fraction),
+                       offset_anneal_fraction=p.get("offset_anneal_fraction", TrainConfig.offset_anneal_fraction),
                        stop_patience=p.get("stop_patience", 5))
+    epoch_factor: dict[str, int] = p.get("epoch_factor", {})
     runs: list[Run] = []
 
     def add(name: str, study: str, scene: str, tags: dict[str, Any] | None = None, **kw: Any) -> None:
@@ -109,7 +112,8 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                 for regime in regimes:
                     for method in methods:
                         add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method},
-                            model=method, regime=regime, seed=seed)
+                            model=method, regime=regime, seed=seed,
+                            epochs=base.epochs * epoch_factor.get(method, 1))
             if "spatial" in studies:  # L = 1; L x the trajectories, so each point is trained on as often
                 add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene,
                     {"variant": "scadf_nospace", "paired_with": f"main_{scene}_mix_scadf_s{seed}"},
@@ -472,17 +476,22 @@ def learning_curves(runs: list[Run], work: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+#: Training-schedule settings copied from each run's config.json into runs.csv (the report states them).
+SCHEDULE_COLUMNS = ("min_lr_fraction", "decay_fraction", "offset_weight", "offset_anneal_fraction", "warmup_fraction")
+
+
 def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
-    """Gather finished runs' metrics into ``results/all_metrics.csv``, ``results/runs.csv`` and
-    their learning curves into ``results/curves.csv``."""
+    """Gather finished runs' metrics into ``results/all_metrics.csv``, ``results/runs.csv`` (with the
+    split's and the schedule's settings) and their learning curves into ``results/curves.csv``."""
     frames, infos = [], []
     for run in runs:
         run_dir = work / run.name
         if not _finished(run_dir):
             continue
         info = json.loads((run_dir / "run.json").read_text())
-        split = json.loads((run_dir / "config.json").read_text())["split"]
-        infos.append({**info, **{k: split.get(k) for k in SPLIT_COLUMNS}})
+        config = json.loads((run_dir / "config.json").read_text())
+        schedule = {k: config.get("train_config", {}).get(k) for k in SCHEDULE_COLUMNS}
+        infos.append({**schedule, **info, **{k: config["split"].get(k) for k in SPLIT_COLUMNS}})
         m = pd.read_csv(run_dir / "metrics.csv", dtype={"band": str})
         frames.append(m.assign(name=run.name, study=run.study, variant=info.get("variant", run.cfg.model),
                                param=info.get("param"), value=info.get("value")))

@@ -576,17 +576,83 @@ def learning_curve_figure(cdir: Path, scene: str = "munich") -> Path | None:
     return out
 
 
-def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
-    """The report's lead section from the converged result set in ``cdir`` (``--preset converged``);
-    empty where it does not exist."""
+#: The trained-to-the-end result sets, newest first: the report leads with the first that exists
+#: (``results/<name>/``, written by ``--preset <name>``) and compares them all.
+CONVERGED_SETS = ("flat", "converged")
+
+
+def lead_set(results: Path) -> Path | None:
+    """The result set the report and notebook 04 lead with: the first of :data:`CONVERGED_SETS`
+    under ``results`` with training runs, else the first with any runs, else None."""
+    found = [results / n for n in CONVERGED_SETS if (results / n / "runs.csv").exists()]
+    trained = [d for d in found if (pd.read_csv(d / "runs.csv").study == "main").any()]
+    return (trained or found or [None])[0]
+
+
+def _share(values: pd.Series, fmt: str = "{:g}") -> str:
+    """One value, or 'a-b' for a range (how a setting is stated when the runs differ)."""
+    v = values.dropna()
+    if v.empty:
+        return "n/a"
+    lo, hi = v.min(), v.max()
+    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
+def schedule_text(mruns: pd.DataFrame) -> str:
+    """The training schedule of a set's main runs, from runs.csv (older runs.csv files lack the
+    curriculum and floor columns: those runs used the defaults, 70 % and 5 %)."""
+    floor = mruns.get("min_lr_fraction", pd.Series([0.05] * len(mruns), index=mruns.index)).fillna(0.05)
+    anneal = mruns.get("offset_anneal_fraction", pd.Series([0.7] * len(mruns), index=mruns.index)).fillna(0.7)
+    decay = mruns.get("decay_fraction", pd.Series([1.0] * len(mruns), index=mruns.index)).fillna(1.0)
+    epochs = ", ".join(f"{m} {int(e)}" for m, e in mruns.groupby("model").epochs.max().reindex(
+        [m for m in METHODS if m in set(mruns.model)]).items())
+    return (f"batch 64, 1 training trajectory per training point per epoch, at most {epochs} epochs "
+            f"({int(mruns.steps_trained.max()):,} steps at most trained); the offset curriculum (w from 100 to 1) "
+            f"reaches the paper's loss at {_share(100 * anneal, '{:.0f}')} % of the budget; the cosine reaches its floor "
+            f"({_share(100 * floor, '{:g}')} % of the peak lr) at {_share(100 * decay, '{:.0f}')} % of the budget and "
+            f"holds it")
+
+
+def set_comparison(results: Path, scene: str = "munich", group: str = HEADLINE) -> pd.DataFrame:
+    """Every trained set of :data:`CONVERGED_SETS` side by side on ``scene`` Mix: per method, the
+    ``group`` MSE (mean ± 95 % CI over seeds, m²), the overall MSE, how many runs ended flat, the
+    steps trained and the mean late gain: whether a number moves with the schedule and budget."""
+    rows = []
+    for name in CONVERGED_SETS:
+        d = results / name
+        if not (d / "all_metrics.csv").exists():
+            continue
+        metrics = pd.read_csv(d / "all_metrics.csv", dtype={"band": str})
+        runs = pd.read_csv(d / "runs.csv")
+        sel = metrics[(metrics.study == "main") & (metrics.scene == scene) & (metrics.regime == "mix")]
+        mr = runs[(runs.study == "main") & (runs.scene == scene) & (runs.regime == "mix")]
+        flags = converged_flags(mr)
+        for m in [m for m in METHODS if m in set(sel.model)]:
+            held, over = (summarize(sel[sel.model == m], ["model"], g) for g in (group, "overall"))
+            r = mr[mr.model == m]
+            rows.append({"method": m, "set": name, f"{group} (m²)": _fmt(held.mse_m2.iloc[0], held.ci95.iloc[0]),
+                         "overall (m²)": _fmt(over.mse_m2.iloc[0], over.ci95.iloc[0]),
+                         "runs flat": flags.get(m, ""), "steps (max)": int(r.steps_trained.max()),
+                         "late gain (mean %)": round(100 * float(r.val_late_gain.mean()), 1)})
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame(rows)
+    out["method"] = pd.Categorical(out.method, [m for m in METHODS if m in set(out.method)], ordered=True)
+    return out.sort_values(["method", "set"]).reset_index(drop=True)
+
+
+def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
+    """The report's lead section from a trained-to-the-end result set in ``cdir`` (``--preset
+    <cdir.name>``, one of :data:`CONVERGED_SETS`); empty where it does not exist."""
     if not (cdir / "all_metrics.csv").exists() or not (cdir / "runs.csv").exists():
         return ""
+    link_prefix = f"{cdir.name}/" if link_prefix is None else link_prefix
     metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
     runs = pd.read_csv(cdir / "runs.csv")
     main = metrics[metrics.study == "main"]
     mruns = runs[runs.study == "main"]
     scenes = [s for s in SCENES if s in set(main.scene)]
-    parts = ["## Converged set (`converged` preset): trained until the validation curve is flat, or to the budget\n"]
+    parts = [f"## Converged set (`{cdir.name}` preset): trained until the validation curve is flat, or to the budget\n"]
     if mruns.empty:
         parts.append("No converged training run has finished yet; the anchors below stand alone.\n")
     else:
@@ -594,12 +660,9 @@ def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
         gain = 100 * mruns.val_late_gain
         cells = ", ".join(f"{sc} {rg}" for sc, rg in mruns.groupby(["scene", "regime"]).size().index)
         parts.append(
-            f"Written from `results/{link_prefix}` by `python -m scadf_lib.experiments --preset converged --jobs 2` "
+            f"Written from `results/{link_prefix}` by `python -m scadf_lib.experiments --preset {cdir.name} --jobs 2` "
             f"({len(mruns)} training runs: {cells}; seeds {sorted(int(s) for s in mruns.seed.unique())}; "
-            f"{_distinct(mruns.device)}). Each run: batch 64, 1 training trajectory per training point per epoch, "
-            f"at most {int(mruns.epochs.max())} epochs ({int(mruns.steps_trained.max()):,} steps at most trained), the "
-            f"offset curriculum of the cpu preset over that budget, the cosine reaching its floor (5 % of the peak lr) at "
-            f"{100 * float(mruns.get('decay_fraction', pd.Series([1.0])).max()):.0f} % of the budget and held there; it "
+            f"{_distinct(mruns.device)}). Each run: {schedule_text(mruns)}. It "
             f"stops when its best "
             f"validation error (held-out-style validation points) has fallen by less than "
             f"{100 * float(mruns.stop_min_gain.max()):g} % over the last max({int(mruns.stop_patience.max())} epochs, a "
@@ -653,16 +716,29 @@ def converged_section(cdir: Path, link_prefix: str = "converged/") -> str:
     return "\n".join(parts)
 
 
+def comparison_section(results: Path) -> str:
+    """The trained sets of :data:`CONVERGED_SETS` side by side (:func:`set_comparison`), where there
+    are two or more: how much the numbers move with the schedule and the budget."""
+    table = set_comparison(results)
+    if table.empty or table.set.nunique() < 2:
+        return ""
+    return ("### The converged sets side by side (munich, Mix)\n\n"
+            "The same methods, seeds and split under each trained set's schedule (their settings are stated in their "
+            "own reports, `results/<set>/REPORT.md`): where a number moves by more than its CI between the sets, it "
+            "depends on the schedule or budget, and neither set alone is its final value.\n\n"
+            + _df_md(table) + "\n")
+
+
 def write_report(results: Path, preset: str = "cpu") -> Path:
-    """``<results>/REPORT.md``. For the cpu preset (``results/``) the report leads with the converged
-    set of ``results/converged`` where it exists, then the equal-small-budget tables; for the
-    converged preset it is the converged section alone."""
-    if preset == "converged":
+    """``<results>/REPORT.md``. For the cpu preset (``results/``) the report leads with the first
+    converged set of :data:`CONVERGED_SETS` found under ``results/`` (:func:`lead_set`), compares the
+    sets, then gives the equal-small-budget tables; for a converged preset it is its section alone."""
+    if preset in CONVERGED_SETS:
         path = results / "REPORT.md"
         with atomic_path(path) as tmp:
             tmp.write_text("# Converged results: SCADF-MoE and the baselines trained to a flat curve\n\n"
-                           "Generated by `python -m scadf_lib.report --preset converged`; `results/REPORT.md` "
-                           "holds it too, beside the equal-small-budget tables.\n\n"
+                           f"Generated by `python -m scadf_lib.report --preset {preset}`; `results/REPORT.md` "
+                           "leads with the newest converged set, beside the equal-small-budget tables.\n\n"
                            + converged_section(results, link_prefix=f"{results.name}/"))
         return path
     metrics = pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
@@ -693,11 +769,12 @@ def write_report(results: Path, preset: str = "cpu") -> Path:
     steps = f" of at most {p['max_steps_per_epoch']} steps" if p.get("max_steps_per_epoch") else ""
     budget_note = (" Every model is **under-trained** at this budget, so the numbers compare methods at an "
                    "equal, small budget; they are not converged accuracies." if preset != "paper" else "")
-    lead = converged_section(results / "converged") if preset == "cpu" else ""
+    lead_dir = lead_set(results) if preset == "cpu" else None
+    lead = converged_section(lead_dir) + "\n" + comparison_section(results) if lead_dir is not None else ""
     parts = [f"""# Reproduction report: SCADF-MoE on our ray-traced data
 
 Generated by `python -m scadf_lib.report` from `results/all_metrics.csv` ({len(runs)} runs,
-written by `python -m scadf_lib.experiments --preset {preset}`){" and `results/converged/`" if lead else ""}.
+written by `python -m scadf_lib.experiments --preset {preset}`){f" and `results/{lead_dir.name}/`" if lead else ""}.
 Do not edit by hand: rerun.
 
 {lead}

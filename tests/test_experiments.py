@@ -11,7 +11,7 @@ import torch
 
 from scadf_lib.experiments import collect, execute, mean_ci, plan
 from scadf_lib.models import model_config
-from scadf_lib.training import BASE_LR
+from scadf_lib.training import BASE_LR, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,20 @@ def test_plan_covers_every_scene_method_regime_and_seed():
     assert {r.cfg.model for r in plan("cpu", studies=("main",), methods=("scadf",))} == {"scadf"}
     with pytest.raises(ValueError, match="unknown methods"):
         plan("cpu", methods=("gpt",))
+
+
+def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselines_more_epochs():
+    main = [r for r in plan("flat") if r.study == "main"]
+    assert {(r.tags["scene"], r.cfg.regime) for r in main} == {("munich", "mix")} and len(main) == 5 * 3
+    epochs = {r.cfg.model: r.cfg.epochs for r in main}
+    assert epochs == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
+    for r in main:  # the loss is the paper's before the lr reaches its floor, and the floor holds a quarter+
+        assert r.cfg.offset_anneal_fraction < r.cfg.decay_fraction <= 0.75 and r.cfg.min_lr_fraction == 0.01
+        assert lr_at(r.cfg.epochs * 10 - 1, r.cfg.epochs * 10, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
+    # --epochs replaces the base budget; the baselines keep their factor; other presets have none
+    assert {r.cfg.model: r.cfg.epochs for r in plan("flat", epochs=10) if r.study == "main"}["concat"] == 20
+    assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
+    assert {r.cfg.min_lr_fraction for r in plan("converged")} == {0.05}
 
 
 def test_execute_writes_tidy_tables_and_skips_finished_runs(smoke_results):
@@ -302,6 +316,7 @@ def test_converged_preset_trains_to_its_rule_and_scores_the_anchors(converged_re
     trained = table[table.study == "main"]
     assert len(trained) == 2 * 3 and {"converged", "epochs_trained", "stopped_early", "val_late_gain"} <= set(table)
     assert (trained.epochs_trained <= 12).all()
+    assert (trained.min_lr_fraction == 0.05).all() and (trained.offset_anneal_fraction == 0.7).all()
     # a run the rule stopped is flat by the reported criterion
     assert trained[trained.stopped_early.astype(bool)].converged.astype(bool).all()
     curves = pd.read_csv(res / "curves.csv")
@@ -316,7 +331,7 @@ def test_converged_preset_trains_to_its_rule_and_scores_the_anchors(converged_re
 
 
 def test_the_report_leads_with_the_converged_set_and_both_metric_conventions(converged_results, smoke_results, tmp_path):
-    from scadf_lib.report import write_report
+    from scadf_lib.report import lead_set, set_comparison, write_report
     root, _ = converged_results
     text = write_report(root / "results" / "converged", "converged").read_text()
     assert "Converged set" in text and "runs flat" in text
@@ -329,3 +344,14 @@ def test_the_report_leads_with_the_converged_set_and_both_metric_conventions(con
     shutil.copytree(root / "results" / "converged", tmp_path / "results" / "converged")
     full = write_report(tmp_path / "results", "cpu").read_text()
     assert full.index("Converged set") < full.index("Equal small budget") < full.index("Table II on our data")
+    assert "floor (5 % of the peak lr)" in full and "side by side" not in full
+    # a newer set (here the same runs, relabelled with another floor) leads, and the sets are compared
+    shutil.copytree(root / "results" / "converged", tmp_path / "results" / "flat")
+    relabelled = pd.read_csv(tmp_path / "results" / "flat" / "runs.csv").assign(min_lr_fraction=0.01)
+    relabelled.to_csv(tmp_path / "results" / "flat" / "runs.csv", index=False)
+    assert lead_set(tmp_path / "results") == tmp_path / "results" / "flat"
+    full = write_report(tmp_path / "results", "cpu").read_text()
+    assert "(`flat` preset)" in full and "floor (1 % of the peak lr)" in full
+    sets = set_comparison(tmp_path / "results")
+    assert set(sets.set) == {"flat", "converged"} and set(sets.method) == {"concat", "scadf"}
+    assert full.index("side by side") < full.index("Equal small budget")
