@@ -111,7 +111,9 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             if "main" in studies and scene in main_scenes:
                 for regime in regimes:
                     for method in methods:
-                        add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method},
+                        corrupt = {"score_corrupted": True} if (p.get("score_corrupted") and scene == "munich"
+                                                                 and regime == "mix") else {}
+                        add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method, **corrupt},
                             model=method, regime=regime, seed=seed,
                             epochs=base.epochs * epoch_factor.get(method, 1))
             if "spatial" in studies:  # L = 1; L x the trajectories, so each point is trained on as often
@@ -322,12 +324,14 @@ def score_anchor(run: Run, work: Path) -> str:
 
 
 def degradation_targets(runs: list[Run]) -> list[Run]:
-    """The runs scored under corrupted inputs: the ``degradation`` study's augmented runs and the
-    clean runs they name (``clean_run`` tag) that are in ``runs``."""
+    """The runs scored under corrupted inputs: the ``degradation`` study's augmented runs, the
+    clean runs they name (``clean_run`` tag) that are in ``runs``, and runs tagged
+    ``score_corrupted`` (a preset's clean main runs, e.g. ``flat``), each once."""
     by_name = {r.name: r for r in runs}
     aug = [r for r in runs if r.study == "degradation"]
     clean = [by_name[r.tags["clean_run"]] for r in aug if r.tags.get("clean_run") in by_name]
-    return aug + clean
+    tagged = [r for r in runs if r.tags.get("score_corrupted")]
+    return list({r.name: r for r in aug + clean + tagged}.values())
 
 
 def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> str:

@@ -292,8 +292,9 @@ def routing_shift(resp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def degradation_section(results: Path) -> str:
-    """REPORT.md section of the degradation study (empty without ``degradation.csv``)."""
+def degradation_section(results: Path, heading: str = "## Beyond the paper: one modality degraded at test time") -> str:
+    """REPORT.md section of the degradation study (empty without ``degradation.csv``); where only
+    clean-trained runs were scored (a converged set's main runs), it says so."""
     path = results / "degradation.csv"
     if not path.exists():
         return ""
@@ -302,10 +303,13 @@ def degradation_section(results: Path) -> str:
         return ""
     summary = degradation_summary(table)
     seeds = sorted(int(x) for x in table.seed.unique())
-    parts = ["## Beyond the paper: one modality degraded at test time (munich, Mix, held-out MSE m²)\n",
-             "Every method trained clean (the `main` runs) and trained with the same augmentation (each sample "
-             "clean with probability 0.4, else one noise kind at a random level or one modality missing, with "
-             "missing-modality flags as 4 extra inputs), then scored on a fixed subset of 600 test trajectories "
+    trained = ("Every method trained clean (the `main` runs) and trained with the same augmentation (each sample "
+               "clean with probability 0.4, else one noise kind at a random level or one modality missing, with "
+               "missing-modality flags as 4 extra inputs), then scored" if table.augmented.astype(bool).any() else
+               "Every method as trained clean in this set's `main` runs (the augmented training of the degradation "
+               "study is not part of this set), scored")
+    parts = [f"{heading} (munich, Mix, held-out MSE m²)\n",
+             f"{trained} on a fixed subset of 600 test trajectories "
              "with one modality corrupted: CFR white noise at an SNR relative to its power; Gaussian errors on "
              "AoA/AoD (degrees), distance (%) and path gain (dB); or the modality missing (set to its training "
              f"mean; flagged for the augmented models). Mean ± 95 % CI over seeds {seeds}. Curves: notebook 07.\n"]
@@ -700,6 +704,9 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
         fig = learning_curve_figure(cdir)
         if fig is not None:
             parts.append(f"Learning curves: `results/{link_prefix}learning_curves.png` (and notebook 04).\n")
+    degraded = degradation_section(cdir, heading="### One modality degraded at test time, on this set's models")
+    if degraded:
+        parts.append(degraded)
     anchors = anchors_table(metrics)
     if len(anchors):
         parts.append("### Classical anchors on every scene (mean over seeds, m²)\n\n"

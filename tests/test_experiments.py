@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from scadf_lib.experiments import collect, execute, mean_ci, plan
+from scadf_lib.experiments import collect, degradation_targets, execute, mean_ci, plan
 from scadf_lib.models import model_config
 from scadf_lib.training import BASE_LR, lr_at
 
@@ -60,6 +60,9 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     assert {r.cfg.model: r.cfg.epochs for r in plan("flat", epochs=10) if r.study == "main"}["concat"] == 20
     assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
     assert {r.cfg.min_lr_fraction for r in plan("converged")} == {0.05}
+    # its clean main runs are scored under corrupted inputs (no augmented runs); the converged preset's are not
+    assert {r.name for r in degradation_targets(plan("flat"))} == {r.name for r in main}
+    assert degradation_targets(plan("converged")) == []
 
 
 def test_execute_writes_tidy_tables_and_skips_finished_runs(smoke_results):
@@ -89,7 +92,7 @@ def test_nospace_is_paired_with_scadf_on_the_same_held_out_points(smoke_results)
     assert row.sq_error_scadf_m2 == pytest.approx(ref.sq_error_m2)
 
 
-def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict(smoke_results):
+def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict(smoke_results, tmp_path):
     root, runs, metrics = smoke_results
     from scadf_lib.degradation import degradation_grid
     from scadf_lib.report import degradation_section
@@ -104,6 +107,13 @@ def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict
     text = degradation_section(out)
     assert "Verdict" in text and "trained augmented" in text and "trained clean" in text
     assert "task router shift weight" in text
+    # a set scored clean-trained only (the flat preset's main runs) says so, and has no augmented verdict
+    clean_only = tmp_path / "clean_only"
+    clean_only.mkdir()
+    table[~table.augmented.astype(bool)].to_csv(clean_only / "degradation.csv", index=False)
+    text = degradation_section(clean_only, heading="### On this set")
+    assert text.startswith("### On this set") and "this set's `main` runs" in text
+    assert "trained clean" in text and "trained augmented" not in text
 
 
 def test_block_runs_test_held_out_points_only(smoke_results):
