@@ -158,6 +158,10 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r, seed=seed)
     for seed in p["seeds"][2:]:
         add_main(seed)
+    if "main" in studies:  # one SCADF-MoE run per further scene: the routing inspector's checkpoints
+        for scene in (s for s in p.get("inspector_scenes", ()) if s in scenes and s not in main_scenes):
+            add(f"main_{scene}_mix_scadf_s{p['seeds'][0]}", "main", scene, {"variant": "scadf", "inspector": True},
+                model="scadf", regime="mix", seed=p["seeds"][0])
     if "degradation" in studies and "munich" in scenes:
         for seed in p.get("degradation_seeds", p["seeds"]):
             for method in methods:

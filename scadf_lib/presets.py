@@ -43,10 +43,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # quarter, get twice the epochs (``epoch_factor``): more budget for the baselines, never less.
     # ``score_corrupted``: the munich Mix main runs are also scored under corrupted inputs (the
     # degradation study's clean-trained rows, at this budget; its augmented runs are not trained here).
+    # ``inspector_scenes``: SCADF-MoE seed 0, Mix, on these scenes too (the routing inspector's
+    # checkpoints, and one converged SCADF-MoE run per scene beside that scene's anchors).
     "flat": {"epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
              "decay_fraction": 0.6, "min_lr_fraction": 0.01, "offset_anneal_fraction": 0.5,
              "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 2, "fullcon": 2},
-             "score_corrupted": True, "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors")},
+             "score_corrupted": True, "inspector_scenes": ("etoile", "florence"), "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors")},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},
 }

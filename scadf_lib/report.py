@@ -674,14 +674,15 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
             f"of the run's epochs (runs.csv `converged`): **{int(conv.sum())} of {len(mruns)} runs** (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
             f"{int(mruns.epochs_trained.max())}). A method marked † has a run that was not flat.\n")
-        per = mruns.groupby(["regime", "model"]).agg(runs=("name", "size"), flat=("converged", lambda c: int((c.astype(str).str.lower() == "true").sum())),
+        per = mruns.groupby(["scene", "regime", "model"]).agg(runs=("name", "size"), flat=("converged", lambda c: int((c.astype(str).str.lower() == "true").sum())),
                                          late_gain_pct_mean=("val_late_gain", lambda g: 100 * g.mean()),
                                          late_gain_pct_max=("val_late_gain", lambda g: 100 * g.max()),
                                          best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),
                                          wall_min_mean=("wall_s", lambda w: w.mean() / 60))
         per = per.reset_index()
         per["model"] = pd.Categorical(per.model, [m for m in METHODS if m in set(per.model)], ordered=True)
-        per = per.sort_values(["regime", "model"])
+        per["scene"] = pd.Categorical(per.scene, [s for s in SCENES if s in set(per.scene)], ordered=True)
+        per = per.sort_values(["scene", "regime", "model"])
         parts.append("How flat each method's curves ended (late gain: drop of the best validation error over the last "
                      "quarter of the epochs; wall time with 2 runs at once on 2 cores):\n\n" + _df_md(per) + "\n")
     for scene in scenes:

@@ -49,8 +49,13 @@ def test_plan_covers_every_scene_method_regime_and_seed():
 
 
 def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselines_more_epochs():
-    main = [r for r in plan("flat") if r.study == "main"]
-    assert {(r.tags["scene"], r.cfg.regime) for r in main} == {("munich", "mix")} and len(main) == 5 * 3
+    runs = [r for r in plan("flat") if r.study == "main"]
+    main = [r for r in runs if r.tags["scene"] == "munich"]
+    assert {r.cfg.regime for r in main} == {"mix"} and len(main) == 5 * 3
+    # plus one SCADF-MoE run (seed 0, Mix) on each other scene: the inspector's checkpoints
+    assert {(r.tags["scene"], r.cfg.model, r.cfg.regime, r.cfg.seed) for r in runs if r not in main} == {
+        ("etoile", "scadf", "mix", 0), ("florence", "scadf", "mix", 0)}
+    assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main"] == main
     epochs = {r.cfg.model: r.cfg.epochs for r in main}
     assert epochs == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
     for r in main:  # the loss is the paper's before the lr reaches its floor, and the floor holds a quarter+
