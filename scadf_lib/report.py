@@ -730,11 +730,19 @@ def comparison_section(results: Path) -> str:
     table = set_comparison(results)
     if table.empty or table.set.nunique() < 2:
         return ""
+    held = []
+    for name in CONVERGED_SETS:
+        if (results / name / "runs.csv").exists():
+            r = pd.read_csv(results / name / "runs.csv")
+            r = r[r.study == "main"]
+            cells = ", ".join(f"{sc} {rg} ({len(g)} runs)" for (sc, rg), g in r.groupby(["scene", "regime"]))
+            held.append(f"`{name}`: {cells or 'no training runs'}")
     return ("### The converged sets side by side (munich, Mix)\n\n"
             "The same methods, seeds and split under each trained set's schedule (their settings are stated in their "
             "own reports, `results/<set>/REPORT.md`): where a number moves by more than its CI between the sets, it "
             "depends on the schedule or budget, and neither set alone is its final value.\n\n"
-            + _df_md(table) + "\n")
+            + _df_md(table) + "\n\nWhat each set holds (its other cells are in its own report): "
+            + "; ".join(held) + ".\n")
 
 
 def write_report(results: Path, preset: str = "cpu") -> Path:
