@@ -171,7 +171,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
     if "budget" in studies:
         for epochs in p.get("budget_epochs", ()):
             for seed in p["budget_seeds"]:
-                for method in methods:
+                for method in (m for m in methods if m in p.get("budget_methods", methods)):
                     add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
                         {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs, seed=seed)
     return runs

@@ -45,10 +45,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # degradation study's clean-trained rows, at this budget; its augmented runs are not trained here).
     # ``inspector_scenes``: SCADF-MoE seed 0, Mix, on these scenes too (the routing inspector's
     # checkpoints, and one converged SCADF-MoE run per scene beside that scene's anchors).
+    # The budget study asks whether a flat curve is a final number: seed 0 of SoftMoE and SCADF-MoE
+    # again with twice the epochs (the same schedule, stretched), beside their main runs.
     "flat": {"epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
              "decay_fraction": 0.6, "min_lr_fraction": 0.01, "offset_anneal_fraction": 0.5,
              "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 2, "fullcon": 2},
-             "score_corrupted": True, "inspector_scenes": ("etoile", "florence"), "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors")},
+             "score_corrupted": True, "inspector_scenes": ("etoile", "florence"),
+             "budget_epochs": (80,), "budget_seeds": (0,), "budget_methods": ("softmoe", "scadf"),
+             "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors", "budget")},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},
 }

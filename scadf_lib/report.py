@@ -645,6 +645,28 @@ def set_comparison(results: Path, scene: str = "munich", group: str = HEADLINE) 
     return out.sort_values(["method", "set"]).reset_index(drop=True)
 
 
+def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
+    """Each ``budget`` run (``scene`` Mix) beside the ``main`` run of the same method and seed: maximum
+    and trained epochs, held-out / held-out-NLOS / overall MSE (m²) and late gain, so that one sees
+    whether a flat curve at the set's budget was already the number a longer budget gives."""
+    sel = metrics[(metrics.scene == scene) & (metrics.regime == "mix") & (metrics.band == "all")]
+    table = sel.pivot_table(index="name", columns="group", values="mse_m2", aggfunc="first")
+    info = runs.set_index("name")
+    rows = []
+    for b in runs[(runs.study == "budget") & (runs.scene == scene)].itertuples():
+        ref = runs[(runs.study == "main") & (runs.scene == scene) & (runs.regime == "mix")
+                   & (runs.model == b.model) & (runs.seed == b.seed)]
+        for name in [*ref.name, b.name]:
+            r = info.loc[name]
+            rows.append({"method": b.model, "seed": int(b.seed), "max epochs": int(r.epochs),
+                         "epochs trained": int(r.epochs_trained),
+                         **{f"{g} (m²)": round(float(table.loc[name, g]), 3) for g in ("held-out", "held-out-NLOS", "overall")
+                            if name in table.index and g in table.columns},
+                         "late gain (%)": round(100 * float(r.val_late_gain), 1),
+                         "flat": str(r.converged).lower() == "true"})
+    return pd.DataFrame(rows)
+
+
 def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     """The report's lead section from a trained-to-the-end result set in ``cdir`` (``--preset
     <cdir.name>``, one of :data:`CONVERGED_SETS`); empty where it does not exist."""
@@ -705,6 +727,11 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
         fig = learning_curve_figure(cdir)
         if fig is not None:
             parts.append(f"Learning curves: `results/{link_prefix}learning_curves.png` (and notebook 04).\n")
+    check = budget_check(metrics, runs)
+    if len(check):
+        parts.append("### Is a flat curve a final number? The same runs with twice the budget (munich, Mix)\n\n"
+                     "The `budget` runs repeat a main run (same method, seed, split and schedule shape) with twice the "
+                     "maximum epochs; the cosine and curriculum stretch with the budget.\n\n" + _df_md(check) + "\n")
     degraded = degradation_section(cdir, heading="### One modality degraded at test time, on this set's models")
     if degraded:
         parts.append(degraded)

@@ -56,6 +56,10 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     assert {(r.tags["scene"], r.cfg.model, r.cfg.regime, r.cfg.seed) for r in runs if r not in main} == {
         ("etoile", "scadf", "mix", 0), ("florence", "scadf", "mix", 0)}
     assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main"] == main
+    # the budget check: SoftMoE and SCADF-MoE seed 0 again at twice the epochs, same schedule fractions
+    budget = [r for r in plan("flat") if r.study == "budget"]
+    assert {(r.cfg.model, r.cfg.epochs, r.cfg.seed, r.cfg.min_lr_fraction) for r in budget} == {
+        ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01)}
     epochs = {r.cfg.model: r.cfg.epochs for r in main}
     assert epochs == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
     for r in main:  # the loss is the paper's before the lr reaches its floor, and the floor holds a quarter+
@@ -370,3 +374,22 @@ def test_the_report_leads_with_the_converged_set_and_both_metric_conventions(con
     sets = set_comparison(tmp_path / "results")
     assert set(sets.set) == {"flat", "converged"} and set(sets.method) == {"concat", "scadf"}
     assert full.index("side by side") < full.index("Equal small budget")
+
+
+def test_budget_check_puts_each_longer_run_beside_its_main_run():
+    from scadf_lib.report import budget_check
+    runs = pd.DataFrame([
+        {"name": "main_s0", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
+         "epochs": 40, "epochs_trained": 33, "val_late_gain": 0.015, "converged": True},
+        {"name": "main_s1", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 1,
+         "epochs": 40, "epochs_trained": 40, "val_late_gain": 0.03, "converged": False},
+        {"name": "budget_s0", "study": "budget", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
+         "epochs": 80, "epochs_trained": 61, "val_late_gain": 0.01, "converged": True}])
+    metrics = pd.DataFrame([{"name": n, "scene": "munich", "regime": "mix", "band": "all", "group": g, "mse_m2": v}
+                            for n, base in (("main_s0", 0.3), ("main_s1", 0.4), ("budget_s0", 0.25))
+                            for g, v in (("held-out", base), ("held-out-NLOS", 2 * base), ("overall", base / 2))])
+    table = budget_check(metrics, runs)
+    assert list(table["max epochs"]) == [40, 80] and list(table.seed) == [0, 0]  # seed 1 has no budget run
+    assert list(table["held-out (m²)"]) == [0.3, 0.25] and list(table["late gain (%)"]) == [1.5, 1.0]
+    assert list(table["epochs trained"]) == [33, 61] and table.flat.all()
+    assert budget_check(metrics, runs[runs.study == "main"]).empty
