@@ -460,8 +460,7 @@ def method_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str, regime: 
     for m in order:
         g = sel[sel.model == m]
         flat = flags.get(m, "")
-        mark = " †" if flat and flat.split("/")[0] != flat.split("/")[1] else ""
-        label = ("**SCADF-MoE**" if m == "scadf" else ANCHOR_LABELS.get(m, m)) + mark
+        label = ("**SCADF-MoE**" if m == "scadf" else ANCHOR_LABELS.get(m, m)) + _not_flat_mark(m, flags)
         row = {"method": label, "runs flat": flat or "(no training)"}
         for grp in groups:
             s = summarize(g, ["model"], grp, band)
@@ -473,13 +472,22 @@ def method_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str, regime: 
     return pd.DataFrame(rows)
 
 
-def band_table(metrics: pd.DataFrame, scene: str, regime: str = "mix", group: str = HEADLINE) -> pd.DataFrame:
-    """Methods x test bands: ``group`` MSE (mean ± 95 % CI over seeds, m²)."""
+def _not_flat_mark(model: str, flags: pd.Series) -> str:
+    """' †' where some of the method's runs (:func:`converged_flags`, 'n/N') were not flat at their end."""
+    flat = flags.get(model, "")
+    return " †" if flat and flat.split("/")[0] != flat.split("/")[1] else ""
+
+
+def band_table(metrics: pd.DataFrame, scene: str, regime: str = "mix", group: str = HEADLINE,
+               runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Methods x test bands: ``group`` MSE (mean ± 95 % CI over seeds, m²); with ``runs``, a method
+    with a run that was not flat is marked '†'."""
     sel = metrics[(metrics.scene == scene) & (metrics.regime == regime) & metrics.study.isin(["main", "anchors"])]
+    flags = converged_flags(runs[(runs.scene == scene) & (runs.regime == regime)]) if runs is not None else pd.Series(dtype=str)
     bands = sorted(set(sel.band) - {"all"}, key=float)
     rows = []
     for m in [m for m in (*METHODS, *ANCHOR_LABELS) if m in set(sel.model)]:
-        row = {"method": ANCHOR_LABELS.get(m, m)}
+        row = {"method": ANCHOR_LABELS.get(m, m) + _not_flat_mark(m, flags)}
         for b in bands:
             s = summarize(sel[sel.model == m], ["model"], group, b)
             row[f"{b} GHz"] = _fmt(s.mse_m2.iloc[0], s.ci95.iloc[0]) if len(s) else "n/a"
@@ -710,9 +718,11 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     for scene in scenes:
         parts.append(f"### {scene}, Mix: MSE (m², mean ± 95 % CI over seeds)\n\n"
                      + _df_md(method_table(metrics, runs, scene)) + "\n")
-        parts.append(f"Held-out points per test band ({scene}, Mix):\n\n" + _df_md(band_table(metrics, scene)) + "\n")
+        parts.append(f"Held-out points per test band ({scene}, Mix):\n\n" + _df_md(band_table(metrics, scene, runs=runs)) + "\n")
         dec = decomposition_table(main[main.scene == scene])
         if len(dec):
+            flags = converged_flags(runs[(runs.scene == scene) & (runs.regime == "mix")])
+            dec.insert(1, "runs flat", [flags.get(m, "") for m in dec.model])
             parts.append(f"Offset decomposition ({scene}, Mix, all test points, mean over seeds, m²):\n\n"
                          + _df_md(dec) + "\n")
         if len(main[(main.scene == scene) & (main.regime == "ood")]):

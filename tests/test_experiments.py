@@ -393,3 +393,15 @@ def test_budget_check_puts_each_longer_run_beside_its_main_run():
     assert list(table["held-out (m²)"]) == [0.3, 0.25] and list(table["late gain (%)"]) == [1.5, 1.0]
     assert list(table["epochs trained"]) == [33, 61] and table.flat.all()
     assert budget_check(metrics, runs[runs.study == "main"]).empty
+
+
+def test_band_table_marks_a_method_with_a_run_that_was_not_flat():
+    from scadf_lib.report import band_table
+    metrics = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
+                             "seed": s, "band": b, "group": "held-out", "mse_m2": 1.0 + s}
+                            for m in ("concat", "scadf") for s in (0, 1) for b in ("2.6", "28", "all")])
+    runs = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
+                          "seed": s, "converged": not (m == "concat" and s == 1)} for m in ("concat", "scadf") for s in (0, 1)])
+    table = band_table(metrics, "munich", runs=runs)
+    assert list(table.method) == ["concat †", "scadf"] and list(table.columns) == ["method", "2.6 GHz", "28 GHz"]
+    assert list(band_table(metrics, "munich").method) == ["concat", "scadf"]
