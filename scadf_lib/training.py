@@ -300,13 +300,19 @@ def offset_weight_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     return 1.0 + (cfg.offset_weight - 1.0) * max(0.0, 1.0 - step / end)
 
 
+def decay_end_step(total_steps: int, cfg: TrainConfig) -> int:
+    """The step from which :func:`lr_at` holds its floor, ``min_lr_fraction * lr``."""
+    warmup = max(1, int(cfg.warmup_fraction * total_steps))
+    return max(warmup + 1, int(cfg.decay_fraction * total_steps))
+
+
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay from ``lr`` to ``min_lr_fraction * lr``, reached at
     ``decay_fraction`` of the steps and held from there (1: the cosine spans the whole run)."""
     warmup = max(1, int(cfg.warmup_fraction * total_steps))
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
-    decay_end = max(warmup + 1, int(cfg.decay_fraction * total_steps))
+    decay_end = decay_end_step(total_steps, cfg)
     progress = min(1.0, (step - warmup) / max(1, decay_end - warmup))
     return cfg.lr * (cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -333,10 +339,15 @@ def late_gain(val: Any, window: int | None = None) -> float:
 
 def first_stop_epoch(cfg: TrainConfig, steps_per_epoch: int) -> int:
     """The earliest epoch count after which the stopping rule may end a run: the offset curriculum
-    has reached the paper's loss (w = 1) and at least ``stop_patience`` epochs have passed."""
+    has reached the paper's loss (w = 1), the learning rate has reached its floor (a curve that is
+    flat while the lr is still falling is noise-limited, not finished: the decay's end usually still
+    gains) and at least ``stop_patience`` epochs have passed. With ``decay_fraction`` = 1 the floor
+    is the last step, so the rule never ends such a run early."""
     total = steps_per_epoch * cfg.epochs
     curriculum_end = 0 if cfg.offset_weight == 1.0 else int(cfg.offset_anneal_fraction * total)
-    return max(cfg.stop_patience + 1, math.ceil((curriculum_end + 1) / steps_per_epoch))
+    floor = decay_end_step(total, cfg)
+    return max(cfg.stop_patience + 1, math.ceil((curriculum_end + 1) / steps_per_epoch),
+               math.ceil(floor / steps_per_epoch))
 
 
 def should_stop(val: Any, cfg: TrainConfig, steps_per_epoch: int) -> bool:
@@ -345,7 +356,7 @@ def should_stop(val: Any, cfg: TrainConfig, steps_per_epoch: int) -> bool:
     a quarter of the epochs so far) epochs, once :func:`first_stop_epoch` has passed. The window of
     at least a quarter makes a stopped run converged in :func:`late_gain`'s sense. ``epochs`` stays
     the maximum budget, and the learning-rate schedule and curriculum run over it (stopping early
-    cuts the cosine's tail, where the rule has found the curve flat)."""
+    cuts only the held floor, never the decay, where the rule has found the curve flat)."""
     n = len(val)
     if cfg.stop_min_gain is None or n < first_stop_epoch(cfg, steps_per_epoch) or n >= cfg.epochs:
         return False

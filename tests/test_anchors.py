@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from scadf_lib.anchors import WKNN, PointSet, geometric_positions, predict_anchor, run_anchor, select_wknn
-from scadf_lib.training import TrainConfig, first_stop_epoch, late_gain, prepare_data, should_stop, train
+from scadf_lib.training import TrainConfig, first_stop_epoch, late_gain, lr_at, prepare_data, should_stop, train
 
 
 def test_geometric_position_inverts_the_direct_path_exactly():
@@ -78,10 +78,16 @@ def test_late_gain_measures_the_last_quarter_of_the_curve():
     assert np.isnan(late_gain([1.0]))
 
 
-def test_stopping_rule_waits_for_the_curriculum_then_stops_on_a_flat_curve():
-    cfg = TrainConfig(epochs=40, stop_min_gain=0.02, stop_patience=5)
+def test_stopping_rule_waits_for_the_curriculum_and_the_lr_floor_then_stops_on_a_flat_curve():
+    cfg = TrainConfig(epochs=40, stop_min_gain=0.02, stop_patience=5, decay_fraction=0.6)
     first = first_stop_epoch(cfg, steps_per_epoch=100)
-    assert first == 29  # the curriculum reaches w = 1 at 70 % of 4,000 steps
+    assert first == 29  # the curriculum reaches w = 1 at 70 % of 4,000 steps, after the floor (60 %)
+    assert first_stop_epoch(replace(cfg, offset_anneal_fraction=0.5), 100) == 24  # the floor, at 60 %
+    assert lr_at(24 * 100, 4000, cfg) == pytest.approx(cfg.min_lr_fraction * cfg.lr)
+    assert lr_at(24 * 100 - 2, 4000, cfg) > cfg.min_lr_fraction * cfg.lr
+    # a cosine over the whole run reaches its floor at the last step: the rule never ends it early
+    whole = replace(cfg, decay_fraction=1.0)
+    assert first_stop_epoch(whole, 100) == 40 and not any(should_stop([1.0] * n, whole, 100) for n in range(1, 41))
     flat = [1.0] * 40
     assert not should_stop(flat[:first - 1], cfg, 100)
     assert should_stop(flat[:first], cfg, 100)
@@ -100,7 +106,7 @@ def test_a_run_stops_by_the_rule_and_a_resumed_run_stays_stopped(synthetic_nc, t
     small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
     cfg = TrainConfig(data_path=str(synthetic_nc), model="concat", epochs=30, max_steps_per_epoch=2,
                       train_per_point=1.0, test_per_point=1.0, lr=1e-6, offset_weight=1.0, stop_min_gain=0.5,
-                      stop_patience=2, device="cpu", model_overrides=small)
+                      stop_patience=2, decay_fraction=0.2, device="cpu", model_overrides=small)
     res = train(cfg, tmp_path / "run", progress=False)
     n = len(res.history)
     assert first_stop_epoch(cfg, 2) <= n < 30, "a near-zero learning rate leaves the curve flat: the rule stops it"
