@@ -653,6 +653,24 @@ def set_comparison(results: Path, scene: str = "munich", group: str = HEADLINE) 
     return out.sort_values(["method", "set"]).reset_index(drop=True)
 
 
+def floor_exponent(curves: pd.DataFrame) -> pd.Series:
+    """Per run (``name``): the exponent α of a power law, best validation error ∝ step^-α, fitted
+    (least squares in log-log) to the epochs at the learning-rate floor (``lr`` within 0.1 % of the
+    run's smallest); NaN with fewer than 4 such epochs. A power law gains 1 - 0.75^α over the last
+    quarter of any budget: the 2 % flatness rule needs α < 0.07, whatever the budget, and doubling
+    the budget gains 1 - 2^-α."""
+    out = {}
+    for name, g in curves.sort_values("step").groupby("name"):
+        best = g.val_mse_points_m2.cummin()
+        at_floor = g.lr <= 1.001 * g.lr.min()
+        if at_floor.sum() < 4:
+            out[name] = np.nan
+            continue
+        slope = np.polyfit(np.log(g.step[at_floor]), np.log(best[at_floor]), 1)[0]
+        out[name] = float(-slope)
+    return pd.Series(out, name="floor_exponent", dtype=float)
+
+
 def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
     """Each ``budget`` run (``scene`` Mix) beside the ``main`` run of the same method and seed: maximum
     and trained epochs, held-out / held-out-NLOS / overall MSE (m²) and late gain, so that one sees
@@ -672,7 +690,11 @@ def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich
                             if name in table.index and g in table.columns},
                          "late gain (%)": round(100 * float(r.val_late_gain), 1),
                          "flat": str(r.converged).lower() == "true"})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if len(out) and "held-out (m²)" in out:  # the longer run's held-out MSE against its main run's
+        first = out.groupby(["method", "seed"])["held-out (m²)"].transform("first")
+        out["held-out vs main (%)"] = (100 * (out["held-out (m²)"] / first - 1)).round(1)
+    return out
 
 
 def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
@@ -710,11 +732,18 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                                          best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),
                                          wall_min_mean=("wall_s", lambda w: w.mean() / 60))
         per = per.reset_index()
+        if (cdir / "curves.csv").exists():  # the power law at the floor: is "flat" reachable by budget?
+            alpha = mruns.name.map(floor_exponent(pd.read_csv(cdir / "curves.csv")))
+            per = per.merge(alpha.groupby([mruns.scene, mruns.regime, mruns.model]).median().rename(
+                "floor_exponent_median").round(3).reset_index(), on=["scene", "regime", "model"], how="left")
         per["model"] = pd.Categorical(per.model, [m for m in METHODS if m in set(per.model)], ordered=True)
         per["scene"] = pd.Categorical(per.scene, [s for s in SCENES if s in set(per.scene)], ordered=True)
         per = per.sort_values(["scene", "regime", "model"])
         parts.append("How flat each method's curves ended (late gain: drop of the best validation error over the last "
-                     "quarter of the epochs; wall time with 2 runs at once on 2 cores):\n\n" + _df_md(per) + "\n")
+                     "quarter of the epochs; wall time with 2 runs at once on 2 cores; floor exponent: α of a power law "
+                     "best validation error ∝ step^-α fitted to the epochs at the lr floor, which gains 1 - 0.75^α over "
+                     "the last quarter of any budget, so the 2 % rule needs α < 0.07 however long the run, and "
+                     "doubling the budget gains 1 - 2^-α):\n\n" + _df_md(per) + "\n")
     for scene in scenes:
         parts.append(f"### {scene}, Mix: MSE (m², mean ± 95 % CI over seeds)\n\n"
                      + _df_md(method_table(metrics, runs, scene)) + "\n")

@@ -392,6 +392,7 @@ def test_budget_check_puts_each_longer_run_beside_its_main_run():
     assert list(table["max epochs"]) == [40, 80] and list(table.seed) == [0, 0]  # seed 1 has no budget run
     assert list(table["held-out (m²)"]) == [0.3, 0.25] and list(table["late gain (%)"]) == [1.5, 1.0]
     assert list(table["epochs trained"]) == [33, 61] and table.flat.all()
+    assert list(table["held-out vs main (%)"]) == [0.0, pytest.approx(100 * (0.25 / 0.3 - 1), abs=0.05)]
     assert budget_check(metrics, runs[runs.study == "main"]).empty
 
 
@@ -405,3 +406,20 @@ def test_band_table_marks_a_method_with_a_run_that_was_not_flat():
     table = band_table(metrics, "munich", runs=runs)
     assert list(table.method) == ["concat †", "scadf"] and list(table.columns) == ["method", "2.6 GHz", "28 GHz"]
     assert list(band_table(metrics, "munich").method) == ["concat", "scadf"]
+
+
+def test_floor_exponent_recovers_a_power_law_at_the_lr_floor_and_ignores_the_decay():
+    from scadf_lib.report import floor_exponent
+    step = np.arange(1, 41) * 100
+    lr = np.where(step <= 2400, 3e-3 * (1 - step / 2500), 3e-5)  # decay, then a held floor
+    decay = np.where(step <= 2400, 5.0 - step / 1000, np.nan)  # anything during the decay
+    val = np.where(np.isnan(decay), (step / 1.0) ** -0.1, decay)
+    curves = pd.DataFrame({"name": "a", "step": step, "lr": lr, "val_mse_points_m2": val})
+    flat = curves.assign(name="b", val_mse_points_m2=np.where(step <= 2400, val, 0.4))
+    short = curves.assign(name="c", lr=np.where(step <= 3800, lr + 1e-3, 3e-5))  # 3 epochs at the floor
+    alpha = floor_exponent(pd.concat([curves, flat, short]))
+    assert alpha["a"] == pytest.approx(0.1, rel=1e-6) and alpha["b"] == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(alpha["c"])
+    # a power law's last-quarter gain is the same at every budget: 1 - 0.75^alpha (2.8 % at alpha = 0.1)
+    from scadf_lib.training import late_gain
+    assert late_gain(np.arange(1, 401) ** -0.1) == pytest.approx(1 - 0.75 ** 0.1, rel=0.02)
