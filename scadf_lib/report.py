@@ -730,7 +730,7 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                                          late_gain_pct_mean=("val_late_gain", lambda g: 100 * g.mean()),
                                          late_gain_pct_max=("val_late_gain", lambda g: 100 * g.max()),
                                          best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),
-                                         wall_min_mean=("wall_s", lambda w: w.mean() / 60))
+                                         train_min_mean=("train_wall_s", lambda w: w.mean() / 60))
         per = per.reset_index()
         if (cdir / "curves.csv").exists():  # the power law at the floor: is "flat" reachable by budget?
             alpha = mruns.name.map(floor_exponent(pd.read_csv(cdir / "curves.csv")))
@@ -740,7 +740,7 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
         per["scene"] = pd.Categorical(per.scene, [s for s in SCENES if s in set(per.scene)], ordered=True)
         per = per.sort_values(["scene", "regime", "model"])
         parts.append("How flat each method's curves ended (late gain: drop of the best validation error over the last "
-                     "quarter of the epochs; wall time with 2 runs at once on 2 cores; floor exponent: α of a power law "
+                     "quarter of the epochs; train_min: training wall time per run, summed over resumes, while other runs shared the 2 cores; floor exponent: α of a power law "
                      "best validation error ∝ step^-α fitted to the epochs at the lr floor, which gains 1 - 0.75^α over "
                      "the last quarter of any budget, so the 2 % rule needs α < 0.07 however long the run, and "
                      "doubling the budget gains 1 - 2^-α):\n\n" + _df_md(per) + "\n")
