@@ -64,7 +64,7 @@ def paired_reduction(main: pd.DataFrame, regime: str, group: str) -> pd.DataFram
     rows = []
     for scene, g in sel.groupby("scene"):
         means = g.groupby("model").mse_m2.mean()
-        if "scadf" not in means:
+        if "scadf" not in means or len(means) < 2:  # no baseline on this scene (e.g. an inspector-only run)
             continue
         best = means.drop("scadf").idxmin()
         per_seed = g.pivot_table(index="seed", columns="model", values="mse_m2")[["scadf", best]].dropna()

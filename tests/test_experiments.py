@@ -423,3 +423,13 @@ def test_floor_exponent_recovers_a_power_law_at_the_lr_floor_and_ignores_the_dec
     # a power law's last-quarter gain is the same at every budget: 1 - 0.75^alpha (2.8 % at alpha = 0.1)
     from scadf_lib.training import late_gain
     assert late_gain(np.arange(1, 401) ** -0.1) == pytest.approx(1 - 0.75 ** 0.1, rel=0.02)
+
+
+def test_paired_reduction_skips_a_scene_with_no_baseline():
+    from scadf_lib.report import paired_reduction
+    rows = [{"scene": sc, "model": m, "seed": s, "regime": "mix", "group": "overall", "band": "all",
+             "mse_m2": (0.5 if m == "scadf" else 1.0) + 0.1 * s}
+            for sc, models in (("munich", ("softmoe", "scadf")), ("etoile", ("scadf",))) for m in models for s in (0, 1)]
+    red = paired_reduction(pd.DataFrame(rows), "mix", "overall")
+    assert list(red.scene) == ["munich"] and red.best_baseline.iloc[0] == "softmoe"
+    assert red.reduction_pct.iloc[0] == pytest.approx(100 * np.mean([1 - 0.5 / 1.0, 1 - 0.6 / 1.1]))
