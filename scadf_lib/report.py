@@ -613,9 +613,11 @@ def _share(values: pd.Series, fmt: str = "{:g}") -> str:
 def schedule_text(mruns: pd.DataFrame) -> str:
     """The training schedule of a set's main runs, from runs.csv (older runs.csv files lack the
     curriculum and floor columns: those runs used the defaults, 70 % and 5 %)."""
-    floor = mruns.get("min_lr_fraction", pd.Series([0.05] * len(mruns), index=mruns.index)).fillna(0.05)
-    anneal = mruns.get("offset_anneal_fraction", pd.Series([0.7] * len(mruns), index=mruns.index)).fillna(0.7)
-    decay = mruns.get("decay_fraction", pd.Series([1.0] * len(mruns), index=mruns.index)).fillna(1.0)
+    def setting(column: str, default: float) -> pd.Series:
+        return mruns[column].fillna(default) if column in mruns else pd.Series(default, index=mruns.index)
+
+    floor, anneal = setting("min_lr_fraction", 0.05), setting("offset_anneal_fraction", 0.7)
+    decay = setting("decay_fraction", 1.0)
     epochs = ", ".join(f"{m} {int(e)}" for m, e in mruns.groupby("model").epochs.max().reindex(
         [m for m in METHODS if m in set(mruns.model)]).items())
     return (f"batch 64, 1 training trajectory per training point per epoch, at most {epochs} epochs "
