@@ -41,7 +41,7 @@ from scadf_lib.models import ModelConfig, build_model
 from scadf_lib.training import (Paused, PreparedData, RunResult, TrainConfig, check_same_run, checkpoint_state,
                                 compute_loss, decay_groups, epoch_row, evaluate_loss, finish_run, load_checkpoint,
                                 lr_at, make_optimizer, offset_weight_at, prepare_data, run_model_config,
-                                save_checkpoint, select_device, should_stop)
+                                save_checkpoint, schedule_steps, select_device, should_stop)
 
 
 def stack_key(cfg: TrainConfig) -> tuple:
@@ -305,7 +305,7 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
                 batches = [train_ds[i].batch(idx) for i, idx in members]
                 batch = {k: torch.stack([b[k] for b in batches]) for k in BATCH_KEYS}
                 w = torch.tensor([offset_weight_at(epoch * runs[i].steps_per_epoch + step,
-                                                   runs[i].steps_per_epoch * runs[i].cfg.epochs, runs[i].cfg)
+                                                   schedule_steps(runs[i].steps_per_epoch, runs[i].cfg), runs[i].cfg)
                                   for i in who], device=device)
                 losses = stacked_grads(loss, params, grads, sel, batch, mmd_coef[sel], w)
                 for j, i in enumerate(who):
@@ -314,7 +314,7 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
                         r.sums[k] = r.sums.get(k, 0.0) + v[j].detach() * size
                     r.seen += size
                     active[i] = True
-                    lr[i] = lr_at(epoch * r.steps_per_epoch + step, r.steps_per_epoch * r.cfg.epochs, r.cfg)
+                    lr[i] = lr_at(epoch * r.steps_per_epoch + step, schedule_steps(r.steps_per_epoch, r.cfg), r.cfg)
             clip_per_run(grads, clip)
             opt.step(grads, lr, active)
         if device.type == "cuda":
@@ -340,7 +340,7 @@ def _end_epoch(r: StackRun, i: int, epoch: int, params: dict[str, torch.Tensor],
     seen_ds = r.data.val_seen if r.data.val_seen is not None and r.data.val_seen is not r.data.val else None
     seen_val = {} if seen_ds is None else evaluate_loss(r.model, seen_ds.to(device), mcfg.mmd_weight, device,
                                                         r.data.norm.xy_scale)
-    last_lr = lr_at((epoch + 1) * r.steps_per_epoch - 1, r.steps_per_epoch * cfg.epochs, cfg)
+    last_lr = lr_at((epoch + 1) * r.steps_per_epoch - 1, schedule_steps(r.steps_per_epoch, cfg), cfg)
     row = epoch_row(epoch, r.sums, r.seen, val, seen_val, r.steps_per_epoch, cfg, r.data.norm.xy_scale, last_lr,
                     r.seen / max(train_s, 1e-9), r.history, train_s)
     r.history.append(row)

@@ -53,7 +53,7 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.trajectories import min_cluster_size_for
-from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, late_gain, scaled_lr,
+from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget, late_gain, scaled_lr,
                                 select_device, train)
 
 from scadf_lib.presets import METHODS, PRESETS, SCENES, STUDIES  # noqa: F401  (re-exported)
@@ -100,10 +100,13 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                        offset_anneal_fraction=p.get("offset_anneal_fraction", TrainConfig.offset_anneal_fraction),
                        stop_patience=p.get("stop_patience", 5))
     epoch_factor: dict[str, int] = p.get("epoch_factor", {})
+    hold: int = p.get("hold_factor", 1)
     runs: list[Run] = []
 
     def add(name: str, study: str, scene: str, tags: dict[str, Any] | None = None, **kw: Any) -> None:
         cfg = replace(base, data_path=f"{data_dir}/{scene}.nc", **kw)
+        if hold > 1 and study != "anchors":  # the schedule spans cfg.epochs; the floor holds up to hold x that
+            cfg = replace(cfg, schedule_epochs=cfg.epochs, epochs=hold * cfg.epochs)
         runs.append(Run(name, study, cfg, {"scene": scene, **(tags or {})}))
 
     def add_main(seed: int) -> None:
@@ -184,8 +187,29 @@ def _clear(run_dir: Path) -> None:
             f.unlink()
 
 
-def _finished(run_dir: Path) -> bool:
-    return (run_dir / "metrics.csv").exists() and (run_dir / "run.json").exists()
+def _finished(run_dir: Path, cfg: TrainConfig | None = None) -> bool:
+    """The run in ``run_dir`` has its results, and (given ``cfg``) is not ``cfg`` with a larger
+    maximum budget (:func:`_extended`)."""
+    done = (run_dir / "metrics.csv").exists() and (run_dir / "run.json").exists()
+    return done and not (cfg is not None and _extended(run_dir, cfg))
+
+
+def _extended(run_dir: Path, cfg: TrainConfig) -> bool:
+    """True when ``run_dir`` holds a finished run that ``cfg`` continues with a larger maximum budget
+    on the same schedule (:func:`scadf_lib.training.extends_budget`), e.g. a preset whose floor now
+    holds for longer: the run resumes from its ``last.pt`` (if the stopping rule had ended it, it
+    only re-scores)."""
+    conf = run_dir / "config.json"
+    if not (conf.exists() and (run_dir / "last.pt").exists()):
+        return False
+    return extends_budget(json.loads(conf.read_text())["train_config"], cfg)
+
+
+def _start_extension(run_dir: Path) -> float:
+    """Before a finished run trains on (:func:`_extended`): drop its corrupted-input scores (they
+    scored the shorter run's best checkpoint) and return the wall time it has taken so far (s)."""
+    (run_dir / "degradation.csv").unlink(missing_ok=True)
+    return float(json.loads((run_dir / "run.json").read_text()).get("wall_s", 0.0))
 
 
 def device_name(device: str = "auto") -> str:
@@ -203,7 +227,7 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
     if threads:
         torch.set_num_threads(threads)
     run_dir = work / run.name
-    if _finished(run_dir) and not fresh:
+    if _finished(run_dir, run.cfg) and not fresh:
         return run.name
     if fresh:
         _clear(run_dir)
@@ -211,12 +235,13 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
         return f"{run.name} (not started: time limit)"
     if run.study == "anchors":
         return score_anchor(run, work)
+    before_s = _start_extension(run_dir) if _extended(run_dir, run.cfg) else 0.0
     t0 = time.perf_counter()
     try:
         res = train(run.cfg, run_dir, progress=False, stop_at=stop_at)
     except Paused:
         return f"{run.name} (paused: time limit)"
-    return record_run(run, res, work, results, time.perf_counter() - t0)
+    return record_run(run, res, work, results, before_s + time.perf_counter() - t0)
 
 
 def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, stop_at: float | None = None,
@@ -227,7 +252,7 @@ def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, 
     from scadf_lib.engine import train_stack
     if threads:
         torch.set_num_threads(threads)
-    todo = [r for r in stack if fresh or not _finished(work / r.name)]
+    todo = [r for r in stack if fresh or not _finished(work / r.name, r.cfg)]
     if not todo:
         return f"stack of {len(stack)} (finished)"
     if fresh:
@@ -235,6 +260,9 @@ def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, 
             _clear(work / r.name)
     if stop_at is not None and time.time() > stop_at:
         return f"stack of {len(todo)} (not started: time limit)"
+    for r in todo:
+        if _extended(work / r.name, r.cfg):
+            _start_extension(work / r.name)
     t0 = time.perf_counter()
     try:
         results_ = train_stack([r.cfg for r in todo], [work / r.name for r in todo], stop_at=stop_at,
@@ -346,7 +374,7 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     if threads:
         torch.set_num_threads(threads)
     run_dir = work / run.name
-    if (run_dir / "degradation.csv").exists() or not _finished(run_dir):
+    if (run_dir / "degradation.csv").exists() or not _finished(run_dir, run.cfg):
         return run.name
     state = load_checkpoint(run_dir / "best.pt")
     model, _ = model_from_checkpoint(state)
@@ -402,7 +430,7 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     """
     t0, started = time.perf_counter(), pd.Timestamp.now(tz="UTC")
     stop_at = time.time() + time_limit_s if time_limit_s is not None else None
-    todo = [r for r in runs if fresh or not _finished(work / r.name)]
+    todo = [r for r in runs if fresh or not _finished(work / r.name, r.cfg)]
     done_before = len(runs) - len(todo)
     bar = tqdm(total=len(runs), initial=done_before, desc="experiments", unit="run", disable=not progress)
     _in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at), jobs, bar)
@@ -412,7 +440,7 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
         bar = tqdm(total=len(scored), desc="corrupted inputs", unit="run", disable=not progress)
         _in_pool(evaluate_degradation, scored, (work,), jobs, bar)
         bar.close()
-    unfinished = [r.name for r in runs if not _finished(work / r.name)]
+    unfinished = [r.name for r in runs if not _finished(work / r.name, r.cfg)]
     if unfinished:
         print(f"{len(unfinished)} of {len(runs)} runs unfinished (time limit): run the same command again to "
               f"resume them")
@@ -485,7 +513,8 @@ def learning_curves(runs: list[Run], work: Path) -> pd.DataFrame:
 
 
 #: Training-schedule settings copied from each run's config.json into runs.csv (the report states them).
-SCHEDULE_COLUMNS = ("min_lr_fraction", "decay_fraction", "offset_weight", "offset_anneal_fraction", "warmup_fraction")
+SCHEDULE_COLUMNS = ("min_lr_fraction", "decay_fraction", "offset_weight", "offset_anneal_fraction", "warmup_fraction",
+                    "schedule_epochs")
 
 
 def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
@@ -494,7 +523,7 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     frames, infos = [], []
     for run in runs:
         run_dir = work / run.name
-        if not _finished(run_dir):
+        if not _finished(run_dir, run.cfg):
             continue
         info = json.loads((run_dir / "run.json").read_text())
         config = json.loads((run_dir / "config.json").read_text())

@@ -618,12 +618,21 @@ def schedule_text(mruns: pd.DataFrame) -> str:
 
     floor, anneal = setting("min_lr_fraction", 0.05), setting("offset_anneal_fraction", 0.7)
     decay = setting("decay_fraction", 1.0)
-    epochs = ", ".join(f"{m} {int(e)}" for m, e in mruns.groupby("model").epochs.max().reindex(
-        [m for m in METHODS if m in set(mruns.model)]).items())
-    return (f"batch 64, 1 training trajectory per training point per epoch, at most {epochs} epochs "
-            f"({int(mruns.steps_trained.max()):,} steps at most trained); the offset curriculum (w from 100 to 1) "
-            f"reaches the paper's loss at {_share(100 * anneal, '{:.0f}')} % of the budget; the cosine reaches its floor "
-            f"({_share(100 * floor, '{:g}')} % of the peak lr) at {_share(100 * decay, '{:.0f}')} % of the budget and "
+    order = [m for m in METHODS if m in set(mruns.model)]
+
+    def per_method(column: pd.Series) -> str:
+        return ", ".join(f"{m} {int(e)}" for m, e in column.groupby(mruns.model).max().reindex(order).items())
+
+    held = "schedule_epochs" in mruns and mruns.schedule_epochs.notna().all()
+    span = "schedule" if held else "budget"
+    text = (f"batch 64, 1 training trajectory per training point per epoch, at most {per_method(mruns.epochs)} epochs "
+            f"({int(mruns.steps_trained.max()):,} steps at most trained)")
+    if held:
+        text += (f"; the schedule spans {per_method(mruns.schedule_epochs)} epochs and the floor then holds to the "
+                 f"maximum, where the stopping rule may end a run")
+    return (text + f"; the offset curriculum (w from 100 to 1) reaches the paper's loss at "
+            f"{_share(100 * anneal, '{:.0f}')} % of the {span}; the cosine reaches its floor "
+            f"({_share(100 * floor, '{:g}')} % of the peak lr) at {_share(100 * decay, '{:.0f}')} % of the {span} and "
             f"holds it")
 
 
@@ -686,7 +695,9 @@ def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich
                    & (runs.model == b.model) & (runs.seed == b.seed)]
         for name in [*ref.name, b.name]:
             r = info.loc[name]
-            rows.append({"method": b.model, "seed": int(b.seed), "max epochs": int(r.epochs),
+            span = r.get("schedule_epochs", float("nan"))
+            rows.append({"method": b.model, "seed": int(b.seed),
+                         **({"schedule epochs": int(span)} if pd.notna(span) else {}), "max epochs": int(r.epochs),
                          "epochs trained": int(r.epochs_trained),
                          **{f"{g} (m²)": round(float(table.loc[name, g]), 3) for g in ("held-out", "held-out-NLOS", "overall")
                             if name in table.index and g in table.columns},
@@ -772,7 +783,8 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     if len(check):
         parts.append("### Is a flat curve a final number? The same runs with twice the budget (munich, Mix)\n\n"
                      "The `budget` runs repeat a main run (same method, seed, split and schedule shape) with twice the "
-                     "maximum epochs; the cosine and curriculum stretch with the budget.\n\n" + _df_md(check) + "\n")
+                     "epochs: the cosine and curriculum stretch to twice the steps (where a schedule is held at its floor "
+                     "past its end, so is the longer one's, to twice its length).\n\n" + _df_md(check) + "\n")
     degraded = degradation_section(cdir, heading="### One modality degraded at test time, on this set's models")
     if degraded:
         parts.append(degraded)

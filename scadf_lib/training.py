@@ -110,6 +110,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     stop_min_gain: float | None = None  # stopping rule (:func:`should_stop`): None trains all ``epochs``
     stop_patience: int = 5  # epochs: the rule's shortest look-back window
+    schedule_epochs: int | None = None  # epochs the lr schedule and curriculum span (None: ``epochs``); the floor holds after
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -137,6 +138,10 @@ class TrainConfig:
         if self.stop_min_gain is not None and not (0 < self.stop_min_gain < 1 and self.stop_patience >= 1):
             raise ValueError(f"stop_min_gain must be in (0, 1) (a relative gain, e.g. 0.02) and stop_patience >= 1 "
                              f"epochs, got {self.stop_min_gain} and {self.stop_patience}")
+        if self.schedule_epochs is not None and not (isinstance(self.schedule_epochs, int)
+                                                     and 1 <= self.schedule_epochs <= self.epochs):
+            raise ValueError(f"schedule_epochs must be an integer in [1, epochs={self.epochs}] (None: the schedule spans "
+                             f"all epochs), got {self.schedule_epochs!r}")
         if self.compile not in (False, True, *COMPILE_MODES):
             raise ValueError(f"compile must be True, False or one of {COMPILE_MODES}, got {self.compile!r}")
 
@@ -300,6 +305,13 @@ def offset_weight_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     return 1.0 + (cfg.offset_weight - 1.0) * max(0.0, 1.0 - step / end)
 
 
+def schedule_steps(steps_per_epoch: int, cfg: TrainConfig) -> int:
+    """The steps that :func:`lr_at` and :func:`offset_weight_at` span: ``schedule_epochs`` (default:
+    ``epochs``) epochs. Past them the learning rate holds its floor and w = 1 until the stopping rule
+    or the maximum budget ``epochs`` ends the run: more epochs at the floor change nothing before."""
+    return steps_per_epoch * (cfg.schedule_epochs or cfg.epochs)
+
+
 def decay_end_step(total_steps: int, cfg: TrainConfig) -> int:
     """The step from which :func:`lr_at` holds its floor, ``min_lr_fraction * lr``."""
     warmup = max(1, int(cfg.warmup_fraction * total_steps))
@@ -343,7 +355,7 @@ def first_stop_epoch(cfg: TrainConfig, steps_per_epoch: int) -> int:
     flat while the lr is still falling is noise-limited, not finished: the decay's end usually still
     gains) and at least ``stop_patience`` epochs have passed. With ``decay_fraction`` = 1 the floor
     is the last step, so the rule never ends such a run early."""
-    total = steps_per_epoch * cfg.epochs
+    total = schedule_steps(steps_per_epoch, cfg)
     curriculum_end = 0 if cfg.offset_weight == 1.0 else int(cfg.offset_anneal_fraction * total)
     floor = decay_end_step(total, cfg)
     return max(cfg.stop_patience + 1, math.ceil((curriculum_end + 1) / steps_per_epoch),
@@ -489,13 +501,34 @@ def rng_state(device: torch.device) -> dict[str, torch.Tensor | None]:
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
-def check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    """Refuse to resume ``cfg`` from a checkpoint of another configuration. A setting the checkpoint
-    predates (written before the field existed) counts as equal when ``cfg`` has its default value."""
+def _saved_config(saved: dict[str, Any], cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the checkpoint's settings, ``cfg``'s) as comparable dicts. A setting the checkpoint predates
+    (written before the field existed) counts as equal when ``cfg`` has its default value."""
     now = json.loads(json.dumps(cfg.to_dict()))
     defaults = json.loads(json.dumps(TrainConfig().to_dict()))
     old = {**{k: v for k, v in now.items() if k not in saved and v == defaults.get(k)}, **saved}
-    if old != now:
+    return old, now
+
+
+def extends_budget(saved: dict[str, Any], cfg: TrainConfig) -> bool:
+    """True when ``cfg`` is the checkpoint's run with a larger maximum budget and the same schedule:
+    every setting equal except ``epochs`` (now larger), and the schedule spans the same epochs
+    (``schedule_epochs``, or the old run's ``epochs``). Such a run is the old one up to its last epoch
+    (:func:`schedule_steps`; the data order is seeded per epoch), so it may resume and train on at the
+    floor until the stopping rule ends it."""
+    old, now = _saved_config(saved, cfg)
+    span = lambda c: c.get("schedule_epochs") or c["epochs"]
+    if now["epochs"] <= old["epochs"] or span(old) != span(now):
+        return False
+    rest = lambda c: {k: v for k, v in c.items() if k not in ("epochs", "schedule_epochs")}
+    return rest(old) == rest(now)
+
+
+def check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume ``cfg`` from a checkpoint of another configuration (:func:`_saved_config`),
+    except a larger maximum budget on the same schedule (:func:`extends_budget`)."""
+    old, now = _saved_config(saved, cfg)
+    if old != now and not extends_budget(saved, cfg):
         diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
         raise ValueError(f"'{path}' belongs to a run with another configuration (differs in {diff}); use another "
                          f"out_dir or delete it to start over")
@@ -525,7 +558,7 @@ def train_epoch(loss_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Ten
     rank, world = _dist_info()
     device = train_ds.device
     perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))).to(device)
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = schedule_steps(steps_per_epoch, cfg)
     sums: dict[str, torch.Tensor] = {}
     t0, seen = time.perf_counter(), 0
     bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
@@ -649,7 +682,7 @@ def epoch_row(epoch: int, sums: dict[str, Any], seen: int, val: dict[str, float]
             **{f"val_{k}": v for k, v in val.items()},
             **{f"val_seen_{k}": seen_val[k] for k in ("localisation", "mse_points", "mse_offsets") if k in seen_val},
             "step": (epoch + 1) * steps_per_epoch, "val_mse_points_m2": val["mse_points"] * xy_scale_m ** 2,
-            "offset_weight": offset_weight_at((epoch + 1) * steps_per_epoch - 1, steps_per_epoch * cfg.epochs, cfg),
+            "offset_weight": offset_weight_at((epoch + 1) * steps_per_epoch - 1, schedule_steps(steps_per_epoch, cfg), cfg),
             "lr": lr, "trajectories_per_s": throughput,
             "elapsed_s": (history[-1].get("elapsed_s", 0.0) if history else 0.0) + epoch_s}
 

@@ -98,6 +98,12 @@ def test_stopping_rule_waits_for_the_curriculum_and_the_lr_floor_then_stops_on_a
     stops = [n for n in range(1, 41) if should_stop(curve[:n], cfg, 100)]
     assert stops and late_gain(curve[:stops[0]]) < 0.02
     assert not should_stop(flat, replace(cfg, stop_min_gain=None), 100), "no rule: the whole budget"
+    # a floor held past the schedule (schedule_epochs): the same first epoch, and the rule may end the
+    # run where the schedule ends or later, never at the maximum budget's end only
+    held = replace(cfg, epochs=80, schedule_epochs=40)
+    assert first_stop_epoch(held, 100) == first
+    assert not should_stop(falling, cfg, 100) and not should_stop(falling, held, 100)
+    assert should_stop(flat, held, 100) and not should_stop(flat, cfg, 100), "at 40 of 40 the budget ends it"
     with pytest.raises(ValueError, match="stop_min_gain"):
         TrainConfig(stop_min_gain=2.0)
 

@@ -58,16 +58,22 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main"] == main
     # the budget check: SoftMoE and SCADF-MoE seed 0 again at twice the epochs, same schedule fractions
     budget = [r for r in plan("flat") if r.study == "budget"]
-    assert {(r.cfg.model, r.cfg.epochs, r.cfg.seed, r.cfg.min_lr_fraction) for r in budget} == {
+    assert {(r.cfg.model, r.cfg.schedule_epochs, r.cfg.seed, r.cfg.min_lr_fraction) for r in budget} == {
         ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01)}
-    epochs = {r.cfg.model: r.cfg.epochs for r in main}
-    assert epochs == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
+    schedule = {r.cfg.model: r.cfg.schedule_epochs for r in main}
+    assert schedule == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
+    # the floor then holds up to twice the schedule, where the stopping rule may end the run
+    assert all(r.cfg.epochs == 2 * r.cfg.schedule_epochs for r in [*main, *budget])
     for r in main:  # the loss is the paper's before the lr reaches its floor, and the floor holds a quarter+
         assert r.cfg.offset_anneal_fraction < r.cfg.decay_fraction <= 0.75 and r.cfg.min_lr_fraction == 0.01
-        assert lr_at(r.cfg.epochs * 10 - 1, r.cfg.epochs * 10, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
+        span = r.cfg.schedule_epochs * 10
+        assert lr_at(span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
+        assert lr_at(2 * span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
     # --epochs replaces the base budget; the baselines keep their factor; other presets have none
-    assert {r.cfg.model: r.cfg.epochs for r in plan("flat", epochs=10) if r.study == "main"}["concat"] == 20
+    assert {r.cfg.model: r.cfg.schedule_epochs for r in plan("flat", epochs=10) if r.study == "main"}["concat"] == 20
     assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
+    assert {r.cfg.schedule_epochs for r in plan("converged")} == {None}
+    assert {r.cfg.schedule_epochs for r in plan("flat") if r.study == "anchors"} == {None}
     assert {r.cfg.min_lr_fraction for r in plan("converged")} == {0.05}
     # its clean main runs are scored under corrupted inputs (no augmented runs); the converged preset's are not
     assert {r.name for r in degradation_targets(plan("flat"))} == {r.name for r in main}
@@ -433,3 +439,44 @@ def test_paired_reduction_skips_a_scene_with_no_baseline():
     red = paired_reduction(pd.DataFrame(rows), "mix", "overall")
     assert list(red.scene) == ["munich"] and red.best_baseline.iloc[0] == "softmoe"
     assert red.reduction_pct.iloc[0] == pytest.approx(100 * np.mean([1 - 0.5 / 1.0, 1 - 0.6 / 1.1]))
+
+
+def test_a_finished_run_trains_on_at_the_floor_when_its_preset_raises_the_budget(tmp_path, synthetic_nc):
+    """A preset that holds the floor for longer (``hold_factor``) continues its finished shorter runs
+    from their last.pt instead of skipping or restarting them: the run trains its extra epoch, its
+    stale corrupted-input scores go, its wall time adds up, and runs.csv states the schedule."""
+    import json
+    from dataclasses import replace
+    (tmp_path / "data").mkdir()
+    shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
+    small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
+    runs = [replace(r, cfg=replace(r.cfg, model_overrides=small, max_steps_per_epoch=2))
+            for r in plan("smoke", data_dir=str(tmp_path / "data"), scenes=("munich",), studies=("main",))
+            if r.cfg.model == "concat" and r.cfg.regime == "mix"]
+    work, results = tmp_path / "work", tmp_path / "results"
+    execute(runs, work, results, progress=False)
+    run_dir = work / runs[0].name
+    first = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "degradation.csv").write_text("stale\n")
+    longer = [replace(r, cfg=replace(r.cfg, schedule_epochs=r.cfg.epochs, epochs=2 * r.cfg.epochs)) for r in runs]
+    execute(longer, work, results, progress=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert first["epochs_trained"] == 1 and info["epochs_trained"] == 2 and info["epochs"] == 2
+    assert info["wall_s"] > first["wall_s"] and not (run_dir / "degradation.csv").exists()
+    assert len(pd.read_csv(run_dir / "history.csv")) == 2
+    table = pd.read_csv(results / "runs.csv")
+    assert (table.schedule_epochs == 1).all() and (table.epochs_trained == 2).all()
+    execute(longer, work, results, progress=False)  # now finished: skipped
+    assert pd.read_csv(results / "sweeps.csv").finished_before.iloc[-1] == len(longer)
+
+
+def test_schedule_text_states_a_held_floor_only_where_the_runs_have_one():
+    from scadf_lib.report import schedule_text
+    runs = pd.DataFrame({"model": ["concat", "scadf"], "epochs": [160, 80], "steps_trained": [16320, 9000],
+                         "min_lr_fraction": 0.01, "decay_fraction": 0.6, "offset_anneal_fraction": 0.5})
+    plain = schedule_text(runs)
+    assert "at most concat 160, scadf 80 epochs" in plain and "at 60 % of the budget" in plain
+    assert "schedule spans" not in plain
+    held = schedule_text(runs.assign(schedule_epochs=[80, 40]))
+    assert "the schedule spans concat 80, scadf 40 epochs" in held and "at 60 % of the schedule" in held
+    assert "1 % of the peak lr" in held and "16,320 steps" in held

@@ -404,3 +404,32 @@ def test_a_checkpoint_older_than_a_new_setting_resumes_when_the_setting_is_at_it
         check_same_run(saved, replace(cfg, decay_fraction=0.75), tmp_path / "last.pt")
     with pytest.raises(ValueError, match="epochs"):
         check_same_run(saved, replace(cfg, epochs=4), tmp_path / "last.pt")
+
+
+def test_a_longer_budget_on_the_same_schedule_continues_the_shorter_run_exactly(synthetic_nc, tmp_path):
+    """``schedule_epochs`` fixes the lr schedule and curriculum; a larger maximum budget then trains on
+    at the floor. A finished 2-epoch run resumed with ``epochs=3, schedule_epochs=2`` equals that run
+    trained from scratch, weight for weight, and its third epoch is at the floor with the paper's loss."""
+    from scadf_lib.training import check_same_run, extends_budget
+    short = cfg(synthetic_nc, epochs=2, decay_fraction=0.5)
+    longer = replace(short, epochs=3, schedule_epochs=2)
+    train(short, tmp_path / "extended", progress=False)
+    ext = train(longer, tmp_path / "extended", progress=False)
+    ref = train(longer, tmp_path / "ref", progress=False)
+    assert list(ext.history.epoch) == [1, 2, 3]
+    pd.testing.assert_frame_equal(ext.history.drop(columns=["elapsed_s", "trajectories_per_s"]),
+                                  ref.history.drop(columns=["elapsed_s", "trajectories_per_s"]))
+    for (k, va), vb in zip(ext.model.state_dict().items(), ref.model.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+    assert ext.history.lr.iloc[-1] == pytest.approx(short.min_lr_fraction * short.lr)
+    assert ext.history.offset_weight.iloc[-1] == 1.0
+    saved = load_checkpoint(tmp_path / "ref" / "last.pt")["train_config"]
+    assert json.loads((tmp_path / "extended" / "config.json").read_text())["train_config"]["schedule_epochs"] == 2
+    # only the budget may grow: a stretched schedule, a smaller budget or another setting is another run
+    assert extends_budget(short.to_dict(), longer) and not extends_budget(saved, longer)
+    for other in (replace(short, epochs=3), replace(longer, epochs=4, schedule_epochs=3), replace(longer, lr=1e-4)):
+        assert not extends_budget(short.to_dict(), other)
+        with pytest.raises(ValueError, match="another configuration"):
+            check_same_run(short.to_dict(), other, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="schedule_epochs"):
+        TrainConfig(epochs=2, schedule_epochs=3)
