@@ -512,6 +512,28 @@ def learning_curves(runs: list[Run], work: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def isolation_table(runs: list[Run], work: Path) -> pd.DataFrame:
+    """Per finished ``main`` run: how much of its held-out squared error falls on points whose
+    fingerprint matches no training point within 10 m (:func:`scadf_lib.diagnostics.run_isolation`),
+    cached in the run's ``isolation.json`` (recomputed when its point_errors.csv is newer)."""
+    from scadf_lib.diagnostics import run_isolation
+    rows = []
+    for run in runs:
+        run_dir = work / run.name
+        errors, cache = run_dir / "point_errors.csv", run_dir / "isolation.json"
+        if run.study != "main" or not errors.exists() or not _finished(run_dir, run.cfg):
+            continue
+        if cache.exists() and cache.stat().st_mtime >= errors.stat().st_mtime:
+            summary = json.loads(cache.read_text())
+        else:
+            summary = run_isolation(run.cfg, pd.read_csv(errors))
+            with atomic_path(cache) as tmp:
+                tmp.write_text(json.dumps(summary))
+        rows.append({"name": run.name, "scene": run.tags["scene"], "regime": run.cfg.regime, "model": run.cfg.model,
+                     "seed": run.cfg.seed, **summary})
+    return pd.DataFrame(rows)
+
+
 #: Training-schedule settings copied from each run's config.json into runs.csv (the report states them).
 SCHEDULE_COLUMNS = ("min_lr_fraction", "decay_fraction", "offset_weight", "offset_anneal_fraction", "warmup_fraction",
                     "schedule_epochs")
@@ -542,6 +564,9 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     paired = paired_points(runs, work)
     if len(paired):
         tables.append(("paired_points.csv", paired))
+    isolation = isolation_table(runs, work)
+    if len(isolation):
+        tables.append(("isolation.csv", isolation))
     for name in ("degradation.csv", "routing_response.csv"):
         found = [pd.read_csv(work / r.name / name) for r in runs if (work / r.name / name).exists()]
         if found:

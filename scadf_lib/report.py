@@ -710,6 +710,37 @@ def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich
     return out
 
 
+def isolation_section(cdir: Path) -> str:
+    """Where a set's held-out error sits (``isolation.csv``, :func:`scadf_lib.experiments.isolation_table`):
+    per scene and method (mean over seeds), the share of the squared error on held-out points whose
+    fingerprint matches no training point within 10 m, and the MSE with and without them."""
+    path = cdir / "isolation.csv"
+    if not path.exists():
+        return ""
+    iso = pd.read_csv(path)
+    iso = iso[iso.regime == "mix"]
+    if iso.empty:
+        return ""
+    g = iso.groupby(["scene", "model"], sort=False).agg(
+        seeds=("seed", "size"), held_out_points=("points", "mean"), isolated=("isolated", "mean"),
+        isolated_error_pct=("isolated_error_share", lambda v: 100 * v.mean()), mse_m2=("mse_m2", "mean"),
+        mse_without_isolated_m2=("mse_without_isolated_m2", "mean"),
+        top1pct_error_pct=("top1pct_error_share", lambda v: 100 * v.mean()),
+        median_sq_error_m2=("median_sq_error_m2", "mean")).reset_index()
+    g["model"] = pd.Categorical(g.model, [m for m in METHODS if m in set(g.model)], ordered=True)
+    g["scene"] = pd.Categorical(g.scene, [x for x in SCENES if x in set(g.scene)], ordered=True)
+    g = g.sort_values(["scene", "model"]).round({"held_out_points": 0, "isolated": 1, "isolated_error_pct": 1,
+                                                  "mse_m2": 3, "mse_without_isolated_m2": 3, "top1pct_error_pct": 1,
+                                                  "median_sq_error_m2": 4})
+    return ("### Where the held-out error sits: fingerprints with no match nearby (Mix)\n\n"
+            "Per held-out (band, UE) point, the training point with the most similar numeric fingerprint (AoD, AoA, "
+            "distance, gain, standardised) is found; the point is *isolated* when that training point lies more than "
+            "10 m away (its dominant path differs from its neighbours', e.g. two paths of near-equal gain). Any "
+            "fingerprint method must extrapolate there. MSEs here are per-point means (each point once), not the "
+            "trajectory-slot means of the tables above. No model is involved in the flag (`scadf_lib.diagnostics`).\n\n"
+            + _df_md(g) + "\n")
+
+
 def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     """The report's lead section from a trained-to-the-end result set in ``cdir`` (``--preset
     <cdir.name>``, one of :data:`CONVERGED_SETS`); empty where it does not exist."""
@@ -779,6 +810,9 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
         fig = learning_curve_figure(cdir)
         if fig is not None:
             parts.append(f"Learning curves: `results/{link_prefix}learning_curves.png` (and notebook 04).\n")
+    isolated = isolation_section(cdir)
+    if isolated:
+        parts.append(isolated)
     check = budget_check(metrics, runs)
     if len(check):
         parts.append("### Is a flat curve a final number? The same runs with twice the budget (munich, Mix)\n\n"

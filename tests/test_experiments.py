@@ -353,6 +353,13 @@ def test_converged_preset_trains_to_its_rule_and_scores_the_anchors(converged_re
     assert set(anchors.model) == {"geometric", "wknn", "wknn_cfr"} and set(anchors.regime) == {"mix", "ood"}
     geo = anchors[(anchors.model == "geometric") & (anchors.group == "held-out-LOS") & (anchors.band == "all")]
     assert (geo.mse_m2 < 1e-6).all()
+    # where each run's held-out error sits, cached per run and consistent with its point errors
+    iso = pd.read_csv(res / "isolation.csv")
+    assert set(iso.name) == set(trained.name) and (iso.isolated <= iso.points).all()
+    for r in iso.itertuples():
+        pe = pd.read_csv(root / "work" / r.name / "point_errors.csv")
+        assert r.points == int(pe.held_out.sum()) and r.mse_m2 == pytest.approx(pe.sq_error_m2[pe.held_out].mean())
+        assert (root / "work" / r.name / "isolation.json").exists()
 
 
 def test_the_report_leads_with_the_converged_set_and_both_metric_conventions(converged_results, smoke_results, tmp_path):
@@ -363,6 +370,7 @@ def test_the_report_leads_with_the_converged_set_and_both_metric_conventions(con
     assert "WKNN (numeric)" in text and "geometric (closed form)" in text and "centroid floor" in text
     assert "AMDNLoc" in text and "per coordinate" in text
     assert (root / "results" / "converged" / "learning_curves.png").exists()
+    assert "Where the held-out error sits" in text and "isolated_error_pct" in text
     # the cpu report puts the converged set first, then the equal-small-budget tables
     sroot, _, _ = smoke_results
     shutil.copytree(sroot / "results", tmp_path / "results")
