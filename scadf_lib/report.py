@@ -559,14 +559,19 @@ def converged_curves(cdir: Path, scene: str = "munich") -> tuple[pd.DataFrame, f
 
 def converged_overview(cdir: Path, scene: str = "munich") -> dict[str, pd.DataFrame]:
     """The converged set's tables for notebook 04: ``methods`` (:func:`method_table`), ``runs`` (how
-    each run ended) and ``anchors`` (:func:`anchors_table`); empty without ``cdir``."""
+    each run ended), ``anchors`` (:func:`anchors_table`) and, where collected, ``isolation``
+    (:func:`isolation_by_method`); empty without ``cdir``."""
     if not (cdir / "all_metrics.csv").exists():
         return {}
     metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
     runs = pd.read_csv(cdir / "runs.csv")
     ended = runs[runs.study == "main"][["name", "epochs_trained", "steps_trained", "best_epoch", "val_late_gain",
                                         "converged"]].round(3)
-    return {"methods": method_table(metrics, runs, scene), "runs": ended, "anchors": anchors_table(metrics).round(2)}
+    tables = {"methods": method_table(metrics, runs, scene), "runs": ended, "anchors": anchors_table(metrics).round(2)}
+    isolation = isolation_by_method(cdir)
+    if len(isolation):
+        tables["isolation"] = isolation
+    return tables
 
 
 def learning_curve_figure(cdir: Path, scene: str = "munich") -> Path | None:
@@ -682,6 +687,30 @@ def floor_exponent(curves: pd.DataFrame) -> pd.Series:
     return pd.Series(out, name="floor_exponent", dtype=float)
 
 
+def power_law_budget(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """Per main run (``name``): how many times its trained steps its best validation MSE would need to
+    reach the best method's (the lowest per-method median of the runs' best validation MSE, same scene
+    and regime), if it kept falling as the power law of :func:`floor_exponent`: (v / v_best)^(1/α).
+    1 for a run already there; inf where α <= 0 (a curve that no longer falls). An extrapolation,
+    not a measurement: it says whether a not-flat run could still change a ranking."""
+    alpha = floor_exponent(curves)
+    best = curves.groupby("name").val_mse_points_m2.min()
+    main = runs[(runs.study == "main") & runs.name.isin(best.index)].assign(v=lambda r: r.name.map(best))
+    target = main.groupby(["scene", "regime", "model"]).v.median().groupby(["scene", "regime"]).min()
+    out = {}
+    for r in main.itertuples():
+        ratio = r.v / target[(r.scene, r.regime)]
+        a = alpha.get(r.name, np.nan)
+        if ratio <= 1:
+            out[r.name] = 1.0
+        elif not np.isfinite(a):
+            out[r.name] = np.nan
+        else:  # exp(ln(ratio) / α), inf for a curve that no longer falls (or past 1e300)
+            exponent = np.log(ratio) / a if a > 0 else np.inf
+            out[r.name] = float(np.exp(exponent)) if exponent < 690 else np.inf
+    return pd.Series(out, name="power_law_budget", dtype=float)
+
+
 def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
     """Each ``budget`` run (``scene`` Mix) beside the ``main`` run of the same method and seed: maximum
     and trained epochs, held-out / held-out-NLOS / overall MSE (m²) and late gain, so that one sees
@@ -710,17 +739,17 @@ def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich
     return out
 
 
-def isolation_section(cdir: Path) -> str:
+def isolation_by_method(cdir: Path) -> pd.DataFrame:
     """Where a set's held-out error sits (``isolation.csv``, :func:`scadf_lib.experiments.isolation_table`):
-    per scene and method (mean over seeds), the share of the squared error on held-out points whose
-    fingerprint matches no training point within 10 m, and the MSE with and without them."""
+    per scene and method (Mix, mean over seeds), the share of the squared error on held-out points
+    whose fingerprint matches no training point within 10 m, and the MSE with and without them (m²)."""
     path = cdir / "isolation.csv"
     if not path.exists():
-        return ""
+        return pd.DataFrame()
     iso = pd.read_csv(path)
     iso = iso[iso.regime == "mix"]
     if iso.empty:
-        return ""
+        return pd.DataFrame()
     g = iso.groupby(["scene", "model"], sort=False).agg(
         seeds=("seed", "size"), held_out_points=("points", "mean"), isolated=("isolated", "mean"),
         isolated_error_pct=("isolated_error_share", lambda v: 100 * v.mean()), mse_m2=("mse_m2", "mean"),
@@ -729,9 +758,16 @@ def isolation_section(cdir: Path) -> str:
         median_sq_error_m2=("median_sq_error_m2", "mean")).reset_index()
     g["model"] = pd.Categorical(g.model, [m for m in METHODS if m in set(g.model)], ordered=True)
     g["scene"] = pd.Categorical(g.scene, [x for x in SCENES if x in set(g.scene)], ordered=True)
-    g = g.sort_values(["scene", "model"]).round({"held_out_points": 0, "isolated": 1, "isolated_error_pct": 1,
-                                                  "mse_m2": 3, "mse_without_isolated_m2": 3, "top1pct_error_pct": 1,
-                                                  "median_sq_error_m2": 4})
+    return g.sort_values(["scene", "model"]).round({"held_out_points": 0, "isolated": 1, "isolated_error_pct": 1,
+                                                     "mse_m2": 3, "mse_without_isolated_m2": 3, "top1pct_error_pct": 1,
+                                                     "median_sq_error_m2": 4})
+
+
+def isolation_section(cdir: Path) -> str:
+    """The report's paragraph and table of :func:`isolation_by_method`; empty without isolation.csv."""
+    g = isolation_by_method(cdir)
+    if g.empty:
+        return ""
     return ("### Where the held-out error sits: fingerprints with no match nearby (Mix)\n\n"
             "Per held-out (band, UE) point, the training point with the most similar numeric fingerprint (AoD, AoA, "
             "distance, gain, standardised) is found; the point is *isolated* when that training point lies more than "
@@ -777,9 +813,16 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                                          train_min_mean=("train_wall_s", lambda w: w.mean() / 60))
         per = per.reset_index()
         if (cdir / "curves.csv").exists():  # the power law at the floor: is "flat" reachable by budget?
-            alpha = mruns.name.map(floor_exponent(pd.read_csv(cdir / "curves.csv")))
-            per = per.merge(alpha.groupby([mruns.scene, mruns.regime, mruns.model]).median().rename(
-                "floor_exponent_median").round(3).reset_index(), on=["scene", "regime", "model"], how="left")
+            curves = pd.read_csv(cdir / "curves.csv")
+            keys = [mruns.scene, mruns.regime, mruns.model]
+            alpha = mruns.name.map(floor_exponent(curves))
+            multiple = mruns.name.map(power_law_budget(curves, runs))
+            per = per.merge(alpha.groupby(keys).median().rename("floor_exponent_median").round(3).reset_index(),
+                            on=["scene", "regime", "model"], how="left")
+            per = per.merge(multiple.groupby(keys).median().rename("budget_x_to_best_median").reset_index(),
+                            on=["scene", "regime", "model"], how="left")
+            per["budget_x_to_best_median"] = per.budget_x_to_best_median.map(
+                lambda x: "" if pd.isna(x) else ("never" if np.isinf(x) else f"{x:.2g}"))
         per["model"] = pd.Categorical(per.model, [m for m in METHODS if m in set(per.model)], ordered=True)
         per["scene"] = pd.Categorical(per.scene, [s for s in SCENES if s in set(per.scene)], ordered=True)
         per = per.sort_values(["scene", "regime", "model"])
@@ -787,7 +830,9 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                      "quarter of the epochs; train_min: training wall time per run, summed over resumes, while other runs shared the 2 cores; floor exponent: α of a power law "
                      "best validation error ∝ step^-α fitted to the epochs at the lr floor, which gains 1 - 0.75^α over "
                      "the last quarter of any budget, so the 2 % rule needs α < 0.07 however long the run, and "
-                     "doubling the budget gains 1 - 2^-α):\n\n" + _df_md(per) + "\n")
+                     "doubling the budget gains 1 - 2^-α; budget x to best: the multiple of its steps a run would "
+                     "need, on that power law, for its best validation MSE to reach the best method's median, an "
+                     "extrapolation that says whether a curve still falling could change the ranking):\n\n" + _df_md(per) + "\n")
     for scene in scenes:
         parts.append(f"### {scene}, Mix: MSE (m², mean ± 95 % CI over seeds)\n\n"
                      + _df_md(method_table(metrics, runs, scene)) + "\n")

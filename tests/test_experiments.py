@@ -488,3 +488,19 @@ def test_schedule_text_states_a_held_floor_only_where_the_runs_have_one():
     held = schedule_text(runs.assign(schedule_epochs=[80, 40]))
     assert "the schedule spans concat 80, scadf 40 epochs" in held and "at 60 % of the schedule" in held
     assert "1 % of the peak lr" in held and "16,320 steps" in held
+
+
+def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method():
+    from scadf_lib.report import power_law_budget
+    steps = np.arange(100, 1100, 100)
+    lr = np.where(steps <= 400, 1.0, 0.01)  # the floor from step 500
+
+    def curve(name, v_end, alpha):
+        return pd.DataFrame({"name": name, "step": steps, "lr": lr, "val_mse_points_m2": v_end * (steps / 1000.0) ** -alpha})
+
+    curves = pd.concat([curve("slow", 4.0, 0.1), curve("best", 1.0, 0.05), curve("flat", 2.0, 0.0)])
+    runs = pd.DataFrame({"name": ["slow", "best", "flat"], "study": "main", "scene": "munich", "regime": "mix",
+                         "model": ["concat", "scadf", "softmoe"]})
+    got = power_law_budget(curves, runs)
+    assert got["best"] == 1.0 and np.isinf(got["flat"])
+    assert got["slow"] == pytest.approx(4.0 ** (1 / 0.1), rel=1e-6)  # 4x the error at α = 0.1: 4^10 the steps
