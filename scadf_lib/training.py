@@ -632,7 +632,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     use_amp = cfg.amp and device.type == "cuda"
     loss_fn = make_loss_fn(net, mcfg.mmd_weight, data.norm.xy_scale, use_amp, cfg.compile)
     params = [p for p in model.parameters() if p.requires_grad]
-    throughput = float("nan")
+    throughput = float(history[-1].get("trajectories_per_s", float("nan"))) if history else float("nan")  # a resume
 
     epoch_s = 0.0  # duration of the last epoch of this call (training and validation), s
     for epoch in range(start_epoch, cfg.epochs):

@@ -120,6 +120,7 @@ def test_a_run_stops_by_the_rule_and_a_resumed_run_stays_stopped(synthetic_nc, t
     assert (res.history.val_mse_points_m2 > 0).all()
     again = train(cfg, tmp_path / "run", progress=False)
     assert len(again.history) == n, "resuming a stopped run trains no further epoch"
+    assert again.throughput == pytest.approx(res.history.trajectories_per_s.iloc[-1]), "its last throughput stays"
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train_config"]["stop_min_gain"] == 0.5
 
 
