@@ -595,7 +595,9 @@ def learning_curve_figure(cdir: Path, scene: str = "munich") -> Path | None:
 
 #: The trained-to-the-end result sets, newest first: the report leads with the first that exists
 #: (``results/<name>/``, written by ``--preset <name>``) and compares them all.
-CONVERGED_SETS = ("flat", "converged")
+#: ``flat_schedule_end``: the ``flat`` set as it stood before its floor was held past the schedule
+#: (each run ended at its schedule's end or by the rule inside it); :func:`hold_check` pairs the two.
+CONVERGED_SETS = ("flat", "flat_schedule_end", "converged")
 
 
 def lead_set(results: Path) -> Path | None:
@@ -883,6 +885,46 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     return "\n".join(parts)
 
 
+def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedule_end", scene: str = "munich",
+               group: str = HEADLINE) -> pd.DataFrame:
+    """The same main runs (``scene`` Mix) at the end of their schedule (set ``shorter``) and with the
+    floor held up to twice the schedule (set ``longer``), paired by run: per method, how many runs
+    trained on, how many were flat before and after, and the per-run change of the ``group`` MSE
+    (mean ± 95 % CI over runs, %, and the largest); a number that moves by less than its spread
+    between the two is as converged as the test metric can show. Empty without both sets."""
+    paths = [results / n for n in (shorter, longer)]
+    if not all((p / "all_metrics.csv").exists() and (p / "runs.csv").exists() for p in paths):
+        return pd.DataFrame()
+    per_set = []
+    for p in paths:
+        m, r = pd.read_csv(p / "all_metrics.csv", dtype={"band": str}), pd.read_csv(p / "runs.csv")
+        m = m[(m.study == "main") & (m.scene == scene) & (m.regime == "mix") & (m.group == group) & (m.band == "all")]
+        r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
+        per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": converged_bool(r),
+                                     "mse": m.set_index("name").mse_m2.reindex(r.index)}))
+    both = per_set[0].join(per_set[1].drop(columns="model"), lsuffix="_short", rsuffix="_long", how="inner")
+    rows = []
+    for model, g in both.groupby("model"):
+        change = 100 * (g.mse_long / g.mse_short - 1)
+        mean, half = mean_ci(change.values)
+        rows.append({"method": model, "runs": len(g), "trained on": int((g.epochs_long > g.epochs_short).sum()),
+                     "epochs (schedule end → held)": f"{int(g.epochs_short.max())} → {int(g.epochs_long.max())}",
+                     "flat before": int(g.flat_short.sum()), "flat after": int(g.flat_long.sum()),
+                     f"{group} (m²) before": round(float(g.mse_short.mean()), 3),
+                     f"{group} (m²) after": round(float(g.mse_long.mean()), 3),
+                     "change (%)": _fmt(mean, half), "largest change (%)": round(float(change.abs().max()), 1)})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["method"] = pd.Categorical(out.method, [m for m in METHODS if m in set(out.method)], ordered=True)
+        out = out.sort_values("method")
+    return out
+
+
+def converged_bool(runs: pd.DataFrame) -> pd.Series:
+    """runs.csv's ``converged`` column as booleans (it is read back as text or bool)."""
+    return runs.converged.astype(str).str.lower() == "true"
+
+
 def comparison_section(results: Path) -> str:
     """The trained sets of :data:`CONVERGED_SETS` side by side (:func:`set_comparison`), where there
     are two or more: how much the numbers move with the schedule and the budget."""
@@ -901,7 +943,20 @@ def comparison_section(results: Path) -> str:
             "own reports, `results/<set>/REPORT.md`): where a number moves by more than its CI between the sets, it "
             "depends on the schedule or budget, and neither set alone is its final value.\n\n"
             + _df_md(table) + "\n\nWhat each set holds (its other cells are in its own report): "
-            + "; ".join(held) + ".\n")
+            + "; ".join(held) + ".\n" + hold_section(results))
+
+
+def hold_section(results: Path) -> str:
+    """:func:`hold_check` with its reading; empty without both sets."""
+    check = hold_check(results)
+    if check.empty:
+        return ""
+    return ("\n### Does holding the floor longer move the test numbers? (munich, Mix, paired by run)\n\n"
+            "`flat_schedule_end` is the `flat` set as it stood when each run ended at its schedule's end (or by the "
+            "rule inside it); `flat` holds the learning-rate floor on up to twice the schedule, until the rule ends "
+            "the run. A run the rule had ended inside its schedule is the same run in both (change 0). Where the "
+            "change's CI holds 0, the longer training did not move the held-out number even where the validation "
+            "curve was still falling.\n\n" + _df_md(check) + "\n")
 
 
 def write_report(results: Path, preset: str = "cpu") -> Path:

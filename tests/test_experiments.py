@@ -504,3 +504,31 @@ def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method()
     got = power_law_budget(curves, runs)
     assert got["best"] == 1.0 and np.isinf(got["flat"])
     assert got["slow"] == pytest.approx(4.0 ** (1 / 0.1), rel=1e-6)  # 4x the error at α = 0.1: 4^10 the steps
+
+
+def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(tmp_path):
+    from scadf_lib.report import comparison_section, hold_check
+    assert hold_check(tmp_path).empty
+
+    def write(name, epochs, mse, flat):
+        d = tmp_path / name
+        d.mkdir()
+        names = [f"main_munich_mix_{m}_s{s}" for m in ("concat", "scadf") for s in (0, 1)]
+        runs = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix",
+                             "model": [n.split("_")[3] for n in names], "seed": [0, 1, 0, 1], "epochs_trained": epochs,
+                             "converged": flat, "val_late_gain": 0.01, "steps_trained": 100, "device": "cpu"})
+        metrics = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix", "group": "held-out",
+                                "band": "all", "mse_m2": mse, "model": runs.model, "seed": runs.seed, "ci95": 0.0})
+        metrics = pd.concat([metrics, metrics.assign(group="overall")])
+        runs.to_csv(d / "runs.csv", index=False)
+        metrics.to_csv(d / "all_metrics.csv", index=False)
+
+    write("flat_schedule_end", [80, 80, 31, 40], [3.0, 2.0, 0.5, 0.6], [False, False, True, False])
+    write("flat", [160, 160, 31, 52], [2.7, 1.9, 0.5, 0.6], [False, True, True, True])
+    check = hold_check(tmp_path).set_index("method")
+    assert check.loc["concat", "trained on"] == 2 and check.loc["scadf", "trained on"] == 1
+    assert (check.loc["concat", "flat before"], check.loc["concat", "flat after"]) == (0, 1)
+    assert check.loc["concat", "change (%)"].startswith("-7.50 ±") and check.loc["concat", "largest change (%)"] == 10.0
+    assert check.loc["scadf", "change (%)"] == "0.00 ± 0.00"
+    assert check.loc["concat", "epochs (schedule end → held)"] == "80 → 160"
+    assert "Does holding the floor longer move the test numbers?" in comparison_section(tmp_path)
