@@ -831,7 +831,8 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
         parts.append("How flat each method's curves ended (late gain: drop of the best validation error over the last "
                      "quarter of the epochs; train_min: training wall time per run, summed over resumes, while other runs shared the 2 cores; floor exponent: α of a power law "
                      "best validation error ∝ step^-α fitted to the epochs at the lr floor, which gains 1 - 0.75^α over "
-                     "the last quarter of any budget, so the 2 % rule needs α < 0.07 however long the run, and "
+                     "the last quarter of any budget, so on a pure power law the 2 % rule needs α < 0.07 however long the run (a "
+                     "curve that bends, as FullCon's did, can still end flat), and "
                      "doubling the budget gains 1 - 2^-α; budget x to best: the multiple of its steps a run would "
                      "need, on that power law, for its best validation MSE to reach the best method's median, an "
                      "extrapolation that says whether a curve still falling could change the ranking):\n\n" + _df_md(per) + "\n")
@@ -889,8 +890,9 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
                group: str = HEADLINE) -> pd.DataFrame:
     """The same main runs (``scene`` Mix) at the end of their schedule (set ``shorter``) and with the
     floor held up to twice the schedule (set ``longer``), paired by run: per method, how many runs
-    trained on, how many were flat before and after, and the per-run change of the ``group`` MSE
-    (mean ± 95 % CI over runs, %, and the largest); a number that moves by less than its spread
+    trained on, how many were flat before and after, the mean ``group`` MSE (m²) before and after,
+    and the change of each run that trained on (mean ± 95 % CI over those runs, %, and the largest);
+    a number that moves by less than its spread
     between the two is as converged as the test metric can show. Empty without both sets."""
     paths = [results / n for n in (shorter, longer)]
     if not all((p / "all_metrics.csv").exists() and (p / "runs.csv").exists() for p in paths):
@@ -905,14 +907,16 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
     both = per_set[0].join(per_set[1].drop(columns="model"), lsuffix="_short", rsuffix="_long", how="inner")
     rows = []
     for model, g in both.groupby("model"):
-        change = 100 * (g.mse_long / g.mse_short - 1)
+        on = g[g.epochs_long > g.epochs_short]
+        change = 100 * (on.mse_long / on.mse_short - 1)
         mean, half = mean_ci(change.values)
-        rows.append({"method": model, "runs": len(g), "trained on": int((g.epochs_long > g.epochs_short).sum()),
+        rows.append({"method": model, "runs": len(g), "trained on": len(on),
                      "epochs (schedule end → held)": f"{int(g.epochs_short.max())} → {int(g.epochs_long.max())}",
                      "flat before": int(g.flat_short.sum()), "flat after": int(g.flat_long.sum()),
                      f"{group} (m²) before": round(float(g.mse_short.mean()), 3),
                      f"{group} (m²) after": round(float(g.mse_long.mean()), 3),
-                     "change (%)": _fmt(mean, half), "largest change (%)": round(float(change.abs().max()), 1)})
+                     "change where trained on (%)": _fmt(mean, half) if len(on) else "",
+                     "largest change (%)": round(float(change.abs().max()), 1) if len(on) else 0.0})
     out = pd.DataFrame(rows)
     if len(out):
         out["method"] = pd.Categorical(out.method, [m for m in METHODS if m in set(out.method)], ordered=True)
@@ -954,9 +958,9 @@ def hold_section(results: Path) -> str:
     return ("\n### Does holding the floor longer move the test numbers? (munich, Mix, paired by run)\n\n"
             "`flat_schedule_end` is the `flat` set as it stood when each run ended at its schedule's end (or by the "
             "rule inside it); `flat` holds the learning-rate floor on up to twice the schedule, until the rule ends "
-            "the run. A run the rule had ended inside its schedule is the same run in both (change 0). Where the "
-            "change's CI holds 0, the longer training did not move the held-out number even where the validation "
-            "curve was still falling.\n\n" + _df_md(check) + "\n")
+            "the run. A run the rule had ended inside its schedule is the same run in both; the change is over the "
+            "runs that trained on. Where the change's CI holds 0, the longer training did not move the held-out "
+            "number even where the validation curve was still falling.\n\n" + _df_md(check) + "\n")
 
 
 def write_report(results: Path, preset: str = "cpu") -> Path:
