@@ -760,7 +760,8 @@ def isolation_by_method(cdir: Path) -> pd.DataFrame:
         median_sq_error_m2=("median_sq_error_m2", "mean")).reset_index()
     g["model"] = pd.Categorical(g.model, [m for m in METHODS if m in set(g.model)], ordered=True)
     g["scene"] = pd.Categorical(g.scene, [x for x in SCENES if x in set(g.scene)], ordered=True)
-    return g.sort_values(["scene", "model"]).round({"held_out_points": 0, "isolated": 1, "isolated_error_pct": 1,
+    g["held_out_points"] = g.held_out_points.round().astype(int)
+    return g.sort_values(["scene", "model"]).round({"isolated": 1, "isolated_error_pct": 1,
                                                      "mse_m2": 3, "mse_without_isolated_m2": 3, "top1pct_error_pct": 1,
                                                      "median_sq_error_m2": 4})
 
@@ -832,7 +833,7 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                      "quarter of the epochs; train_min: training wall time per run, summed over resumes, while other runs shared the 2 cores; floor exponent: α of a power law "
                      "best validation error ∝ step^-α fitted to the epochs at the lr floor, which gains 1 - 0.75^α over "
                      "the last quarter of any budget, so on a pure power law the 2 % rule needs α < 0.07 however long the run (a "
-                     "curve that bends, as FullCon's did, can still end flat), and "
+                     "curve that bends can still end flat), and "
                      "doubling the budget gains 1 - 2^-α; budget x to best: the multiple of its steps a run would "
                      "need, on that power law, for its best validation MSE to reach the best method's median, an "
                      "extrapolation that says whether a curve still falling could change the ranking):\n\n" + _df_md(per) + "\n")
@@ -904,7 +905,8 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
         per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": converged_bool(r),
                                      "mse": m.set_index("name").mse_m2.reindex(r.index)}))
-    both = per_set[0].join(per_set[1].drop(columns="model"), lsuffix="_short", rsuffix="_long", how="inner")
+    both = per_set[0].merge(per_set[1].drop(columns="model"), left_index=True, right_index=True,
+                            suffixes=("_short", "_long"))
     rows = []
     for model, g in both.groupby("model"):
         on = g[g.epochs_long > g.epochs_short]
