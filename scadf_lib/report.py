@@ -866,8 +866,8 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     if len(check):
         parts.append("### Is a flat curve a final number? The same runs with twice the budget (munich, Mix)\n\n"
                      "The `budget` runs repeat a main run (same method, seed, split and schedule shape) with twice the "
-                     "epochs: the cosine and curriculum stretch to twice the steps (where a schedule is held at its floor "
-                     "past its end, so is the longer one's, to twice its length).\n\n" + _df_md(check) + "\n")
+                     "epochs: the cosine and curriculum stretch to twice the steps (where a schedule's floor is held past "
+                     "its end, the longer one's is held by the same factor).\n\n" + _df_md(check) + "\n")
     degraded = degradation_section(cdir, heading="### One modality degraded at test time, on this set's models")
     if degraded:
         parts.append(degraded)
@@ -890,7 +890,7 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
 def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedule_end", scene: str = "munich",
                group: str = HEADLINE) -> pd.DataFrame:
     """The same main runs (``scene`` Mix) at the end of their schedule (set ``shorter``) and with the
-    floor held up to twice the schedule (set ``longer``), paired by run: per method, how many runs
+    floor held on past the schedule to the set's maximum (set ``longer``), paired by run: per method, how many runs
     trained on, how many were flat before and after, the mean ``group`` MSE (m²) before and after,
     and the change of each run that trained on (mean ± 95 % CI over those runs, %, and the largest);
     a number that moves by less than its spread
@@ -959,7 +959,8 @@ def hold_section(results: Path) -> str:
         return ""
     return ("\n### Does holding the floor longer move the test numbers? (munich, Mix, paired by run)\n\n"
             "`flat_schedule_end` is the `flat` set as it stood when each run ended at its schedule's end (or by the "
-            "rule inside it); `flat` holds the learning-rate floor on up to twice the schedule, until the rule ends "
+            "rule inside it); `flat` holds the learning-rate floor on past the schedule, up to its maximum budget "
+            "(runs.csv `epochs`), until the rule ends "
             "the run. A run the rule had ended inside its schedule is the same run in both; the change is over the "
             "runs that trained on. Where the change's CI holds 0, the longer training did not move the held-out "
             "number even where the validation curve was still falling.\n\n" + _df_md(check) + "\n")
