@@ -48,12 +48,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The budget study asks whether a flat curve is a final number: seed 0 of SoftMoE and SCADF-MoE
     # again with twice the epochs (the same schedule, stretched), beside their main runs.
     # ``hold_factor``: the schedule spans ``epochs`` (x ``epoch_factor``), and the floor then holds up
-    # to ``hold_factor`` times that (``TrainConfig.schedule_epochs``), so a run whose curve still
+    # to ``hold_factor`` (3) times that (``TrainConfig.schedule_epochs``), so a run whose curve still
     # falls at the end of its schedule trains on at the floor until the stopping rule ends it; a run
     # the rule ended inside its schedule is unchanged. A finished shorter run resumes from its last.pt.
     "flat": {"epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
              "decay_fraction": 0.6, "min_lr_fraction": 0.01, "offset_anneal_fraction": 0.5,
-             "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 2, "fullcon": 2}, "hold_factor": 2,
+             "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 2, "fullcon": 2}, "hold_factor": 3,
              "score_corrupted": True, "inspector_scenes": ("etoile", "florence"),
              "budget_epochs": (80,), "budget_seeds": (0,), "budget_methods": ("softmoe", "scadf"),
              "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors", "budget")},

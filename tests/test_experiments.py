@@ -62,13 +62,13 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
         ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01)}
     schedule = {r.cfg.model: r.cfg.schedule_epochs for r in main}
     assert schedule == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
-    # the floor then holds up to twice the schedule, where the stopping rule may end the run
-    assert all(r.cfg.epochs == 2 * r.cfg.schedule_epochs for r in [*main, *budget])
+    # the floor then holds up to three times the schedule, where the stopping rule may end the run
+    assert all(r.cfg.epochs == 3 * r.cfg.schedule_epochs for r in [*main, *budget])
     for r in main:  # the loss is the paper's before the lr reaches its floor, and the floor holds a quarter+
         assert r.cfg.offset_anneal_fraction < r.cfg.decay_fraction <= 0.75 and r.cfg.min_lr_fraction == 0.01
         span = r.cfg.schedule_epochs * 10
         assert lr_at(span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
-        assert lr_at(2 * span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
+        assert lr_at(3 * span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
     # --epochs replaces the base budget; the baselines keep their factor; other presets have none
     assert {r.cfg.model: r.cfg.schedule_epochs for r in plan("flat", epochs=10) if r.study == "main"}["concat"] == 20
     assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
