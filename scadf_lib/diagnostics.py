@@ -10,11 +10,16 @@ places the point there. :func:`fingerprint_gaps` measures that per test point, w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
 from scadf_lib.trajectories import Features, Normalizer, SpatialSplit
+
+if TYPE_CHECKING:
+    from scadf_lib.training import TrainConfig
 
 #: A test point is *isolated* when the training point with the nearest numeric fingerprint lies more
 #: than this far from it (m): ten times the 1 m grid, where neighbours' fingerprints differ little.
@@ -54,12 +59,13 @@ def isolation_summary(point_errors: pd.DataFrame, gaps: pd.DataFrame, held_out_o
     total = err.sum()
     return {"points": int(len(err)), "isolated": int(iso.sum()),
             "isolated_error_share": float(err[iso].sum() / total) if total > 0 else float("nan"),
-            "mse_m2": float(err.mean()), "mse_without_isolated_m2": float(err[~iso].mean()) if (~iso).any() else float("nan"),
+            "mse_m2": float(err.mean()),
+            "mse_without_isolated_m2": float(err[~iso].mean()) if (~iso).any() else float("nan"),
             "top1pct_error_share": float(top.sum() / total) if total > 0 else float("nan"),
             "median_sq_error_m2": float(np.median(err))}
 
 
-def run_isolation(cfg: "TrainConfig", point_errors: pd.DataFrame) -> dict[str, float]:  # noqa: F821
+def run_isolation(cfg: TrainConfig, point_errors: pd.DataFrame) -> dict[str, float]:
     """:func:`isolation_summary` of a trained run (its TrainConfig ``cfg`` and point_errors.csv),
     on the split, bands and normalisation the run was trained and tested with."""
     from scadf_lib.schema import load_fingerprints

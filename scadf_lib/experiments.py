@@ -53,8 +53,8 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.trajectories import min_cluster_size_for
-from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget, late_gain, scaled_lr,
-                                select_device, train)
+from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
+                                late_gain, scaled_lr, select_device, train)
 
 from scadf_lib.presets import METHODS, PRESETS, SCENES, STUDIES  # noqa: F401  (re-exported)
 from scadf_lib.tables import budget_metrics, budget_table, mean_ci, summarize  # noqa: F401  (re-exported)
