@@ -227,7 +227,8 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
     if threads:
         torch.set_num_threads(threads)
     run_dir = work / run.name
-    if _finished(run_dir, run.cfg) and not fresh:
+    extended = not fresh and _extended(run_dir, run.cfg)
+    if _finished(run_dir) and not extended and not fresh:
         return run.name
     if fresh:
         _clear(run_dir)
@@ -235,7 +236,7 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
         return f"{run.name} (not started: time limit)"
     if run.study == "anchors":
         return score_anchor(run, work)
-    before_s = _start_extension(run_dir) if _extended(run_dir, run.cfg) else 0.0
+    before_s = _start_extension(run_dir) if extended else 0.0
     t0 = time.perf_counter()
     try:
         res = train(run.cfg, run_dir, progress=False, stop_at=stop_at)
@@ -252,7 +253,8 @@ def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, 
     from scadf_lib.engine import train_stack
     if threads:
         torch.set_num_threads(threads)
-    todo = [r for r in stack if fresh or not _finished(work / r.name, r.cfg)]
+    extended = {r.name for r in stack if not fresh and _extended(work / r.name, r.cfg)}
+    todo = [r for r in stack if fresh or r.name in extended or not _finished(work / r.name)]
     if not todo:
         return f"stack of {len(stack)} (finished)"
     if fresh:
@@ -260,9 +262,8 @@ def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, 
             _clear(work / r.name)
     if stop_at is not None and time.time() > stop_at:
         return f"stack of {len(todo)} (not started: time limit)"
-    for r in todo:
-        if _extended(work / r.name, r.cfg):
-            _start_extension(work / r.name)
+    for name in extended:
+        _start_extension(work / name)
     t0 = time.perf_counter()
     try:
         results_ = train_stack([r.cfg for r in todo], [work / r.name for r in todo], stop_at=stop_at,

@@ -435,12 +435,17 @@ METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared E
                "baseline) are the same in both conventions (the factor 1/2 cancels); the sub-meter claim is not.")
 
 
+def flat_flags(converged: pd.Series) -> pd.Series:
+    """runs.csv's ``converged`` column as booleans (it is read back as text or bool)."""
+    return converged.astype(str).str.lower() == "true"
+
+
 def converged_flags(runs: pd.DataFrame) -> pd.Series:
     """Per (model) of the main runs: 'n/N' runs whose validation curve was flat at the end
     (runs.csv ``converged``)."""
     main = runs[runs.study == "main"]
     if "converged" in main and main.converged.notna().all():
-        conv = main.converged.astype(str).str.lower() == "true"
+        conv = flat_flags(main.converged)
     elif "val_late_gain" in main:  # runs.csv written before the column: the same criterion
         conv = main.val_late_gain < CONVERGED_GAIN
     else:
@@ -795,7 +800,7 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     if mruns.empty:
         parts.append("No converged training run has finished yet; the anchors below stand alone.\n")
     else:
-        conv = mruns.converged.astype(str).str.lower() == "true"
+        conv = flat_flags(mruns.converged)
         gain = 100 * mruns.val_late_gain
         cells = ", ".join(f"{sc} {rg}" for sc, rg in mruns.groupby(["scene", "regime"]).size().index)
         parts.append(
@@ -809,7 +814,7 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
             f"of the run's epochs (runs.csv `converged`): **{int(conv.sum())} of {len(mruns)} runs** (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
             f"{int(mruns.epochs_trained.max())}). A method marked † has a run that was not flat.\n")
-        per = mruns.groupby(["scene", "regime", "model"]).agg(runs=("name", "size"), flat=("converged", lambda c: int((c.astype(str).str.lower() == "true").sum())),
+        per = mruns.groupby(["scene", "regime", "model"]).agg(runs=("name", "size"), flat=("converged", lambda c: int(flat_flags(c).sum())),
                                          late_gain_pct_mean=("val_late_gain", lambda g: 100 * g.mean()),
                                          late_gain_pct_max=("val_late_gain", lambda g: 100 * g.max()),
                                          best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),
@@ -903,7 +908,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         m, r = pd.read_csv(p / "all_metrics.csv", dtype={"band": str}), pd.read_csv(p / "runs.csv")
         m = m[(m.study == "main") & (m.scene == scene) & (m.regime == "mix") & (m.group == group) & (m.band == "all")]
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
-        per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": converged_bool(r),
+        per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": flat_flags(r.converged),
                                      "mse": m.set_index("name").mse_m2.reindex(r.index)}))
     both = per_set[0].merge(per_set[1].drop(columns="model"), left_index=True, right_index=True,
                             suffixes=("_short", "_long"))
@@ -924,11 +929,6 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         out["method"] = pd.Categorical(out.method, [m for m in METHODS if m in set(out.method)], ordered=True)
         out = out.sort_values("method")
     return out
-
-
-def converged_bool(runs: pd.DataFrame) -> pd.Series:
-    """runs.csv's ``converged`` column as booleans (it is read back as text or bool)."""
-    return runs.converged.astype(str).str.lower() == "true"
 
 
 def comparison_section(results: Path) -> str:
