@@ -100,13 +100,13 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                        offset_anneal_fraction=p.get("offset_anneal_fraction", TrainConfig.offset_anneal_fraction),
                        stop_patience=p.get("stop_patience", 5))
     epoch_factor: dict[str, int] = p.get("epoch_factor", {})
-    hold: int = p.get("hold_factor", 1)
+    max_epochs: int | None = p["max_epoch_factor"] * base.epochs if "max_epoch_factor" in p else None
     runs: list[Run] = []
 
     def add(name: str, study: str, scene: str, tags: dict[str, Any] | None = None, **kw: Any) -> None:
         cfg = replace(base, data_path=f"{data_dir}/{scene}.nc", **kw)
-        if hold > 1 and study != "anchors":  # the schedule spans cfg.epochs; the floor holds up to hold x that
-            cfg = replace(cfg, schedule_epochs=cfg.epochs, epochs=hold * cfg.epochs)
+        if max_epochs and study != "anchors":  # the schedule spans cfg.epochs; the floor holds up to max_epochs
+            cfg = replace(cfg, schedule_epochs=cfg.epochs, epochs=max(max_epochs, cfg.epochs))
         runs.append(Run(name, study, cfg, {"scene": scene, **(tags or {})}))
 
     def add_main(seed: int) -> None:
@@ -161,10 +161,12 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r, seed=seed)
     for seed in p["seeds"][2:]:
         add_main(seed)
-    if "main" in studies:  # one SCADF-MoE run per further scene: the routing inspector's checkpoints
+    if "main" in studies:  # seed 0 per further scene: the routing inspector's checkpoints and a baseline
         for scene in (s for s in p.get("inspector_scenes", ()) if s in scenes and s not in main_scenes):
-            add(f"main_{scene}_mix_scadf_s{p['seeds'][0]}", "main", scene, {"variant": "scadf", "inspector": True},
-                model="scadf", regime="mix", seed=p["seeds"][0])
+            for method in (m for m in p.get("scene_methods", ("scadf",)) if m in methods):
+                tags = {"variant": method, **({"inspector": True} if method == "scadf" else {})}
+                add(f"main_{scene}_mix_{method}_s{p['seeds'][0]}", "main", scene, tags,
+                    model=method, regime="mix", seed=p["seeds"][0])
     if "degradation" in studies and "munich" in scenes:
         for seed in p.get("degradation_seeds", p["seeds"]):
             for method in methods:
@@ -212,6 +214,20 @@ def _start_extension(run_dir: Path) -> float:
     return float(json.loads((run_dir / "run.json").read_text()).get("wall_s", 0.0))
 
 
+#: A run folder's wall time of the calls that paused (time limit) before the run finished, s; added
+#: to ``run.json``'s ``wall_s`` when it does, so that a resumed run's wall time counts every call.
+PAUSED_WALL = "paused_wall.json"
+
+
+def _paused_wall(run_dir: Path) -> float:
+    path = run_dir / PAUSED_WALL
+    return float(json.loads(path.read_text())["wall_s"]) if path.exists() else 0.0
+
+
+def _add_paused_wall(run_dir: Path, seconds: float) -> None:
+    write_json_atomic(run_dir / PAUSED_WALL, {"wall_s": _paused_wall(run_dir) + seconds})
+
+
 def device_name(device: str = "auto") -> str:
     """'cpu', or 'cuda (NVIDIA H100 80GB HBM3)': the device a run trains on, with the GPU's name."""
     dev = select_device(device)
@@ -236,11 +252,12 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
         return f"{run.name} (not started: time limit)"
     if run.study == "anchors":
         return score_anchor(run, work)
-    before_s = _start_extension(run_dir) if extended else 0.0
+    before_s = (_start_extension(run_dir) if extended else 0.0) + _paused_wall(run_dir)
     t0 = time.perf_counter()
     try:
         res = train(run.cfg, run_dir, progress=False, stop_at=stop_at)
     except Paused:
+        _add_paused_wall(run_dir, time.perf_counter() - t0)
         return f"{run.name} (paused: time limit)"
     return record_run(run, res, work, results, before_s + time.perf_counter() - t0)
 
@@ -262,17 +279,20 @@ def run_stack(stack: list[Run], work: Path, results: Path, fresh: bool = False, 
             _clear(work / r.name)
     if stop_at is not None and time.time() > stop_at:
         return f"stack of {len(todo)} (not started: time limit)"
-    for name in extended:
-        _start_extension(work / name)
+    before = {r.name: (_start_extension(work / r.name) if r.name in extended else 0.0) + _paused_wall(work / r.name)
+              for r in todo}
     t0 = time.perf_counter()
     try:
         results_ = train_stack([r.cfg for r in todo], [work / r.name for r in todo], stop_at=stop_at,
                                compile=todo[0].cfg.compile)
     except Paused:
+        for r in todo:
+            _add_paused_wall(work / r.name, time.perf_counter() - t0)
         return f"stack of {len(todo)} (paused: time limit)"
     wall = time.perf_counter() - t0
     for r, res in zip(todo, results_):
-        record_run(r, res, work, results, wall, {"stack_size": len(todo), "stacked_with": ";".join(x.name for x in todo)})
+        record_run(r, res, work, results, before[r.name] + wall,
+                   {"stack_size": len(todo), "stacked_with": ";".join(x.name for x in todo)})
     return f"stack of {len(todo)}: {todo[0].name} ..."
 
 
@@ -338,6 +358,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
         with atomic_path(results / "models" / f"{run.tags['scene']}_scadf.pt") as tmp:
             torch.save(slim, tmp)
     write_json_atomic(run_dir / "run.json", info)
+    (run_dir / PAUSED_WALL).unlink(missing_ok=True)  # counted in wall_s now
     return run.name
 
 

@@ -43,18 +43,25 @@ PRESETS: dict[str, dict[str, Any]] = {
     # quarter, get twice the epochs (``epoch_factor``): more budget for the baselines, never less.
     # ``score_corrupted``: the munich Mix main runs are also scored under corrupted inputs (the
     # degradation study's clean-trained rows, at this budget; its augmented runs are not trained here).
-    # ``inspector_scenes``: SCADF-MoE seed 0, Mix, on these scenes too (the routing inspector's
-    # checkpoints, and one converged SCADF-MoE run per scene beside that scene's anchors).
+    # ``inspector_scenes``: the scenes outside ``main_scenes`` with a seed-0 Mix run of each of
+    # ``scene_methods`` (default SCADF-MoE only: the routing inspector's checkpoints, and a converged
+    # run per method beside that scene's anchors).
     # The budget study asks whether a flat curve is a final number: seed 0 of SoftMoE and SCADF-MoE
     # again with twice the epochs (the same schedule, stretched), beside their main runs.
-    # ``hold_factor``: the schedule spans ``epochs`` (x ``epoch_factor``), and the floor then holds up
-    # to ``hold_factor`` (3) times that (``TrainConfig.schedule_epochs``), so a run whose curve still
-    # falls at the end of its schedule trains on at the floor until the stopping rule ends it; a run
-    # the rule ended inside its schedule is unchanged. A finished shorter run resumes from its last.pt.
+    # ``max_epoch_factor``: the schedule spans each run's ``epochs`` (x ``epoch_factor``), and the
+    # floor then holds up to one maximum budget for every method, ``max_epoch_factor`` (6) x the base
+    # epochs (240 epochs, 48,960 steps: more than the paper's 40,000), so a run whose curve still falls
+    # at the end of its schedule trains on at the floor until the stopping rule or that maximum ends
+    # it (``TrainConfig.schedule_epochs``); a run the rule ended inside its schedule is unchanged, and
+    # a finished shorter run resumes from its last.pt.
+    # ``scene_methods``: these methods, seed 0, Mix, on the scenes outside ``main_scenes`` too (the
+    # routing inspector's SCADF-MoE checkpoints, and one converged run per method beside each scene's
+    # anchors).
     "flat": {"epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
              "decay_fraction": 0.6, "min_lr_fraction": 0.01, "offset_anneal_fraction": 0.5,
-             "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 2, "fullcon": 2}, "hold_factor": 3,
-             "score_corrupted": True, "inspector_scenes": ("etoile", "florence"),
+             "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 2, "fullcon": 2},
+             "max_epoch_factor": 6, "score_corrupted": True, "inspector_scenes": ("etoile", "florence"),
+             "scene_methods": ("scadf", "softmoe"),
              "budget_epochs": (80,), "budget_seeds": (0,), "budget_methods": ("softmoe", "scadf"),
              "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors", "budget")},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),

@@ -676,15 +676,21 @@ def set_comparison(results: Path, scene: str = "munich", group: str = HEADLINE) 
     return out.sort_values(["method", "set"]).reset_index(drop=True)
 
 
+#: The validation error the stopping rule and the flatness rule read (points + centroid MSE,
+#: normalised; ``scadf_lib.training.should_stop``): the power-law fits below read the same one.
+RULE_ERROR = "val_localisation"
+
+
 def floor_exponent(curves: pd.DataFrame) -> pd.Series:
-    """Per run (``name``): the exponent α of a power law, best validation error ∝ step^-α, fitted
+    """Per run (``name``): the exponent α of a power law, best validation error (:data:`RULE_ERROR`,
+    the one the stopping rule reads) ∝ step^-α, fitted
     (least squares in log-log) to the epochs at the learning-rate floor (``lr`` within 0.1 % of the
     run's smallest); NaN with fewer than 4 such epochs. A power law gains 1 - 0.75^α over the last
     quarter of any budget: the 2 % flatness rule needs α < 0.07, whatever the budget, and doubling
     the budget gains 1 - 2^-α."""
     out = {}
     for name, g in curves.sort_values("step").groupby("name"):
-        best = g.val_mse_points_m2.cummin()
+        best = g[RULE_ERROR].cummin()
         at_floor = g.lr <= 1.001 * g.lr.min()
         if at_floor.sum() < 4:
             out[name] = np.nan
@@ -694,6 +700,24 @@ def floor_exponent(curves: pd.DataFrame) -> pd.Series:
     return pd.Series(out, name="floor_exponent", dtype=float)
 
 
+def floor_bend(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per run (``name``): :func:`floor_exponent`'s α fitted separately to the first and the second
+    half (in log steps) of the epochs at the learning-rate floor (``alpha_early``, ``alpha_late``;
+    NaN with fewer than 3 epochs in a half). A curve that bends toward flat has α falling; one whose α
+    holds or rises is a power law that more epochs at the floor will not make flat by the 2 % rule."""
+    rows = []
+    for name, g in curves.sort_values("step").groupby("name"):
+        best = np.log(g[RULE_ERROR].cummin().to_numpy())
+        at_floor = (g.lr <= 1.001 * g.lr.min()).to_numpy()
+        steps = np.log(g.step.to_numpy())
+        mid = 0.5 * (steps[at_floor].min() + steps[at_floor].max()) if at_floor.any() else np.nan
+        alphas = {}
+        for half, sel in (("alpha_early", at_floor & (steps <= mid)), ("alpha_late", at_floor & (steps >= mid))):
+            alphas[half] = float(-np.polyfit(steps[sel], best[sel], 1)[0]) if sel.sum() >= 3 else np.nan
+        rows.append({"name": name, **alphas})
+    return pd.DataFrame(rows, columns=["name", "alpha_early", "alpha_late"]).set_index("name")
+
+
 def power_law_budget(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
     """Per main run (``name``): how many times its trained steps its best validation MSE would need to
     reach the best method's (the lowest per-method median of the runs' best validation MSE, same scene
@@ -701,7 +725,7 @@ def power_law_budget(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
     1 for a run already there; inf where α <= 0 (a curve that no longer falls). An extrapolation,
     not a measurement: it says whether a not-flat run could still change a ranking."""
     alpha = floor_exponent(curves)
-    best = curves.groupby("name").val_mse_points_m2.min()
+    best = curves.groupby("name")[RULE_ERROR].min()
     main = runs[(runs.study == "main") & runs.name.isin(best.index)].assign(v=lambda r: r.name.map(best))
     target = main.groupby(["scene", "regime", "model"]).v.median().groupby(["scene", "regime"]).min()
     out = {}
@@ -829,6 +853,11 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                             on=["scene", "regime", "model"], how="left")
             per = per.merge(multiple.groupby(keys).median().rename("budget_x_to_best_median").reset_index(),
                             on=["scene", "regime", "model"], how="left")
+            bend = floor_bend(curves)
+            for half in ("alpha_early", "alpha_late"):
+                col = mruns.name.map(bend[half])
+                per = per.merge(col.groupby(keys).median().rename(f"floor_{half}_median").round(3).reset_index(),
+                                on=["scene", "regime", "model"], how="left")
             per["budget_x_to_best_median"] = per.budget_x_to_best_median.map(
                 lambda x: "" if pd.isna(x) else ("never" if np.isinf(x) else f"{x:.2g}"))
         per["model"] = pd.Categorical(per.model, [m for m in METHODS if m in set(per.model)], ordered=True)
@@ -839,7 +868,9 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                      "best validation error ∝ step^-α fitted to the epochs at the lr floor, which gains 1 - 0.75^α over "
                      "the last quarter of any budget, so on a pure power law the 2 % rule needs α < 0.07 however long the run (a "
                      "curve that bends can still end flat), and "
-                     "doubling the budget gains 1 - 2^-α; budget x to best: the multiple of its steps a run would "
+                     "doubling the budget gains 1 - 2^-α; floor α early / late: the same fit on the first and the "
+                     "second half (log steps) of the floor, a curve that bends toward flat has α falling, one whose "
+                     "α holds or rises will not end flat by more epochs; budget x to best: the multiple of its steps a run would "
                      "need, on that power law, for its best validation MSE to reach the best method's median, an "
                      "extrapolation that says whether a curve still falling could change the ranking):\n\n" + _df_md(per) + "\n")
     for scene in scenes:

@@ -52,9 +52,12 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     runs = [r for r in plan("flat") if r.study == "main"]
     main = [r for r in runs if r.tags["scene"] == "munich"]
     assert {r.cfg.regime for r in main} == {"mix"} and len(main) == 5 * 3
-    # plus one SCADF-MoE run (seed 0, Mix) on each other scene: the inspector's checkpoints
-    assert {(r.tags["scene"], r.cfg.model, r.cfg.regime, r.cfg.seed) for r in runs if r not in main} == {
-        ("etoile", "scadf", "mix", 0), ("florence", "scadf", "mix", 0)}
+    # plus SCADF-MoE (the inspector's checkpoints) and SoftMoE, seed 0, Mix, on each other scene
+    others = [r for r in runs if r not in main]
+    assert {(r.tags["scene"], r.cfg.model, r.cfg.regime, r.cfg.seed) for r in others} == {
+        (sc, m, "mix", 0) for sc in ("etoile", "florence") for m in ("scadf", "softmoe")}
+    assert {r.cfg.model for r in others if r.tags.get("inspector")} == {"scadf"}
+    assert {r.cfg.model for r in plan("flat", methods=("scadf",)) if r.study == "main"} == {"scadf"}
     assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main"] == main
     # the budget check: SoftMoE and SCADF-MoE seed 0 again at twice the epochs, same schedule fractions
     budget = [r for r in plan("flat") if r.study == "budget"]
@@ -62,15 +65,18 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
         ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01)}
     schedule = {r.cfg.model: r.cfg.schedule_epochs for r in main}
     assert schedule == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
-    # the floor then holds up to three times the schedule, where the stopping rule may end the run
-    assert all(r.cfg.epochs == 3 * r.cfg.schedule_epochs for r in [*main, *budget])
+    # the floor then holds up to one maximum for every method (6 x 40 epochs), where the rule may end a run
+    assert {r.cfg.epochs for r in [*runs, *budget]} == {240}
     for r in main:  # the loss is the paper's before the lr reaches its floor, and the floor holds a quarter+
         assert r.cfg.offset_anneal_fraction < r.cfg.decay_fraction <= 0.75 and r.cfg.min_lr_fraction == 0.01
         span = r.cfg.schedule_epochs * 10
         assert lr_at(span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
         assert lr_at(3 * span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
     # --epochs replaces the base budget; the baselines keep their factor; other presets have none
-    assert {r.cfg.model: r.cfg.schedule_epochs for r in plan("flat", epochs=10) if r.study == "main"}["concat"] == 20
+    short = [r for r in plan("flat", epochs=10) if r.study in ("main", "budget")]
+    assert {r.cfg.model: r.cfg.schedule_epochs for r in short if r.study == "main"}["concat"] == 20
+    assert {r.cfg.epochs for r in short if r.study == "main"} == {60}  # the maximum scales with the base
+    assert {(r.cfg.schedule_epochs, r.cfg.epochs) for r in short if r.study == "budget"} == {(80, 80)}
     assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
     assert {r.cfg.schedule_epochs for r in plan("converged")} == {None}
     assert {r.cfg.schedule_epochs for r in plan("flat") if r.study == "anchors"} == {None}
@@ -273,6 +279,39 @@ def test_a_sweep_over_its_time_limit_resumes_with_the_same_command(tmp_path, syn
     assert (info.batch_size == 256).all() and np.isfinite(info.train_wall_s).all()
 
 
+def test_a_paused_runs_wall_time_counts_every_call(tmp_path, synthetic_nc, monkeypatch):
+    """A run paused by the time limit and finished by a later call records the wall time of both calls."""
+    import json
+    import time
+    from dataclasses import replace
+    from scadf_lib import experiments
+    from scadf_lib.training import Paused
+    (tmp_path / "data").mkdir()
+    shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
+    run = next(r for r in plan("smoke", data_dir=str(tmp_path / "data"), scenes=("munich",), studies=("main",))
+               if r.cfg.model == "concat" and r.cfg.regime == "mix")
+    run = replace(run, cfg=replace(run.cfg, model_overrides={"d_model": 16, "expert_hidden": 32, "n_blocks": 1}))
+    real_train = experiments.train
+
+    def slow_pause(*args, **kwargs):
+        time.sleep(0.3)
+        raise Paused("paused before epoch 1/1 (time limit)")
+
+    monkeypatch.setattr(experiments, "train", slow_pause)
+    work, results = tmp_path / "work", tmp_path / "results"
+    assert experiments.run_one(run, work, results).endswith("(paused: time limit)")
+    assert experiments.run_one(run, work, results).endswith("(paused: time limit)")
+    paused = json.loads((work / run.name / experiments.PAUSED_WALL).read_text())["wall_s"]
+    assert 0.6 <= paused < 1.0
+    monkeypatch.setattr(experiments, "train", real_train)
+    t0 = time.perf_counter()
+    experiments.run_one(run, work, results)
+    last_call = time.perf_counter() - t0
+    info = json.loads((work / run.name / "run.json").read_text())
+    assert paused + last_call - 0.1 <= info["wall_s"] <= paused + last_call
+    assert not (work / run.name / experiments.PAUSED_WALL).exists()
+
+
 def test_the_gpu_command_runs_end_to_end_and_packs_a_resumable_state(tmp_path, synthetic_nc):
     """bench/gpu_run.sh, the documented GPU command, driven on the CPU (ALLOW_CPU=1) with the smoke
     preset: it trains, reports, says "all done", and packs the finished runs' tables without checkpoints;
@@ -428,8 +467,8 @@ def test_floor_exponent_recovers_a_power_law_at_the_lr_floor_and_ignores_the_dec
     lr = np.where(step <= 2400, 3e-3 * (1 - step / 2500), 3e-5)  # decay, then a held floor
     decay = np.where(step <= 2400, 5.0 - step / 1000, np.nan)  # anything during the decay
     val = np.where(np.isnan(decay), (step / 1.0) ** -0.1, decay)
-    curves = pd.DataFrame({"name": "a", "step": step, "lr": lr, "val_mse_points_m2": val})
-    flat = curves.assign(name="b", val_mse_points_m2=np.where(step <= 2400, val, 0.4))
+    curves = pd.DataFrame({"name": "a", "step": step, "lr": lr, "val_localisation": val})
+    flat = curves.assign(name="b", val_localisation=np.where(step <= 2400, val, 0.4))
     short = curves.assign(name="c", lr=np.where(step <= 3800, lr + 1e-3, 3e-5))  # 3 epochs at the floor
     alpha = floor_exponent(pd.concat([curves, flat, short]))
     assert alpha["a"] == pytest.approx(0.1, rel=1e-6) and alpha["b"] == pytest.approx(0.0, abs=1e-9)
@@ -450,7 +489,7 @@ def test_paired_reduction_skips_a_scene_with_no_baseline():
 
 
 def test_a_finished_run_trains_on_at_the_floor_when_its_preset_raises_the_budget(tmp_path, synthetic_nc):
-    """A preset that holds the floor for longer (``hold_factor``) continues its finished shorter runs
+    """A preset that holds the floor for longer (``max_epoch_factor``) continues its finished shorter runs
     from their last.pt instead of skipping or restarting them: the run trains its extra epoch, its
     stale corrupted-input scores go, its wall time adds up, and runs.csv states the schedule."""
     import json
@@ -496,7 +535,7 @@ def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method()
     lr = np.where(steps <= 400, 1.0, 0.01)  # the floor from step 500
 
     def curve(name, v_end, alpha):
-        return pd.DataFrame({"name": name, "step": steps, "lr": lr, "val_mse_points_m2": v_end * (steps / 1000.0) ** -alpha})
+        return pd.DataFrame({"name": name, "step": steps, "lr": lr, "val_localisation": v_end * (steps / 1000.0) ** -alpha})
 
     curves = pd.concat([curve("slow", 4.0, 0.1), curve("best", 1.0, 0.05), curve("flat", 2.0, 0.0)])
     runs = pd.DataFrame({"name": ["slow", "best", "flat"], "study": "main", "scene": "munich", "regime": "mix",
@@ -504,6 +543,22 @@ def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method()
     got = power_law_budget(curves, runs)
     assert got["best"] == 1.0 and np.isinf(got["flat"])
     assert got["slow"] == pytest.approx(4.0 ** (1 / 0.1), rel=1e-6)  # 4x the error at α = 0.1: 4^10 the steps
+
+
+def test_floor_bend_tells_a_curve_bending_toward_flat_from_a_pure_power_law():
+    from scadf_lib.report import floor_bend, floor_exponent
+    steps = np.arange(100, 4100, 100).astype(float)
+    lr = np.where(steps <= 500, 1.0, 0.01)  # the floor from step 600
+    power = 2.0 * steps ** -0.2  # gains 1 - 0.75^0.2 = 5.6 % over any last quarter
+    bending = 1.0 + 20.0 * steps ** -0.5  # falls toward an asymptote: its local α shrinks
+    curves = pd.concat([pd.DataFrame({"name": n, "step": steps, "lr": lr, "val_localisation": v})
+                        for n, v in (("power", power), ("bending", bending))])
+    got = floor_bend(curves)
+    assert got.loc["power", "alpha_early"] == pytest.approx(0.2) and got.loc["power", "alpha_late"] == pytest.approx(0.2)
+    assert floor_exponent(curves)["power"] == pytest.approx(0.2)
+    assert got.loc["bending", "alpha_late"] < 0.75 * got.loc["bending", "alpha_early"]
+    short = curves[curves.step <= 700]  # two epochs at the floor: no fit
+    assert floor_bend(short).isna().all().all()
 
 
 def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(tmp_path):
