@@ -174,11 +174,13 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
                     {"variant": method, "clean_run": f"main_munich_mix_{method}_s{seed}"}, model=method,
                     augment=True, seed=seed)
     if "budget" in studies:
-        for epochs in p.get("budget_epochs", ()):
-            for seed in p["budget_seeds"]:
-                for method in (m for m in methods if m in p.get("budget_methods", methods)):
-                    add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
-                        {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs, seed=seed)
+        cells = [(m, e, s) for e in p.get("budget_epochs", ()) for s in p["budget_seeds"]
+                 for m in p.get("budget_methods", methods)]
+        cells += [(m, e, s) for m, e, seeds in p.get("budget_extra", ()) for s in seeds]
+        for method, epochs, seed in cells:
+            if method in methods:
+                add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
+                    {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs, seed=seed)
     return runs
 
 

@@ -47,7 +47,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ``scene_methods`` (default SCADF-MoE only: the routing inspector's checkpoints, and a converged
     # run per method beside that scene's anchors).
     # The budget study asks whether a flat curve is a final number: seed 0 of SoftMoE and SCADF-MoE
-    # again with twice the epochs (the same schedule, stretched), beside their main runs.
+    # again with twice the epochs (the same schedule, stretched), beside their main runs; and whether
+    # Concat, whose curve still falls as a power law at the floor of its 80-epoch schedule held to 240,
+    # is flat with the schedule itself spanning 240 epochs (``budget_extra``: method, epochs, seeds).
     # ``max_epoch_factor``: the schedule spans each run's ``epochs`` (x ``epoch_factor``), and the
     # floor then holds up to one maximum budget for every method, ``max_epoch_factor`` (6) x the base
     # epochs (240 epochs, 48,960 steps: more than the paper's 40,000), so a run whose curve still falls
@@ -63,6 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "max_epoch_factor": 6, "score_corrupted": True, "inspector_scenes": ("etoile", "florence"),
              "scene_methods": ("scadf", "softmoe"),
              "budget_epochs": (80,), "budget_seeds": (0,), "budget_methods": ("softmoe", "scadf"),
+             "budget_extra": (("concat", 240, (0, 1, 2)),),
              "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors", "budget")},
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},

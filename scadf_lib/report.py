@@ -869,8 +869,8 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
                      "the last quarter of any budget, so on a pure power law the 2 % rule needs α < 0.07 however long the run (a "
                      "curve that bends can still end flat), and "
                      "doubling the budget gains 1 - 2^-α; floor α early / late: the same fit on the first and the "
-                     "second half (log steps) of the floor, a curve that bends toward flat has α falling, one whose "
-                     "α holds or rises will not end flat by more epochs; budget x to best: the multiple of its steps a run would "
+                     "second half (log steps) of the floor, which describes, and does not predict, whether a curve "
+                     "was bending by the end of the run (a curve can still bend later); budget x to best: the multiple of its steps a run would "
                      "need, on that power law, for its best validation MSE to reach the best method's median, an "
                      "extrapolation that says whether a curve still falling could change the ranking):\n\n" + _df_md(per) + "\n")
     for scene in scenes:
@@ -902,8 +902,9 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     if len(check):
         parts.append("### Is a flat curve a final number? The same runs with twice the budget (munich, Mix)\n\n"
                      "The `budget` runs repeat a main run (same method, seed, split and schedule shape) with twice the "
-                     "epochs: the cosine and curriculum stretch to twice the steps (where a schedule's floor is held past "
-                     "its end, the longer one's is held by the same factor).\n\n" + _df_md(check) + "\n")
+                     "schedule: the cosine and curriculum stretch to twice the steps (where the floor is held past a "
+                     "schedule's end, both are held to the same maximum epochs, the `max epochs` column).\n\n"
+                     + _df_md(check) + "\n")
     degraded = degradation_section(cdir, heading="### One modality degraded at test time, on this set's models")
     if degraded:
         parts.append(degraded)

@@ -59,10 +59,13 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     assert {r.cfg.model for r in others if r.tags.get("inspector")} == {"scadf"}
     assert {r.cfg.model for r in plan("flat", methods=("scadf",)) if r.study == "main"} == {"scadf"}
     assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main"] == main
-    # the budget check: SoftMoE and SCADF-MoE seed 0 again at twice the epochs, same schedule fractions
+    # the budget check: SoftMoE and SCADF-MoE seed 0 again at twice the epochs, same schedule fractions,
+    # and Concat's three seeds with a schedule spanning its whole maximum (240 epochs)
     budget = [r for r in plan("flat") if r.study == "budget"]
     assert {(r.cfg.model, r.cfg.schedule_epochs, r.cfg.seed, r.cfg.min_lr_fraction) for r in budget} == {
-        ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01)}
+        ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01), *(("concat", 240, s, 0.01) for s in (0, 1, 2))}
+    assert {r.name for r in plan("flat", methods=("softmoe",)) if r.study == "budget"} == {
+        "budget_munich_mix_softmoe_e80_s0"}
     schedule = {r.cfg.model: r.cfg.schedule_epochs for r in main}
     assert schedule == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
     # the floor then holds up to one maximum for every method (6 x 40 epochs), where the rule may end a run
@@ -76,7 +79,7 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     short = [r for r in plan("flat", epochs=10) if r.study in ("main", "budget")]
     assert {r.cfg.model: r.cfg.schedule_epochs for r in short if r.study == "main"}["concat"] == 20
     assert {r.cfg.epochs for r in short if r.study == "main"} == {60}  # the maximum scales with the base
-    assert {(r.cfg.schedule_epochs, r.cfg.epochs) for r in short if r.study == "budget"} == {(80, 80)}
+    assert {(r.cfg.schedule_epochs, r.cfg.epochs) for r in short if r.study == "budget"} == {(80, 80), (240, 240)}
     assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
     assert {r.cfg.schedule_epochs for r in plan("converged")} == {None}
     assert {r.cfg.schedule_epochs for r in plan("flat") if r.study == "anchors"} == {None}
