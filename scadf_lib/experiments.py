@@ -216,8 +216,9 @@ def _start_extension(run_dir: Path) -> float:
     return float(json.loads((run_dir / "run.json").read_text()).get("wall_s", 0.0))
 
 
-#: A run folder's wall time of the calls that paused (time limit) before the run finished, s; added
-#: to ``run.json``'s ``wall_s`` when it does, so that a resumed run's wall time counts every call.
+#: A run folder's wall time of the earlier calls that did not record it (paused by the time limit
+#: before the run finished), s; added to ``run.json``'s ``wall_s`` when the run is recorded, so that a
+#: resumed run's wall time counts every call.
 PAUSED_WALL = "paused_wall.json"
 
 

@@ -940,10 +940,12 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         m, r = pd.read_csv(p / "all_metrics.csv", dtype={"band": str}), pd.read_csv(p / "runs.csv")
         m = m[(m.study == "main") & (m.scene == scene) & (m.regime == "mix") & (m.group == group) & (m.band == "all")]
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
+        span = r.schedule_epochs.fillna(r.epochs) if "schedule_epochs" in r else r.epochs
         per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": flat_flags(r.converged),
-                                     "mse": m.set_index("name").mse_m2.reindex(r.index)}))
+                                     "span": span, "mse": m.set_index("name").mse_m2.reindex(r.index)}))
     both = per_set[0].merge(per_set[1].drop(columns="model"), left_index=True, right_index=True,
                             suffixes=("_short", "_long"))
+    both = both[both.span_short == both.span_long]  # the same run only: a run whose schedule changed is another
     rows = []
     for model, g in both.groupby("model"):
         on = g[g.epochs_long > g.epochs_short]
@@ -989,13 +991,18 @@ def hold_section(results: Path) -> str:
     check = hold_check(results)
     if check.empty:
         return ""
+    runs = pd.read_csv(results / "flat" / "runs.csv")
+    main = runs[(runs.study == "main") & (runs.scene == "munich") & (runs.regime == "mix")]
+    other = sorted(set(main.model) - set(check.method.astype(str)), key=list(METHODS).index)
+    left_out = (f" Left out: {', '.join(other)}, whose schedule differs between the two sets (not the same runs: "
+                f"see the budget check in the set's report)." if other else "")
     return ("\n### Does holding the floor longer move the test numbers? (munich, Mix, paired by run)\n\n"
             "`flat_schedule_end` is the `flat` set as it stood when each run ended at its schedule's end (or by the "
             "rule inside it); `flat` holds the learning-rate floor on past the schedule, up to its maximum budget "
             "(runs.csv `epochs`), until the rule ends "
             "the run. A run the rule had ended inside its schedule is the same run in both; the change is over the "
             "runs that trained on. Where the change's CI holds 0, the longer training did not move the held-out "
-            "number even where the validation curve was still falling.\n\n" + _df_md(check) + "\n")
+            "number even where the validation curve was still falling." + left_out + "\n\n" + _df_md(check) + "\n")
 
 
 def write_report(results: Path, preset: str = "cpu") -> Path:

@@ -60,14 +60,14 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     assert {r.cfg.model for r in plan("flat", methods=("scadf",)) if r.study == "main"} == {"scadf"}
     assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main"] == main
     # the budget check: SoftMoE and SCADF-MoE seed 0 again at twice the epochs, same schedule fractions,
-    # and Concat's three seeds with a schedule spanning its whole maximum (240 epochs)
+    # and Concat's three seeds on the 80-epoch schedule of its earlier main runs
     budget = [r for r in plan("flat") if r.study == "budget"]
     assert {(r.cfg.model, r.cfg.schedule_epochs, r.cfg.seed, r.cfg.min_lr_fraction) for r in budget} == {
-        ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01), *(("concat", 240, s, 0.01) for s in (0, 1, 2))}
+        ("softmoe", 80, 0, 0.01), ("scadf", 80, 0, 0.01), *(("concat", 80, s, 0.01) for s in (0, 1, 2))}
     assert {r.name for r in plan("flat", methods=("softmoe",)) if r.study == "budget"} == {
         "budget_munich_mix_softmoe_e80_s0"}
     schedule = {r.cfg.model: r.cfg.schedule_epochs for r in main}
-    assert schedule == {"concat": 80, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
+    assert schedule == {"concat": 240, "fullcon": 80, "transfusion": 40, "softmoe": 40, "scadf": 40}
     # the floor then holds up to one maximum for every method (6 x 40 epochs), where the rule may end a run
     assert {r.cfg.epochs for r in [*runs, *budget]} == {240}
     for r in main:  # the loss is the paper's before the lr reaches its floor, and the floor holds a quarter+
@@ -77,9 +77,9 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
         assert lr_at(3 * span - 1, span, r.cfg) == pytest.approx(0.01 * r.cfg.lr)
     # --epochs replaces the base budget; the baselines keep their factor; other presets have none
     short = [r for r in plan("flat", epochs=10) if r.study in ("main", "budget")]
-    assert {r.cfg.model: r.cfg.schedule_epochs for r in short if r.study == "main"}["concat"] == 20
+    assert {r.cfg.model: r.cfg.schedule_epochs for r in short if r.study == "main"}["concat"] == 60
     assert {r.cfg.epochs for r in short if r.study == "main"} == {60}  # the maximum scales with the base
-    assert {(r.cfg.schedule_epochs, r.cfg.epochs) for r in short if r.study == "budget"} == {(80, 80), (240, 240)}
+    assert {(r.cfg.schedule_epochs, r.cfg.epochs) for r in short if r.study == "budget"} == {(80, 80)}
     assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
     assert {r.cfg.schedule_epochs for r in plan("converged")} == {None}
     assert {r.cfg.schedule_epochs for r in plan("flat") if r.study == "anchors"} == {None}
@@ -568,13 +568,16 @@ def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(
     from scadf_lib.report import comparison_section, hold_check
     assert hold_check(tmp_path).empty
 
-    def write(name, epochs, mse, flat):
+    def write(name, epochs, mse, flat, schedule=None):
         d = tmp_path / name
-        d.mkdir()
+        d.mkdir(exist_ok=True)
         names = [f"main_munich_mix_{m}_s{s}" for m in ("concat", "scadf") for s in (0, 1)]
         runs = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix",
                              "model": [n.split("_")[3] for n in names], "seed": [0, 1, 0, 1], "epochs_trained": epochs,
-                             "converged": flat, "val_late_gain": 0.01, "steps_trained": 100, "device": "cpu"})
+                             "converged": flat, "val_late_gain": 0.01, "steps_trained": 100, "device": "cpu",
+                             "epochs": [80, 80, 40, 40] if schedule is None else 240})
+        if schedule is not None:  # the floor held past the schedule, to one maximum
+            runs["schedule_epochs"] = schedule
         metrics = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix", "group": "held-out",
                                 "band": "all", "mse_m2": mse, "model": runs.model, "seed": runs.seed, "ci95": 0.0})
         metrics = pd.concat([metrics, metrics.assign(group="overall")])
@@ -582,7 +585,7 @@ def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(
         metrics.to_csv(d / "all_metrics.csv", index=False)
 
     write("flat_schedule_end", [80, 80, 31, 40], [3.0, 2.0, 0.5, 0.6], [False, False, True, False])
-    write("flat", [160, 160, 31, 52], [2.7, 1.9, 0.5, 0.6], [False, True, True, True])
+    write("flat", [160, 160, 31, 52], [2.7, 1.9, 0.5, 0.6], [False, True, True, True], schedule=[80, 80, 40, 40])
     check = hold_check(tmp_path).set_index("method")
     assert check.loc["concat", "trained on"] == 2 and check.loc["scadf", "trained on"] == 1
     assert (check.loc["concat", "flat before"], check.loc["concat", "flat after"]) == (0, 1)
@@ -591,3 +594,8 @@ def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(
     assert check.loc["scadf", "change where trained on (%)"] == "0.00"  # one run trained on: no CI
     assert check.loc["concat", "epochs (schedule end → held)"] == "80 → 160"
     assert "Does holding the floor longer move the test numbers?" in comparison_section(tmp_path)
+    assert "Left out" not in comparison_section(tmp_path)
+    # a method whose schedule changed between the sets has other runs, not the same runs held longer
+    write("flat", [200, 190, 31, 52], [2.0, 1.5, 0.5, 0.6], [True, True, True, True], schedule=[240, 240, 40, 40])
+    assert list(hold_check(tmp_path).method) == ["scadf"]
+    assert "Left out: concat, whose schedule differs" in comparison_section(tmp_path)
