@@ -690,31 +690,35 @@ def floor_exponent(curves: pd.DataFrame) -> pd.Series:
     the budget gains 1 - 2^-α."""
     out = {}
     for name, g in curves.sort_values("step").groupby("name"):
-        best = g[RULE_ERROR].cummin()
-        at_floor = g.lr <= 1.001 * g.lr.min()
-        if at_floor.sum() < 4:
-            out[name] = np.nan
-            continue
-        slope = np.polyfit(np.log(g.step[at_floor]), np.log(best[at_floor]), 1)[0]
-        out[name] = float(-slope)
+        log_step, log_best, at_floor = _floor_curve(g)
+        out[name] = _alpha(log_step, log_best, at_floor, min_epochs=4)
     return pd.Series(out, name="floor_exponent", dtype=float)
+
+
+def _floor_curve(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One run's curve (sorted by step) as log steps, log best-so-far :data:`RULE_ERROR`, and the mask
+    of its epochs at the learning-rate floor (``lr`` within 0.1 % of the run's smallest)."""
+    at_floor = (g.lr <= 1.001 * g.lr.min()).to_numpy()
+    return np.log(g.step.to_numpy()), np.log(g[RULE_ERROR].cummin().to_numpy()), at_floor
+
+
+def _alpha(log_step: np.ndarray, log_best: np.ndarray, sel: np.ndarray, min_epochs: int) -> float:
+    """α of best ∝ step^-α, least squares in log-log over the epochs ``sel``; NaN with fewer than ``min_epochs``."""
+    return float(-np.polyfit(log_step[sel], log_best[sel], 1)[0]) if sel.sum() >= min_epochs else float("nan")
 
 
 def floor_bend(curves: pd.DataFrame) -> pd.DataFrame:
     """Per run (``name``): :func:`floor_exponent`'s α fitted separately to the first and the second
     half (in log steps) of the epochs at the learning-rate floor (``alpha_early``, ``alpha_late``;
-    NaN with fewer than 3 epochs in a half). A curve that bends toward flat has α falling; one whose α
-    holds or rises is a power law that more epochs at the floor will not make flat by the 2 % rule."""
+    NaN with fewer than 3 epochs in a half). It describes whether a curve was bending by the end of
+    the run (α falling: toward flat); it does not predict it: a curve whose α rose can still bend later
+    (SCADF-MoE munich seed 0: 0.13 -> 0.21 to 120 epochs, flat at 203)."""
     rows = []
     for name, g in curves.sort_values("step").groupby("name"):
-        best = np.log(g[RULE_ERROR].cummin().to_numpy())
-        at_floor = (g.lr <= 1.001 * g.lr.min()).to_numpy()
-        steps = np.log(g.step.to_numpy())
+        steps, best, at_floor = _floor_curve(g)
         mid = 0.5 * (steps[at_floor].min() + steps[at_floor].max()) if at_floor.any() else np.nan
-        alphas = {}
-        for half, sel in (("alpha_early", at_floor & (steps <= mid)), ("alpha_late", at_floor & (steps >= mid))):
-            alphas[half] = float(-np.polyfit(steps[sel], best[sel], 1)[0]) if sel.sum() >= 3 else np.nan
-        rows.append({"name": name, **alphas})
+        rows.append({"name": name, "alpha_early": _alpha(steps, best, at_floor & (steps <= mid), min_epochs=3),
+                     "alpha_late": _alpha(steps, best, at_floor & (steps >= mid), min_epochs=3)})
     return pd.DataFrame(rows, columns=["name", "alpha_early", "alpha_late"]).set_index("name")
 
 
@@ -846,18 +850,15 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
         per = per.reset_index()
         if (cdir / "curves.csv").exists():  # the power law at the floor: is "flat" reachable by budget?
             curves = pd.read_csv(cdir / "curves.csv")
-            keys = [mruns.scene, mruns.regime, mruns.model]
-            alpha = mruns.name.map(floor_exponent(curves))
-            multiple = mruns.name.map(power_law_budget(curves, runs))
-            per = per.merge(alpha.groupby(keys).median().rename("floor_exponent_median").round(3).reset_index(),
-                            on=["scene", "regime", "model"], how="left")
-            per = per.merge(multiple.groupby(keys).median().rename("budget_x_to_best_median").reset_index(),
-                            on=["scene", "regime", "model"], how="left")
             bend = floor_bend(curves)
-            for half in ("alpha_early", "alpha_late"):
-                col = mruns.name.map(bend[half])
-                per = per.merge(col.groupby(keys).median().rename(f"floor_{half}_median").round(3).reset_index(),
-                                on=["scene", "regime", "model"], how="left")
+            fits = pd.DataFrame({"floor_exponent_median": floor_exponent(curves),
+                                 "budget_x_to_best_median": power_law_budget(curves, runs),
+                                 "floor_alpha_early_median": bend.alpha_early,
+                                 "floor_alpha_late_median": bend.alpha_late})
+            fits = mruns[["scene", "regime", "model"]].join(fits.reindex(mruns.name).set_axis(mruns.index))
+            fits = fits.groupby(["scene", "regime", "model"]).median().reset_index()
+            fits = fits.round({"floor_exponent_median": 3, "floor_alpha_early_median": 3, "floor_alpha_late_median": 3})
+            per = per.merge(fits, on=["scene", "regime", "model"], how="left")
             per["budget_x_to_best_median"] = per.budget_x_to_best_median.map(
                 lambda x: "" if pd.isna(x) else ("never" if np.isinf(x) else f"{x:.2g}"))
         per["model"] = pd.Categorical(per.model, [m for m in METHODS if m in set(per.model)], ordered=True)
@@ -931,7 +932,9 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
     trained on, how many were flat before and after, the mean ``group`` MSE (m²) before and after,
     and the change of each run that trained on (mean ± 95 % CI over those runs, %, and the largest);
     a number that moves by less than its spread
-    between the two is as converged as the test metric can show. Empty without both sets."""
+    between the two is as converged as the test metric can show. Only runs on the same schedule in
+    both sets pair; ``attrs["other_schedule"]`` lists the methods left out for that. Empty without
+    both sets."""
     paths = [results / n for n in (shorter, longer)]
     if not all((p / "all_metrics.csv").exists() and (p / "runs.csv").exists() for p in paths):
         return pd.DataFrame()
@@ -945,6 +948,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
                                      "span": span, "mse": m.set_index("name").mse_m2.reindex(r.index)}))
     both = per_set[0].merge(per_set[1].drop(columns="model"), left_index=True, right_index=True,
                             suffixes=("_short", "_long"))
+    in_both = set(both.model)
     both = both[both.span_short == both.span_long]  # the same run only: a run whose schedule changed is another
     rows = []
     for model, g in both.groupby("model"):
@@ -962,6 +966,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
     if len(out):
         out["method"] = pd.Categorical(out.method, [m for m in METHODS if m in set(out.method)], ordered=True)
         out = out.sort_values("method")
+    out.attrs["other_schedule"] = sorted(in_both - set(both.model), key=list(METHODS).index)
     return out
 
 
@@ -991,9 +996,7 @@ def hold_section(results: Path) -> str:
     check = hold_check(results)
     if check.empty:
         return ""
-    runs = pd.read_csv(results / "flat" / "runs.csv")
-    main = runs[(runs.study == "main") & (runs.scene == "munich") & (runs.regime == "mix")]
-    other = sorted(set(main.model) - set(check.method.astype(str)), key=list(METHODS).index)
+    other = check.attrs["other_schedule"]
     left_out = (f" Left out: {', '.join(other)}, whose schedule differs between the two sets (not the same runs: "
                 f"see the budget check in the set's report)." if other else "")
     return ("\n### Does holding the floor longer move the test numbers? (munich, Mix, paired by run)\n\n"

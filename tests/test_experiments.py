@@ -598,4 +598,5 @@ def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(
     # a method whose schedule changed between the sets has other runs, not the same runs held longer
     write("flat", [200, 190, 31, 52], [2.0, 1.5, 0.5, 0.6], [True, True, True, True], schedule=[240, 240, 40, 40])
     assert list(hold_check(tmp_path).method) == ["scadf"]
+    assert hold_check(tmp_path).attrs["other_schedule"] == ["concat"]
     assert "Left out: concat, whose schedule differs" in comparison_section(tmp_path)
