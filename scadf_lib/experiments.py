@@ -112,14 +112,14 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
     def add_main(seed: int) -> None:
         for scene in scenes:
             if "main" in studies and scene in main_scenes:
-                for regime in regimes:
+                for regime in (r for r in regimes if r != "ood" or scene in p.get("ood_scenes", scenes)):
                     for method in methods:
                         corrupt = {"score_corrupted": True} if (p.get("score_corrupted") and scene == "munich"
                                                                  and regime == "mix") else {}
                         add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method, **corrupt},
                             model=method, regime=regime, seed=seed,
                             epochs=base.epochs * epoch_factor.get(method, 1))
-            if "spatial" in studies:  # L = 1; L x the trajectories, so each point is trained on as often
+            if "spatial" in studies and scene in p.get("spatial_scenes", scenes):  # L = 1; L x the trajectories, so each point is trained on as often
                 add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene,
                     {"variant": "scadf_nospace", "paired_with": f"main_{scene}_mix_scadf_s{seed}"},
                     trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed,
@@ -172,7 +172,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             for method in methods:
                 add(f"degr_munich_mix_{method}_aug_s{seed}", "degradation", "munich",
                     {"variant": method, "clean_run": f"main_munich_mix_{method}_s{seed}"}, model=method,
-                    augment=True, seed=seed)
+                    augment=True, seed=seed, epochs=base.epochs * epoch_factor.get(method, 1))
     if "budget" in studies:
         cells = [(m, e, s) for e in p.get("budget_epochs", ()) for s in p["budget_seeds"]
                  for m in p.get("budget_methods", methods)]
@@ -181,7 +181,42 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
             if method in methods:
                 add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
                     {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs, seed=seed)
+    if p.get("order") == "priority":
+        runs.sort(key=priority)
     return runs
+
+
+#: Order of a sweep whose preset says ``order: priority`` (lower first): the cells that answer the
+#: paper's question first (Table II on munich, then the other scenes, then OOD), the ablations and
+#: the spatial-context runs next, then sensitivity, budget checks and the augmented degradation runs.
+PRIORITY = ("anchors", "main_munich_mix", "main_mix", "main_ood", "ablation", "sensitivity", "budget", "degradation")
+
+
+def priority(run: Run) -> tuple[int, int]:
+    """Sort key of a run under :data:`PRIORITY`: (its class, its seed); the sort is stable, so runs
+    of one class and seed keep the plan's order (scenes, then methods)."""
+    if run.study == "main":
+        scene_first = run.cfg.regime == "mix" and run.tags["scene"] == "munich"
+        cls = "main_munich_mix" if scene_first else f"main_{run.cfg.regime}"
+    else:
+        cls = {"spatial": "ablation"}.get(run.study, run.study)
+    return PRIORITY.index(cls) if cls in PRIORITY else len(PRIORITY), run.cfg.seed
+
+
+def committed_runs(results: Path) -> set[str]:
+    """Names of the runs whose results are already in ``results/runs.csv`` (committed tables). Such
+    a run counts as done although its folder under the work directory may be gone (a fresh clone):
+    the driver never trains it again, and :func:`collect` keeps its rows."""
+    path = results / "runs.csv"
+    return set(pd.read_csv(path, usecols=["name"])["name"]) if path.exists() else set()
+
+
+def _done(run: Run, work: Path, committed: set[str]) -> bool:
+    """The run is finished in its folder, or has no folder and its results are committed."""
+    run_dir = work / run.name
+    if _finished(run_dir, run.cfg):
+        return True
+    return run.name in committed and not (run_dir / "last.pt").exists()
 
 
 def _clear(run_dir: Path) -> None:
@@ -355,14 +390,24 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
         table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "held_out", "error_m"]]
         with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
             table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
-    if run.study == "main" and run.cfg.model == "scadf" and run.cfg.regime == "mix" and run.cfg.seed == 0:
+    if ships_checkpoint(run):
         state = torch.load(run_dir / "best.pt", weights_only=True)
         slim = {k: state[k] for k in ("model", "model_config", "normalizer", "train_config", "history")}
-        with atomic_path(results / "models" / f"{run.tags['scene']}_scadf.pt") as tmp:
-            torch.save(slim, tmp)
+        names = [run.name] + ([f"{run.tags['scene']}_scadf"] if run.cfg.model == "scadf" and run.cfg.seed == 0
+                              and run.study == "main" else [])
+        for name in names:  # <scene>_scadf.pt: the routing inspector's checkpoint of the scene
+            with atomic_path(results / "models" / f"{name}.pt") as tmp:
+                torch.save(slim, tmp)
     write_json_atomic(run_dir / "run.json", info)
     (run_dir / PAUSED_WALL).unlink(missing_ok=True)  # counted in wall_s now
     return run.name
+
+
+def ships_checkpoint(run: Run) -> bool:
+    """Whether a run's best weights go to ``results/models/<name>.pt`` (for :mod:`scadf_lib.localise`):
+    the Mix runs of SCADF-MoE and SoftMoE and the runs without spatial context (L = 1)."""
+    main = run.study == "main" and run.cfg.regime == "mix" and run.cfg.model in ("scadf", "softmoe")
+    return main or run.study == "spatial"
 
 
 def score_anchor(run: Run, work: Path) -> str:
@@ -419,13 +464,16 @@ def _size(item: Any) -> int:
     return len(item) if isinstance(item, list) else 1
 
 
-def _in_pool(fn: Any, items: list[Any], args: tuple, jobs: int, bar: Any) -> None:
+def _in_pool(fn: Any, items: list[Any], args: tuple, jobs: int, bar: Any, after_each: Any = None) -> None:
     """Call ``fn(item, *args)`` for every item, in ``jobs`` spawned processes when jobs > 1; the bar
-    advances by the runs an item holds (a stack: several)."""
+    advances by the runs an item holds (a stack: several); ``after_each()`` is called in this process
+    after every item."""
+    after_each = after_each or (lambda: None)
     if jobs <= 1:
         for item in items:
             bar.set_postfix_str(fn(item, *args))
             bar.update(_size(item))
+            after_each()
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -435,6 +483,7 @@ def _in_pool(fn: Any, items: list[Any], args: tuple, jobs: int, bar: Any) -> Non
         for future in as_completed(futures):
             bar.set_postfix_str(future.result())
             bar.update(_size(futures[future]))
+            after_each()
 
 
 def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True,
@@ -455,17 +504,22 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     """
     t0, started = time.perf_counter(), pd.Timestamp.now(tz="UTC")
     stop_at = time.time() + time_limit_s if time_limit_s is not None else None
-    todo = [r for r in runs if fresh or not _finished(work / r.name, r.cfg)]
+    committed = set() if fresh else committed_runs(results)
+    todo = [r for r in runs if fresh or not _done(r, work, committed)]
     done_before = len(runs) - len(todo)
     bar = tqdm(total=len(runs), initial=done_before, desc="experiments", unit="run", disable=not progress)
-    _in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at), jobs, bar)
+
+    def tables_so_far() -> None:  # after each finished unit: the tables hold every finished run
+        if any(_finished(work / r.name, r.cfg) for r in todo):
+            collect(runs, work, results)
+    _in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at), jobs, bar, tables_so_far)
     bar.close()
     scored = [r for r in degradation_targets(runs) if not (work / r.name / "degradation.csv").exists()]
     if scored and (stop_at is None or time.time() < stop_at):
         bar = tqdm(total=len(scored), desc="corrupted inputs", unit="run", disable=not progress)
         _in_pool(evaluate_degradation, scored, (work,), jobs, bar)
         bar.close()
-    unfinished = [r.name for r in runs if not _finished(work / r.name, r.cfg)]
+    unfinished = [r.name for r in runs if not _done(r, work, committed)]
     if unfinished:
         print(f"{len(unfinished)} of {len(runs)} runs unfinished (time limit): run the same command again to "
               f"resume them")
@@ -564,9 +618,28 @@ SCHEDULE_COLUMNS = ("min_lr_fraction", "decay_fraction", "offset_weight", "offse
                     "schedule_epochs")
 
 
+def _keep_committed(results: Path, name: str, frame: pd.DataFrame, renewed: set[str]) -> pd.DataFrame:
+    """``frame`` (rows of the runs finished in the work directory) after the rows of ``results/name``
+    that belong to other runs: committed results whose run folders may be gone are never dropped. A
+    table without a ``name`` column (``paired_points.csv``) is keyed by (scene, seed)."""
+    path = results / name
+    if not path.exists():
+        return frame
+    old = pd.read_csv(path, dtype=str, keep_default_na=False)  # as text: kept rows are rewritten byte for byte
+    if "name" in old:
+        old = old[~old["name"].isin(renewed)]
+    elif len(frame):
+        keys = {(str(a), str(b)) for a, b in zip(frame.scene, frame.seed)}
+        old = old[[k not in keys for k in zip(old.scene, old.seed)]]
+    parts = [f for f in (old, frame) if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else frame
+
+
 def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     """Gather finished runs' metrics into ``results/all_metrics.csv``, ``results/runs.csv`` (with the
-    split's and the schedule's settings) and their learning curves into ``results/curves.csv``."""
+    split's and the schedule's settings) and their learning curves into ``results/curves.csv``.
+    Rows already in those tables for runs not finished in ``work`` are kept (:func:`_keep_committed`):
+    a run whose folder is gone keeps its committed results."""
     frames, infos = [], []
     for run in runs:
         run_dir = work / run.name
@@ -579,27 +652,23 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
         m = pd.read_csv(run_dir / "metrics.csv", dtype={"band": str})
         frames.append(m.assign(name=run.name, study=run.study, variant=info.get("variant", run.cfg.model),
                                param=info.get("param"), value=info.get("value")))
-    if not frames:
+    renewed = {i["name"] for i in infos}
+    metrics = _keep_committed(results, "all_metrics.csv",
+                              pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), renewed)
+    if not len(metrics):
         raise RuntimeError("no finished runs to collect")
-    metrics = pd.concat(frames, ignore_index=True)
-    tables = [("all_metrics.csv", metrics), ("runs.csv", pd.DataFrame(infos))]
-    curves = learning_curves(runs, work)
-    if len(curves):
-        tables.append(("curves.csv", curves))
-    paired = paired_points(runs, work)
-    if len(paired):
-        tables.append(("paired_points.csv", paired))
-    isolation = isolation_table(runs, work)
-    if len(isolation):
-        tables.append(("isolation.csv", isolation))
+    tables = [("all_metrics.csv", metrics), ("runs.csv", pd.DataFrame(infos)), ("curves.csv", learning_curves(runs, work)),
+              ("paired_points.csv", paired_points(runs, work)), ("isolation.csv", isolation_table(runs, work))]
     for name in ("degradation.csv", "routing_response.csv"):
         found = [pd.read_csv(work / r.name / name) for r in runs if (work / r.name / name).exists()]
-        if found:
-            tables.append((name, pd.concat(found, ignore_index=True)))
+        tables.append((name, pd.concat(found, ignore_index=True) if found else pd.DataFrame()))
     for name, frame in tables:
-        with atomic_path(results / name) as tmp:
-            frame.to_csv(tmp, index=False)
-    return metrics
+        if name != "all_metrics.csv":
+            frame = _keep_committed(results, name, frame, renewed)
+        if len(frame):
+            with atomic_path(results / name) as tmp:
+                frame.to_csv(tmp, index=False)
+    return pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
 
 
 def main(argv: list[str] | None = None) -> int:

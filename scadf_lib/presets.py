@@ -68,7 +68,16 @@ PRESETS: dict[str, dict[str, Any]] = {
              "scene_methods": ("scadf", "softmoe"),
              "budget_epochs": (80,), "budget_seeds": (0,), "budget_methods": ("softmoe", "scadf"),
              "budget_extra": (("concat", 80, (0, 1, 2)),),
-             "main_scenes": ("munich",), "main_regimes": ("mix",), "studies": ("main", "anchors", "budget")},
+             "main_scenes": ("munich", "etoile", "florence"), "main_regimes": ("mix", "ood"),
+             "ood_scenes": ("munich",), "spatial_scenes": ("munich",), "ablation_seeds": (0, 1, 2),
+             "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0), "lengths": (3,), "radii": (3.0,),
+             "degradation_seeds": (0, 1, 2), "order": "priority",
+             "studies": ("main", "anchors", "budget", "spatial", "ablation", "sensitivity", "degradation")},
+    # ``flat`` is the reference set: Table II on the three scenes, OOD on munich (``ood_scenes``),
+    # no spatial context (L = 1) on munich (``spatial_scenes``) and the paper's ablations, 3 seeds each,
+    # the sensitivity study on seed 0, the augmented half of the degradation study last.
+    # ``order`` 'priority': runs in the order of :data:`scadf_lib.experiments.PRIORITY` (the most
+    # important cells first), so that an interrupted sweep leaves the most important tables complete.
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},
 }

@@ -50,15 +50,15 @@ def test_plan_covers_every_scene_method_regime_and_seed():
 
 def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselines_more_epochs():
     runs = [r for r in plan("flat") if r.study == "main"]
-    main = [r for r in runs if r.tags["scene"] == "munich"]
-    assert {r.cfg.regime for r in main} == {"mix"} and len(main) == 5 * 3
-    # plus SCADF-MoE (the inspector's checkpoints) and SoftMoE, seed 0, Mix, on each other scene
-    others = [r for r in runs if r not in main]
-    assert {(r.tags["scene"], r.cfg.model, r.cfg.regime, r.cfg.seed) for r in others} == {
-        (sc, m, "mix", 0) for sc in ("etoile", "florence") for m in ("scadf", "softmoe")}
-    assert {r.cfg.model for r in others if r.tags.get("inspector")} == {"scadf"}
+    main = [r for r in runs if r.tags["scene"] == "munich" and r.cfg.regime == "mix"]
+    assert len(main) == 5 * 3
+    # the reference set: Table II (Mix) on the three scenes, OOD on munich, 5 methods x 3 seeds each
+    assert {(r.tags["scene"], r.cfg.regime, r.cfg.model, r.cfg.seed) for r in runs} == {
+        (sc, reg, m, s) for sc, reg in (("munich", "mix"), ("etoile", "mix"), ("florence", "mix"), ("munich", "ood"))
+        for m in ("concat", "fullcon", "transfusion", "softmoe", "scadf") for s in (0, 1, 2)}
+    assert len({r.name for r in runs}) == len(runs) == 4 * 15
     assert {r.cfg.model for r in plan("flat", methods=("scadf",)) if r.study == "main"} == {"scadf"}
-    assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main"] == main
+    assert [r for r in plan("flat", scenes=("munich",)) if r.study == "main" and r.cfg.regime == "mix"] == main
     # the budget check: SoftMoE and SCADF-MoE seed 0 again at twice the epochs, same schedule fractions,
     # and Concat's three seeds on the 80-epoch schedule of its earlier main runs
     budget = [r for r in plan("flat") if r.study == "budget"]
@@ -85,8 +85,54 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     assert {r.cfg.schedule_epochs for r in plan("flat") if r.study == "anchors"} == {None}
     assert {r.cfg.min_lr_fraction for r in plan("converged")} == {0.05}
     # its clean main runs are scored under corrupted inputs (no augmented runs); the converged preset's are not
-    assert {r.name for r in degradation_targets(plan("flat"))} == {r.name for r in main}
+    scored = degradation_targets(plan("flat"))
+    assert {r.name for r in scored if r.study == "main"} == {r.name for r in main}
+    assert {(r.cfg.model, r.cfg.seed) for r in scored if r.study == "degradation"} == {
+        (r.cfg.model, r.cfg.seed) for r in main}  # the augmented half, on each method's own schedule
+    assert all(r.cfg.augment and r.cfg.schedule_epochs == schedule[r.cfg.model] for r in scored if r.study == "degradation")
     assert degradation_targets(plan("converged")) == []
+
+
+def test_reference_plan_runs_the_most_important_cells_first():
+    runs = plan("flat")
+    order = [r.name for r in runs]
+    assert len(set(order)) == len(order)
+    first = lambda pred: min(i for i, r in enumerate(runs) if pred(r))  # noqa: E731
+    last = lambda pred: max(i for i, r in enumerate(runs) if pred(r))  # noqa: E731
+    other_mix = lambda r: r.study == "main" and r.cfg.regime == "mix" and r.tags["scene"] != "munich"  # noqa: E731
+    ood = lambda r: r.study == "main" and r.cfg.regime == "ood"  # noqa: E731
+    ablations = lambda r: r.study in ("ablation", "spatial")  # noqa: E731
+    assert last(lambda r: r.study == "anchors") < first(other_mix)
+    assert last(other_mix) < first(ood) and last(ood) < first(ablations)
+    assert last(ablations) < first(lambda r: r.study == "sensitivity")
+    assert last(lambda r: r.study == "sensitivity") < first(lambda r: r.study == "degradation")
+    # the paper's ablations, 3 seeds each, on munich Mix; no spatial context = L = 1 on munich only
+    abl = [r for r in runs if ablations(r)]
+    assert {(r.tags["variant"], r.cfg.seed) for r in abl} == {
+        (v, s) for v in ("scadf_nospace", "scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb")
+        for s in (0, 1, 2)}
+    assert {r.tags["scene"] for r in abl} == {"munich"} and {r.cfg.regime for r in abl} == {"mix"}
+    sens = {(r.tags["param"], r.tags["value"]) for r in runs if r.study == "sensitivity"}
+    assert sens == {("n_experts", 2), ("n_experts", 16), ("mmd_weight", 0.0), ("mmd_weight", 1.0),
+                    ("mmd_weight", 10.0), ("trajectory_length", 3), ("radius_m", 3.0)}
+    # one protocol: every trained run holds the floor to the same maximum budget
+    assert {r.cfg.epochs for r in runs if r.study != "anchors"} == {240}
+
+
+def test_committed_results_count_as_done_when_the_run_folders_are_gone(smoke_results, tmp_path):
+    root, runs, _ = smoke_results
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    before = {p.name: p.read_bytes() for p in results.glob("*.csv") if p.name != "sweeps.csv"}
+    execute(runs, tmp_path / "fresh_work", results, progress=False)  # a fresh clone: no runs/ folder
+    assert not (tmp_path / "fresh_work").exists() or not any((tmp_path / "fresh_work").iterdir())
+    after = {p.name: p.read_bytes() for p in results.glob("*.csv") if p.name != "sweeps.csv"}
+    assert after == before  # nothing trained again, nothing committed dropped, byte for byte
+    # a run finished in the work folder replaces its committed rows; the others stay
+    name = next(r.name for r in runs if r.study == "main")
+    collect(runs, root / "work", results)
+    table = pd.read_csv(results / "runs.csv")
+    assert (table.name == name).sum() == 1 and set(table.name) == set(pd.read_csv(root / "results" / "runs.csv").name)
 
 
 def test_execute_writes_tidy_tables_and_skips_finished_runs(smoke_results):
@@ -600,3 +646,25 @@ def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(
     assert list(hold_check(tmp_path).method) == ["scadf"]
     assert hold_check(tmp_path).attrs["other_schedule"] == ["concat"]
     assert "Left out: concat, whose schedule differs" in comparison_section(tmp_path)
+
+
+def test_a_run_started_today_reproduces_the_first_epoch_of_a_committed_reference_run(tmp_path, monkeypatch):
+    """The reference set's protocol is unchanged: munich Mix Concat seed 0, planned by today's driver
+    and trained for one epoch, gives the committed curve's first epoch (results/flat/curves.csv)."""
+    from pathlib import Path
+
+    import scadf_lib.training as training
+    from scadf_lib.fileio import project_path
+    curves = pd.read_csv(project_path("results/flat/curves.csv"))
+    committed = curves[(curves.name == "main_munich_mix_concat_s0") & (curves.epoch == 1)].iloc[0]
+    run = next(r for r in plan("flat", data_dir=str(project_path("data"))) if r.name == "main_munich_mix_concat_s0")
+    monkeypatch.setattr(training, "should_stop", lambda val, cfg, steps: len(val) >= 1)  # one epoch, then score
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the sweep trains (one thread per run)
+    try:
+        res = training.train(run.cfg, Path(tmp_path) / run.name, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    first = res.history.iloc[0]
+    for col in ("step", "lr", "offset_weight", "train_localisation", "val_localisation", "val_mse_points_m2"):
+        assert first[col] == pytest.approx(committed[col], rel=1e-4), col
