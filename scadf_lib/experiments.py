@@ -392,7 +392,8 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
             table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
     if ships_checkpoint(run):
         state = torch.load(run_dir / "best.pt", weights_only=True)
-        slim = {k: state[k] for k in ("model", "model_config", "normalizer", "train_config", "history")}
+        slim = {k: state[k] for k in ("format_version", "model", "model_config", "normalizer", "train_config", "history")
+                if k in state}
         names = [run.name] + ([f"{run.tags['scene']}_scadf"] if run.cfg.model == "scadf" and run.cfg.seed == 0
                               and run.study == "main" else [])
         for name in names:  # <scene>_scadf.pt: the routing inspector's checkpoint of the scene

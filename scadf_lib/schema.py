@@ -66,14 +66,24 @@ COORD_UNITS = {"band": "GHz", "subcarrier_offset": "Hz"}
 REQUIRED_ATTRS = ("scene", "bandwidth_hz", "num_subcarriers", "bs_position_m", "created", "sionna_rt_version")
 
 
-def validate(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
+#: Variables that measurements to be localised may lack (or hold as NaN): the UE positions.
+POSITION_VARIABLES = ("x", "y")
+
+
+def validate(ds: xr.Dataset, source: str = "dataset", positions: bool = True) -> xr.Dataset:
     """Check ``ds`` against the schema; return it unchanged or raise :class:`DatasetError`.
 
     Checks: variables present with the right dimensions, dtype kind and ``units`` attribute;
     the ``band`` coordinate in GHz; required global attributes; no NaN or inf anywhere.
+    ``positions=False`` (fingerprints to be localised, :mod:`scadf_lib.localise`): ``x`` and ``y``
+    may be absent or NaN (unknown positions).
     """
     problems: list[str] = []
     for name, spec in SCHEMA.items():
+        if not positions and name in POSITION_VARIABLES:
+            if name in ds.variables and tuple(ds[name].dims) != spec.dims:
+                problems.append(f"variable '{name}' has dims {tuple(ds[name].dims)}, expected {spec.dims}")
+            continue
         if name not in ds.variables:
             problems.append(f"variable '{name}' is missing")
             continue
@@ -148,8 +158,9 @@ def cfr_relative_error(reference: xr.Dataset, decoded: xr.Dataset) -> np.ndarray
     return num / np.where(den > 0, den, 1.0)
 
 
-def load_fingerprints(path: str | os.PathLike[str]) -> xr.Dataset:
-    """Open a fingerprint netCDF file, load it into memory and validate it.
+def load_fingerprints(path: str | os.PathLike[str], positions: bool = True) -> xr.Dataset:
+    """Open a fingerprint netCDF file, load it into memory and validate it (``positions=False``: the
+    UE positions may be absent or NaN, see :func:`validate`).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`DatasetError` for a file that is not
     readable netCDF (truncated, corrupt) or that breaks the schema.
@@ -165,7 +176,7 @@ def load_fingerprints(path: str | os.PathLike[str]) -> xr.Dataset:
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise DatasetError(f"'{p}' is not a readable netCDF4 file ({exc}); it may be truncated or "
                            f"corrupt: {REGENERATE_HINT}.") from exc
-    return validate(ds, source=f"'{p}'")
+    return validate(ds, source=f"'{p}'", positions=positions)
 
 
 def save_fingerprints(ds: xr.Dataset, path: str | os.PathLike[str], pack: bool = True) -> Path:

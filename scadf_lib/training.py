@@ -378,6 +378,11 @@ def should_stop(val: Any, cfg: TrainConfig, steps_per_epoch: int) -> bool:
 
 # ----------------------------------------------------------------------------- checkpoints
 
+#: The layout of the checkpoints :func:`checkpoint_state` writes (``format_version`` in the file; files
+#: without the key have the same layout, version 1). :mod:`scadf_lib.localise` refuses other versions.
+CHECKPOINT_FORMAT = 1
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -691,7 +696,8 @@ def checkpoint_state(model: nn.Module, optimizer_state: dict[str, Any], epoch: i
                      history: list[dict[str, Any]], cfg: TrainConfig, mcfg: ModelConfig, norm: Normalizer,
                      device: torch.device) -> dict[str, Any]:
     """What ``last.pt`` / ``best.pt`` hold: everything a resume or an evaluation needs."""
-    return {"model": model.state_dict(), "optimizer": optimizer_state, "epoch": epoch, "best_val": best_val,
+    return {"format_version": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer_state,
+            "epoch": epoch, "best_val": best_val,
             "history": history, "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
             "normalizer": norm.state(), **rng_state(device)}
 

@@ -363,8 +363,11 @@ class Features:
     NUMERIC_NAMES = ("sin_aod", "cos_aod", "sin_aoa", "cos_aoa", "distance_m", "path_gain_db")
 
 
-def build_features(ds: xr.Dataset) -> Features:
-    """Turn a validated fingerprint Dataset into :class:`Features` (float32)."""
+def input_features(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The model inputs of every (band, UE) of a fingerprint Dataset, float32, read from the
+    fingerprints only (never the positions): ``numeric`` (B, N, 6) in the order of
+    :attr:`Features.NUMERIC_NAMES` and ``cfr`` (B, N, 3A, K): real, imaginary and magnitude parts of
+    the CFR divided by its rms over antennas and subcarriers."""
     aod, aoa = ds["aod"].values.astype(np.float64), ds["aoa"].values.astype(np.float64)
     numeric = np.stack([np.sin(aod), np.cos(aod), np.sin(aoa), np.cos(aoa),
                         ds["distance"].values, ds["path_gain"].values], axis=-1).astype(np.float32)
@@ -375,6 +378,12 @@ def build_features(ds: xr.Dataset) -> Features:
     for name, arr in (("numeric", numeric), ("cfr", cfr)):
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} features hold NaN/inf; the dataset is damaged: regenerate it")
+    return numeric, cfr
+
+
+def build_features(ds: xr.Dataset) -> Features:
+    """Turn a validated fingerprint Dataset into :class:`Features` (float32)."""
+    numeric, cfr = input_features(ds)
     xy = np.stack([ds["x"].values, ds["y"].values], axis=1).astype(np.float64)
     return Features(numeric, cfr, xy, ds["los"].values.astype(bool), tuple(float(b) for b in ds["band"].values))
 

@@ -1,0 +1,302 @@
+"""Localise new measurements with a trained model: checkpoint in, fingerprints in, positions out.
+
+Python::
+
+    from scadf_lib.localise import Localiser
+    from scadf_lib.schema import load_fingerprints
+
+    loc = Localiser.from_checkpoint("results/models/munich_scadf.pt")
+    ds = load_fingerprints("data/munich.nc", positions=False)     # positions may be absent or NaN
+    table = loc.predict_tracks(ds, [[120, 121, 122, 123, 124, 125, 126], [4000]], band=28)
+    table[["track", "step", "ue", "x_m", "y_m"]]
+
+Command line (``tracks.csv``: columns ``track``, ``step``, ``ue``; one row per measurement, ``ue`` the
+index along the dataset's ``ue`` dimension, ``step`` the order within the track)::
+
+    python -m scadf_lib.localise --checkpoint results/models/munich_scadf.pt --data data/munich.nc \\
+        --tracks tracks.csv --band 28 --out predictions.csv
+
+Tracks. A track is a UE's consecutive measurements (indices into the dataset), any length >= 1. The
+model places L points at once (its trajectory length, 5 for SCADF-MoE as in the paper). Over a track
+of n >= L measurements a window of L consecutive measurements slides by one step (n - L + 1
+windows); each measurement's position is the mean of the predictions of the windows that hold it
+(1 to L of them). A track shorter than L is padded cyclically to one window of L (measurements
+0, 1, ..., n-1, 0, 1, ...) and each measurement's position is the mean over its copies: a single
+fingerprint is then the same fingerprint L times, which the models never saw in training (their
+trajectories hold L distinct points within a cluster radius): expect it to be placed worse than in a
+track. A model trained with L = 1 (no spatial context) places every measurement on its own.
+
+Inference reads only the fingerprints (AoD, AoA, distance, path gain, CFR) of the chosen band,
+never the positions (:func:`scadf_lib.trajectories.input_features`); where the dataset holds finite
+positions the output adds the truth and the error (m).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import xarray as xr
+from tqdm import tqdm
+
+from scadf_lib.models import ModelConfig
+from scadf_lib.schema import KNOWN_BANDS_GHZ
+from scadf_lib.training import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint
+from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, input_features, regime_bands
+
+#: Keys every checkpoint holds (its layout is :data:`scadf_lib.training.CHECKPOINT_FORMAT`).
+CHECKPOINT_KEYS = ("model", "model_config", "normalizer", "train_config")
+#: Variables inference reads (positions are not among them).
+INPUT_VARIABLES = ("aod", "aoa", "distance", "path_gain", "cfr_real", "cfr_imag")
+
+
+class LocaliseError(ValueError):
+    """Bad input to the Localiser: the message names the problem and the fix."""
+
+
+def checkpoint_bands(train_config: dict[str, Any]) -> tuple[float, ...]:
+    """The bands (GHz) a run trained or was tested on: every band of the paper for Mix, 2.6 + 28 GHz
+    (trained) and 6 GHz (tested) for OOD, or the one band of a single-band run."""
+    band = str(train_config.get("band", "mix"))
+    if band != "mix":
+        return (float(band),)
+    train, test = regime_bands(train_config.get("regime", "mix"), KNOWN_BANDS_GHZ)
+    return tuple(sorted(set(train) | set(test)))
+
+
+def track_windows(n: int, length: int) -> np.ndarray:
+    """(W, L) positions within a track of ``n`` measurements of the windows the model sees (module
+    docstring): n - L + 1 sliding windows, or one cyclically padded window when n < L."""
+    if n < 1:
+        raise LocaliseError("a track is empty; every track needs at least one measurement")
+    if n >= length:
+        return np.arange(n - length + 1)[:, None] + np.arange(length)[None, :]
+    return (np.arange(length) % n)[None, :]
+
+
+def tracks_from_table(table: pd.DataFrame) -> tuple[list[np.ndarray], list[Any]]:
+    """Tracks from a table with columns ``track``, ``step``, ``ue`` (one row per measurement): the UE
+    indices of each track in ``step`` order, and the track labels."""
+    missing = [c for c in ("track", "step", "ue") if c not in table]
+    if missing:
+        raise LocaliseError(f"the tracks table lacks columns {missing}; it needs track, step, ue "
+                            f"(one row per measurement, ue = index along the dataset's ue dimension)")
+    if table.ue.isna().any() or not np.allclose(table.ue, np.round(table.ue)):
+        raise LocaliseError("the tracks table's ue column must hold integer UE indices")
+    if table.duplicated(["track", "step"]).any():
+        raise LocaliseError("the tracks table has two rows with the same (track, step); give each measurement "
+                            "of a track its own step")
+    ordered = table.sort_values(["track", "step"], kind="stable")
+    groups = ordered.groupby("track", sort=False)
+    return [g.ue.to_numpy(np.int64) for _, g in groups], list(groups.groups)
+
+
+@dataclass
+class Localiser:
+    """A trained model with its normaliser, ready to place fingerprints (:meth:`predict_tracks`)."""
+
+    model: nn.Module
+    norm: Normalizer
+    model_config: ModelConfig
+    train_config: dict[str, Any]
+    bands: tuple[float, ...]  # GHz: the bands the model trained or was tested on
+    source: str = ""
+
+    @property
+    def trajectory_length(self) -> int:
+        """L: the measurements the model places at once."""
+        return int(self.model_config.trajectory_length)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "Localiser":
+        """Load a checkpoint written by training (``best.pt``/``last.pt``) or the slim copies in
+        ``results/**/models/``. Clear errors for a missing file, a file that is not a checkpoint, and a
+        checkpoint of another layout (``format_version``) or with weights that do not fit its model."""
+        state = load_checkpoint(path, map_location=device)
+        if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+            have = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise LocaliseError(f"'{path}' is not a workbook checkpoint (it holds {have}; a checkpoint holds "
+                                f"{list(CHECKPOINT_KEYS)}): pass a best.pt of a training run or a file from "
+                                f"results/models/")
+        version = state.get("format_version", 1)
+        if version != CHECKPOINT_FORMAT:
+            raise LocaliseError(f"'{path}' has checkpoint format {version}, this workbook reads format "
+                                f"{CHECKPOINT_FORMAT}: load it with the workbook version that wrote it, or retrain")
+        try:
+            model, norm = model_from_checkpoint(state)
+        except TypeError as exc:  # a model_config with fields this version does not know
+            raise LocaliseError(f"'{path}' was written by another version of the models ({exc}): retrain it "
+                                f"with this workbook") from exc
+        return cls(model.to(device).eval(), norm, ModelConfig(**state["model_config"]), dict(state["train_config"]),
+                   checkpoint_bands(state["train_config"]), str(path))
+
+    # ------------------------------------------------------------------------------------- inputs
+
+    def _band_index(self, ds: xr.Dataset, band: float | str) -> int:
+        try:
+            value = float(band)
+        except (TypeError, ValueError):
+            raise LocaliseError(f"band {band!r} is not a number; choose one of {list(self.bands)} (GHz)") from None
+        known = [b for b in self.bands if abs(b - value) < 1e-6]
+        if not known:
+            raise LocaliseError(f"band {value:g} GHz is not a band this model was trained or tested on; choose one of "
+                                f"{list(self.bands)} (GHz)")
+        available = [float(b) for b in ds["band"].values]
+        for j, b in enumerate(available):
+            if abs(b - value) < 1e-6:
+                return j
+        raise LocaliseError(f"the dataset has no {value:g} GHz measurements (its bands: {available} GHz); pass one "
+                            f"of those")
+
+    def _features(self, ds: xr.Dataset) -> Features:
+        """The dataset's model inputs without its positions (NaN) or LOS flags (False)."""
+        missing = [v for v in INPUT_VARIABLES if v not in ds.variables]
+        if missing:
+            raise LocaliseError(f"the dataset lacks {missing}; a fingerprint dataset (scadf_lib.schema) holds "
+                                f"{list(INPUT_VARIABLES)} per (band, ue)")
+        numeric, cfr = input_features(ds)
+        mc = self.model_config
+        if cfr.shape[2:] != (mc.cfr_channels, mc.num_subcarriers):
+            raise LocaliseError(f"the dataset's CFR has {cfr.shape[2] // 3} antennas x {cfr.shape[3]} subcarriers; "
+                                f"the model was trained on {mc.cfr_channels // 3} x {mc.num_subcarriers}: use data "
+                                f"with the model's array and subcarriers")
+        b, n = numeric.shape[:2]
+        return Features(numeric, cfr, np.full((n, 2), np.nan), np.zeros((b, n), bool),
+                        tuple(float(x) for x in ds["band"].values))
+
+    def _check_tracks(self, tracks: Iterable[Sequence[int]], n_ue: int) -> list[np.ndarray]:
+        if isinstance(tracks, (str, bytes)) or not isinstance(tracks, Iterable):
+            raise LocaliseError("tracks must be a sequence of UE-index sequences, e.g. [[3, 4, 5], [9]]")
+        out = []
+        for i, t in enumerate(tracks):
+            arr = np.atleast_1d(np.asarray(t))
+            if arr.size == 0:
+                raise LocaliseError(f"track {i} is empty; every track needs at least one measurement")
+            if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.allclose(arr, np.round(arr))):
+                raise LocaliseError(f"track {i} holds {arr.dtype} values; UE indices are integers")
+            arr = arr.astype(np.int64)
+            bad = arr[(arr < 0) | (arr >= n_ue)]
+            if bad.size:
+                raise LocaliseError(f"track {i} holds UE {int(bad[0])}, not in the dataset (UE indices 0..{n_ue - 1}); "
+                                    f"tracks index the dataset's ue dimension")
+            out.append(arr)
+        if not out:
+            raise LocaliseError("no tracks given; pass at least one track of UE indices")
+        return out
+
+    # ------------------------------------------------------------------------------------- inference
+
+    @torch.no_grad()
+    def place_windows(self, feats: Features, windows: np.ndarray, band_idx: int, batch_size: int = 1024,
+                      progress: bool = False) -> np.ndarray:
+        """(W, L, 2) positions (m) of the UE windows ``windows`` (W, L) at band ``band_idx``: the model's
+        point predictions, batch by batch, exactly as :func:`scadf_lib.evaluation.predict` computes them."""
+        ds = TrajectoryDataset(feats, windows, [band_idx], self.norm)
+        if self.train_config.get("augment"):  # augmented models read a missing-modality flag per token: 0
+            from scadf_lib.degradation import Corrupt, Degradation
+            ds = ds.with_transform(Corrupt(Degradation("clean"), self.norm, feats.cfr.shape[2] // 3, flags=True))
+        device = next(self.model.parameters()).device
+        ds = ds.to(device)
+        out = []
+        starts = range(0, len(ds), batch_size)
+        for start in tqdm(starts, desc="localise", unit="batch", disable=not progress or len(starts) < 2):
+            b = ds.batch(np.arange(start, min(start + batch_size, len(ds))))
+            pred = self.model(b["numeric"], b["cfr"])
+            out.append(self.norm.to_metres(pred.points.float().cpu()).numpy())
+        return np.concatenate(out) if out else np.zeros((0, windows.shape[1], 2))
+
+    def predict_tracks(self, dataset: xr.Dataset, tracks: Iterable[Sequence[int]] | pd.DataFrame, band: float | str,
+                       batch_size: int = 1024, progress: bool = False, labels: Sequence[Any] | None = None
+                       ) -> pd.DataFrame:
+        """Positions (m) of every measurement of every track at ``band`` (GHz).
+
+        ``tracks``: UE-index sequences (a UE's consecutive measurements), or a table with columns
+        track, step, ue (:func:`tracks_from_table`). Returns one row per measurement: ``track``,
+        ``step``, ``ue``, ``band_ghz``, ``x_m``, ``y_m``, ``n_predictions`` (how many window slots placed it: their mean is the position) and,
+        where the dataset holds finite positions, ``x_true_m``, ``y_true_m``, ``error_m`` (NaN
+        elsewhere) and ``los``."""
+        if isinstance(tracks, pd.DataFrame):
+            tracks, labels = tracks_from_table(tracks)
+        j = self._band_index(dataset, band)
+        feats = self._features(dataset)
+        tracks = self._check_tracks(tracks, feats.numeric.shape[1])
+        labels = list(range(len(tracks))) if labels is None else list(labels)
+        L = self.trajectory_length
+        per_track = [track_windows(len(t), L) for t in tracks]
+        offsets = np.cumsum([0] + [len(t) for t in tracks])
+        slot = np.concatenate([w + offsets[i] for i, w in enumerate(per_track)])  # (W, L) rows of the output
+        ue = np.concatenate(tracks)
+        placed = self.place_windows(feats, ue[slot], j, batch_size, progress)
+        sums = np.zeros((len(ue), 2))
+        counts = np.zeros(len(ue))
+        np.add.at(sums, slot.ravel(), placed.reshape(-1, 2).astype(np.float64))
+        np.add.at(counts, slot.ravel(), 1.0)
+        xy = sums / counts[:, None]
+        out = pd.DataFrame({"track": np.repeat(labels, [len(t) for t in tracks]),
+                            "step": np.concatenate([np.arange(len(t)) for t in tracks]), "ue": ue,
+                            "band_ghz": feats.bands[j], "x_m": xy[:, 0], "y_m": xy[:, 1],
+                            "n_predictions": counts.astype(int)})
+        return self._with_truth(out, dataset, j)
+
+    @staticmethod
+    def _with_truth(out: pd.DataFrame, ds: xr.Dataset, band_idx: int) -> pd.DataFrame:
+        """Truth and error where the dataset holds finite positions (read after inference, for scoring)."""
+        if "x" in ds.variables and "y" in ds.variables:
+            x, y = ds["x"].values.astype(np.float64)[out.ue], ds["y"].values.astype(np.float64)[out.ue]
+        else:
+            x = y = np.full(len(out), np.nan)
+        out["x_true_m"], out["y_true_m"] = x, y
+        out["error_m"] = np.hypot(out.x_m - x, out.y_m - y)
+        if "los" in ds.variables:
+            out["los"] = ds["los"].values[band_idx][out.ue].astype(bool)
+        return out
+
+
+# ----------------------------------------------------------------------------------------- CLI
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m scadf_lib.localise",
+                                 description="Place the measurements of UE tracks with a trained model.")
+    ap.add_argument("--checkpoint", required=True, help="a best.pt or a results/**/models/*.pt file")
+    ap.add_argument("--data", required=True, help="fingerprint netCDF file (positions may be absent or NaN)")
+    ap.add_argument("--tracks", default=None,
+                    help="CSV with columns track, step, ue (default: every UE of the file on its own, one track each)")
+    ap.add_argument("--band", required=True, help="carrier band in GHz, e.g. 28")
+    ap.add_argument("--out", required=True, help="output CSV (written atomically)")
+    ap.add_argument("--batch-size", type=int, default=1024)
+    a = ap.parse_args(argv)
+    from scadf_lib.fileio import atomic_path
+    from scadf_lib.schema import DatasetError, load_fingerprints
+    try:
+        loc = Localiser.from_checkpoint(a.checkpoint)
+        ds = load_fingerprints(a.data, positions=False)
+        if a.tracks is None:
+            tracks: Any = [[i] for i in range(ds.sizes["ue"])]
+        else:
+            path = Path(a.tracks)
+            if not path.is_file():
+                raise LocaliseError(f"tracks file '{path}' does not exist; write a CSV with columns track, step, ue")
+            tracks = pd.read_csv(path)
+        table = loc.predict_tracks(ds, tracks, a.band, batch_size=a.batch_size, progress=True)
+    except (LocaliseError, DatasetError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with atomic_path(Path(a.out)) as tmp:
+        table.to_csv(tmp, index=False)
+    known = table.error_m.notna()
+    summary = (f"; median error {table.error_m[known].median():.2f} m over {int(known.sum())} measurements with known "
+               f"positions" if known.any() else "")
+    print(f"{len(table)} measurements of {table.track.nunique()} tracks placed at {table.band_ghz.iloc[0]:g} GHz "
+          f"by {loc.model_config.name} (L = {loc.trajectory_length}) -> {a.out}{summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

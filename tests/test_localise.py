@@ -1,0 +1,141 @@
+"""The Localiser (trained model -> positions of new measurements) and test-time tracks, on the
+shipped munich data with the committed SCADF-MoE checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scadf_lib.evaluation import predict
+from scadf_lib.fileio import project_path
+from scadf_lib.localise import Localiser, LocaliseError, main, track_windows
+from scadf_lib.schema import load_fingerprints
+from scadf_lib.tracks import grid_neighbours, random_walks, window_centroid_floor
+from scadf_lib.training import TrainConfig, split_of
+from scadf_lib.trajectories import TrajectoryDataset, build_features
+
+CKPT = project_path("results/models/munich_scadf.pt")
+DATA = project_path("data/munich.nc")
+
+
+@pytest.fixture(scope="module")
+def munich():
+    loc = Localiser.from_checkpoint(CKPT)
+    ds = load_fingerprints(DATA)
+    feats = build_features(ds)
+    split = split_of(TrainConfig(**loc.train_config), feats.xy)
+    return loc, ds, feats, split
+
+
+def test_localiser_reproduces_evaluation_predict_on_the_test_trajectories(munich):
+    loc, ds, feats, split = munich
+    traj = split.test_traj[:400]
+    for band in (2.6, 28.0):
+        ref = predict(loc.model, TrajectoryDataset(feats, traj, [feats.bands.index(band)], loc.norm), feats, loc.norm,
+                      split.unseen)
+        table = loc.predict_tracks(ds, traj, band)
+        assert np.array_equal(table[["x_m", "y_m"]].to_numpy().reshape(ref.points.shape), ref.points)
+        assert (table.n_predictions == 1).all() and list(table.track.unique()) == list(range(len(traj)))
+        assert np.allclose(table.error_m.to_numpy(), np.linalg.norm(ref.points - ref.truth, axis=-1).ravel())
+
+
+def test_inference_never_reads_positions(munich):
+    loc, ds, _, split = munich
+    tracks = [split.test_traj[0], split.test_traj[1][:2], [7]]
+    blind = ds.copy(deep=True)
+    blind["x"][:] = np.nan
+    blind["y"][:] = np.nan
+    a = loc.predict_tracks(ds, tracks, 6)
+    b = loc.predict_tracks(blind, tracks, 6)
+    assert np.array_equal(a[["x_m", "y_m"]].to_numpy(), b[["x_m", "y_m"]].to_numpy())
+    assert b.error_m.isna().all() and a.error_m.notna().all()
+    c = loc.predict_tracks(blind.drop_vars(["x", "y"]), tracks, 6)
+    assert np.array_equal(a.x_m.to_numpy(), c.x_m.to_numpy())
+
+
+def test_sliding_windows_average_every_window_that_holds_a_point(munich):
+    loc, ds, _, _ = munich
+    assert track_windows(7, 5).tolist() == [[0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [2, 3, 4, 5, 6]]
+    assert track_windows(2, 5).tolist() == [[0, 1, 0, 1, 0]]
+    track = np.arange(100, 107)
+    table = loc.predict_tracks(ds, [track], 28)
+    assert table.n_predictions.tolist() == [1, 2, 3, 3, 3, 2, 1]
+    windows = loc.predict_tracks(ds, [track[i:i + 5] for i in range(3)], 28)  # each window on its own
+    by_step = windows.assign(pos=[i + s for i in range(3) for s in range(5)]).groupby("pos")[["x_m", "y_m"]].mean()
+    assert np.allclose(table[["x_m", "y_m"]].to_numpy(), by_step.to_numpy(), atol=1e-9)
+
+
+def test_a_model_without_spatial_context_places_each_measurement_on_its_own(munich):
+    loc, ds, _, _ = munich
+    from scadf_lib.models import build_model, model_config
+    torch.manual_seed(0)
+    mc = model_config("scadf", trajectory_length=1, cfr_channels=3, num_subcarriers=64)
+    single = Localiser(build_model(mc).eval(), loc.norm, mc, loc.train_config, loc.bands)
+    together = single.predict_tracks(ds, [[10, 11, 12]], 2.6)
+    alone = single.predict_tracks(ds, [[10], [11], [12]], 2.6)
+    assert np.allclose(together[["x_m", "y_m"]].to_numpy(), alone[["x_m", "y_m"]].to_numpy(), atol=1e-6)
+    assert (together.n_predictions == 1).all()
+
+
+def test_bad_inputs_fail_early_with_the_fix(munich, tmp_path):
+    loc, ds, _, _ = munich
+    with pytest.raises(LocaliseError, match=r"5 GHz is not a band .*\[2.6, 6.0, 28.0\]"):
+        loc.predict_tracks(ds, [[1, 2]], 5)
+    with pytest.raises(LocaliseError, match="not a number"):
+        loc.predict_tracks(ds, [[1, 2]], "high")
+    with pytest.raises(LocaliseError, match=r"track 1 holds UE 99999, not in the dataset"):
+        loc.predict_tracks(ds, [[1, 2], [3, 99999]], 28)
+    with pytest.raises(LocaliseError, match="track 0 is empty"):
+        loc.predict_tracks(ds, [[]], 28)
+    with pytest.raises(LocaliseError, match="no tracks given"):
+        loc.predict_tracks(ds, [], 28)
+    with pytest.raises(LocaliseError, match="no 6 GHz measurements"):
+        loc.predict_tracks(ds.sel(band=[2.6, 28.0]), [[1]], 6)
+    with pytest.raises(LocaliseError, match="lacks columns"):
+        loc.predict_tracks(ds, pd.DataFrame({"track": [0], "ue": [1]}), 28)
+    state = torch.load(CKPT, weights_only=True)
+    torch.save({**state, "format_version": 2}, tmp_path / "future.pt")
+    with pytest.raises(LocaliseError, match="checkpoint format 2"):
+        Localiser.from_checkpoint(tmp_path / "future.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(LocaliseError, match="not a workbook checkpoint"):
+        Localiser.from_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        Localiser.from_checkpoint(tmp_path / "notes.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Localiser.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_cli_writes_predictions_and_refuses_a_bad_band(munich, tmp_path, capsys):
+    _, _, _, split = munich
+    rows = [{"track": f"walk{t}", "step": s, "ue": int(u)} for t in range(3) for s, u in enumerate(split.test_traj[t])]
+    pd.DataFrame(rows).sample(frac=1, random_state=0).to_csv(tmp_path / "tracks.csv", index=False)  # any row order
+    out = tmp_path / "predictions.csv"
+    args = ["--checkpoint", str(CKPT), "--data", str(DATA), "--tracks", str(tmp_path / "tracks.csv"), "--out", str(out)]
+    assert main([*args, "--band", "28"]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns[:7]) == ["track", "step", "ue", "band_ghz", "x_m", "y_m", "n_predictions"]
+    assert table.ue.tolist() == [int(u) for t in range(3) for u in split.test_traj[t]] and len(table) == 15
+    assert main([*args, "--band", "60"]) == 2
+    assert "60 GHz is not a band" in capsys.readouterr().err
+
+
+def test_random_walks_step_to_grid_neighbours_and_the_model_places_them(munich):
+    loc, ds, feats, split = munich
+    starts = np.random.default_rng(0).choice(np.flatnonzero(split.unseen), 60, replace=False)
+    nbrs = grid_neighbours(feats.xy)
+    tracks = random_walks(feats.xy, starts, 20, seed=1, neighbours=nbrs)
+    assert [int(t[0]) for t in tracks] == starts.tolist()  # every track starts at a held-out point
+    for t in tracks:
+        steps = np.linalg.norm(np.diff(feats.xy[t], axis=0), axis=1)
+        assert len(set(t.tolist())) == len(t) and (steps > 0.5).all() and (steps <= 1.5).all()
+    assert np.mean([len(t) for t in tracks]) > 15
+    floor = window_centroid_floor(tracks, feats.xy, 5)
+    assert floor.shape == (sum(len(t) for t in tracks), 2)
+    # the committed munich SCADF-MoE places random 1 m-step walks well inside the centroid floor
+    table = loc.predict_tracks(ds, tracks, 28)
+    floor_err = np.linalg.norm(floor - feats.xy[np.concatenate(tracks)], axis=1)
+    assert table.error_m.median() < 0.3 < np.median(floor_err)
