@@ -66,6 +66,7 @@ NOTEBOOKS: list[tuple[str, dict[str, Any]]] = [
     ("05_ablations.ipynb", {}),
     ("06_routing_inspector.ipynb", {}),
     ("07_degradation.ipynb", {}),
+    ("08_localise_tracks.ipynb", {}),
 ]
 
 

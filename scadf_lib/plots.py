@@ -326,3 +326,31 @@ def run_curves(curves: pd.DataFrame, floor_m2: float | None = None, anchors: Map
     if floor_m2 is not None or anchors:
         axes[0, -1].legend(fontsize=7, loc="upper right")
     return fig
+
+
+def track_map(table: pd.DataFrame, grid_xy: np.ndarray, track: object = 0, title: str = "") -> plt.Figure:
+    """One track of :meth:`scadf_lib.localise.Localiser.predict_tracks` on the map: the scene's UE grid
+    (grey), the true path (black line, m) and each measurement's predicted position coloured by its
+    error (m), joined to its true position; beside it the error along the track against the step."""
+    t = table[table.track == track].sort_values("step")
+    fig, (ax, ax_err) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [1.2, 1]})
+    pad = 6.0
+    lo, hi = t[["x_true_m", "y_true_m"]].min().to_numpy() - pad, t[["x_true_m", "y_true_m"]].max().to_numpy() + pad
+    near = (grid_xy[:, 0] > lo[0]) & (grid_xy[:, 0] < hi[0]) & (grid_xy[:, 1] > lo[1]) & (grid_xy[:, 1] < hi[1])
+    ax.scatter(grid_xy[near, 0], grid_xy[near, 1], s=3, color="0.85", label="UE grid (outdoor points)")
+    ax.plot(t.x_true_m, t.y_true_m, color="black", lw=1.2, label="true path")
+    ax.plot(np.stack([t.x_true_m, t.x_m]), np.stack([t.y_true_m, t.y_m]), color="0.4", lw=0.6)
+    sc = ax.scatter(t.x_m, t.y_m, c=t.error_m, cmap="viridis", s=22, zorder=3, label="predicted")
+    fig.colorbar(sc, ax=ax, label="error (m)")
+    _map_axes(ax, title=title or f"track {track} at {t.band_ghz.iloc[0]:g} GHz")
+    ax.legend(loc="best", fontsize=8)
+    ax_err.plot(t.step, t.error_m, marker="o", color="tab:blue")
+    if "held_out" in t:
+        held = t[t.held_out]
+        ax_err.scatter(held.step, held.error_m, s=60, facecolors="none", edgecolors="tab:red",
+                       label="held-out point (never trained on)")
+        ax_err.legend(fontsize=8)
+    ax_err.set_xlabel("step along the track")
+    ax_err.set_ylabel("error (m)")
+    ax_err.set_title("error along the track")
+    return fig

@@ -813,6 +813,64 @@ def isolation_section(cdir: Path) -> str:
             + _df_md(g) + "\n")
 
 
+#: Row order of the track study's methods (:data:`scadf_lib.tracks.STUDY_MODELS` and the anchors).
+TRACK_METHODS = ("SCADF-MoE", "SoftMoE", "SCADF-MoE, L = 1", "WKNN", "centroid floor")
+
+
+def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:
+    """Per scene and method (``tracks.csv`` of :func:`scadf_lib.tracks.run_track_studies`, bands
+    pooled): held-out MSE (m², mean ± 95 % CI over seeds) in cluster trajectories and in tracks, the
+    tracks' median error (m) and the seeds. ``group``: 'all', 'LOS' or 'NLOS'."""
+    t = tracks[(tracks.band_ghz.astype(str) == "all") & (tracks.group == group)]
+    rows = []
+    for (scene, method), g in t.groupby(["scene", "method"], sort=False):
+        cell = {}
+        for source in ("cluster", "track", "track, cluster-tested points"):
+            v = g[g.source == source].sort_values("seed")
+            cell[source] = _fmt(*mean_ci(v.mse_m2.to_numpy())) if len(v) else ""
+        tr = g[g.source == "track"]
+        rows.append({"scene": scene, "method": method, "clusters: held-out MSE (m²)": cell["cluster"],
+                     "tracks: held-out MSE (m²)": cell["track"],
+                     "tracks, cluster-tested points: MSE (m²)": cell["track, cluster-tested points"],
+                     "tracks: median (m)": f"{tr.median_m.mean():.2f}",
+                     "seeds": ", ".join(str(int(x)) for x in sorted(g.seed.unique()))})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    order = {m: i for i, m in enumerate(TRACK_METHODS)}
+    scenes = {sc: i for i, sc in enumerate(SCENES)}
+    return out.sort_values(["scene", "method"], key=lambda c: c.map(scenes if c.name == "scene" else order)
+                           ).reset_index(drop=True)
+
+
+def tracks_section(cdir: Path) -> str:
+    """The deployment question: held-out points placed in random-walk tracks (time order) against
+    the paper's cluster trajectories (ground-truth neighbours); empty without ``tracks.csv``."""
+    path = cdir / "tracks.csv"
+    if not path.exists():
+        return ""
+    tracks = pd.read_csv(path)
+    table = tracks_table(tracks)
+    facts = tracks.groupby("scene")[["n_tracks", "mean_length", "held_out_share"]].first()
+    has_l1 = (tracks.method == "SCADF-MoE, L = 1").any()
+    verdict = ("Spatial context with tracks: compare SCADF-MoE with SCADF-MoE, L = 1 in the tracks column." if has_l1
+               else "The model without spatial context (L = 1, the `spatial` runs of the sweep) has no checkpoint in "
+                    "this set yet, so whether spatial context still helps with tracks is not answered here; SCADF-MoE "
+                    "against WKNN and the centroid floor is.")
+    return ("### Tracks instead of clusters at test time (`python -m scadf_lib.tracks`, `scadf_lib.localise`)\n\n"
+            "The paper's test trajectories are clusters of the true positions. Here each held-out point is also placed "
+            "inside a random walk (`scadf_lib.tracks.random_walks`: 1-1.41 m steps to grid neighbours, keeping its "
+            "heading where the street allows, starting at a held-out point) by the `Localiser` (sliding windows of L, "
+            "each point the mean of its windows). Only held-out points are scored, all three bands pooled; the "
+            "centroid floor places each point at the true centre of its window(s). Tracks reach held-out points "
+            "that the paper's protocol never scores (points of clusters too small for a trajectory, often at the "
+            "edges of the street grid); the column 'cluster-tested points' keeps only the held-out points that some "
+            "cluster test trajectory holds, so it compares the two protocols on the same points. Tracks per scene: "
+            + ", ".join(f"{sc} {int(r.n_tracks)} of {r.mean_length:.1f} points ({100 * r.held_out_share:.0f} % "
+                        f"held-out)" for sc, r in facts.iterrows())
+            + f".\n\n{_df_md(table)}\n\n{verdict}\n")
+
+
 def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     """The report's lead section from a trained-to-the-end result set in ``cdir`` (``--preset
     <cdir.name>``, one of :data:`CONVERGED_SETS`); empty where it does not exist."""
@@ -899,6 +957,9 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
     isolated = isolation_section(cdir)
     if isolated:
         parts.append(isolated)
+    tracked = tracks_section(cdir)
+    if tracked:
+        parts.append(tracked)
     check = budget_check(metrics, runs)
     if len(check):
         parts.append("### Is a flat curve a final number? The same runs with twice the budget (munich, Mix)\n\n"

@@ -29,7 +29,8 @@ from scadf_lib.evaluation import modality_share
 from scadf_lib.fileio import project_path
 from scadf_lib.models import ModelOutput, SCADFMoE
 from scadf_lib.schema import load_fingerprints
-from scadf_lib.training import TrainConfig, load_checkpoint, model_from_checkpoint, split_of
+from scadf_lib.localise import Localiser
+from scadf_lib.training import TrainConfig, split_of
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, build_features
 
 
@@ -46,15 +47,14 @@ class SceneModel:
 
 def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 400) -> SceneModel:
     """Rebuild the model of a checkpoint and the (same, seeded) test split of its scene."""
-    state = load_checkpoint(project_path(checkpoint))
-    model, norm = model_from_checkpoint(state)
-    if not isinstance(model, SCADFMoE):
-        raise ValueError(f"the routing inspector needs a SCADF-MoE checkpoint, got {type(model).__name__}")
+    loc = Localiser.from_checkpoint(project_path(checkpoint))
+    if not isinstance(loc.model, SCADFMoE):
+        raise ValueError(f"the routing inspector needs a SCADF-MoE checkpoint, got {type(loc.model).__name__}")
     feats = build_features(load_fingerprints(project_path(data_path)))
-    split = split_of(TrainConfig(**state["train_config"]), feats.xy)
-    ds = TrajectoryDataset(feats, split.test_traj[:max_trajectories], list(range(len(feats.bands))), norm)
-    return SceneModel(str(state["train_config"]["data_path"]).split("/")[-1].removesuffix(".nc"), model.eval(),
-                      norm, feats, ds)
+    split = split_of(TrainConfig(**loc.train_config), feats.xy)
+    ds = TrajectoryDataset(feats, split.test_traj[:max_trajectories], list(range(len(feats.bands))), loc.norm)
+    return SceneModel(str(loc.train_config["data_path"]).split("/")[-1].removesuffix(".nc"), loc.model, loc.norm,
+                      feats, ds)
 
 
 def layers(sm: SceneModel) -> list[str]:

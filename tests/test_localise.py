@@ -139,3 +139,29 @@ def test_random_walks_step_to_grid_neighbours_and_the_model_places_them(munich):
     table = loc.predict_tracks(ds, tracks, 28)
     floor_err = np.linalg.norm(floor - feats.xy[np.concatenate(tracks)], axis=1)
     assert table.error_m.median() < 0.3 < np.median(floor_err)
+
+
+def test_tracks_table_gives_mean_and_ci_over_seeds_per_scene_and_method():
+    from scadf_lib.report import tracks_table
+    rows = [{"scene": "munich", "method": m, "source": src, "band_ghz": "all", "group": "all", "seed": s,
+             "mse_m2": base * (1 + 0.1 * s) * (2 if src == "track" else 1), "median_m": 0.1}
+            for m, base in (("WKNN", 6.0), ("SCADF-MoE", 0.5)) for src in ("cluster", "track") for s in (0, 1, 2)]
+    table = tracks_table(pd.DataFrame(rows))
+    assert table.method.tolist() == ["SCADF-MoE", "WKNN"]  # the report's method order
+    scadf = table.iloc[0]
+    assert scadf["clusters: held-out MSE (m²)"].startswith("0.55 ± ") and scadf["tracks: held-out MSE (m²)"].startswith("1.10 ± ")
+    assert scadf["seeds"] == "0, 1, 2" and scadf["tracks, cluster-tested points: MSE (m²)"] == ""
+
+
+def test_model_card_quotes_each_checkpoint_with_its_runs_metrics(tmp_path):
+    import shutil
+
+    from scadf_lib.localise import model_card
+    shutil.copy(CKPT, tmp_path / "munich_scadf.pt")
+    metrics = pd.read_csv(project_path("results/flat/all_metrics.csv"), dtype={"band": str})
+    held = metrics[(metrics.name == "main_munich_mix_scadf_s0") & (metrics.band == "all")
+                   & (metrics.group == "held-out")].mse_m2.iloc[0]
+    card = model_card(tmp_path, project_path("results/flat/all_metrics.csv"))
+    row = next(line for line in card.splitlines() if line.startswith("| munich_scadf.pt"))
+    assert f"| {held:.2f} |" in row  # the run's held-out MSE, from the result table
+    assert "| munich | scadf | mix | 0 | 5 | 2.6/6/28 |" in row and "Localiser.from_checkpoint" in card

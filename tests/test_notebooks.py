@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_the_seven_notebooks_exist_in_order():
+def test_the_eight_notebooks_exist_in_order():
     names = [p.name for p in NOTEBOOKS]
     assert names == ["01_data_exploration.ipynb", "02_clustering.ipynb", "03_train.ipynb",
                      "04_bandwise_analysis.ipynb", "05_ablations.ipynb", "06_routing_inspector.ipynb",
-                     "07_degradation.ipynb"]
+                     "07_degradation.ipynb", "08_localise_tracks.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
