@@ -211,7 +211,8 @@ def run_track_studies(out: str, models_dirs: list[str], scenes: tuple[str, ...] 
                       length: int = 20) -> pd.DataFrame:
     """:func:`track_study` for every scene and seed with a checkpoint; writes ``out`` (CSV, atomic,
     rewritten after each (scene, seed)): :func:`score_points` per scene, seed, method, source and band
-    ('all' pooled), with the track set's facts. Pairs already in ``out`` are skipped (resumable)."""
+    ('all' pooled), with the track set's facts. A (scene, seed) already in ``out`` with every model
+    found now is skipped (resumable); one with a new checkpoint is computed again and replaced."""
     from pathlib import Path
 
     from scadf_lib.fileio import atomic_path, project_path
@@ -220,8 +221,8 @@ def run_track_studies(out: str, models_dirs: list[str], scenes: tuple[str, ...] 
     for scene in scenes:
         for seed in seeds:
             ckpts = study_checkpoints([str(project_path(d)) for d in models_dirs], scene, seed)
-            done = len(table) and ((table.scene == scene) & (table.seed == seed)).any()
-            if not ckpts or done:
+            mine = (table.scene == scene) & (table.seed == seed) if len(table) else pd.Series(dtype=bool)
+            if not ckpts or (mine.any() and set(ckpts) <= set(table[mine].method)):
                 continue
             pts = track_study(ckpts, str(project_path(f"{data_dir}/{scene}.nc")), n_tracks, length, seed)
             both = pts[(pts.source == "track") & pts.cluster_tested].assign(source="track, cluster-tested points")
@@ -231,7 +232,7 @@ def run_track_studies(out: str, models_dirs: list[str], scenes: tuple[str, ...] 
                                   ["method", "source", "band_ghz"])
             facts = pts.attrs["tracks"]
             scores = scores.assign(scene=scene, seed=seed, track_length=length, **facts)
-            table = pd.concat([table, scores], ignore_index=True)
+            table = pd.concat([table[~mine] if len(table) else table, scores], ignore_index=True)
             with atomic_path(path) as tmp:
                 table.to_csv(tmp, index=False)
             print(f"tracks: {scene} seed {seed}: {sorted(ckpts)}", flush=True)
