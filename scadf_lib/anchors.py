@@ -122,6 +122,8 @@ def cfr_components(data: Any) -> np.ndarray:
     training points in the training bands (:func:`_cfr_components`)."""
     feats = data.feats
     b, n = feats.numeric.shape[:2]
+    if feats.cfr.shape[2] == 0:  # a dataset without a CFR: no components (WKNN + CFR is WKNN)
+        return np.zeros((b, n, 0))
     antennas = feats.cfr.shape[2] // 3
     mag = feats.cfr[:, :, 2 * antennas:, :].reshape(b * n, -1).astype(np.float64)
     tr_idx = [feats.bands.index(x) for x in data.train_bands]

@@ -373,6 +373,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
             "seed": run.cfg.seed, "wall_s": wall_s, "trajectories_per_s": res.throughput, **(extra or {}),
             "train_wall_s": float(res.history.elapsed_s.iloc[-1]),
             "parameters": json.loads((run_dir / "config.json").read_text())["parameters"],
+            "modalities": "cfr+numeric" if res.data.feats.cfr.shape[2] else "numeric",
             "train_samples": len(res.data.train), "test_samples": len(res.data.test),
             "device": device_name(run.cfg.device), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "epochs": run.cfg.epochs, "batch_size": run.cfg.batch_size,

@@ -137,24 +137,31 @@ class NumericEncoder(nn.Module):
         return self.norm(self.second(h).reshape(b, l * self.t, self.d))
 
 
+def num_modalities(cfg: ModelConfig) -> int:
+    """2 (CFR and numeric tokens), or 1 for data without a CFR (``cfr_channels == 0``: numeric only)."""
+    return 2 if cfg.cfr_channels > 0 else 1
+
+
 class Tokenizer(nn.Module):
     """Both modalities as one token sequence [CFR tokens | numeric tokens], with modality and
-    trajectory-point embeddings. ``point_of_token`` maps each token to its point."""
+    trajectory-point embeddings. ``point_of_token`` maps each token to its point. For data without a
+    CFR (``cfr_channels == 0``) the sequence is the numeric tokens alone (modality 1 throughout)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfr = CFREncoder(cfg)
+        self.cfr = CFREncoder(cfg) if cfg.cfr_channels > 0 else None
         self.numeric = NumericEncoder(cfg)
         self.modality = nn.Parameter(0.02 * torch.randn(2, cfg.d_model))
         self.point = nn.Parameter(0.02 * torch.randn(cfg.trajectory_length, cfg.d_model))
         per_point = torch.arange(cfg.trajectory_length).repeat_interleave(cfg.cfr_tokens_per_point)
-        self.register_buffer("point_of_token", torch.cat([per_point, per_point]), persistent=False)
-        self.register_buffer("modality_of_token", torch.cat([torch.zeros_like(per_point),
+        cfr_points = [per_point] if self.cfr is not None else []
+        self.register_buffer("point_of_token", torch.cat([*cfr_points, per_point]), persistent=False)
+        self.register_buffer("modality_of_token", torch.cat([*(torch.zeros_like(p) for p in cfr_points),
                                                              torch.ones_like(per_point)]), persistent=False)
 
     def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.cfr(cfr), self.numeric(numeric)], dim=1)
-        return x + self.modality[self.modality_of_token] + self.point[self.point_of_token]
+        tokens = self.numeric(numeric) if self.cfr is None else torch.cat([self.cfr(cfr), self.numeric(numeric)], dim=1)
+        return tokens + self.modality[self.modality_of_token] + self.point[self.point_of_token]
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -520,14 +527,15 @@ class ConcatFusion(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tokenizer = Tokenizer(cfg)
-        self.head = PositionHead(2 * cfg.d_model)
+        self.modalities = num_modalities(cfg)
+        self.head = PositionHead(self.modalities * cfg.d_model)
 
     def forward(self, numeric: torch.Tensor, cfr: torch.Tensor) -> ModelOutput:
         x = self.tokenizer(numeric, cfr)
-        half = x.shape[1] // 2
         L = self.cfg.trajectory_length
-        pot = self.tokenizer.point_of_token[:half]
-        feats = torch.cat([pool_per_task(x[:, :half], pot, L), pool_per_task(x[:, half:], pot, L)], dim=-1)
+        parts = x.chunk(self.modalities, dim=1)  # [CFR tokens | numeric tokens], or the numeric alone
+        pot = self.tokenizer.point_of_token[:parts[0].shape[1]]
+        feats = torch.cat([pool_per_task(part, pot, L) for part in parts], dim=-1)
         return ModelOutput(*self.head(feats))
 
 
@@ -544,7 +552,7 @@ class FullConFusion(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tokenizer = Tokenizer(cfg)
-        m = 2 * cfg.trajectory_length * cfg.cfr_tokens_per_point
+        m = num_modalities(cfg) * cfg.trajectory_length * cfg.cfr_tokens_per_point
         self.num_tasks = cfg.trajectory_length + 1
         self.fuse = nn.Linear(m * cfg.d_model, self.num_tasks * cfg.d_model)
         self.head = PositionHead(cfg.d_model)

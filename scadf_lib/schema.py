@@ -68,18 +68,99 @@ REQUIRED_ATTRS = ("scene", "bandwidth_hz", "num_subcarriers", "bs_position_m", "
 
 #: Variables that measurements to be localised may lack (or hold as NaN): the UE positions.
 POSITION_VARIABLES = ("x", "y")
+#: The CFR; a dataset with the global attribute ``has_cfr = 0`` has none (numeric features only).
+CFR_VARIABLES = ("cfr_real", "cfr_imag")
+#: Plausible range of a path gain in dB (free space at 1 m and 28 GHz is -61 dB; a gain above 0 dB
+#: would be amplification, below -300 dB is below any receiver's noise).
+PATH_GAIN_RANGE_DB = (-300.0, 0.0)
+#: Tolerance on the angle range [-pi, pi] (float32 rounds pi up by 9e-8).
+ANGLE_TOL_RAD = 1e-5
+
+
+def has_cfr(ds: xr.Dataset) -> bool:
+    """False for a dataset flagged ``has_cfr = 0`` (numeric features only: AoD, AoA, distance, gain)."""
+    return bool(int(ds.attrs.get("has_cfr", 1)))
+
+
+def declared_bands(ds: xr.Dataset) -> tuple[float, ...]:
+    """The bands (GHz) a dataset may hold: the paper's, plus those in its ``declared_bands_ghz`` attribute."""
+    extra = np.atleast_1d(np.asarray(ds.attrs.get("declared_bands_ghz", []), dtype=np.float64))
+    return tuple(KNOWN_BANDS_GHZ) + tuple(float(b) for b in extra)
+
+
+def physical_problems(ds: xr.Dataset, positions: bool = True) -> list[str]:
+    """The physics rules of a fingerprint Dataset, each broken one as a message naming the variable,
+    the rule and the fix: angles in [-pi, pi] rad, distance > 0 m, path gain in dB within
+    :data:`PATH_GAIN_RANGE_DB`, bands known or declared, one position per UE."""
+    out: list[str] = []
+    for name in ("aod", "aoa"):
+        v = ds[name].values
+        if np.abs(v).max() > np.pi + ANGLE_TOL_RAD:
+            hint = (" (values up to {:.0f}: they look like degrees; convert with numpy.deg2rad)".format(np.abs(v).max())
+                    if np.abs(v).max() <= 360 + 1e-6 else "")
+            out.append(f"variable '{name}' must be an angle in [-pi, pi] rad, found {int((np.abs(v) > np.pi + ANGLE_TOL_RAD).sum())} "
+                       f"values outside{hint}; wrap with numpy.angle(numpy.exp(1j * a))")
+    d = ds["distance"].values
+    if not (d > 0).all():
+        out.append(f"variable 'distance' must be > 0 m (the dominant path's length), found {int((d <= 0).sum())} values <= 0; "
+                   f"drop UEs without a path or fix the sign")
+    g = ds["path_gain"].values
+    lo, hi = PATH_GAIN_RANGE_DB
+    if ((g < lo) | (g > hi)).any():
+        hint = (" (all values in [0, 1]: they look linear; convert with 10 * numpy.log10(gain) for a power gain)"
+                if g.min() >= 0 and g.max() <= 1 else "")
+        out.append(f"variable 'path_gain' must be in dB within [{lo:g}, {hi:g}], found {int(((g < lo) | (g > hi)).sum())} "
+                   f"values outside{hint}")
+    bands = [float(b) for b in ds["band"].values]
+    unknown = [b for b in bands if not any(abs(b - k) < 1e-6 for k in declared_bands(ds))]
+    if unknown:
+        out.append(f"band(s) {unknown} GHz are not the paper's {list(KNOWN_BANDS_GHZ)}; declare them in the global "
+                   f"attribute declared_bands_ghz (a list of GHz) if they are meant")
+    if len(set(bands)) != len(bands):
+        out.append(f"the band coordinate repeats a band ({bands}); give each band once")
+    if positions and "x" in ds.variables and "y" in ds.variables:
+        dup = duplicated_positions(ds)
+        if dup.any():
+            out.append(f"{int(dup.sum())} UEs repeat the (x, y) position of an earlier UE: the same position could land in "
+                       f"training and test; merge them on purpose with scadf_lib.schema.drop_duplicate_positions(ds) "
+                       f"(keeps the first) or fix the positions")
+    return out
+
+
+def duplicated_positions(ds: xr.Dataset, decimals: int = 3) -> np.ndarray:
+    """(N,) bool: the UE's (x, y), rounded to ``decimals`` m, equals an earlier UE's."""
+    import pandas as pd
+    xy = pd.DataFrame({"x": np.round(ds["x"].values, decimals), "y": np.round(ds["y"].values, decimals)})
+    return xy.duplicated().to_numpy()
+
+
+def drop_duplicate_positions(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` without the UEs whose (x, y) repeats an earlier UE's (the first is kept); the count goes
+    to the ``history`` attribute. The explicit way to merge duplicated positions (:func:`validate`
+    refuses them)."""
+    dup = duplicated_positions(ds)
+    out = ds.isel(ue=np.flatnonzero(~dup))
+    out.attrs["history"] = (str(ds.attrs.get("history", "")) + f"\n{int(dup.sum())} UEs with a duplicated position "
+                            f"dropped (first kept)").strip()
+    return out
 
 
 def validate(ds: xr.Dataset, source: str = "dataset", positions: bool = True) -> xr.Dataset:
     """Check ``ds`` against the schema; return it unchanged or raise :class:`DatasetError`.
 
     Checks: variables present with the right dimensions, dtype kind and ``units`` attribute;
-    the ``band`` coordinate in GHz; required global attributes; no NaN or inf anywhere.
+    the ``band`` coordinate in GHz; required global attributes; no NaN or inf anywhere; then the
+    physics (:func:`physical_problems`). A dataset with ``has_cfr = 0`` has no CFR variables.
     ``positions=False`` (fingerprints to be localised, :mod:`scadf_lib.localise`): ``x`` and ``y``
     may be absent or NaN (unknown positions).
     """
     problems: list[str] = []
     for name, spec in SCHEMA.items():
+        if name in CFR_VARIABLES and not has_cfr(ds):
+            if name in ds.variables:
+                problems.append(f"variable '{name}' is present but the attribute has_cfr = 0 says the dataset has no "
+                                f"CFR; drop the attribute or the variable")
+            continue
         if not positions and name in POSITION_VARIABLES:
             if name in ds.variables and tuple(ds[name].dims) != spec.dims:
                 problems.append(f"variable '{name}' has dims {tuple(ds[name].dims)}, expected {spec.dims}")
@@ -108,6 +189,8 @@ def validate(ds: xr.Dataset, source: str = "dataset", positions: bool = True) ->
             problems.append(f"global attribute '{attr}' is missing")
     if "ue" in ds.sizes and ds.sizes["ue"] == 0:
         problems.append("the dataset holds no UE locations")
+    if not problems:  # the layout is right: now the physics
+        problems += physical_problems(ds, positions)
     if problems:
         raise DatasetError(f"{source} does not follow the fingerprint schema: " + "; ".join(problems)
                            + f". Fix the file or {REGENERATE_HINT}.")
@@ -125,7 +208,7 @@ CFR_INT16_MAX = 32767
 def pack_cfr(ds: xr.Dataset) -> xr.Dataset:
     """Return ``ds`` with the CFR normalised per (band, ue) and its scale in ``cfr_scale`` (to be
     written as int16; see :data:`CFR_PACKING`). Inverse: :func:`unpack_cfr`."""
-    if ds.attrs.get("cfr_packing"):
+    if ds.attrs.get("cfr_packing") or not has_cfr(ds):
         return ds
     peak = np.maximum(np.abs(ds["cfr_real"]).max(("antenna", "subcarrier")),
                       np.abs(ds["cfr_imag"]).max(("antenna", "subcarrier")))
@@ -189,8 +272,8 @@ def save_fingerprints(ds: xr.Dataset, path: str | os.PathLike[str], pack: bool =
     if pack:
         ds = pack_cfr(ds)
     encoding = {name: {"zlib": True, "complevel": 6, "shuffle": True} for name in ds.data_vars}
-    if pack:
-        for name in ("cfr_real", "cfr_imag"):
+    if pack and has_cfr(ds):
+        for name in CFR_VARIABLES:
             encoding[name].update(dtype="int16", scale_factor=1.0 / CFR_INT16_MAX, _FillValue=-CFR_INT16_MAX - 1)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)

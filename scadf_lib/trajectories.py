@@ -54,7 +54,7 @@ from torch.utils.data import Dataset
 from scipy.spatial import cKDTree
 
 from scadf_lib.clustering import Clustering, cluster_fixed_radius, cluster_points
-from scadf_lib.schema import complex_cfr
+from scadf_lib.schema import complex_cfr, has_cfr
 
 Regime = Literal["mix", "ood"]
 Holdout = Literal["points", "blocks"]
@@ -367,14 +367,18 @@ def input_features(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """The model inputs of every (band, UE) of a fingerprint Dataset, float32, read from the
     fingerprints only (never the positions): ``numeric`` (B, N, 6) in the order of
     :attr:`Features.NUMERIC_NAMES` and ``cfr`` (B, N, 3A, K): real, imaginary and magnitude parts of
-    the CFR divided by its rms over antennas and subcarriers."""
+    the CFR divided by its rms over antennas and subcarriers (no channels, 3A = 0, for a dataset
+    without a CFR: :func:`scadf_lib.schema.has_cfr`)."""
     aod, aoa = ds["aod"].values.astype(np.float64), ds["aoa"].values.astype(np.float64)
     numeric = np.stack([np.sin(aod), np.cos(aod), np.sin(aoa), np.cos(aoa),
                         ds["distance"].values, ds["path_gain"].values], axis=-1).astype(np.float32)
-    h = complex_cfr(ds).values  # (B, N, A, K)
-    rms = np.sqrt((np.abs(h) ** 2).mean(axis=(2, 3), keepdims=True))
-    h = h / np.where(rms > 0, rms, 1.0)
-    cfr = np.concatenate([h.real, h.imag, np.abs(h)], axis=2).astype(np.float32)  # (B, N, 3A, K)
+    if has_cfr(ds):
+        h = complex_cfr(ds).values  # (B, N, A, K)
+        rms = np.sqrt((np.abs(h) ** 2).mean(axis=(2, 3), keepdims=True))
+        h = h / np.where(rms > 0, rms, 1.0)
+        cfr = np.concatenate([h.real, h.imag, np.abs(h)], axis=2).astype(np.float32)  # (B, N, 3A, K)
+    else:  # numeric features only: no CFR channels (the models then tokenise the numeric features alone)
+        cfr = np.zeros((*numeric.shape[:2], 0, int(ds.attrs.get("num_subcarriers", 0))), np.float32)
     for name, arr in (("numeric", numeric), ("cfr", cfr)):
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} features hold NaN/inf; the dataset is damaged: regenerate it")

@@ -87,3 +87,59 @@ def test_packed_cfr_round_trips_within_1e3_over_a_wide_dynamic_range(tmp_path, s
     plain = tmp_path / "plain.nc"
     save_fingerprints(ds, plain, pack=False)
     assert path.stat().st_size < 0.7 * plain.stat().st_size
+
+
+def _with(ds, name, values):
+    out = ds.copy(deep=True)
+    out[name] = out[name].copy(data=values)
+    return out
+
+
+def test_physical_rules_refuse_bad_inputs_with_the_fix(synthetic_ds):
+    ds = synthetic_ds
+    with pytest.raises(DatasetError, match=r"'aod' must be an angle in \[-pi, pi\] rad.*look like degrees.*deg2rad"):
+        validate(_with(ds, "aod", np.rad2deg(ds.aod.values)))
+    with pytest.raises(DatasetError, match=r"'distance' must be > 0 m.*1 values <= 0"):
+        d = ds.distance.values.copy()
+        d[0, 3] = -d[0, 3]
+        validate(_with(ds, "distance", d))
+    with pytest.raises(DatasetError, match=r"'path_gain' must be in dB.*look linear.*10 \* numpy.log10"):
+        validate(_with(ds, "path_gain", 10 ** (ds.path_gain.values / 10)))
+    x = ds.x.values.copy()
+    y = ds.y.values.copy()
+    x[5], y[5] = x[4], y[4]
+    x[9], y[9] = x[4], y[4]
+    dup = _with(_with(ds, "x", x), "y", y)
+    with pytest.raises(DatasetError, match=r"2 UEs repeat the \(x, y\) position.*drop_duplicate_positions"):
+        validate(dup)
+    from scadf_lib.schema import drop_duplicate_positions
+    merged = validate(drop_duplicate_positions(dup))
+    assert merged.sizes["ue"] == ds.sizes["ue"] - 2 and "2 UEs with a duplicated position" in merged.attrs["history"]
+    odd = ds.assign_coords(band=ds.band.values * 0 + np.array([3.5, 6.0, 28.0])[: ds.sizes["band"]])
+    odd["band"].attrs = ds["band"].attrs
+    with pytest.raises(DatasetError, match="declared_bands_ghz"):
+        validate(odd)
+    odd.attrs["declared_bands_ghz"] = [3.5]
+    validate(odd)
+
+
+def test_the_shipped_data_pass_the_physical_rules():
+    from scadf_lib.fileio import project_path
+    for scene in ("munich", "etoile", "florence"):
+        load_fingerprints(project_path(f"data/{scene}.nc"))  # raises on any broken rule
+
+
+def test_a_dataset_without_cfr_is_flagged_saved_and_loaded(tmp_path, synthetic_ds):
+    from scadf_lib.trajectories import build_features
+    bare = synthetic_ds.drop_vars(["cfr_real", "cfr_imag"])
+    with pytest.raises(DatasetError, match="'cfr_real' is missing"):
+        validate(bare)
+    bare.attrs["has_cfr"] = 0
+    save_fingerprints(bare, tmp_path / "bare.nc")
+    back = load_fingerprints(tmp_path / "bare.nc")
+    feats = build_features(back)
+    assert feats.cfr.shape[2] == 0 and feats.numeric.shape[-1] == 6
+    flagged_but_full = synthetic_ds.copy()
+    flagged_but_full.attrs["has_cfr"] = 0
+    with pytest.raises(DatasetError, match="has_cfr = 0"):
+        validate(flagged_but_full)
