@@ -954,6 +954,12 @@ def converged_section(cdir: Path, link_prefix: str | None = None) -> str:
         fig = learning_curve_figure(cdir)
         if fig is not None:
             parts.append(f"Learning curves: `results/{link_prefix}learning_curves.png` (and notebook 04).\n")
+    if "modalities" in runs and runs.modalities.notna().any():
+        trained = runs[runs.study != "anchors"]
+        mods = trained.modalities.fillna("cfr+numeric").value_counts()
+        parts.append("Modalities the trained runs read: " + ", ".join(
+            f"{'CFR + numeric' if m == 'cfr+numeric' else 'numeric features only (no CFR)'} {n}" for m, n in mods.items())
+            + " runs.\n")
     isolated = isolation_section(cdir)
     if isolated:
         parts.append(isolated)
