@@ -488,8 +488,56 @@ def _in_pool(fn: Any, items: list[Any], args: tuple, jobs: int, bar: Any, after_
             after_each()
 
 
+#: Where a sweep parks the state of its unfinished runs (``--park``), under the result set's folder.
+PARKED = "inflight"
+
+
+def restore_parked(runs: list[Run], work: Path, results: Path) -> list[str]:
+    """Copy each parked run (``results/inflight/<name>/``) into its empty work folder, so that a fresh
+    clone resumes it at its last finished epoch; returns the names restored."""
+    import shutil
+    restored = []
+    for run in runs:
+        src, dst = results / PARKED / run.name, work / run.name
+        if (src / "last.pt").exists() and not (dst / "last.pt").exists() and not _finished(dst):
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in src.iterdir():
+                shutil.copy2(f, dst / f.name)
+            restored.append(run.name)
+    return restored
+
+
+def park_unfinished(runs: list[Run], work: Path, results: Path) -> list[str]:
+    """Copy the resumable state of every started but unfinished run (``last.pt``, the weights of
+    ``best.pt``, the wall time so far) to ``results/inflight/<name>/`` (atomically, file by file) and
+    drop the parked state of runs that have finished; returns the names parked. Committed with the
+    tables, it lets a sweep on a fresh clone lose at most the epoch in progress."""
+    import shutil
+    parked = []
+    for run in runs:
+        src, dst = work / run.name, results / PARKED / run.name
+        if _finished(src, run.cfg) or not (src / "last.pt").exists():
+            if dst.exists() and _finished(src, run.cfg):
+                shutil.rmtree(dst)
+            continue
+        dst.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dst / "last.pt") as tmp:
+            shutil.copy2(src / "last.pt", tmp)
+        if (src / "best.pt").exists():
+            best = torch.load(src / "best.pt", weights_only=True)
+            with atomic_path(dst / "best.pt") as tmp:
+                torch.save({k: v for k, v in best.items() if k != "optimizer"}, tmp)  # weights: what finishing reads
+        if (src / PAUSED_WALL).exists():
+            with atomic_path(dst / PAUSED_WALL) as tmp:
+                shutil.copy2(src / PAUSED_WALL, tmp)
+        parked.append(run.name)
+    if (results / PARKED).exists() and not any((results / PARKED).iterdir()):
+        (results / PARKED).rmdir()
+    return parked
+
+
 def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, progress: bool = True,
-            jobs: int = 1, time_limit_s: float | None = None, stack: int = 1) -> pd.DataFrame:
+            jobs: int = 1, time_limit_s: float | None = None, stack: int = 1, park: bool = False) -> pd.DataFrame:
     """Train every run not yet finished (all of them with ``fresh``), then collect the tables.
 
     ``stack`` > 1 trains runs of one architecture together as one stacked model, up to ``stack``
@@ -502,8 +550,12 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     ``time_limit_s``: no run starts, and no epoch begins that would end, later than that after the
     call began; unfinished runs are left to the next call (the same command), and the tables and
     report cover the finished ones. Each call appends a row to ``results/sweeps.csv`` (wall time,
-    device, torch, runs finished).
+    device, torch, runs finished). ``park``: runs parked in ``results/inflight/`` by an earlier call
+    are restored first, and the unfinished ones are parked there at the end (:func:`park_unfinished`).
     """
+    if park and not fresh:
+        for name in restore_parked(runs, work, results):
+            print(f"resumed from results/{PARKED}/: {name}")
     t0, started = time.perf_counter(), pd.Timestamp.now(tz="UTC")
     stop_at = time.time() + time_limit_s if time_limit_s is not None else None
     committed = set() if fresh else committed_runs(results)
@@ -522,6 +574,8 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
         _in_pool(evaluate_degradation, scored, (work,), jobs, bar)
         bar.close()
     unfinished = [r.name for r in runs if not _done(r, work, committed)]
+    if park:
+        park_unfinished(runs, work, results)
     if unfinished:
         print(f"{len(unfinished)} of {len(runs)} runs unfinished (time limit): run the same command again to "
               f"resume them")
@@ -698,6 +752,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch.compile the step: 'default' (bare flag) or 'reduce-overhead' (CUDA graphs)")
     ap.add_argument("--stack", type=int, default=1,
                     help="train up to this many runs of one architecture as one stacked model (scadf_lib.engine)")
+    ap.add_argument("--park", action="store_true",
+                    help="park unfinished runs' state in <results>/inflight/ at the end (commit it) and resume from there "
+                         "on a fresh clone")
     ap.add_argument("--time-limit-min", type=float, default=None,
                     help="stop starting runs and epochs that would end later than this; rerun to resume")
     a = ap.parse_args(argv)
@@ -715,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
                 regimes=tuple(a.regimes) if a.regimes else None)
     print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
           f"device {device_name()}")
-    metrics = execute(runs, work, results, fresh=a.fresh, jobs=a.jobs, stack=a.stack,
+    metrics = execute(runs, work, results, fresh=a.fresh, jobs=a.jobs, stack=a.stack, park=a.park,
                       time_limit_s=None if a.time_limit_min is None else 60 * a.time_limit_min)
     if metrics.empty:
         print("no run has finished yet: no tables or report written")

@@ -668,3 +668,32 @@ def test_a_run_started_today_reproduces_the_first_epoch_of_a_committed_reference
     first = res.history.iloc[0]
     for col in ("step", "lr", "offset_weight", "train_localisation", "val_localisation", "val_mse_points_m2"):
         assert first[col] == pytest.approx(committed[col], rel=1e-4), col
+
+
+def test_a_parked_run_resumes_on_a_fresh_clone_as_if_never_interrupted(tmp_path, synthetic_nc, monkeypatch):
+    """park_unfinished / restore_parked: the state of a run stopped after its first epoch travels through
+    results/inflight/ to an empty work folder and the run ends as an uninterrupted one does."""
+    from dataclasses import replace
+
+    import scadf_lib.training as training
+    from scadf_lib.experiments import PARKED, Run, park_unfinished, restore_parked, run_one
+    from scadf_lib.training import TrainConfig
+    cfg = TrainConfig(data_path=str(synthetic_nc), model="concat", epochs=3, max_steps_per_epoch=3,
+                      model_overrides={"d_model": 16})
+    run = Run("main_synthetic_mix_concat_s0", "main", cfg, {"scene": "synthetic", "variant": "concat"})
+    whole = training.train(cfg, tmp_path / "whole", progress=False)
+    with monkeypatch.context() as m:  # a run interrupted after its first epoch: last.pt holds epoch 1
+        m.setattr(training, "should_stop", lambda val, c, steps: len(val) >= 1)
+        training.train(cfg, tmp_path / "work" / run.name, progress=False)
+    for f in ("metrics.csv", "config.json", "history.csv", "point_errors.csv"):
+        (tmp_path / "work" / run.name / f).unlink(missing_ok=True)
+    results = tmp_path / "results"
+    assert park_unfinished([run], tmp_path / "work", results) == [run.name]
+    assert restore_parked([run], tmp_path / "clone", results) == [run.name]  # a fresh clone's empty runs/
+    run_one(replace(run), tmp_path / "clone", results)
+    resumed = pd.read_csv(tmp_path / "clone" / run.name / "history.csv")
+    pd.testing.assert_frame_equal(resumed.drop(columns=["elapsed_s", "trajectories_per_s"]),
+                                  whole.history.drop(columns=["elapsed_s", "trajectories_per_s"]), check_exact=False,
+                                  rtol=1e-6)
+    park_unfinished([run], tmp_path / "clone", results)  # finished now: its parked state goes
+    assert not (results / PARKED).exists()
