@@ -516,20 +516,20 @@ def park_unfinished(runs: list[Run], work: Path, results: Path) -> list[str]:
     parked = []
     for run in runs:
         src, dst = work / run.name, results / PARKED / run.name
-        if _finished(src, run.cfg) or not (src / "last.pt").exists():
-            if dst.exists() and _finished(src, run.cfg):
-                shutil.rmtree(dst)
+        if _finished(src, run.cfg):
+            shutil.rmtree(dst, ignore_errors=True)
+            continue
+        if not (src / "last.pt").exists():
             continue
         dst.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dst / "last.pt") as tmp:
-            shutil.copy2(src / "last.pt", tmp)
+        for name in ("last.pt", PAUSED_WALL):
+            if (src / name).exists():
+                with atomic_path(dst / name) as tmp:
+                    shutil.copy2(src / name, tmp)
         if (src / "best.pt").exists():
             best = torch.load(src / "best.pt", weights_only=True)
             with atomic_path(dst / "best.pt") as tmp:
                 torch.save({k: v for k, v in best.items() if k != "optimizer"}, tmp)  # weights: what finishing reads
-        if (src / PAUSED_WALL).exists():
-            with atomic_path(dst / PAUSED_WALL) as tmp:
-                shutil.copy2(src / PAUSED_WALL, tmp)
         parked.append(run.name)
     if (results / PARKED).exists() and not any((results / PARKED).iterdir()):
         (results / PARKED).rmdir()

@@ -152,6 +152,7 @@ def track_study(checkpoints: dict[str, str], data_path: str, n_tracks: int = 400
                                   "los": los_all[j, ues[keep]], "cluster_tested": cluster_tested[ues[keep]],
                                   "error_m": err}))
 
+    wknn_xy_per_band = _wknn_positions(data)  # k and scaling chosen once: they do not depend on the band
     for band in bands:
         for name, loc in locs.items():
             t = loc.predict_tracks(ds, tracks, band)
@@ -159,7 +160,7 @@ def track_study(checkpoints: dict[str, str], data_path: str, n_tracks: int = 400
             c = loc.predict_tracks(ds, data.split.test_traj if loc.trajectory_length == cfg.trajectory_length
                                    else data.split.test_traj.reshape(-1, 1), band)
             add(name, "cluster", band, c.ue.to_numpy(), c[["x_m", "y_m"]].to_numpy())
-        wknn_xy = _wknn_positions(data, band)
+        wknn_xy = wknn_xy_per_band[data.feats.bands.index(band)]
         add("WKNN", "track", band, ue, wknn_xy[ue])
         add("WKNN", "cluster", band, data.split.test_traj.ravel(), wknn_xy[data.split.test_traj.ravel()])
         add("centroid floor", "track", band, ue, window_centroid_floor(tracks, xy, cfg.trajectory_length))
@@ -172,16 +173,16 @@ def track_study(checkpoints: dict[str, str], data_path: str, n_tracks: int = 400
     return out
 
 
-def _wknn_positions(data: Any, band: float) -> np.ndarray:
-    """(N, 2) m: every UE placed at ``band`` by WKNN on the numeric features (k and scaling chosen on
-    the split's validation points, :func:`scadf_lib.anchors.select_wknn`)."""
+def _wknn_positions(data: Any) -> np.ndarray:
+    """(B, N, 2) m: every UE placed at every band by WKNN on the numeric features (k and scaling chosen
+    once on the split's validation points, :func:`scadf_lib.anchors.select_wknn`)."""
     from scadf_lib.anchors import WKNN, _point_sets, anchor_features, select_wknn
     best, _ = select_wknn(data, use_cfr=False)
     x = anchor_features(data, best["scaling"], 0.0)
     feats = data.feats
     tr_idx = [feats.bands.index(b) for b in data.train_bands]
     model = WKNN(best["k"]).fit(_point_sets(x, feats.xy, feats.bands, tr_idx, data.split.train_points))
-    return model.predict(band, x[feats.bands.index(band)])
+    return np.stack([model.predict(band, x[j]) for j, band in enumerate(feats.bands)])
 
 
 #: Checkpoints of the track study, by label, as the reference sweep names them in ``<results>/models/``
