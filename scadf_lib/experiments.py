@@ -19,17 +19,16 @@ Studies
                      ranking of the methods hold when the models are trained longer?
 
 Every run trains into ``<work>/<name>/`` (resumable, skipped when finished unless ``--fresh``), then
-the collected tables are written atomically to ``results/``: ``all_metrics.csv`` (tidy: one row per
+the collected tables are written atomically to ``results/<preset>/``: ``all_metrics.csv`` (tidy: one row per
 run x band x group), ``runs.csv`` (one row per run: settings, split sizes, parameters, throughput, wall time),
 ``paired_points.csv`` (per held-out point and band: SCADF-MoE's and noSpace's squared error),
 for the first seed of the Mix runs ``errors/<name>.csv.gz`` (per-point errors in metres), the
 seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspector), and
-``REPORT.md`` (:mod:`scadf_lib.report`).
+the report (:mod:`scadf_lib.report`: ``results/REPORT.md`` for the reference set).
 
 Command line::
 
-    python -m scadf_lib.experiments --preset cpu --jobs 2   # what results/ holds (see REPORT.md for runs, time)
-    python -m scadf_lib.experiments --preset converged --jobs 2   # results/converged: trained to the stopping rule
+    python -m scadf_lib.experiments --preset flat --jobs 2 --park   # the reference set, results/flat (resumable)
     python -m scadf_lib.experiments --preset paper --studies main ablation --stack 64 --jobs 9 \
         --compile reduce-overhead --time-limit-min 9   # on a GPU: runs of one method as stacked models
 
@@ -56,8 +55,8 @@ from scadf_lib.trajectories import min_cluster_size_for
 from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
                                 late_gain, scaled_lr, select_device, train)
 
-from scadf_lib.presets import METHODS, PRESETS, SCENES, STUDIES  # noqa: F401  (re-exported)
-from scadf_lib.tables import budget_metrics, budget_table, mean_ci, summarize  # noqa: F401  (re-exported)
+from scadf_lib.presets import ABLATIONS, METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES  # noqa: F401  (re-exported)
+from scadf_lib.tables import mean_ci, summarize  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class Run:
     tags: dict[str, Any] = field(default_factory=dict)
 
 
-def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
+def plan(preset: str = REFERENCE_SET, data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
          studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
          epochs: int | None = None, methods: tuple[str, ...] = METHODS, main_scenes: tuple[str, ...] | None = None,
          regimes: tuple[str, ...] | None = None) -> list[Run]:
@@ -143,7 +142,7 @@ def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = 
         add_main(seed)
     if "ablation" in studies:
         for seed in p["ablation_seeds"]:
-            for variant in ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb"):
+            for variant in ABLATIONS:
                 add(f"ablation_munich_mix_{variant}_s{seed}", "ablation", "munich", {"variant": variant},
                     model=variant, seed=seed)
     if "sensitivity" in studies:
@@ -729,13 +728,13 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
-    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default=REFERENCE_SET, choices=sorted(PRESETS))
     ap.add_argument("--data-dir", default="data")
-    ap.add_argument("--work", default=None, help="per-run folders (default runs/experiments for cpu, else runs/<preset>)")
+    ap.add_argument("--work", default=None, help="per-run folders (default runs/<preset>)")
     ap.add_argument("--results", default=None,
-                    help="collected tables read by the notebooks (default results/ for cpu, else results/<preset>)")
+                    help="collected tables read by the notebooks (default results/<preset>)")
     ap.add_argument("--main-scenes", nargs="+", default=None, choices=SCENES,
-                    help="scenes of the main study (default: the preset's, e.g. munich for 'converged', else --scenes)")
+                    help="scenes of the main study (default: the preset's, else --scenes)")
     ap.add_argument("--regimes", nargs="+", default=None, choices=["mix", "ood"],
                     help="regimes of the main study (default: the preset's, else both)")
     ap.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
@@ -764,8 +763,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--batch-size, --jobs and --stack must be positive")
     if a.epochs is not None and a.epochs < 1:
         ap.error("--epochs must be positive")
-    work = Path(a.work or ("runs/experiments" if a.preset == "cpu" else f"runs/{a.preset}"))
-    results = Path(a.results or ("results" if a.preset == "cpu" else f"results/{a.preset}"))
+    work = Path(a.work or f"runs/{a.preset}")
+    results = Path(a.results or f"results/{a.preset}")
     runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies), batch_size=a.batch_size,
                 compile=a.compile or False, epochs=a.epochs, methods=tuple(a.methods),
                 main_scenes=tuple(a.main_scenes) if a.main_scenes else None,
@@ -777,7 +776,9 @@ def main(argv: list[str] | None = None) -> int:
     if metrics.empty:
         print("no run has finished yet: no tables or report written")
         return 0
+    from scadf_lib.plots import save_learning_curves
     from scadf_lib.report import write_report  # the report reads the tables; it does not import this module
+    save_learning_curves(results)
     print("report:", write_report(results, a.preset))
     return 0
 

@@ -287,8 +287,8 @@ def model_card(models_dir: Path, metrics_csv: Path | None = None) -> str:
             g = g.drop_duplicates(["scene", "model", "regime", "seed", "L"])
             rows = rows.merge(g[["scene", "model", "regime", "seed", "L", f"{group} MSE (m²)"]], how="left",
                               on=["scene", "model", "regime", "seed", "L"])
-    from scadf_lib.report import _df_md
-    table = _df_md(rows.round(3)) if len(rows) else "(no checkpoints)"
+    from scadf_lib.report import md_table
+    table = md_table(rows.round(3)) if len(rows) else "(no checkpoints)"
     source = f" and `{metrics_csv}`" if metrics_csv is not None else ""
     return f"""# Trained models
 

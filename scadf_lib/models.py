@@ -633,7 +633,6 @@ REGISTRY: dict[str, tuple[ModelFactory, dict[str, Any]]] = {
     "scadf_no_task_emb": (SCADFMoE, {"task_embeddings": False}),
 }
 BASELINES = ("concat", "fullcon", "transfusion", "softmoe")
-ABLATIONS = ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb")
 
 
 def model_config(name: str, **overrides: Any) -> ModelConfig:

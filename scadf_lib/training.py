@@ -40,7 +40,7 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 
 from scadf_lib.degradation import Augment, Corrupt, Degradation, flag_columns
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
-from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
 from scadf_lib.models import LEGACY_INIT, REGISTRY, ModelConfig, build_model, count_parameters, model_config
 from scadf_lib.schema import load_fingerprints, parse_band
 from scadf_lib.trajectories import (Features, Normalizer, SpatialSplit, TrajectoryDataset, build_features,
@@ -793,5 +793,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def centroid_floor(configs: dict[str, TrainConfig]) -> dict[str, float]:
+    """Per scene: the MSE (m^2) of placing every test-trajectory point at its trajectory's true
+    centroid, on the split of the run config given for that scene (rebuilt with
+    :func:`scadf_lib.training.split_of`; the split is deterministic). A model whose error is not well
+    below it cannot be resolving single points."""
+    from scadf_lib.schema import load_fingerprints
+    out = {}
+    for scene, cfg in configs.items():
+        path = project_path(cfg.data_path)
+        if not path.exists():
+            continue
+        ds = load_fingerprints(path)
+        xy = np.stack([ds["x"].values, ds["y"].values], axis=1)
+        pts = xy[split_of(cfg, xy).test_traj]
+        out[scene] = float(((pts - pts.mean(axis=1, keepdims=True)) ** 2).sum(-1).mean())
+    return out
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+
