@@ -50,7 +50,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
-from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
 from scadf_lib.trajectories import min_cluster_size_for
 from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
                                 late_gain, scaled_lr, select_device, train)
@@ -777,9 +777,11 @@ def main(argv: list[str] | None = None) -> int:
         print("no run has finished yet: no tables or report written")
         return 0
     from scadf_lib.plots import save_learning_curves
-    from scadf_lib.report import write_report  # the report reads the tables; it does not import this module
+    from scadf_lib.report import update_readme, write_report  # the report reads the tables only
     save_learning_curves(results)
     print("report:", write_report(results, a.preset))
+    if results.resolve() == project_path(f"results/{REFERENCE_SET}").resolve():
+        update_readme(project_path("README.md"), results)
     return 0
 
 
