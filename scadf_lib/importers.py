@@ -56,9 +56,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scadf_lib.schema import DatasetError, drop_duplicate_positions, save_fingerprints, validate
+from scadf_lib.schema import SPEED_OF_LIGHT, DatasetError, drop_duplicate_positions, save_fingerprints, validate
 
-SPEED_OF_LIGHT = 299_792_458.0  # m/s
 TABLE_COLUMNS = ("ue", "band_ghz", "x_m", "y_m", "aod", "aoa", "distance_m", "path_gain", "los")
 ANGLE_UNITS = ("rad", "deg")
 GAIN_UNITS = ("dB", "linear")

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from scadf_lib.clustering import Clustering
 from scadf_lib.evaluation import Predictions
-from scadf_lib.schema import complex_cfr
+from scadf_lib.schema import SPEED_OF_LIGHT, complex_cfr
 from scadf_lib.trajectories import SpatialSplit
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -66,22 +66,39 @@ def scalar_distributions(ds: xr.Dataset) -> plt.Figure:
 
 
 def cfr_examples(ds: xr.Dataset, ues: list[int], antenna: int = 0) -> plt.Figure:
-    """CFR magnitude (dB) and unwrapped phase (rad) against subcarrier offset (MHz), per band."""
+    """CFR magnitude (dB) and phase (rad) against subcarrier offset (MHz), per band. The phase is
+    shown with the dominant path's delay removed, H(f) exp(+j 2π f d / c) with d its length (m): the
+    raw phase turns by 2π Δf d / c per subcarrier (Δf = 781 kHz), more than π for paths longer than
+    c / (2 Δf) = 192 m, where unwrapping aliases; what remains is the other paths' effect."""
     h = complex_cfr(ds).isel(antenna=antenna)
-    f_mhz = ds["subcarrier_offset"].values / 1e6
+    f_hz = ds["subcarrier_offset"].values
+    f_mhz = f_hz / 1e6
     fig, axes = plt.subplots(2, len(ues), figsize=(4.2 * len(ues), 6), constrained_layout=True, squeeze=False)
     for j, ue in enumerate(ues):
         link = "LOS" if bool(ds["los"].values[0, ue]) else "NLOS"
-        for b in ds["band"].values:
+        for i, b in enumerate(ds["band"].values):
             hb = h.sel(band=b).isel(ue=ue).values
+            delay_s = float(ds["distance"].values[i, ue]) / SPEED_OF_LIGHT
             axes[0, j].plot(f_mhz, 20 * np.log10(np.abs(hb) + 1e-30), label=f"{b:g} GHz")
-            axes[1, j].plot(f_mhz, np.unwrap(np.angle(hb)), label=f"{b:g} GHz")
+            axes[1, j].plot(f_mhz, np.unwrap(np.angle(hb * np.exp(2j * np.pi * f_hz * delay_s))), label=f"{b:g} GHz")
         axes[0, j].set_title(f"UE {ue} ({link}, {float(ds['distance'].values[0, ue]):.0f} m)")
         axes[0, j].set_ylabel("|H| (dB)")
-        axes[1, j].set_ylabel("phase (rad, unwrapped)")
+        axes[1, j].set_ylabel("phase, dominant delay removed (rad)")
         axes[1, j].set_xlabel("subcarrier offset (MHz)")
-    axes[0, 0].legend()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="band")
     return fig
+
+
+def cfr_ripple_db(ds: xr.Dataset, antenna: int = 0) -> pd.DataFrame:
+    """Median ripple of |H| across the band (max - min over subcarriers, dB) per band and LOS/NLOS:
+    how frequency-selective the CFRs are (one path alone gives 0 dB)."""
+    mag = 20 * np.log10(np.abs(complex_cfr(ds).isel(antenna=antenna).values) + 1e-30)  # (band, ue, sc)
+    ripple = mag.max(-1) - mag.min(-1)
+    los = ds["los"].values.astype(bool)
+    return pd.DataFrame({"band (GHz)": [f"{b:g}" for b in ds["band"].values],
+                         "LOS median ripple (dB)": [float(np.median(r[m])) for r, m in zip(ripple, los)],
+                         "NLOS median ripple (dB)": [float(np.median(r[~m])) for r, m in zip(ripple, los)]})
 
 
 def los_counts(ds: xr.Dataset) -> plt.Figure:
@@ -94,15 +111,16 @@ def los_counts(ds: xr.Dataset) -> plt.Figure:
 
 
 def radius_search(clustering: Clustering, threshold: int) -> plt.Figure:
+    """Median cluster size against the radii the search tried (linear axes, a few readable ticks)."""
     r, med = zip(*clustering.search)
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), constrained_layout=True)
     ax.plot(r, med, "o-", label="radii tried by the search")
     ax.axhline(threshold, color="gray", ls="--", label=f"threshold = {threshold}")
     ax.axvline(clustering.radius_m, color="tab:red", label=f"chosen r = {clustering.radius_m:.1f} m")
     ax.set_xlabel("clustering radius r (m)")
     ax.set_ylabel("median cluster size (points)")
-    ax.set_xscale("log")
-    ax.legend()
+    ax.xaxis.set_major_locator(MaxNLocator(6))
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -122,10 +140,12 @@ def split_map(xy: np.ndarray, split: SpatialSplit, n_examples: int = 3, seed: in
     ax = axes[1]
     ax.scatter(*xy[~used].T, s=4, color="lightgray", label="unused (small cluster or guard band)")
     ax.scatter(*xy[split.train_points].T, s=4, color="tab:blue", label="training points")
+    if len(split.val_points):
+        ax.scatter(*xy[split.val_points].T, s=5, color="tab:green", label="validation points (choose the best epoch)")
     ax.scatter(*xy[unseen_test].T, s=6, color="tab:orange", label="held-out points (in test trajectories)")
     for k, traj in enumerate(split.test_traj[rng.choice(len(split.test_traj), n_examples, replace=False)]):
         ax.plot(*xy[traj].T, "-o", color="black", lw=1.2, ms=4, label="test trajectories" if k == 0 else None)
-    _map_axes(ax, title="train / test split")
+    _map_axes(ax, title="the split training uses" if len(split.val_points) else "train / test split")
     ax.legend(loc="upper right", markerscale=2, fontsize=8)
     return fig
 

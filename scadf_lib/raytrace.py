@@ -34,9 +34,8 @@ import xarray as xr
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
-from scadf_lib.schema import KNOWN_BANDS_GHZ, save_fingerprints
+from scadf_lib.schema import KNOWN_BANDS_GHZ, SPEED_OF_LIGHT, save_fingerprints
 
-SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
 #: Default BS position (x, y, z in metres, scene frame) of the bundled city scenes.
 DEFAULT_BS_POSITION: dict[str, tuple[float, float, float]] = {

@@ -32,6 +32,8 @@ from scadf_lib.fileio import atomic_path
 KNOWN_BANDS_GHZ: tuple[float, ...] = (2.6, 6.0, 28.0)
 
 #: Regenerate hint used in error messages.
+SPEED_OF_LIGHT = 299_792_458.0  # m/s
+
 REGENERATE_HINT = "regenerate it with `python -m scadf_lib.raytrace --scene <name> --out <file>`"
 
 

@@ -41,7 +41,7 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 from scadf_lib.degradation import Augment, Corrupt, Degradation, flag_columns
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
 from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
-from scadf_lib.models import LEGACY_INIT, REGISTRY, ModelConfig, build_model, count_parameters, model_config
+from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
 from scadf_lib.schema import load_fingerprints, parse_band
 from scadf_lib.trajectories import (Features, Normalizer, SpatialSplit, TrajectoryDataset, build_features,
                                     regime_bands, spatial_split)
@@ -54,8 +54,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 #: The paper's batch size, and the learning rate at that batch: the reference of :func:`scaled_lr`.
 #: BASE_LR is the project's choice, not the paper's (its value is stripped from our text): 1e-3 was the
 #: first guess; 3e-3 was measured better at equal steps with the zero-initialised residual branches
-#: (``bench/results/learning.md``). ``LEGACY_LR`` keeps the old value for ablations.
-PAPER_BATCH, BASE_LR, LEGACY_LR = 64, 3e-3, 1e-3
+#: (``bench/results/learning.md``).
+PAPER_BATCH, BASE_LR = 64, 3e-3
 
 
 def scaled_lr(batch_size: int, base_lr: float = BASE_LR, base_batch: int = PAPER_BATCH) -> float:
@@ -84,7 +84,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = BASE_LR
     weight_decay: float = 0.01
-    decay_all: bool = False  # True: weight decay on every parameter (before 2026-12); False: matrices only
+    decay_all: bool = False  # True: weight decay on every parameter; False: weight matrices only
     offset_weight: float = 100.0  # w0 of the offset curriculum, annealed to 1 (1: the paper's loss throughout)
     offset_anneal_fraction: float = 0.7  # w(t) reaches 1 at this fraction of the steps
     warmup_fraction: float = 0.05
@@ -297,7 +297,7 @@ def offset_weight_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     - (p_i - c)|^2 (normalised units). Since MSE_points = |mean p̂ - c|^2 + mse_offsets exactly (both
     offset sets sum to zero over a trajectory), w(t) = 1 is the paper's loss: the curriculum only
     re-weights the within-trajectory part early on, where it carries ~1/1,240 of the target variance.
-    Not in the paper: a training-procedure choice (review 2026-12, finding 2). w0 = 100 (the default)
+    Not in the paper: a training-procedure choice. w0 = 100 (the default)
     was chosen over 10 / 30 / 300 on held-out-style validation points (``bench/results/learning.md``)."""
     if cfg.offset_weight == 1.0:
         return 1.0
@@ -760,9 +760,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default: 3e-3 at batch 64, scaled by the square-root rule)")
-    p.add_argument("--legacy", action="store_true",
-                   help="the model and optimiser before the per-point learning fixes (ablation): default init, "
-                        "no encoder/task-MoE norms, decay on everything, lr 1e-3 (sqrt rule), no curriculum")
     p.add_argument("--offset-weight", type=float, default=100.0,
                    help="w0 of the offset curriculum, annealed to 1 (the paper's loss) by 70 %% of the steps; 1: off")
     p.add_argument("--seed", type=int, default=0)
@@ -777,14 +774,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile the step ('default' for the bare flag; 'reduce-overhead': CUDA graphs)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    legacy = {"decay_all": True, "model_overrides": dict(LEGACY_INIT)} if a.legacy else {}
-    base_lr = LEGACY_LR if a.legacy else BASE_LR
     cfg = TrainConfig(data_path=a.data, model=a.model, regime=a.regime, band=a.band, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size, base_lr),
-                      seed=a.seed, device=a.device, **legacy,
+                      batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size),
+                      seed=a.seed, device=a.device,
                       trajectory_length=a.trajectory_length, radius_m=a.radius,
                       max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile or False, holdout=a.holdout, block_m=a.block_m,
-                      offset_weight=1.0 if a.legacy else a.offset_weight)
+                      offset_weight=a.offset_weight)
     result = train(cfg, a.out)
     if _dist_info()[0] == 0:
         print(result.metrics[result.metrics.band == "all"].to_string(index=False))

@@ -72,7 +72,7 @@ def test_papermill_band_28_trains_on_the_embedded_data(tmp_path):
 
 
 def _bad_file(tmp_path, kind):
-    from scadf_lib.synthetic import synthetic_fingerprints
+    from synthetic import synthetic_fingerprints
     path = tmp_path / f"{kind}.nc"
     ds = synthetic_fingerprints(n_side=8)
     if kind == "schema":
