@@ -441,7 +441,8 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     """Score a finished run's best checkpoint under every corruption (``degradation.csv``) and,
     for SCADF-MoE, its routing against the CFR's SNR (``routing_response.csv``); skipped when done."""
     from scadf_lib.degradation import degraded_metrics, routing_response
-    from scadf_lib.training import load_checkpoint, model_from_checkpoint, prepare_data
+    from scadf_lib.checkpoints import load_checkpoint, model_from_checkpoint
+    from scadf_lib.rundata import prepare_data
     if threads:
         torch.set_num_threads(threads)
     run_dir = work / run.name

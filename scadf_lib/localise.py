@@ -48,10 +48,10 @@ from tqdm import tqdm
 
 from scadf_lib.models import ModelConfig
 from scadf_lib.schema import KNOWN_BANDS_GHZ
-from scadf_lib.training import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint
+from scadf_lib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, input_features, regime_bands
 
-#: Keys every checkpoint holds (its layout is :data:`scadf_lib.training.CHECKPOINT_FORMAT`).
+#: Keys every checkpoint holds (its layout is :data:`scadf_lib.checkpoints.CHECKPOINT_FORMAT`).
 CHECKPOINT_KEYS = ("model", "model_config", "normalizer", "train_config")
 #: Variables inference reads (positions are not among them).
 INPUT_VARIABLES = ("aod", "aoa", "distance", "path_gain", "cfr_real", "cfr_imag")

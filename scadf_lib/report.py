@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib import analysis as A
-from scadf_lib.degradation import degradation_grid
 from scadf_lib.fileio import atomic_path, project_path
 from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, SCENES
 
@@ -322,7 +321,7 @@ def degradation_section(set_dir: Path) -> str:
                       | (summary.label == f"missing {modality.lower()}")].copy()
         sel["cell"] = [A.fmt_ci(a, b) for a, b in zip(sel.mse_m2, sel.ci95)]
         piv = sel.pivot_table(index=["model", "training"], columns="label", values="cell", aggfunc="first")
-        order = [d.label for d in degradation_grid() if d.label in piv.columns]
+        order = [label for label in dict.fromkeys(table.label) if label in piv.columns]  # the grid's order
         parts.append(f"**{modality}**\n\n" + md_table(piv[order].reset_index()) + "\n")
     win = A.degradation_winners(summary)
     verdict = [f"trained {training}: SCADF-MoE is best on {int((g.scadf_rank == 1).sum())} of {len(g)} "

@@ -30,7 +30,7 @@ from scadf_lib.fileio import project_path
 from scadf_lib.models import ModelOutput, SCADFMoE
 from scadf_lib.schema import load_fingerprints
 from scadf_lib.localise import Localiser
-from scadf_lib.training import TrainConfig, split_of
+from scadf_lib.config import TrainConfig, split_of
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, build_features
 
 
