@@ -549,3 +549,20 @@ def test_a_parked_run_resumes_on_a_fresh_clone_as_if_never_interrupted(tmp_path,
                                   rtol=1e-6)
     park_unfinished([run], tmp_path / "clone", results)  # finished now: its parked state goes
     assert not (results / PARKED).exists()
+
+
+def test_todays_plan_gives_every_committed_reference_run_the_settings_it_was_trained_with():
+    """A refactor cannot change what the resumable sweep trains: each committed run of the reference
+    set, planned today, has the recorded schedule, budget, split and model settings."""
+    from scadf_lib.fileio import project_path
+    committed = pd.read_csv(project_path("results/flat/runs.csv")).set_index("name")
+    planned = {r.name: r for r in plan("flat")}
+    assert set(committed.index) <= set(planned), "a committed run the plan no longer holds"
+    columns = ("model", "regime", "seed", "epochs", "schedule_epochs", "lr", "decay_fraction", "min_lr_fraction",
+               "offset_anneal_fraction", "offset_weight", "warmup_fraction", "train_per_point", "batch_size",
+               "stop_min_gain", "stop_patience", "val_points_fraction")
+    for name, row in committed[committed.study != "anchors"].iterrows():
+        cfg = planned[name].cfg
+        for col in columns:
+            want, got = row[col], getattr(cfg, col)
+            assert (pd.isna(want) and got is None) or want == got or str(want) == str(got), (name, col, want, got)
