@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -305,6 +305,101 @@ def run_model_config(cfg: TrainConfig, data: PreparedData) -> ModelConfig:
                         num_numeric=data.feats.numeric.shape[-1] + flag_columns(cfg.augment), **cfg.model_overrides)
 
 
+@dataclass
+class EpochResult:
+    """What one run's training epoch gives the epoch loop: loss terms summed over samples (tensors),
+    samples seen, throughput (trajectories/s), the learning rate at its last step, and a callable
+    returning the optimizer state its checkpoints hold (a lone run's ``torch.optim`` format);
+    ``elapsed_s``: the epoch's duration to record (None: measured through its validation)."""
+
+    sums: dict[str, Any]
+    seen: int
+    throughput: float
+    lr: float
+    optimizer_state: Callable[[], dict[str, Any]]
+    elapsed_s: float | None = None
+
+
+@dataclass
+class RunState:
+    """One run's bookkeeping across epochs, shared by the lone and the stacked engine: its data on the
+    device, history, best validation error so far, first epoch of this call and whether it is done."""
+
+    cfg: TrainConfig
+    out: Path
+    data: PreparedData
+    model: nn.Module
+    steps_per_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    best_val: float = float("inf")
+    device: torch.device = torch.device("cpu")
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        d = self.data
+        self.train_ds, self.val_ds = d.train.to(self.device), d.val.to(self.device)
+        self.val_seen_ds = d.val_seen.to(self.device) if d.val_seen is not None and d.val_seen is not d.val else None
+
+    def ended(self) -> bool:
+        """The stopping rule has ended the run (on its history so far)."""
+        return should_stop([h["val_localisation"] for h in self.history], self.cfg, self.steps_per_epoch)
+
+
+def close_epoch(r: RunState, epoch: int, res: EpochResult, mcfg: ModelConfig, t0: float, write: bool = True,
+                progress: bool = False) -> None:
+    """After run ``r``'s training epoch ``epoch`` (0-based; weights in ``r.model``): validate, append
+    the history row, write ``best.pt`` (a new lowest validation localisation error) and ``last.pt``
+    (``write``), and apply the budget and the stopping rule. ``t0``: when the epoch began
+    (``time.perf_counter``)."""
+    scale = r.data.norm.xy_scale
+    val = evaluate_loss(r.model, r.val_ds, mcfg.mmd_weight, r.device, scale)
+    seen_val = {} if r.val_seen_ds is None else evaluate_loss(r.model, r.val_seen_ds, mcfg.mmd_weight, r.device, scale)
+    elapsed = time.perf_counter() - t0 if res.elapsed_s is None else res.elapsed_s
+    row = epoch_row(epoch, res.sums, res.seen, val, seen_val, r.steps_per_epoch, r.cfg, scale, res.lr,
+                    res.throughput, r.history, elapsed)
+    r.history.append(row)
+    if write:
+        state = checkpoint_state(r.model, res.optimizer_state(), epoch, min(r.best_val, val["localisation"]),
+                                 r.history, r.cfg, mcfg, r.data.norm, r.device)
+        r.out.mkdir(parents=True, exist_ok=True)
+        if val["localisation"] < r.best_val:
+            save_checkpoint(r.out / "best.pt", state)
+        save_checkpoint(r.out / "last.pt", state)
+    r.best_val = min(r.best_val, val["localisation"])
+    r.done = epoch + 1 >= r.cfg.epochs or r.ended()
+    if progress:
+        print(f"{r.out.name} epoch {epoch + 1}: train {row['train_localisation']:.4f}  val {val['localisation']:.4f} "
+              f"(localisation, normalised)  ({res.throughput:.0f} trajectories/s)")
+        if r.done and epoch + 1 < r.cfg.epochs:
+            print(f"stopping rule: best validation error improved by < {100 * r.cfg.stop_min_gain:g} % over the "
+                  f"last {max(r.cfg.stop_patience, math.ceil(len(r.history) / 4))} epochs; stopped at epoch {epoch + 1}")
+
+
+def run_epochs(runs: list[RunState], train_live: Callable[[int, list[int]], dict[int, EpochResult]],
+               mcfg: ModelConfig, stop_at: float | None, paused: Callable[[int], str], write: bool = True,
+               progress: bool = False) -> None:
+    """The one epoch loop of both engines. Each epoch: raise :class:`Paused` (message ``paused(epoch)``)
+    if it would end past ``stop_at`` (Unix time, s; judged by the last epoch's duration), train the
+    live runs (not done, started) with ``train_live(epoch, live)`` (:class:`EpochResult` per run
+    index, weights left in each run's model), then :func:`close_epoch` each of them. A resumed run
+    that had already ended trains no further."""
+    for r in runs:
+        r.done = r.start_epoch >= r.cfg.epochs or r.ended()
+    epoch = min((r.start_epoch for r in runs if not r.done), default=0)
+    epoch_s = 0.0  # duration of the last epoch of this call (training and validation), s
+    while any(not r.done for r in runs):
+        live = [i for i, r in enumerate(runs) if not r.done and r.start_epoch <= epoch]
+        if stop_at is not None and time.time() + epoch_s > stop_at:
+            raise Paused(paused(epoch))
+        t0 = time.perf_counter()
+        results = train_live(epoch, live)
+        for i in live:
+            close_epoch(runs[i], epoch, results[i], mcfg, t0, write, progress)
+        epoch_s = time.perf_counter() - t0
+        epoch += 1
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = True, resume: bool = True,
           data: PreparedData | None = None, log_every: int = 50, stop_at: float | None = None) -> RunResult:
     """Train ``cfg`` into ``out_dir`` (resuming from ``last.pt`` if present), evaluate the best
@@ -330,12 +425,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     mcfg = run_model_config(cfg, data)
     model = build_model(mcfg).to(device)
     opt = make_optimizer(model, cfg, device)
-    train_ds, val_ds = data.train.to(device), data.val.to(device)
-    val_seen_ds = data.val_seen.to(device) if data.val_seen is not None and data.val_seen is not data.val else None
-    steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * world))
+    steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * world))
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     history: list[dict[str, Any]] = []
     start_epoch, best_val = 0, float("inf")
     if resume and last_path.exists():
@@ -346,41 +439,19 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     use_amp = cfg.amp and device.type == "cuda"
     loss_fn = make_loss_fn(net, mcfg.mmd_weight, data.norm.xy_scale, use_amp, cfg.compile)
     params = [p for p in model.parameters() if p.requires_grad]
-    throughput = float(history[-1].get("trajectories_per_s", float("nan"))) if history else float("nan")  # a resume
 
-    epoch_s = 0.0  # duration of the last epoch of this call (training and validation), s
-    for epoch in range(start_epoch, cfg.epochs):
-        if should_stop([h["val_localisation"] for h in history], cfg, steps_per_epoch):
-            break  # a resumed run the stopping rule had already ended
-        if stop_at is not None and time.time() + epoch_s > stop_at:
-            raise Paused(f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume")
-        epoch_t0 = time.perf_counter()
+    run = RunState(cfg, out, data, model, steps_per_epoch, history, start_epoch, best_val, device)
+
+    def lone_epoch(epoch: int, live: list[int]) -> dict[int, EpochResult]:
         net.train()
-        sums, seen, throughput = train_epoch(loss_fn, params, opt, train_ds, cfg, epoch, steps_per_epoch,
-                                             progress and rank == 0, log_every)
-        val = evaluate_loss(model, val_ds, mcfg.mmd_weight, device, data.norm.xy_scale)
-        seen_val = {} if val_seen_ds is None else evaluate_loss(model, val_seen_ds, mcfg.mmd_weight, device,
-                                                                data.norm.xy_scale)
-        epoch_s = time.perf_counter() - epoch_t0
-        row = epoch_row(epoch, sums, seen, val, seen_val, steps_per_epoch, cfg, data.norm.xy_scale,
-                        opt.param_groups[0]["lr"], throughput, history, epoch_s)
-        history.append(row)
-        if rank == 0:
-            state = checkpoint_state(model, opt.state_dict(), epoch, min(best_val, val["localisation"]), history, cfg,
-                                     mcfg, data.norm, device)
-            if val["localisation"] < best_val:
-                save_checkpoint(best_path, state)
-            save_checkpoint(last_path, state)
-        best_val = min(best_val, val["localisation"])
-        if progress and rank == 0:
-            print(f"epoch {epoch + 1}: train {row['train_localisation']:.4f}  val {val['localisation']:.4f} "
-                  f"(localisation, normalised)  ({throughput:.0f} trajectories/s)")
-        if should_stop([h["val_localisation"] for h in history], cfg, steps_per_epoch):
-            if progress and rank == 0:
-                print(f"stopping rule: best validation error improved by < {100 * cfg.stop_min_gain:g} % over the "
-                      f"last {max(cfg.stop_patience, math.ceil(len(history) / 4))} epochs; stopped at epoch {epoch + 1}")
-            break
+        sums, seen, rate = train_epoch(loss_fn, params, opt, run.train_ds, cfg, epoch, steps_per_epoch,
+                                       progress and rank == 0, log_every)
+        return {0: EpochResult(sums, seen, rate, opt.param_groups[0]["lr"], opt.state_dict)}
 
+    run_epochs([run], lone_epoch, mcfg, stop_at,
+               lambda epoch: f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume",
+               write=rank == 0, progress=progress and rank == 0)
+    throughput = float(history[-1].get("trajectories_per_s", float("nan"))) if history else float("nan")
     if world > 1:
         dist.barrier()
     return finish_run(out, cfg, mcfg, data, model, history, device, throughput, write=rank == 0)
