@@ -277,7 +277,7 @@ def anchors_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def claims_table(main: pd.DataFrame, scenes: list[str]) -> pd.DataFrame:
-    """The paper's three claims on converged runs, per scene, in both metric conventions (METRIC_NOTE):
+    """The paper's three claims on flat runs, per scene, in both metric conventions (METRIC_NOTE):
     SCADF-MoE's Mix overall MSE against 1 m² (ours and half of it), and its per-seed reduction against
     the best baseline (overall and held-out NLOS; convention-free)."""
     rows = []
@@ -301,7 +301,7 @@ def claims_table(main: pd.DataFrame, scenes: list[str]) -> pd.DataFrame:
 
 
 def paper_comparison(main: pd.DataFrame, scenes: list[str]) -> pd.DataFrame:
-    """Our converged Mix overall MSE of SCADF-MoE and SoftMoE in both conventions beside the paper's
+    """Our Mix overall MSE of SCADF-MoE and SoftMoE in both conventions beside the paper's
     Table II values (its scenes are WAIR-D's, not ours: a scale check, not a like-for-like)."""
     s = summarize(main[main.regime == "mix"], ["scene", "model"], "overall").set_index(["scene", "model"])
     rows = []
@@ -316,7 +316,7 @@ def paper_comparison(main: pd.DataFrame, scenes: list[str]) -> pd.DataFrame:
 
 
 def curve_inputs(cdir: Path, scene: str = "munich") -> tuple[pd.DataFrame, float, dict[str, float]]:
-    """The converged main runs' learning curves of ``scene`` (Mix), the centroid floor of their test
+    """The main runs' learning curves of ``scene`` (Mix), the centroid floor of their test
     points and WKNN's held-out test MSE (m²): the inputs of :func:`scadf_lib.plots.run_curves`."""
     curves = pd.read_csv(cdir / "curves.csv")
     curves = curves[(curves.study == "main") & (curves.scene == scene) & (curves.regime == "mix")]
@@ -328,23 +328,6 @@ def curve_inputs(cdir: Path, scene: str = "munich") -> tuple[pd.DataFrame, float
     return curves, floor, ({"WKNN held-out (test)": wknn} if np.isfinite(wknn) else {})
 
 
-def set_overview(cdir: Path, scene: str = "munich") -> dict[str, pd.DataFrame]:
-    """The converged set's tables for notebook 04: ``methods`` (:func:`method_table`), ``runs`` (how
-    each run ended), ``anchors`` (:func:`anchors_table`) and, where collected, ``isolation``
-    (:func:`isolation_by_method`); empty without ``cdir``."""
-    if not (cdir / "all_metrics.csv").exists():
-        return {}
-    metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
-    runs = pd.read_csv(cdir / "runs.csv")
-    ended = runs[runs.study == "main"][["name", "epochs_trained", "steps_trained", "best_epoch", "val_late_gain",
-                                        "converged"]].round(3)
-    tables = {"methods": method_table(metrics, runs, scene), "runs": ended, "anchors": anchors_table(metrics).round(2)}
-    isolation = isolation_by_method(cdir)
-    if len(isolation):
-        tables["isolation"] = isolation
-    return tables
-
-
 def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedule_end", scene: str = "munich",
                group: str = HEADLINE) -> pd.DataFrame:
     """The same main runs (``scene`` Mix) at the end of their schedule (set ``shorter``) and with the
@@ -352,7 +335,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
     trained on, how many were flat before and after, the mean ``group`` MSE (m²) before and after,
     and the change of each run that trained on (mean ± 95 % CI over those runs, %, and the largest);
     a number that moves by less than its spread
-    between the two is as converged as the test metric can show. Only runs on the same schedule in
+    between the two is as final as the test metric can show. Only runs on the same schedule in
     both sets pair; ``attrs["other_schedule"]`` lists the methods left out for that. Empty without
     both sets."""
     paths = [results / n for n in (shorter, longer)]

@@ -63,7 +63,7 @@ class TrainConfig:
     offset_anneal_fraction: float = 0.7  # w(t) reaches 1 at this fraction of the steps
     warmup_fraction: float = 0.05
     min_lr_fraction: float = 0.05
-    decay_fraction: float = 1.0  # the cosine reaches min_lr_fraction here and holds (converged preset: 0.75)
+    decay_fraction: float = 1.0  # the cosine reaches min_lr_fraction here and holds (the flat preset: 0.6)
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -184,8 +184,8 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 #: A run whose best validation error fell by less than this over the last quarter of its epochs
-#: converged (:func:`late_gain`); runs.csv's ``converged`` column.
-CONVERGED_GAIN = 0.02
+#: ended flat (:func:`late_gain`); runs.csv's ``converged`` column holds the flag.
+FLAT_GAIN = 0.02
 
 
 def late_gain(val: Any, window: int | None = None) -> float:
@@ -218,7 +218,7 @@ def should_stop(val: Any, cfg: TrainConfig, steps_per_epoch: int) -> bool:
     """The stopping rule, after ``len(val)`` epochs of validation errors ``val``: stop when the best
     error has improved by less than ``stop_min_gain`` (relative) over the last max(``stop_patience``,
     a quarter of the epochs so far) epochs, once :func:`first_stop_epoch` has passed. The window of
-    at least a quarter makes a stopped run converged in :func:`late_gain`'s sense. ``epochs`` stays
+    at least a quarter makes a stopped run flat in :func:`late_gain`'s sense. ``epochs`` stays
     the maximum budget, and the learning-rate schedule and curriculum run over it (stopping early
     cuts only the held floor, never the decay, where the rule has found the curve flat)."""
     n = len(val)

@@ -37,7 +37,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
-from scadf_lib.config import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, BASE_LR, MODEL_NAMES,  # noqa: F401
+from scadf_lib.config import (COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, BASE_LR, MODEL_NAMES,  # noqa: F401
                                TrainConfig, centroid_floor, decay_end_step, first_stop_epoch, late_gain, lr_at,
                                offset_weight_at, run_bands, scaled_lr, schedule_steps, should_stop, split_of)
 from scadf_lib.degradation import flag_columns
