@@ -83,6 +83,19 @@ def fingerprint_content(per_band: dict[str, np.ndarray], xyz: np.ndarray, cfr: n
     return data, coords
 
 
+PROVENANCE_ATTRS = ("scene", "bs_position_m", "bs_array", "max_depth", "diffraction", "samples_per_src",
+                    "grid_spacing_m", "candidates_total", "candidates_indoor_dropped", "candidates_no_path_dropped",
+                    "sionna_rt_version", "created")
+
+
+def provenance(ds: xr.Dataset) -> dict[str, object]:
+    """How a fingerprint file was made (the attributes of :data:`PROVENANCE_ATTRS` it has), as plain
+    Python values: netCDF hands numbers back as numpy scalars and lists as arrays."""
+    def plain(v: object) -> object:
+        return v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v
+    return {k: plain(ds.attrs[k]) for k in PROVENANCE_ATTRS if k in ds.attrs}
+
+
 REGENERATE_HINT = "regenerate it with `python -m scadf_lib.raytrace --scene <name> --out <file>`"
 
 
