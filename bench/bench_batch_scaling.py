@@ -18,14 +18,12 @@ command after an interruption). Writes ``bench/results/batch_scaling.json`` and
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import BENCH_DIR, save_figure, write  # noqa: E402
-from scadf_lib.training import PAPER_BATCH, BASE_LR, TrainConfig, scaled_lr, select_device, train  # noqa: E402
+from common import BENCH_DIR, save_figure, write
+from scadf_lib.training import PAPER_BATCH, BASE_LR, TrainConfig, scaled_lr, select_device, train
 
 GROUPS = ("held-out", "overall", "held-out-NLOS")
 

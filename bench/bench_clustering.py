@@ -9,19 +9,17 @@ comparable.
 
 from __future__ import annotations
 
-import sys
 import time
 import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from bench.common import write  # noqa: E402
-from scipy.spatial import cKDTree  # noqa: E402
+from common import write
+from scipy.spatial import cKDTree
 
-from scadf_lib.clustering import NeighbourGraph, choose_radius, cluster_fixed_radius, median_cluster_size  # noqa: E402
-import scadf_lib.trajectories as trajectories  # noqa: E402
-from scadf_lib.trajectories import make_split  # noqa: E402
+from scadf_lib.clustering import NeighbourGraph, choose_radius, cluster_fixed_radius, median_cluster_size
+import scadf_lib.trajectories as trajectories
+from scadf_lib.trajectories import make_split
 
 
 def first_version_choose_radius(xy: np.ndarray, min_median_size: int = 8, tol_m: float = 0.1) -> float:

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import BENCH_DIR, save_figure, write  # noqa: E402
-from scadf_lib.training import (TrainConfig, evaluate_loss, load_checkpoint, make_loss_fn,  # noqa: E402
+from common import BENCH_DIR, save_figure, write
+from scadf_lib.training import (TrainConfig, evaluate_loss, load_checkpoint, make_loss_fn,
                                 make_optimizer, model_from_checkpoint, prepare_data, train_epoch)
 
 

@@ -8,9 +8,8 @@ import warnings
 
 import torch
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from bench.common import best_time, write  # noqa: E402
-from scadf_lib.models import build_model, count_parameters, model_config  # noqa: E402
+from common import best_time, write
+from scadf_lib.models import build_model, count_parameters, model_config
 
 
 class Positions(torch.nn.Module):

@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import BENCH_DIR, machine, save_figure  # noqa: E402
-from scadf_lib.fileio import write_json_atomic  # noqa: E402
-from scadf_lib.training import TrainConfig, late_gain, train  # noqa: E402
+from common import BENCH_DIR, machine, save_figure
+from scadf_lib.fileio import write_json_atomic
+from scadf_lib.training import TrainConfig, late_gain, train
 
 
 def figure(hist: pd.DataFrame, scale_m: float, floor_m2: float, title: str, path: Path) -> None:

@@ -4,7 +4,6 @@ sampled every 0.1 s."""
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import threading
 import time
@@ -12,9 +11,8 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import write  # noqa: E402
-from scadf_lib import pipeline  # noqa: E402
+from common import write
+from scadf_lib import pipeline
 
 
 def main() -> None:

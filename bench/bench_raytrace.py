@@ -9,14 +9,12 @@ is (nearly) reproducible and shows the error of the reuse itself.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from bench.common import write  # noqa: E402
-from scadf_lib.raytrace import TraceConfig, candidate_grid, ground_height, load_scene, setup_radio, trace_chunk  # noqa: E402
+from common import write
+from scadf_lib.raytrace import TraceConfig, candidate_grid, ground_height, load_scene, setup_radio, trace_chunk
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import BENCH_DIR, save_figure, write  # noqa: E402
-from scadf_lib.engine import BATCH_KEYS, _stacked_loss, clip_per_run, stacked_grads, stacked_parameters  # noqa: E402
-from scadf_lib.models import build_model  # noqa: E402
-from scadf_lib.training import (TrainConfig, make_loss_fn, make_optimizer, prepare_data,  # noqa: E402
+from common import BENCH_DIR, save_figure, write
+from scadf_lib.engine import BATCH_KEYS, _stacked_loss, clip_per_run, stacked_grads, stacked_parameters
+from scadf_lib.models import build_model
+from scadf_lib.training import (TrainConfig, make_loss_fn, make_optimizer, prepare_data,
                                 run_model_config, select_device, train_step)
 
 

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import write  # noqa: E402
-from scadf_lib.training import run_model_config  # noqa: E402
-from scadf_lib.models import build_model  # noqa: E402
-from scadf_lib.training import TrainConfig, make_loss_fn, make_optimizer, prepare_data, train_step  # noqa: E402
+from common import write
+from scadf_lib.training import run_model_config
+from scadf_lib.models import build_model
+from scadf_lib.training import TrainConfig, make_loss_fn, make_optimizer, prepare_data, train_step
 
 
 def main(argv: list[str] | None = None) -> int:

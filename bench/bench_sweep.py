@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from bench.common import write  # noqa: E402
+from common import write
 
 
 def worker(args: tuple[int, int, int, int]) -> float:

@@ -10,15 +10,13 @@ compiled step replayed as CUDA graphs (``mode="reduce-overhead"``). Files get ``
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from bench.common import write  # noqa: E402
-from scadf_lib.models import build_model, count_parameters, model_config, router_mmd  # noqa: E402
+from common import write
+from scadf_lib.models import build_model, count_parameters, model_config, router_mmd
 
 
 def first_version_router_mmd(dispatch: torch.Tensor, combine: torch.Tensor) -> torch.Tensor:
@@ -41,7 +39,7 @@ def first_version_router_mmd(dispatch: torch.Tensor, combine: torch.Tensor) -> t
 def mmd_before_after(batch: int = 64, tasks: int = 6, tokens: int = 40, slots: int = 8) -> dict[str, float]:
     """Forward + backward time of the router MMD, first version vs current, SCADF-MoE's shapes.
     (The current one compares combine rows on each task's token slice with a fixed kernel.)"""
-    from bench.common import best_time
+    from common import best_time
     logits = torch.randn(batch, tasks, tokens, slots, requires_grad=True)
     mask = torch.ones(tasks, tokens, dtype=torch.bool)
 
@@ -52,7 +50,7 @@ def mmd_before_after(batch: int = 64, tasks: int = 6, tokens: int = 40, slots: i
 
     before, after = run(first_version_router_mmd), run(lambda d, c: router_mmd(c, mask))
     return {"mmd_before_ms": 1e3 * before, "mmd_after_ms": 1e3 * after, "mmd_speedup": before / after}
-from scadf_lib.training import (TrainConfig, compute_loss, make_loss_fn, make_optimizer, prepare_data,  # noqa: E402
+from scadf_lib.training import (TrainConfig, compute_loss, make_loss_fn, make_optimizer, prepare_data,
                                 select_device, train_step)
 
 MODELS = ("scadf", "concat", "fullcon", "transfusion", "softmoe")

@@ -14,18 +14,15 @@ method side by side (``--jobs``). Writes ``bench/results/paper_sizing.json``::
 from __future__ import annotations
 
 import math
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import write  # noqa: E402
-from scadf_lib.training import run_model_config  # noqa: E402
-from scadf_lib.experiments import plan  # noqa: E402
-from scadf_lib.models import build_model  # noqa: E402
-from scadf_lib.training import TrainConfig, compute_loss, prepare_data  # noqa: E402
+from common import write
+from scadf_lib.training import run_model_config
+from scadf_lib.experiments import plan
+from scadf_lib.models import build_model
+from scadf_lib.training import TrainConfig, compute_loss, prepare_data
 
 H200_BF16_DENSE_TFLOPS = 989.0  # NVIDIA's H200 SXM figure (dense, without sparsity)
 

@@ -7,8 +7,13 @@ One module per idea:
 - :mod:`scadf_lib.clustering`  radius-based spatial clustering
 - :mod:`scadf_lib.trajectories` leak-free splits, trajectories and feature assembly
 - :mod:`scadf_lib.models`      SCADF-MoE, its baselines and ablations
-- :mod:`scadf_lib.training`    training loop, checkpoints, DDP
+- :mod:`scadf_lib.config`      a run's configuration, split, schedule and stopping rule (no torch)
+- :mod:`scadf_lib.rundata`     a run's data: features, split, bands, normalisation, Datasets
+- :mod:`scadf_lib.training`    the training loop, DDP, CLI
+- :mod:`scadf_lib.checkpoints` saving and loading a run's weights
 - :mod:`scadf_lib.evaluation`  metrics in metres / square metres
+- :mod:`scadf_lib.analysis`    pure table analysis of result sets
+- :mod:`scadf_lib.report`      REPORT.md and the README's headline, from the tables
 - :mod:`scadf_lib.plots`       figures
 - :mod:`scadf_lib.widgets`     routing inspector
 """

@@ -2,7 +2,7 @@
 
 Every anchor places each point of each test trajectory from that point's own fingerprint (no spatial
 context), on the split a model of the same scene, regime and seed is trained and tested on
-(:func:`scadf_lib.training.prepare_data`); its :class:`~scadf_lib.evaluation.Predictions` go through
+(:func:`scadf_lib.rundata.prepare_data`); its :class:`~scadf_lib.evaluation.Predictions` go through
 :func:`~scadf_lib.evaluation.metrics_table`, so every group, band and column of ``all_metrics.csv``
 means the same for an anchor as for a model. The centroid "head" of an anchor is the mean of its points.
 
@@ -222,7 +222,7 @@ def run_anchor(method: str, cfg: Any, out_dir: Path) -> pd.DataFrame:
     import time
 
     from scadf_lib.schema import load_fingerprints
-    from scadf_lib.training import prepare_data
+    from scadf_lib.rundata import prepare_data
     t0 = time.perf_counter()
     ds = load_fingerprints(cfg.data_path)
     data = prepare_data(cfg)

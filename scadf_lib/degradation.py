@@ -36,7 +36,7 @@ from scadf_lib.trajectories import Features, Normalizer, SpatialSplit, Trajector
 
 class RunData(Protocol):
     """What the study's measurements read of a run's data: its test set, features, normalisation and
-    split (:class:`scadf_lib.training.PreparedData` is one; this module does not import the engine)."""
+    split (:class:`scadf_lib.rundata.PreparedData` is one; this module does not import the engine)."""
 
     test: TrajectoryDataset
     feats: Features

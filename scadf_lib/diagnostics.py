@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from scadf_lib.trajectories import Features, Normalizer, SpatialSplit
 
 if TYPE_CHECKING:
-    from scadf_lib.training import TrainConfig
+    from scadf_lib.config import TrainConfig
 
 #: A test point is *isolated* when the training point with the nearest numeric fingerprint lies more
 #: than this far from it (m): ten times the 1 m grid, where neighbours' fingerprints differ little.
@@ -70,7 +70,7 @@ def run_isolation(cfg: TrainConfig, point_errors: pd.DataFrame) -> dict[str, flo
     on the split, bands and normalisation the run was trained and tested with."""
     from scadf_lib.schema import load_fingerprints
     from scadf_lib.trajectories import build_features
-    from scadf_lib.training import run_bands, split_of
+    from scadf_lib.config import run_bands, split_of
     feats = build_features(load_fingerprints(cfg.data_path))
     train_bands, test_bands = run_bands(cfg, feats.bands)
     split = split_of(cfg, feats.xy)

@@ -38,10 +38,10 @@ import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from scadf_lib.models import ModelConfig, build_model
-from scadf_lib.training import (Paused, PreparedData, RunResult, TrainConfig, check_same_run, checkpoint_state,
-                                compute_loss, decay_groups, epoch_row, evaluate_loss, finish_run, load_checkpoint,
-                                lr_at, make_optimizer, offset_weight_at, prepare_data, run_model_config,
-                                save_checkpoint, schedule_steps, select_device, should_stop)
+from scadf_lib.training import (EpochResult, PreparedData, RunResult, RunState, TrainConfig, check_same_run,
+                                compute_loss, decay_groups, finish_run, load_checkpoint, lr_at, make_optimizer,
+                                offset_weight_at, prepare_data, run_epochs, run_model_config, schedule_steps,
+                                select_device)
 
 
 def stack_key(cfg: TrainConfig) -> tuple:
@@ -161,18 +161,10 @@ def run_state_from_torch(model: nn.Module, cfg: TrainConfig, device: torch.devic
 
 
 @dataclass
-class StackRun:
-    """One run of a stack and its own state."""
+class StackRun(RunState):
+    """One run of a stack: its :class:`~scadf_lib.training.RunState` (its own module holds its weights
+    for validation, checkpoints and the final evaluation) and this epoch's loss sums."""
 
-    cfg: TrainConfig
-    out: Path
-    data: PreparedData
-    model: nn.Module  # the run's own module: validation, checkpoints and the final evaluation
-    steps_per_epoch: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    start_epoch: int = 0
-    best_val: float = float("inf")
-    done: bool = False
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     seen: int = 0
     resume_opt: dict[str, Any] | None = None  # a resumed run's optimizer state (a lone run's format)
@@ -186,7 +178,7 @@ def _setup_run(cfg: TrainConfig, out: Path, device: torch.device, data: Prepared
     steps = math.ceil(len(data.train) / cfg.batch_size)
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
-    return StackRun(cfg, out, data, model, steps), mcfg
+    return StackRun(cfg, out, data, model, steps, device=device), mcfg
 
 
 def _stacked_loss(base: nn.Module, use_amp: bool) -> Callable:
@@ -264,96 +256,82 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
     for i, r in enumerate(runs):
         if r.resume_opt is not None:
             opt.load_run_state(i, run_state_from_torch(r.model, r.cfg, device, r.resume_opt))
-    train_ds = [r.data.train.to(device) for r in runs]
     use_amp = cfgs[0].amp and device.type == "cuda"
     loss = _stacked_loss(base, use_amp)
     if compile:
         loss = torch.compile(loss, mode=None if compile in (True, "default") else compile)
     mmd_coef = torch.tensor([mcfg.mmd_weight / r.data.norm.xy_scale ** 2 for r in runs], device=device)
     clip = torch.tensor([r.cfg.grad_clip for r in runs], device=device)
-    for r in runs:
-        r.done = r.start_epoch >= r.cfg.epochs or should_stop([h["val_localisation"] for h in r.history], r.cfg,
-                                                              r.steps_per_epoch)
-    epoch = min((r.start_epoch for r in runs if not r.done), default=0)
-    epoch_s = 0.0
-    while any(not r.done for r in runs):
-        live = [i for i, r in enumerate(runs) if not r.done and r.start_epoch <= epoch]
-        if stop_at is not None and time.time() + epoch_s > stop_at:
-            raise Paused(f"stack of {len(runs)}: paused before epoch {epoch + 1} (time limit); call again to resume")
+
+    def stacked_epoch(epoch: int, live: list[int]) -> dict[int, EpochResult]:
         t0 = time.perf_counter()
-        perms = {i: torch.from_numpy(np.random.default_rng([runs[i].cfg.seed, epoch]).permutation(len(train_ds[i])))
-                 .to(device) for i in live}
-        for i in live:
-            runs[i].sums, runs[i].seen = {}, 0
-        for step in range(max(runs[i].steps_per_epoch for i in live)):
-            by_size: dict[int, list[tuple[int, torch.Tensor]]] = {}
-            for i in live:
-                r = runs[i]
-                if step >= r.steps_per_epoch:
-                    continue
-                idx = perms[i][step * r.cfg.batch_size:(step + 1) * r.cfg.batch_size]
-                if len(idx):
-                    by_size.setdefault(len(idx), []).append((i, idx))
-            if not by_size:
-                break
-            active = torch.zeros(len(runs), dtype=torch.bool, device=device)
-            lr = torch.zeros(len(runs), dtype=torch.float32, device=device)
-            grads = {k: torch.zeros_like(p) for k, p in params.items()}
-            for size, members in by_size.items():
-                who = [i for i, _ in members]
-                sel = torch.tensor(who, device=device)
-                batches = [train_ds[i].batch(idx) for i, idx in members]
-                batch = {k: torch.stack([b[k] for b in batches]) for k in BATCH_KEYS}
-                w = torch.tensor([offset_weight_at(epoch * runs[i].steps_per_epoch + step,
-                                                   schedule_steps(runs[i].steps_per_epoch, runs[i].cfg), runs[i].cfg)
-                                  for i in who], device=device)
-                losses = stacked_grads(loss, params, grads, sel, batch, mmd_coef[sel], w)
-                for j, i in enumerate(who):
-                    r = runs[i]
-                    for k, v in losses.items():
-                        r.sums[k] = r.sums.get(k, 0.0) + v[j].detach() * size
-                    r.seen += size
-                    active[i] = True
-                    lr[i] = lr_at(epoch * r.steps_per_epoch + step, schedule_steps(r.steps_per_epoch, r.cfg), r.cfg)
-            clip_per_run(grads, clip)
-            opt.step(grads, lr, active)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        _train_stacked_epoch(runs, live, epoch, loss, params, opt, mmd_coef, clip, device)
         train_s = time.perf_counter() - t0
+        out = {}
         for i in live:
-            _end_epoch(runs[i], i, epoch, params, opt, mcfg, device, train_s, progress)
-        epoch_s = time.perf_counter() - t0
-        epoch += 1
+            r = runs[i]
+            with torch.no_grad():  # the run's own module gets its slice of the stack
+                own = dict(r.model.named_parameters())
+                for k, p in params.items():
+                    own[k].copy_(p[i])
+            last_lr = lr_at((epoch + 1) * r.steps_per_epoch - 1, schedule_steps(r.steps_per_epoch, r.cfg), r.cfg)
+            out[i] = EpochResult(r.sums, r.seen, r.seen / max(train_s, 1e-9), last_lr,
+                                 lambda r=r, i=i, lr=last_lr: torch_optimizer_state(r.model, r.cfg, device, lr,
+                                                                                    opt.run_state(i)),
+                                 elapsed_s=train_s)
+        return out
+
+    run_epochs(runs, stacked_epoch, mcfg, stop_at,
+               lambda epoch: f"stack of {len(runs)}: paused before epoch {epoch + 1} (time limit); call again to resume",
+               progress=progress)
     return [_finish(r, mcfg, device) for r in runs]
 
 
-def _end_epoch(r: StackRun, i: int, epoch: int, params: dict[str, torch.Tensor], opt: StackedAdamW,
-               mcfg: ModelConfig, device: torch.device, train_s: float, progress: bool) -> None:
-    """Validate run ``i`` after ``epoch``, append its history row, write its checkpoints and apply
-    its stopping rule, as :func:`scadf_lib.training.train` does."""
-    with torch.no_grad():
-        own = dict(r.model.named_parameters())
-        for k, p in params.items():
-            own[k].copy_(p[i])
-    cfg = r.cfg
-    val = evaluate_loss(r.model, r.data.val.to(device), mcfg.mmd_weight, device, r.data.norm.xy_scale)
-    seen_ds = r.data.val_seen if r.data.val_seen is not None and r.data.val_seen is not r.data.val else None
-    seen_val = {} if seen_ds is None else evaluate_loss(r.model, seen_ds.to(device), mcfg.mmd_weight, device,
-                                                        r.data.norm.xy_scale)
-    last_lr = lr_at((epoch + 1) * r.steps_per_epoch - 1, schedule_steps(r.steps_per_epoch, cfg), cfg)
-    row = epoch_row(epoch, r.sums, r.seen, val, seen_val, r.steps_per_epoch, cfg, r.data.norm.xy_scale, last_lr,
-                    r.seen / max(train_s, 1e-9), r.history, train_s)
-    r.history.append(row)
-    state = checkpoint_state(r.model, torch_optimizer_state(r.model, cfg, device, last_lr, opt.run_state(i)), epoch,
-                             min(r.best_val, val["localisation"]), r.history, cfg, mcfg, r.data.norm, device)
-    r.out.mkdir(parents=True, exist_ok=True)
-    if val["localisation"] < r.best_val:
-        save_checkpoint(r.out / "best.pt", state)
-    save_checkpoint(r.out / "last.pt", state)
-    r.best_val = min(r.best_val, val["localisation"])
-    r.done = epoch + 1 >= cfg.epochs or should_stop([h["val_localisation"] for h in r.history], cfg, r.steps_per_epoch)
-    if progress:
-        print(f"{r.out.name} epoch {epoch + 1}: val {val['localisation']:.4g} (normalised)")
+def _train_stacked_epoch(runs: list[StackRun], live: list[int], epoch: int, loss: Callable,
+                         params: dict[str, torch.Tensor], opt: StackedAdamW, mmd_coef: torch.Tensor,
+                         clip: torch.Tensor, device: torch.device) -> None:
+    """One epoch of the live runs as one stacked model: each run's own seeded permutation, batch by
+    batch; runs whose batch has the same length step together; per-run learning rate, offset weight,
+    gradient clip; a run past its steps is masked out of the step. Sums each run's loss terms into
+    ``r.sums`` / ``r.seen``."""
+    perms = {i: torch.from_numpy(np.random.default_rng([runs[i].cfg.seed, epoch]).permutation(len(runs[i].train_ds)))
+             .to(device) for i in live}
+    for i in live:
+        runs[i].sums, runs[i].seen = {}, 0
+    for step in range(max(runs[i].steps_per_epoch for i in live)):
+        by_size: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        for i in live:
+            r = runs[i]
+            if step >= r.steps_per_epoch:
+                continue
+            idx = perms[i][step * r.cfg.batch_size:(step + 1) * r.cfg.batch_size]
+            if len(idx):
+                by_size.setdefault(len(idx), []).append((i, idx))
+        if not by_size:
+            break
+        active = torch.zeros(len(runs), dtype=torch.bool, device=device)
+        lr = torch.zeros(len(runs), dtype=torch.float32, device=device)
+        grads = {k: torch.zeros_like(p) for k, p in params.items()}
+        for size, members in by_size.items():
+            who = [i for i, _ in members]
+            sel = torch.tensor(who, device=device)
+            batches = [runs[i].train_ds.batch(idx) for i, idx in members]
+            batch = {k: torch.stack([b[k] for b in batches]) for k in BATCH_KEYS}
+            w = torch.tensor([offset_weight_at(epoch * runs[i].steps_per_epoch + step,
+                                               schedule_steps(runs[i].steps_per_epoch, runs[i].cfg), runs[i].cfg)
+                              for i in who], device=device)
+            losses = stacked_grads(loss, params, grads, sel, batch, mmd_coef[sel], w)
+            for j, i in enumerate(who):
+                r = runs[i]
+                for k, v in losses.items():
+                    r.sums[k] = r.sums.get(k, 0.0) + v[j].detach() * size
+                r.seen += size
+                active[i] = True
+                lr[i] = lr_at(epoch * r.steps_per_epoch + step, schedule_steps(r.steps_per_epoch, r.cfg), r.cfg)
+        clip_per_run(grads, clip)
+        opt.step(grads, lr, active)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _finish(r: StackRun, mcfg: ModelConfig, device: torch.device) -> RunResult:

@@ -19,17 +19,16 @@ Studies
                      ranking of the methods hold when the models are trained longer?
 
 Every run trains into ``<work>/<name>/`` (resumable, skipped when finished unless ``--fresh``), then
-the collected tables are written atomically to ``results/``: ``all_metrics.csv`` (tidy: one row per
+the collected tables are written atomically to ``results/<preset>/``: ``all_metrics.csv`` (tidy: one row per
 run x band x group), ``runs.csv`` (one row per run: settings, split sizes, parameters, throughput, wall time),
 ``paired_points.csv`` (per held-out point and band: SCADF-MoE's and noSpace's squared error),
 for the first seed of the Mix runs ``errors/<name>.csv.gz`` (per-point errors in metres), the
 seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspector), and
-``REPORT.md`` (:mod:`scadf_lib.report`).
+the report (:mod:`scadf_lib.report`: ``results/REPORT.md`` for the reference set).
 
 Command line::
 
-    python -m scadf_lib.experiments --preset cpu --jobs 2   # what results/ holds (see REPORT.md for runs, time)
-    python -m scadf_lib.experiments --preset converged --jobs 2   # results/converged: trained to the stopping rule
+    python -m scadf_lib.experiments --preset flat --jobs 2 --park   # the reference set, results/flat (resumable)
     python -m scadf_lib.experiments --preset paper --studies main ablation --stack 64 --jobs 9 \
         --compile reduce-overhead --time-limit-min 9   # on a GPU: runs of one method as stacked models
 
@@ -42,165 +41,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
-from scadf_lib.fileio import atomic_path, write_json_atomic
-from scadf_lib.trajectories import min_cluster_size_for
-from scadf_lib.training import (COMPILE_MODES, CONVERGED_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
+from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
+from scadf_lib.planning import PRIORITY, Run, plan, priority  # noqa: F401  (re-exported)
+from scadf_lib.training import (COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
                                 late_gain, scaled_lr, select_device, train)
 
-from scadf_lib.presets import METHODS, PRESETS, SCENES, STUDIES  # noqa: F401  (re-exported)
-from scadf_lib.tables import budget_metrics, budget_table, mean_ci, summarize  # noqa: F401  (re-exported)
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    study: str
-    cfg: TrainConfig
-    tags: dict[str, Any] = field(default_factory=dict)
-
-
-def plan(preset: str = "cpu", data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
-         epochs: int | None = None, methods: tuple[str, ...] = METHODS, main_scenes: tuple[str, ...] | None = None,
-         regimes: tuple[str, ...] | None = None) -> list[Run]:
-    """The list of runs of a preset, in the order they are executed. ``batch_size`` other than the
-    paper's 64 takes the learning rate of :func:`scaled_lr` (a GPU does a batch of 512 in the time of
-    one of 64); ``compile`` is :attr:`TrainConfig.compile`; ``epochs`` replaces the preset's (a larger
-    batch takes fewer steps per epoch and so needs more epochs: ``bench/bench_batch_scaling.py``);
-    ``methods`` limits the method comparisons (main, blocks, degradation, budget) to some methods;
-    ``main_scenes`` and ``regimes`` limit the ``main`` study (default: the preset's ``main_scenes`` /
-    ``main_regimes``, else every scene and both regimes). The ``anchors`` study (:mod:`scadf_lib.anchors`)
-    scores the classical anchors on every scene x regime x seed of ``scenes``."""
-    unknown = set(methods) - set(METHODS)
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    p = PRESETS[preset]
-    studies = tuple(s for s in studies if s in p.get("studies", STUDIES))
-    main_scenes = tuple(s for s in scenes if s in (main_scenes or p.get("main_scenes", scenes)))
-    regimes = regimes or p.get("main_regimes", ("mix", "ood"))
-    bad = set(regimes) - {"mix", "ood"}
-    if bad:
-        raise ValueError(f"unknown regimes {sorted(bad)}; choose from ['mix', 'ood']")
-    base = TrainConfig(epochs=epochs or p["epochs"], train_per_point=p["train_per_point"], test_per_point=p["test_per_point"],
-                       max_steps_per_epoch=p.get("max_steps_per_epoch"), batch_size=batch_size,
-                       lr=scaled_lr(batch_size), compile=compile, stop_min_gain=p.get("stop_min_gain"),
-                       decay_fraction=p.get("decay_fraction", 1.0),
-                       min_lr_fraction=p.get("min_lr_fraction", TrainConfig.min_lr_fraction),
-                       offset_anneal_fraction=p.get("offset_anneal_fraction", TrainConfig.offset_anneal_fraction),
-                       stop_patience=p.get("stop_patience", 5))
-    epoch_factor: dict[str, int] = p.get("epoch_factor", {})
-    max_epochs: int | None = p["max_epoch_factor"] * base.epochs if "max_epoch_factor" in p else None
-    runs: list[Run] = []
-
-    def add(name: str, study: str, scene: str, tags: dict[str, Any] | None = None, **kw: Any) -> None:
-        cfg = replace(base, data_path=f"{data_dir}/{scene}.nc", **kw)
-        if max_epochs and study != "anchors":  # the schedule spans cfg.epochs; the floor holds up to max_epochs
-            cfg = replace(cfg, schedule_epochs=cfg.epochs, epochs=max(max_epochs, cfg.epochs))
-        runs.append(Run(name, study, cfg, {"scene": scene, **(tags or {})}))
-
-    def add_main(seed: int) -> None:
-        for scene in scenes:
-            if "main" in studies and scene in main_scenes:
-                for regime in (r for r in regimes if r != "ood" or scene in p.get("ood_scenes", scenes)):
-                    for method in methods:
-                        corrupt = {"score_corrupted": True} if (p.get("score_corrupted") and scene == "munich"
-                                                                 and regime == "mix") else {}
-                        add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene, {"variant": method, **corrupt},
-                            model=method, regime=regime, seed=seed,
-                            epochs=base.epochs * epoch_factor.get(method, 1))
-            if "spatial" in studies and scene in p.get("spatial_scenes", scenes):  # L = 1; L x the trajectories, so each point is trained on as often
-                add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene,
-                    {"variant": "scadf_nospace", "paired_with": f"main_{scene}_mix_scadf_s{seed}"},
-                    trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed,
-                    train_per_point=5 * base.train_per_point)
-            if "blocks" in studies and seed in p.get("block_seeds", p["seeds"]):
-                for method in methods:
-                    add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method},
-                        model=method, holdout="blocks", seed=seed)
-
-    if "anchors" in studies:  # seconds each: first, so that every table has them
-        from scadf_lib.anchors import ANCHORS
-        for seed in p["seeds"]:
-            for scene in scenes:
-                for regime in ("mix", "ood"):
-                    for method in ANCHORS:
-                        add(f"anchor_{scene}_{regime}_{method}_s{seed}", "anchors", scene, {"variant": method},
-                            regime=regime, seed=seed)
-    # Two seeds of everything first, then ablations and sensitivity, then the remaining seeds, so
-    # that an interrupted run still leaves a complete (if narrower) set of tables.
-    for seed in p["seeds"][:2]:
-        add_main(seed)
-    if "ablation" in studies:
-        for seed in p["ablation_seeds"]:
-            for variant in ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb"):
-                add(f"ablation_munich_mix_{variant}_s{seed}", "ablation", "munich", {"variant": variant},
-                    model=variant, seed=seed)
-    if "sensitivity" in studies:
-        seed = p["seeds"][0]
-        for n in p.get("experts", (2, 4, 16)):
-            add(f"sens_experts{n}", "sensitivity", "munich", {"param": "n_experts", "value": n},
-                model_overrides={"n_experts": n}, seed=seed)
-        for lam in p.get("lambdas", (0.0, 0.01, 1.0, 10.0, 100.0)):
-            add(f"sens_lambda{lam}", "sensitivity", "munich", {"param": "mmd_weight", "value": lam},
-                model_overrides={"mmd_weight": lam}, seed=seed)
-        for L in p.get("lengths", (3, 7)):
-            add(f"sens_L{L}", "sensitivity", "munich", {"param": "trajectory_length", "value": L},
-                trajectory_length=L, seed=seed)
-        for r in p.get("radii", (3.0, 6.0)):
-            add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r, seed=seed)
-    for seed in p["seeds"][2:]:
-        add_main(seed)
-    if "main" in studies:  # seed 0 per further scene: the routing inspector's checkpoints and a baseline
-        for scene in (s for s in p.get("inspector_scenes", ()) if s in scenes and s not in main_scenes):
-            for method in (m for m in p.get("scene_methods", ("scadf",)) if m in methods):
-                tags = {"variant": method, **({"inspector": True} if method == "scadf" else {})}
-                add(f"main_{scene}_mix_{method}_s{p['seeds'][0]}", "main", scene, tags,
-                    model=method, regime="mix", seed=p["seeds"][0])
-    if "degradation" in studies and "munich" in scenes:
-        for seed in p.get("degradation_seeds", p["seeds"]):
-            for method in methods:
-                add(f"degr_munich_mix_{method}_aug_s{seed}", "degradation", "munich",
-                    {"variant": method, "clean_run": f"main_munich_mix_{method}_s{seed}"}, model=method,
-                    augment=True, seed=seed, epochs=base.epochs * epoch_factor.get(method, 1))
-    if "budget" in studies:
-        cells = [(m, e, s) for e in p.get("budget_epochs", ()) for s in p["budget_seeds"]
-                 for m in p.get("budget_methods", methods)]
-        cells += [(m, e, s) for m, e, seeds in p.get("budget_extra", ()) for s in seeds]
-        for method, epochs, seed in cells:
-            if method in methods:
-                add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
-                    {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs, seed=seed)
-    if p.get("order") == "priority":
-        runs.sort(key=priority)
-    return runs
-
-
-#: Order of a sweep whose preset says ``order: priority`` (lower first): the cells that answer the
-#: paper's question first (Table II on munich, then the other scenes, then OOD), the ablations and
-#: the spatial-context runs next, then sensitivity, budget checks and the augmented degradation runs.
-PRIORITY = ("anchors", "main_munich_mix", "main_mix", "main_ood", "ablation", "sensitivity", "budget", "degradation")
-
-
-def priority(run: Run) -> tuple[int, int]:
-    """Sort key of a run under :data:`PRIORITY`: (its class, its seed); the sort is stable, so runs
-    of one class and seed keep the plan's order (scenes, then methods)."""
-    if run.study == "main":
-        scene_first = run.cfg.regime == "mix" and run.tags["scene"] == "munich"
-        cls = "main_munich_mix" if scene_first else f"main_{run.cfg.regime}"
-    else:
-        cls = {"spatial": "ablation"}.get(run.study, run.study)
-    return PRIORITY.index(cls) if cls in PRIORITY else len(PRIORITY), run.cfg.seed
+from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES  # noqa: F401  (re-exported)
+from scadf_lib.tables import mean_ci, summarize  # noqa: F401  (re-exported)
 
 
 def committed_runs(results: Path) -> set[str]:
@@ -380,7 +234,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
             "lr": run.cfg.lr, "compile": str(run.cfg.compile), "offset_weight": run.cfg.offset_weight,
             "weight_decay_all": run.cfg.decay_all, "val_points_fraction": run.cfg.val_points_fraction,
             "best_epoch": int(res.history.val_localisation.idxmin()) + 1,
-            "val_late_gain": gain, "converged": bool(gain < CONVERGED_GAIN),
+            "val_late_gain": gain, "converged": bool(gain < FLAT_GAIN),
             "epochs_trained": len(res.history), "steps_trained": int(res.history["step"].iloc[-1]),
             "stopped_early": len(res.history) < run.cfg.epochs, "stop_min_gain": run.cfg.stop_min_gain,
             "stop_patience": run.cfg.stop_patience, "train_per_point": run.cfg.train_per_point,
@@ -442,7 +296,8 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     """Score a finished run's best checkpoint under every corruption (``degradation.csv``) and,
     for SCADF-MoE, its routing against the CFR's SNR (``routing_response.csv``); skipped when done."""
     from scadf_lib.degradation import degraded_metrics, routing_response
-    from scadf_lib.training import load_checkpoint, model_from_checkpoint, prepare_data
+    from scadf_lib.checkpoints import load_checkpoint, model_from_checkpoint
+    from scadf_lib.rundata import prepare_data
     if threads:
         torch.set_num_threads(threads)
     run_dir = work / run.name
@@ -729,13 +584,13 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
-    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default=REFERENCE_SET, choices=sorted(PRESETS))
     ap.add_argument("--data-dir", default="data")
-    ap.add_argument("--work", default=None, help="per-run folders (default runs/experiments for cpu, else runs/<preset>)")
+    ap.add_argument("--work", default=None, help="per-run folders (default runs/<preset>)")
     ap.add_argument("--results", default=None,
-                    help="collected tables read by the notebooks (default results/ for cpu, else results/<preset>)")
+                    help="collected tables read by the notebooks (default results/<preset>)")
     ap.add_argument("--main-scenes", nargs="+", default=None, choices=SCENES,
-                    help="scenes of the main study (default: the preset's, e.g. munich for 'converged', else --scenes)")
+                    help="scenes of the main study (default: the preset's, else --scenes)")
     ap.add_argument("--regimes", nargs="+", default=None, choices=["mix", "ood"],
                     help="regimes of the main study (default: the preset's, else both)")
     ap.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
@@ -764,8 +619,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--batch-size, --jobs and --stack must be positive")
     if a.epochs is not None and a.epochs < 1:
         ap.error("--epochs must be positive")
-    work = Path(a.work or ("runs/experiments" if a.preset == "cpu" else f"runs/{a.preset}"))
-    results = Path(a.results or ("results" if a.preset == "cpu" else f"results/{a.preset}"))
+    work = Path(a.work or f"runs/{a.preset}")
+    results = Path(a.results or f"results/{a.preset}")
     runs = plan(a.preset, a.data_dir, tuple(a.scenes), tuple(a.studies), batch_size=a.batch_size,
                 compile=a.compile or False, epochs=a.epochs, methods=tuple(a.methods),
                 main_scenes=tuple(a.main_scenes) if a.main_scenes else None,
@@ -777,8 +632,12 @@ def main(argv: list[str] | None = None) -> int:
     if metrics.empty:
         print("no run has finished yet: no tables or report written")
         return 0
-    from scadf_lib.report import write_report  # the report reads the tables; it does not import this module
+    from scadf_lib.plots import save_learning_curves
+    from scadf_lib.report import update_readme, write_report  # the report reads the tables only
+    save_learning_curves(results)
     print("report:", write_report(results, a.preset))
+    if results.resolve() == project_path(f"results/{REFERENCE_SET}").resolve():
+        update_readme(project_path("README.md"), results)
     return 0
 
 

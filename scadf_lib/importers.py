@@ -56,9 +56,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scadf_lib.schema import DatasetError, drop_duplicate_positions, save_fingerprints, validate
+from scadf_lib.schema import (SPEED_OF_LIGHT, DatasetError, drop_duplicate_positions, fingerprint_content,  # noqa: F401
+                              save_fingerprints, subcarrier_offsets_hz, validate)
 
-SPEED_OF_LIGHT = 299_792_458.0  # m/s
 TABLE_COLUMNS = ("ue", "band_ghz", "x_m", "y_m", "aod", "aoa", "distance_m", "path_gain", "los")
 ANGLE_UNITS = ("rad", "deg")
 GAIN_UNITS = ("dB", "linear")
@@ -66,11 +66,6 @@ GAIN_UNITS = ("dB", "linear")
 
 class ImportError_(ValueError):
     """An input that cannot be imported; the message names the problem and the fix."""
-
-
-def subcarrier_offsets_hz(bandwidth_hz: float, num_subcarriers: int) -> np.ndarray:
-    """Subcarrier frequency offsets from the carrier (Hz), centred on 0, as the ray tracer uses them."""
-    return (np.arange(num_subcarriers) - num_subcarriers // 2) * (bandwidth_hz / num_subcarriers)
 
 
 def wrap_angle(rad: np.ndarray) -> np.ndarray:
@@ -84,37 +79,9 @@ def fingerprint_dataset(bands_ghz: np.ndarray, xyz: np.ndarray, per_band: dict[s
     """The schema Dataset from arrays (band, ue): ``aod``/``aoa`` (rad), ``distance`` (m), ``path_gain``
     (dB), ``los`` (bool), ``num_paths``; ``xyz`` (ue, 3) m; ``cfr`` complex (band, ue, antenna,
     subcarrier) or None (``has_cfr = 0``)."""
-    dims = ("band", "ue")
-
-    def var(values: np.ndarray, units: str, long_name: str, d: tuple[str, ...] = dims) -> xr.Variable:
-        return xr.Variable(d, values, attrs={"units": units, "long_name": long_name})
-
-    data = {
-        "aod": var(per_band["aod"].astype(np.float32), "rad", "azimuth of departure of the dominant path"),
-        "aoa": var(per_band["aoa"].astype(np.float32), "rad", "azimuth of arrival of the dominant path"),
-        "distance": var(per_band["distance"].astype(np.float32), "m", "propagation distance of the dominant path"),
-        "path_gain": var(per_band["path_gain"].astype(np.float32), "dB", "total path gain over all paths"),
-        "los": var(per_band["los"].astype(bool), "1", "line-of-sight path exists"),
-        "has_path": var(np.ones(per_band["aod"].shape, bool), "1", "at least one path found"),
-        "num_paths": var(per_band["num_paths"].astype(np.int16), "1", "number of valid paths"),
-        "x": var(xyz[:, 0].astype(np.float64), "m", "UE x position", ("ue",)),
-        "y": var(xyz[:, 1].astype(np.float64), "m", "UE y position", ("ue",)),
-        "z": var(xyz[:, 2].astype(np.float64), "m", "UE height", ("ue",)),
-    }
-    n_ant = 1
-    if cfr is not None:
-        n_ant = cfr.shape[2]
-        spec = ("band", "ue", "antenna", "subcarrier")
-        data["cfr_real"] = var(cfr.real.astype(np.float32), "1", "real part of the channel frequency response", spec)
-        data["cfr_imag"] = var(cfr.imag.astype(np.float32), "1", "imaginary part of the channel frequency response", spec)
-    coords = {
-        "band": ("band", np.asarray(bands_ghz, dtype=np.float64), {"units": "GHz", "long_name": "carrier frequency"}),
-        "ue": ("ue", np.arange(len(xyz))),
-        "antenna": ("antenna", np.arange(n_ant), {"long_name": "BS array element index"}),
-        "subcarrier": ("subcarrier", np.arange(num_subcarriers)),
-        "subcarrier_offset": ("subcarrier", subcarrier_offsets_hz(bandwidth_hz, num_subcarriers),
-                              {"units": "Hz", "long_name": "subcarrier offset from the carrier"}),
-    }
+    xyz = np.asarray(xyz, dtype=np.float64)
+    data, coords = fingerprint_content(per_band, xyz, cfr, bands_ghz, bandwidth_hz, num_subcarriers,
+                                       z_long_name="UE height")
     known = np.array([2.6, 6.0, 28.0])
     extra = [float(b) for b in bands_ghz if not np.isclose(known, b).any()]
     attrs: dict[str, Any] = {

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -48,10 +48,10 @@ from tqdm import tqdm
 
 from scadf_lib.models import ModelConfig
 from scadf_lib.schema import KNOWN_BANDS_GHZ
-from scadf_lib.training import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint
+from scadf_lib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, input_features, regime_bands
 
-#: Keys every checkpoint holds (its layout is :data:`scadf_lib.training.CHECKPOINT_FORMAT`).
+#: Keys every checkpoint holds (its layout is :data:`scadf_lib.checkpoints.CHECKPOINT_FORMAT`).
 CHECKPOINT_KEYS = ("model", "model_config", "normalizer", "train_config")
 #: Variables inference reads (positions are not among them).
 INPUT_VARIABLES = ("aod", "aoa", "distance", "path_gain", "cfr_real", "cfr_imag")
@@ -108,6 +108,7 @@ class Localiser:
     train_config: dict[str, Any]
     bands: tuple[float, ...]  # GHz: the bands the model trained or was tested on
     source: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)  # the run's epochs up to this checkpoint
 
     @property
     def trajectory_length(self) -> int:
@@ -135,7 +136,7 @@ class Localiser:
             raise LocaliseError(f"'{path}' was written by another version of the models ({exc}): retrain it "
                                 f"with this workbook") from exc
         return cls(model.to(device).eval(), norm, ModelConfig(**state["model_config"]), dict(state["train_config"]),
-                   checkpoint_bands(state["train_config"]), str(path))
+                   checkpoint_bands(state["train_config"]), str(path), list(state.get("history", [])))
 
     # ------------------------------------------------------------------------------------- inputs
 
@@ -266,7 +267,7 @@ def checkpoint_facts(path: Path) -> dict[str, Any]:
     epoch and the training steps to it, parameters."""
     loc = Localiser.from_checkpoint(path)
     tc = loc.train_config
-    hist = pd.DataFrame(torch.load(path, map_location="cpu", weights_only=True).get("history", []))
+    hist = pd.DataFrame(loc.history)
     best = int(hist.val_localisation.idxmin()) + 1 if "val_localisation" in hist else None
     return {"file": path.name, "scene": Path(str(tc["data_path"])).stem, "model": tc["model"], "regime": tc["regime"],
             "seed": int(tc["seed"]), "L": loc.trajectory_length, "bands_ghz": "/".join(f"{b:g}" for b in loc.bands),
@@ -287,8 +288,8 @@ def model_card(models_dir: Path, metrics_csv: Path | None = None) -> str:
             g = g.drop_duplicates(["scene", "model", "regime", "seed", "L"])
             rows = rows.merge(g[["scene", "model", "regime", "seed", "L", f"{group} MSE (m²)"]], how="left",
                               on=["scene", "model", "regime", "seed", "L"])
-    from scadf_lib.report import _df_md
-    table = _df_md(rows.round(3)) if len(rows) else "(no checkpoints)"
+    from scadf_lib.report import md_table
+    table = md_table(rows.round(3)) if len(rows) else "(no checkpoints)"
     source = f" and `{metrics_csv}`" if metrics_csv is not None else ""
     return f"""# Trained models
 
@@ -299,7 +300,7 @@ its model and training configurations, the normalisation statistics fitted on it
 and its learning history. **Data**: the scene's shipped fingerprints (`data/<scene>.nc`, Sionna RT,
 2.6 / 6 / 28 GHz, 64 subcarriers over 50 MHz). **Split**: radius clusters of the true positions,
 20 % of each cluster's points held out (in no training trajectory), seeded by the run's seed
-(`scadf_lib.training.split_of` rebuilds it from the checkpoint). **Protocol**: the reference set's
+(`scadf_lib.config.split_of` rebuilds it from the checkpoint). **Protocol**: the reference set's
 (`flat` preset: AdamW, batch 64, lr 3e-3, cosine to a 1 % floor held until the validation curve is
 flat or 240 epochs). MSE is the mean squared Euclidean error over the run's test trajectories,
 bands pooled, in m² (the paper's metric); `held-out` scores the points no training trajectory holds.

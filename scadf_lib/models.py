@@ -44,8 +44,7 @@ class ModelConfig:
     task_embeddings: bool = True
     normalize_router: bool = True
     mmd_weight: float = 0.1  # lambda of the loss
-    # Learning-dynamics choices the paper leaves open (defaults: the fixed behaviour; the old one is
-    # reachable for ablations, see ``LEGACY_INIT``):
+    # Learning-dynamics choices the paper leaves open (``PLAIN_INIT`` turns all three off):
     residual_init: str = "zero"  # "zero": residual-branch output layers start at 0 (block = identity); "default"
     encoder_norm: bool = True  # LayerNorm at each encoder's output: CFR and numeric tokens start at one scale
     task_prenorm: bool = True  # the task MoE's router and experts read LayerNorm(x), like the blocks above it
@@ -59,11 +58,12 @@ class ModelConfig:
 
 
 #: ``ModelConfig.residual_init`` choices: "zero" (nanoGPT/Fixup/ReZero/DiT-style identity at init) or
-#: "default" (PyTorch's default init of the output layers: the model before 2026-12).
+#: "default" (PyTorch's default init of the output layers).
 RESIDUAL_INITS = ("zero", "default")
 
-#: Overrides that rebuild the models as they were before the per-point learning fixes (ablation).
-LEGACY_INIT: dict[str, Any] = {"residual_init": "default", "encoder_norm": False, "task_prenorm": False}
+#: Overrides that turn off the three learning-dynamics choices (PyTorch's default init, no encoder or
+#: task-MoE norms): the plain models of the learning benchmark's ablation (``bench/bench_learning.py``).
+PLAIN_INIT: dict[str, Any] = {"residual_init": "default", "encoder_norm": False, "task_prenorm": False}
 
 
 def zero_residual_output(*params: torch.Tensor) -> None:
@@ -72,8 +72,8 @@ def zero_residual_output(*params: torch.Tensor) -> None:
     Not in the paper (it says nothing about initialisation). Reading: the residual stream should
     start as each point's own tokens; with full-scale branches every block first adds a vector that
     is nearly the same for all 40 tokens of a sample (near-uniform attention and soft-MoE dispatch),
-    which drowns the per-point signal that lies ~0.03 position-scale units from the trajectory mean
-    (review 2026-12, finding 1). The branch's output weights get gradients at once; its input
+    which drowns the per-point signal that lies ~0.03 position-scale units from the trajectory mean.
+    The branch's output weights get gradients at once; its input
     weights follow from the second step.
     """
     with torch.no_grad():
@@ -351,7 +351,7 @@ class ModalityTaskMoE(nn.Module):
     to the slot inputs (not to the tokens), so it tells the shared experts which task a slot serves;
     the read-out is the mean over the slice (the paper does not name one); the router and experts
     read the LayerNorm-ed stream (``task_prenorm``; vmoe's MoE blocks are pre-norm; off: the raw
-    stream, the model before 2026-12). The routing is implemented densely: every task routes over all
+    stream). The routing is implemented densely: every task routes over all
     m tokens with the tokens outside M_t masked out of the dispatch softmax (one batched einsum); the
     residual, LayerNorm and read-out then gather only the R = sum_t |M_t| rows inside the slices (the
     others have zero read-out weight): the same function, a third of the rows for L = 5.
@@ -417,7 +417,7 @@ class ModalityTaskMoE(nn.Module):
 
 
 #: Bandwidths (sigma^2, times 1 / S) of the fixed multi-scale Gaussian kernel of :func:`router_mmd`.
-MMD_BANDWIDTHS = (0.5, 2.0, 8.0)
+MMD_BANDWIDTHS = (0.5, 2.0, 8.0)  # router_mmd evaluates exactly these three with one exp
 
 
 def router_mmd(combine: torch.Tensor, token_mask: torch.Tensor,
@@ -444,14 +444,12 @@ def router_mmd(combine: torch.Tensor, token_mask: torch.Tensor,
     flat = combine.float()[:, task_of_row, token_of_row]  # (B, R, S)
     sq = flat.pow(2).sum(-1)
     d2 = (sq[:, :, None] + sq[:, None, :] - 2 * flat @ flat.transpose(1, 2)).clamp_min(0)
-    if MMD_BANDWIDTHS == (0.5, 2.0, 8.0):  # one exp: with u = exp(-d2 S / 8), the others are u^4 and u^16
-        u = torch.exp(d2 * (-s / 8.0))
-        u2 = u * u
-        u4 = u2 * u2
-        u8 = u4 * u4
-        k = (u + u4 + u8 * u8) / 3.0  # (B, R, R)
-    else:
-        k = sum(torch.exp(-d2 * s / bw) for bw in MMD_BANDWIDTHS) / len(MMD_BANDWIDTHS)
+    # one exp for the three bandwidths (0.5, 2, 8) / S: with u = exp(-d2 S / 8), the others are u^4 and u^16
+    u = torch.exp(d2 * (-s / 8.0))
+    u2 = u * u
+    u4 = u2 * u2
+    u8 = u4 * u4
+    k = (u + u4 + u8 * u8) / 3.0  # (B, R, R)
     weight = (1.0 / token_mask.sum(-1).to(flat.dtype))[task_of_row]  # (R,) sample weight 1 / |M_t|
     a = F.one_hot(task_of_row, t).to(flat.dtype) * weight[:, None]  # (R, T)
     gram = a.t() @ (k @ a)  # (B, T, T) <mu_t, mu_u> = A^T K A
@@ -633,7 +631,6 @@ REGISTRY: dict[str, tuple[ModelFactory, dict[str, Any]]] = {
     "scadf_no_task_emb": (SCADFMoE, {"task_embeddings": False}),
 }
 BASELINES = ("concat", "fullcon", "transfusion", "softmoe")
-ABLATIONS = ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb")
 
 
 def model_config(name: str, **overrides: Any) -> ModelConfig:

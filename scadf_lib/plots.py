@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import matplotlib.pyplot as plt
@@ -13,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from scadf_lib.clustering import Clustering
 from scadf_lib.evaluation import Predictions
-from scadf_lib.schema import complex_cfr
+from scadf_lib.schema import SPEED_OF_LIGHT, complex_cfr
 from scadf_lib.trajectories import SpatialSplit
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -65,22 +66,39 @@ def scalar_distributions(ds: xr.Dataset) -> plt.Figure:
 
 
 def cfr_examples(ds: xr.Dataset, ues: list[int], antenna: int = 0) -> plt.Figure:
-    """CFR magnitude (dB) and unwrapped phase (rad) against subcarrier offset (MHz), per band."""
+    """CFR magnitude (dB) and phase (rad) against subcarrier offset (MHz), per band. The phase is
+    shown with the dominant path's delay removed, H(f) exp(+j 2π f d / c) with d its length (m): the
+    raw phase turns by 2π Δf d / c per subcarrier (Δf = 781 kHz), more than π for paths longer than
+    c / (2 Δf) = 192 m, where unwrapping aliases; what remains is the other paths' effect."""
     h = complex_cfr(ds).isel(antenna=antenna)
-    f_mhz = ds["subcarrier_offset"].values / 1e6
+    f_hz = ds["subcarrier_offset"].values
+    f_mhz = f_hz / 1e6
     fig, axes = plt.subplots(2, len(ues), figsize=(4.2 * len(ues), 6), constrained_layout=True, squeeze=False)
     for j, ue in enumerate(ues):
         link = "LOS" if bool(ds["los"].values[0, ue]) else "NLOS"
-        for b in ds["band"].values:
+        for i, b in enumerate(ds["band"].values):
             hb = h.sel(band=b).isel(ue=ue).values
+            delay_s = float(ds["distance"].values[i, ue]) / SPEED_OF_LIGHT
             axes[0, j].plot(f_mhz, 20 * np.log10(np.abs(hb) + 1e-30), label=f"{b:g} GHz")
-            axes[1, j].plot(f_mhz, np.unwrap(np.angle(hb)), label=f"{b:g} GHz")
+            axes[1, j].plot(f_mhz, np.unwrap(np.angle(hb * np.exp(2j * np.pi * f_hz * delay_s))), label=f"{b:g} GHz")
         axes[0, j].set_title(f"UE {ue} ({link}, {float(ds['distance'].values[0, ue]):.0f} m)")
         axes[0, j].set_ylabel("|H| (dB)")
-        axes[1, j].set_ylabel("phase (rad, unwrapped)")
+        axes[1, j].set_ylabel("phase, dominant delay removed (rad)")
         axes[1, j].set_xlabel("subcarrier offset (MHz)")
-    axes[0, 0].legend()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="band")
     return fig
+
+
+def cfr_ripple_db(ds: xr.Dataset, antenna: int = 0) -> pd.DataFrame:
+    """Median ripple of |H| across the band (max - min over subcarriers, dB) per band and LOS/NLOS:
+    how frequency-selective the CFRs are (one path alone gives 0 dB)."""
+    mag = 20 * np.log10(np.abs(complex_cfr(ds).isel(antenna=antenna).values) + 1e-30)  # (band, ue, sc)
+    ripple = mag.max(-1) - mag.min(-1)
+    los = ds["los"].values.astype(bool)
+    return pd.DataFrame({"band (GHz)": [f"{b:g}" for b in ds["band"].values],
+                         "LOS median ripple (dB)": [float(np.median(r[m])) for r, m in zip(ripple, los)],
+                         "NLOS median ripple (dB)": [float(np.median(r[~m])) for r, m in zip(ripple, los)]})
 
 
 def los_counts(ds: xr.Dataset) -> plt.Figure:
@@ -93,15 +111,16 @@ def los_counts(ds: xr.Dataset) -> plt.Figure:
 
 
 def radius_search(clustering: Clustering, threshold: int) -> plt.Figure:
+    """Median cluster size against the radii the search tried (linear axes, a few readable ticks)."""
     r, med = zip(*clustering.search)
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), constrained_layout=True)
     ax.plot(r, med, "o-", label="radii tried by the search")
     ax.axhline(threshold, color="gray", ls="--", label=f"threshold = {threshold}")
     ax.axvline(clustering.radius_m, color="tab:red", label=f"chosen r = {clustering.radius_m:.1f} m")
     ax.set_xlabel("clustering radius r (m)")
     ax.set_ylabel("median cluster size (points)")
-    ax.set_xscale("log")
-    ax.legend()
+    ax.xaxis.set_major_locator(MaxNLocator(6))
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -121,10 +140,12 @@ def split_map(xy: np.ndarray, split: SpatialSplit, n_examples: int = 3, seed: in
     ax = axes[1]
     ax.scatter(*xy[~used].T, s=4, color="lightgray", label="unused (small cluster or guard band)")
     ax.scatter(*xy[split.train_points].T, s=4, color="tab:blue", label="training points")
+    if len(split.val_points):
+        ax.scatter(*xy[split.val_points].T, s=5, color="tab:green", label="validation points (choose the best epoch)")
     ax.scatter(*xy[unseen_test].T, s=6, color="tab:orange", label="held-out points (in test trajectories)")
     for k, traj in enumerate(split.test_traj[rng.choice(len(split.test_traj), n_examples, replace=False)]):
         ax.plot(*xy[traj].T, "-o", color="black", lw=1.2, ms=4, label="test trajectories" if k == 0 else None)
-    _map_axes(ax, title="train / test split")
+    _map_axes(ax, title="the split training uses" if len(split.val_points) else "train / test split")
     ax.legend(loc="upper right", markerscale=2, fontsize=8)
     return fig
 
@@ -215,66 +236,50 @@ def error_histograms(errors: Mapping[str, pd.DataFrame], title: str = "") -> plt
     return fig
 
 
-def budget_curves(table: pd.DataFrame, title: str = "") -> plt.Figure:
-    """MSE (m^2, mean and 95 % CI over seeds) against training epochs, one line per method, from
-    :func:`scadf_lib.experiments.budget_table`; one panel per metric group."""
-    groups = list(dict.fromkeys(table.group)) or ["overall"]
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 3.8), constrained_layout=True, squeeze=False)
-    for ax, group in zip(axes[0], groups):
-        for model, g in table[table.group == group].groupby("model"):
-            g = g.sort_values("epochs")
-            ax.errorbar(g.epochs, g.mse_m2, yerr=g.ci95.fillna(0), marker="o", capsize=3, label=model)
-        ax.set_xlabel("training epochs")
-        ax.set_ylabel("MSE (m$^2$)")
-        ax.set_yscale("log")
-        ax.set_title(f"{title} {group}".strip())
-    if table.empty:
-        axes[0, 0].text(0.5, 0.5, "no budget runs yet", ha="center", va="center", transform=axes[0, 0].transAxes)
-    else:
-        axes[0, -1].legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    return fig
-
-
 #: x-axis label (with unit) of each corruption kind of :mod:`scadf_lib.degradation`.
 CORRUPTION_AXES = {"cfr_snr_db": "CFR SNR (dB)", "angle_deg": "AoA/AoD error std (deg)",
                    "distance_pct": "distance error std (%)", "gain_db": "path-gain error std (dB)"}
 
 
 def degradation_curves(summary: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Held-out MSE (m^2, mean and 95 % CI over seeds) against the corruption level, one panel per
-    noise kind (the clean score at level 0 / infinite SNR), one colour per method, solid trained
-    clean, dashed trained with augmentation; a last panel with each modality missing.
-    ``summary``: :func:`scadf_lib.report.degradation_summary`."""
-    fig = plt.figure(figsize=(22, 8), constrained_layout=True)
-    grid = fig.add_gridspec(2, 4)
-    axes = [fig.add_subplot(grid[0, i]) for i in range(4)] + [fig.add_subplot(grid[1, :3])]
-    colours = dict(zip(sorted(summary.model.unique()), sns.color_palette(n_colors=summary.model.nunique())))
-    for ax, (kind, label) in zip(axes, CORRUPTION_AXES.items()):
-        for (model, training), g in summary.groupby(["model", "training"]):
-            clean = g[g.label == "clean"]
-            pts = g[g.corruption == kind]
-            x = [40.0 if kind == "cfr_snr_db" else 0.0] + pts.level.astype(float).tolist()
-            y = clean.mse_m2.tolist() + pts.mse_m2.tolist()
-            err = clean.ci95.fillna(0).tolist() + pts.ci95.fillna(0).tolist()
-            order = np.argsort(x)
-            ax.errorbar(np.asarray(x)[order], np.asarray(y)[order], yerr=np.asarray(err)[order], capsize=2,
-                        marker="o", ms=3, color=colours[model], ls="-" if training == "clean" else "--",
-                        label=f"{model} ({training})")
-        if kind == "cfr_snr_db":
-            ax.invert_xaxis()
-            ax.set_xticks([40, 30, 20, 10, 0], ["clean", "30", "20", "10", "0"])
-        ax.set_xlabel(label)
-        ax.set_ylabel("held-out MSE (m$^2$)")
-        ax.set_yscale("log")
-    miss = summary[summary.label.str.startswith("missing") | (summary.label == "clean")].copy()
-    miss["case"] = miss.label.str.replace("missing ", "no ", regex=False) + "\n" + miss.training
-    sns.barplot(miss.sort_values(["training", "label"]), x="case", y="mse_m2", hue="model", ax=axes[4],
-                errorbar=None, palette=colours, hue_order=sorted(colours))
-    axes[4].set_yscale("log")
-    axes[4].set_xlabel("modality missing / training")
-    axes[4].set_ylabel("held-out MSE (m$^2$)")
-    axes[3].legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    axes[4].legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left", title="method")
+    """Held-out MSE (m², mean and 95 % CI over seeds) under one corrupted modality: one row per
+    training (clean; augmented where it exists), one panel per noise kind against its level (the clean
+    score at level 0 / 'clean' SNR), one line per method, and a last panel of bars with each modality
+    missing. ``summary``: :func:`scadf_lib.analysis.degradation_summary`."""
+    from scadf_lib.analysis import label
+    trainings = [t for t in ("clean", "augmented") if t in set(summary.training)]
+    methods = [m for m in ("concat", "fullcon", "transfusion", "softmoe", "scadf") if m in set(summary.model)]
+    colours = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
+    fig, axes = plt.subplots(len(trainings), 5, figsize=(22, 4.2 * len(trainings)), constrained_layout=True,
+                             squeeze=False)
+    for row, training in zip(axes, trainings):
+        t = summary[summary.training == training]
+        for ax, (kind, axis_label) in zip(row[:4], CORRUPTION_AXES.items()):
+            for model in methods:
+                g = t[t.model == model]
+                clean, pts = g[g.label == "clean"], g[g.corruption == kind]
+                x = np.array([40.0 if kind == "cfr_snr_db" else 0.0] + pts.level.astype(float).tolist())
+                y = np.array(clean.mse_m2.tolist() + pts.mse_m2.tolist())
+                err = np.array(clean.ci95.fillna(0).tolist() + pts.ci95.fillna(0).tolist())
+                order = np.argsort(x)
+                ax.errorbar(x[order], y[order], yerr=err[order], capsize=2, marker="o", ms=3, color=colours[model],
+                            label=label(model))
+            if kind == "cfr_snr_db":
+                ax.invert_xaxis()
+                ax.set_xticks([40, 30, 20, 10, 0], ["clean", "30", "20", "10", "0"])
+            ax.set_xlabel(axis_label)
+            ax.set_ylabel("held-out MSE (m$^2$)")
+            ax.set_yscale("log")
+        miss = t[t.label.str.startswith("missing")].assign(
+            modality=lambda d: d.label.str.removeprefix("missing "), method=lambda d: d.model.map(label))
+        sns.barplot(miss, x="modality", y="mse_m2", hue="method", ax=row[4], errorbar=None,
+                    palette={label(m): c for m, c in colours.items()}, hue_order=[label(m) for m in methods],
+                    legend=False)
+        row[4].set_yscale("log")
+        row[4].set_xlabel("modality missing (set to its training mean)")
+        row[4].set_ylabel("held-out MSE (m$^2$)")
+        row[0].set_title(f"trained {'clean' if training == 'clean' else 'with augmentation'}", loc="left")
+    axes[0, 3].legend(fontsize=8, title="method", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(title)
     return fig
 
@@ -354,3 +359,21 @@ def track_map(table: pd.DataFrame, grid_xy: np.ndarray, track: object = 0, title
     ax_err.set_ylabel("error (m)")
     ax_err.set_title("error along the track")
     return fig
+
+
+def save_learning_curves(set_dir: Path, scene: str = "munich") -> Path | None:
+    """``<set_dir>/learning_curves.png``: validation curves of the set's main runs of ``scene`` (Mix),
+    with the centroid floor and WKNN's held-out test MSE as references; None without curves."""
+    from scadf_lib.analysis import curve_inputs
+    from scadf_lib.fileio import atomic_path
+    if not (set_dir / "curves.csv").exists():
+        return None
+    curves, floor, anchors = curve_inputs(set_dir, scene)
+    if curves.empty:
+        return None
+    fig = run_curves(curves, floor_m2=floor, anchors=anchors, title=f"{scene} Mix:")
+    out = set_dir / "learning_curves.png"
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out

@@ -34,9 +34,9 @@ import xarray as xr
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
-from scadf_lib.schema import KNOWN_BANDS_GHZ, save_fingerprints
+from scadf_lib.schema import (KNOWN_BANDS_GHZ, SPEED_OF_LIGHT, fingerprint_content, save_fingerprints,
+                              subcarrier_offsets_hz)
 
-SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
 #: Default BS position (x, y, z in metres, scene frame) of the bundled city scenes.
 DEFAULT_BS_POSITION: dict[str, tuple[float, float, float]] = {
@@ -100,8 +100,7 @@ class TraceConfig:
 
     def subcarrier_offsets_hz(self) -> np.ndarray:
         """Subcarrier frequency offsets from the carrier, Hz, centred on 0."""
-        spacing = self.bandwidth_hz / self.num_subcarriers
-        return (np.arange(self.num_subcarriers) - self.num_subcarriers // 2) * spacing
+        return subcarrier_offsets_hz(self.bandwidth_hz, self.num_subcarriers)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -448,40 +447,12 @@ def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConf
                outdoor: int) -> xr.Dataset:
     """Build the schema Dataset from per-band arrays, keeping UEs with a path in every band."""
     keep = merged["has_path"].all(axis=0)
-    n_ant = merged["cfr"].shape[2]
-    band_dims = ("band", "ue")
-
-    def var(values: np.ndarray, units: str, long_name: str, dims: tuple[str, ...] = band_dims) -> xr.Variable:
-        return xr.Variable(dims, values, attrs={"units": units, "long_name": long_name})
-
-    cfr = merged["cfr"][:, keep]
+    per_band = {k: merged[k][:, keep] for k in ("aod", "aoa", "distance", "path_gain", "los", "num_paths")}
+    data, coords = fingerprint_content(per_band, xyz[keep], merged["cfr"][:, keep], np.asarray(config.bands_ghz),
+                                       config.bandwidth_hz, config.num_subcarriers, has_path=merged["has_path"][:, keep])
     ds = xr.Dataset(
-        {
-            "cfr_real": var(cfr.real.astype(np.float32), "1", "real part of the channel frequency response",
-                            ("band", "ue", "antenna", "subcarrier")),
-            "cfr_imag": var(cfr.imag.astype(np.float32), "1", "imaginary part of the channel frequency response",
-                            ("band", "ue", "antenna", "subcarrier")),
-            "aod": var(merged["aod"][:, keep].astype(np.float32), "rad", "azimuth of departure of the dominant path"),
-            "aoa": var(merged["aoa"][:, keep].astype(np.float32), "rad", "azimuth of arrival of the dominant path"),
-            "distance": var(merged["distance"][:, keep].astype(np.float32), "m",
-                            "propagation distance of the dominant path"),
-            "path_gain": var(merged["path_gain"][:, keep].astype(np.float32), "dB", "total path gain over all paths"),
-            "los": var(merged["los"][:, keep].astype(bool), "1", "line-of-sight path exists"),
-            "has_path": var(merged["has_path"][:, keep].astype(bool), "1", "at least one path found"),
-            "num_paths": var(merged["num_paths"][:, keep].astype(np.int16), "1", "number of valid paths"),
-            "x": var(xyz[keep, 0], "m", "UE x position", ("ue",)),
-            "y": var(xyz[keep, 1], "m", "UE y position", ("ue",)),
-            "z": var(xyz[keep, 2], "m", "UE height above the scene origin", ("ue",)),
-        },
-        coords={
-            "band": ("band", np.asarray(config.bands_ghz, dtype=np.float64),
-                     {"units": "GHz", "long_name": "carrier frequency"}),
-            "ue": ("ue", np.arange(int(keep.sum()))),
-            "antenna": ("antenna", np.arange(n_ant), {"long_name": "BS array element index"}),
-            "subcarrier": ("subcarrier", np.arange(config.num_subcarriers)),
-            "subcarrier_offset": ("subcarrier", config.subcarrier_offsets_hz(),
-                                  {"units": "Hz", "long_name": "subcarrier offset from the carrier"}),
-        },
+        data,
+        coords=coords,
         attrs={
             "title": f"SCADF-MoE ray-traced fingerprints, scene {config.scene}",
             "Conventions": "CF-1.10",

@@ -32,6 +32,70 @@ from scadf_lib.fileio import atomic_path
 KNOWN_BANDS_GHZ: tuple[float, ...] = (2.6, 6.0, 28.0)
 
 #: Regenerate hint used in error messages.
+SPEED_OF_LIGHT = 299_792_458.0  # m/s
+
+def subcarrier_offsets_hz(bandwidth_hz: float, num_subcarriers: int) -> np.ndarray:
+    """Subcarrier frequency offsets from the carrier (Hz), centred on 0."""
+    return (np.arange(num_subcarriers) - num_subcarriers // 2) * (bandwidth_hz / num_subcarriers)
+
+
+def fingerprint_content(per_band: dict[str, np.ndarray], xyz: np.ndarray, cfr: np.ndarray | None,
+                        bands_ghz: np.ndarray, bandwidth_hz: float, num_subcarriers: int,
+                        has_path: np.ndarray | None = None, z_long_name: str = "UE height above the scene origin",
+                        ) -> tuple[dict[str, xr.Variable], dict[str, tuple]]:
+    """The variables and coordinates of a fingerprint Dataset, in the schema's units, from arrays over
+    (band, ue): ``aod``/``aoa`` (rad), ``distance`` (m), ``path_gain`` (dB), ``los``, ``num_paths``;
+    ``xyz`` (ue, 3) in m; ``cfr`` complex (band, ue, antenna, subcarrier) or None (no CFR);
+    ``has_path`` (band, ue), all True where None. The one builder of the ray tracer and the importers."""
+    dims = ("band", "ue")
+
+    def var(values: np.ndarray, units: str, long_name: str, d: tuple[str, ...] = dims) -> xr.Variable:
+        return xr.Variable(d, values, attrs={"units": units, "long_name": long_name})
+
+    data: dict[str, xr.Variable] = {}
+    n_ant = 1
+    if cfr is not None:
+        n_ant = cfr.shape[2]
+        spec = ("band", "ue", "antenna", "subcarrier")
+        data["cfr_real"] = var(cfr.real.astype(np.float32), "1", "real part of the channel frequency response", spec)
+        data["cfr_imag"] = var(cfr.imag.astype(np.float32), "1", "imaginary part of the channel frequency response", spec)
+    data.update({
+        "aod": var(per_band["aod"].astype(np.float32), "rad", "azimuth of departure of the dominant path"),
+        "aoa": var(per_band["aoa"].astype(np.float32), "rad", "azimuth of arrival of the dominant path"),
+        "distance": var(per_band["distance"].astype(np.float32), "m", "propagation distance of the dominant path"),
+        "path_gain": var(per_band["path_gain"].astype(np.float32), "dB", "total path gain over all paths"),
+        "los": var(per_band["los"].astype(bool), "1", "line-of-sight path exists"),
+        "has_path": var((np.ones(per_band["aod"].shape, bool) if has_path is None else has_path).astype(bool), "1",
+                        "at least one path found"),
+        "num_paths": var(per_band["num_paths"].astype(np.int16), "1", "number of valid paths"),
+        "x": var(xyz[:, 0], "m", "UE x position", ("ue",)),
+        "y": var(xyz[:, 1], "m", "UE y position", ("ue",)),
+        "z": var(xyz[:, 2], "m", z_long_name, ("ue",)),
+    })
+    coords = {
+        "band": ("band", np.asarray(bands_ghz, dtype=np.float64), {"units": "GHz", "long_name": "carrier frequency"}),
+        "ue": ("ue", np.arange(len(xyz))),
+        "antenna": ("antenna", np.arange(n_ant), {"long_name": "BS array element index"}),
+        "subcarrier": ("subcarrier", np.arange(num_subcarriers)),
+        "subcarrier_offset": ("subcarrier", subcarrier_offsets_hz(bandwidth_hz, num_subcarriers),
+                              {"units": "Hz", "long_name": "subcarrier offset from the carrier"}),
+    }
+    return data, coords
+
+
+PROVENANCE_ATTRS = ("scene", "bs_position_m", "bs_array", "max_depth", "diffraction", "samples_per_src",
+                    "grid_spacing_m", "candidates_total", "candidates_indoor_dropped", "candidates_no_path_dropped",
+                    "sionna_rt_version", "created")
+
+
+def provenance(ds: xr.Dataset) -> dict[str, object]:
+    """How a fingerprint file was made (the attributes of :data:`PROVENANCE_ATTRS` it has), as plain
+    Python values: netCDF hands numbers back as numpy scalars and lists as arrays."""
+    def plain(v: object) -> object:
+        return v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v
+    return {k: plain(ds.attrs[k]) for k in PROVENANCE_ATTRS if k in ds.attrs}
+
+
 REGENERATE_HINT = "regenerate it with `python -m scadf_lib.raytrace --scene <name> --out <file>`"
 
 

@@ -1,5 +1,5 @@
 """Summaries of the tidy result tables (``all_metrics.csv``): means with 95 % confidence intervals
-over seeds, the training-budget table. Used by the driver, the report and the notebooks."""
+over seeds. Used by the driver, the report and the notebooks."""
 
 from __future__ import annotations
 
@@ -27,26 +27,3 @@ def summarize(metrics: pd.DataFrame, by: list[str], group: str, band: str = "all
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mse_m2": mean, "ci95": half,
                      "seeds": int(g.seed.nunique())})
     return pd.DataFrame(rows, columns=[*by, "mse_m2", "ci95", "seeds"])
-
-
-def budget_metrics(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
-    """Metrics of the ``budget`` runs plus the ``main`` Mix runs of the same seeds (trained for
-    ``preset_epochs``), with an integer ``epochs`` column; empty without budget runs."""
-    budget = metrics[(metrics.study == "budget") & (metrics.scene == scene)]
-    if budget.empty:
-        return budget.assign(epochs=pd.Series(dtype=int))
-    base = metrics[(metrics.study == "main") & (metrics.regime == "mix") & (metrics.scene == scene)
-                   & metrics.seed.isin(budget.seed.unique())].assign(value=preset_epochs)
-    both = pd.concat([base, budget]).rename(columns={"value": "epochs"})
-    both["epochs"] = both.epochs.astype(int)
-    return both
-
-
-def budget_table(metrics: pd.DataFrame, preset_epochs: int, scene: str = "munich") -> pd.DataFrame:
-    """MSE (m^2, mean and 95 % CI over seeds) per method and number of training epochs, Mix regime
-    (:func:`budget_metrics`)."""
-    both = budget_metrics(metrics, preset_epochs, scene)
-    if both.empty:
-        return pd.DataFrame(columns=["model", "epochs", "group", "mse_m2", "ci95", "seeds"])
-    return pd.concat([summarize(both, ["model", "epochs"], g).assign(group=g) for g in ("held-out", "overall")],
-                     ignore_index=True)

@@ -120,7 +120,8 @@ def track_study(checkpoints: dict[str, str], data_path: str, n_tracks: int = 400
     row per placed held-out point)."""
     from scadf_lib.localise import Localiser
     from scadf_lib.schema import load_fingerprints
-    from scadf_lib.training import TrainConfig, prepare_data
+    from scadf_lib.config import TrainConfig
+    from scadf_lib.rundata import prepare_data
 
     locs = {k: Localiser.from_checkpoint(p) for k, p in checkpoints.items()}
     ref = next(iter(locs.values()))

@@ -22,7 +22,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -38,115 +37,22 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
-from scadf_lib.degradation import Augment, Corrupt, Degradation, flag_columns
+from scadf_lib.config import (COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, BASE_LR, MODEL_NAMES,  # noqa: F401
+                               TrainConfig, centroid_floor, decay_end_step, first_stop_epoch, late_gain, lr_at,
+                               offset_weight_at, run_bands, scaled_lr, schedule_steps, should_stop, split_of)
+from scadf_lib.degradation import flag_columns
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
 from scadf_lib.fileio import atomic_path, write_json_atomic
-from scadf_lib.models import LEGACY_INIT, REGISTRY, ModelConfig, build_model, count_parameters, model_config
-from scadf_lib.schema import load_fingerprints, parse_band
-from scadf_lib.trajectories import (Features, Normalizer, SpatialSplit, TrajectoryDataset, build_features,
-                                    regime_bands, spatial_split)
-
-
-#: ``torch.compile`` modes a run may ask for: "reduce-overhead" records the compiled forward and
-#: backward as CUDA graphs (one launch per graph instead of one per kernel; ignored on a CPU).
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-#: The paper's batch size, and the learning rate at that batch: the reference of :func:`scaled_lr`.
-#: BASE_LR is the project's choice, not the paper's (its value is stripped from our text): 1e-3 was the
-#: first guess; 3e-3 was measured better at equal steps with the zero-initialised residual branches
-#: (``bench/results/learning.md``). ``LEGACY_LR`` keeps the old value for ablations.
-PAPER_BATCH, BASE_LR, LEGACY_LR = 64, 3e-3, 1e-3
-
-
-def scaled_lr(batch_size: int, base_lr: float = BASE_LR, base_batch: int = PAPER_BATCH) -> float:
-    """Learning rate for ``batch_size`` by the square-root rule (Adam-type optimisers):
-    lr = base_lr * sqrt(batch_size / base_batch). ``bench/bench_batch_scaling.py`` checks, with learning
-    curves side by side, that a larger batch at this rate reaches the paper batch's accuracy."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return base_lr * math.sqrt(batch_size / base_batch)
+from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
+from scadf_lib.checkpoints import (CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint,  # noqa: F401
+                                    save_checkpoint)
+from scadf_lib.rundata import PreparedData, prepare_data, validation_rows  # noqa: F401  (re-exported)
+from scadf_lib.trajectories import Normalizer, TrajectoryDataset
 
 
 class Paused(Exception):
     """Raised by :func:`train` when the next epoch would end past its ``stop_at`` time; the run's
     ``last.pt`` holds every finished epoch, so calling ``train`` again resumes it."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run. Distances in metres, learning rate per step."""
-
-    data_path: str = "data/munich.nc"
-    model: str = "scadf"
-    regime: str = "mix"  # mix | ood
-    band: str = "mix"  # 'mix' (the regime's bands) or one band in GHz (train and test on it; regime mix)
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = BASE_LR
-    weight_decay: float = 0.01
-    decay_all: bool = False  # True: weight decay on every parameter (before 2026-12); False: matrices only
-    offset_weight: float = 100.0  # w0 of the offset curriculum, annealed to 1 (1: the paper's loss throughout)
-    offset_anneal_fraction: float = 0.7  # w(t) reaches 1 at this fraction of the steps
-    warmup_fraction: float = 0.05
-    min_lr_fraction: float = 0.05
-    decay_fraction: float = 1.0  # the cosine reaches min_lr_fraction here and holds (converged preset: 0.75)
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA
-    compile: bool | str = False  # True / "default", or a torch.compile mode: "reduce-overhead" (CUDA graphs)
-    trajectory_length: int = 5
-    radius_m: float | None = None  # None: automatic radius
-    min_median_size: int = 8
-    min_cluster_size: int | None = None  # default from L; a noSpace (L=1) run passes the L=5 value (6)
-    test_fraction: float = 0.2
-    holdout: str = "points"  # points (paper: held-out points per cluster) | blocks (held-out map squares)
-    block_m: float = 20.0  # side of a held-out block, m (holdout="blocks")
-    augment: bool = False  # noise / modality-dropout augmentation with missing-modality flags (degradation)
-    train_per_point: float = 4.0
-    test_per_point: float = 4.0
-    val_fraction: float = 0.1  # of training trajectories: validation on seen positions (monitored)
-    val_points_fraction: float = 0.1  # of each cluster's points: held-out-style validation, selects 'best' (0: off)
-    max_steps_per_epoch: int | None = None
-    stop_min_gain: float | None = None  # stopping rule (:func:`should_stop`): None trains all ``epochs``
-    stop_patience: int = 5  # epochs: the rule's shortest look-back window
-    schedule_epochs: int | None = None  # epochs the lr schedule and curriculum span (None: ``epochs``); the floor holds after
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.model not in REGISTRY:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(REGISTRY)}")
-        if self.regime not in ("mix", "ood"):
-            raise ValueError(f"unknown regime {self.regime!r}; choose 'mix' or 'ood'")
-        if str(self.band) != "mix":
-            parse_band(self.band)
-            if self.regime != "mix":
-                raise ValueError("a single band is a Mix-regime setting; use band='mix' with regime='ood'")
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("batch_size must be >= 1 and lr > 0")
-        if self.trajectory_length < 1:
-            raise ValueError(f"trajectory_length must be >= 1, got {self.trajectory_length}")
-        if self.holdout not in ("points", "blocks"):
-            raise ValueError(f"unknown holdout {self.holdout!r}; choose 'points' (the paper's) or 'blocks'")
-        if self.offset_weight < 1 or not 0 < self.offset_anneal_fraction <= 1:
-            raise ValueError(f"offset_weight must be >= 1 (1: the paper's loss) and offset_anneal_fraction in (0, 1], "
-                             f"got {self.offset_weight} and {self.offset_anneal_fraction}")
-        if not self.warmup_fraction < self.decay_fraction <= 1:
-            raise ValueError(f"decay_fraction must be in (warmup_fraction, 1], got {self.decay_fraction}")
-        if self.stop_min_gain is not None and not (0 < self.stop_min_gain < 1 and self.stop_patience >= 1):
-            raise ValueError(f"stop_min_gain must be in (0, 1) (a relative gain, e.g. 0.02) and stop_patience >= 1 "
-                             f"epochs, got {self.stop_min_gain} and {self.stop_patience}")
-        if self.schedule_epochs is not None and not (isinstance(self.schedule_epochs, int)
-                                                     and 1 <= self.schedule_epochs <= self.epochs):
-            raise ValueError(f"schedule_epochs must be an integer in [1, epochs={self.epochs}] (None: the schedule spans "
-                             f"all epochs), got {self.schedule_epochs!r}")
-        if self.compile not in (False, True, *COMPILE_MODES):
-            raise ValueError(f"compile must be True, False or one of {COMPILE_MODES}, got {self.compile!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -186,84 +92,6 @@ def auto_budget(device: str, epochs: int | None = None,
 
 # ----------------------------------------------------------------------------- data
 
-@dataclass
-class PreparedData:
-    """A run's data. ``val`` selects the best checkpoint: held-out-style validation trajectories
-    (:attr:`SpatialSplit.val_traj`) where the split has validation points, else ``val_seen``'s rows;
-    ``val_seen``: training trajectories set aside (every point still trained on), monitored only."""
-
-    feats: Features
-    split: SpatialSplit
-    norm: Normalizer
-    train: TrajectoryDataset
-    val: TrajectoryDataset
-    test: TrajectoryDataset
-    train_bands: tuple[float, ...]
-    test_bands: tuple[float, ...]
-    val_seen: TrajectoryDataset | None = None
-
-
-def run_bands(cfg: TrainConfig, available: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if str(cfg.band) != "mix":
-        band = parse_band(cfg.band, available)
-        return (band,), (band,)
-    return regime_bands(cfg.regime, available)  # type: ignore[arg-type]
-
-
-def validation_rows(train_traj: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Indices of about ``fraction`` of the training trajectories to validate on (model selection),
-    taken only where every point of the row stays in some remaining training row: the model still
-    trains on every training point (a "seen" point is one it was trained on)."""
-    rng = np.random.default_rng([seed, 4])
-    want = max(1, int(round(fraction * len(train_traj))))
-    counts = np.bincount(train_traj.ravel(), minlength=int(train_traj.max()) + 1)
-    taken: list[int] = []
-    for row in rng.permutation(len(train_traj)):
-        pts = train_traj[row]
-        if (counts[pts] > 1).all():
-            counts[pts] -= 1
-            taken.append(int(row))
-            if len(taken) == want:
-                break
-    if not taken:  # every point is in one row only (train_per_point <= 1 with L = 1): validate on a few
-        taken = rng.permutation(len(train_traj))[:want].tolist()
-    return np.sort(np.asarray(taken, dtype=np.int64))
-
-
-def split_of(cfg: TrainConfig, xy: np.ndarray) -> SpatialSplit:
-    """The (seeded, deterministic) split of a run: the one place that turns a TrainConfig's split
-    settings into a :class:`SpatialSplit` of the positions ``xy`` (m), so training, the inspector
-    and the report rebuild the same trajectories."""
-    extra = {"val_fraction": cfg.val_points_fraction} if cfg.holdout == "points" else {}
-    return spatial_split(xy, radius_m=cfg.radius_m, min_median_size=cfg.min_median_size,
-                         trajectory_length=cfg.trajectory_length, seed=cfg.seed, test_fraction=cfg.test_fraction,
-                         train_per_point=cfg.train_per_point, test_per_point=cfg.test_per_point,
-                         min_cluster_size=cfg.min_cluster_size, holdout=cfg.holdout, block_m=cfg.block_m, **extra)
-
-
-def prepare_data(cfg: TrainConfig) -> PreparedData:
-    """Load, validate, cluster, split, fit normalisation on training samples, build datasets."""
-    ds = load_fingerprints(cfg.data_path)
-    feats = build_features(ds)
-    train_bands, test_bands = run_bands(cfg, feats.bands)
-    split = split_of(cfg, feats.xy)
-    tr_idx = [feats.bands.index(b) for b in train_bands]
-    te_idx = [feats.bands.index(b) for b in test_bands]
-    norm = Normalizer.fit(feats, split.train_points, tr_idx)
-    val_rows = validation_rows(split.train_traj, cfg.val_fraction, cfg.seed)
-    is_val = np.zeros(len(split.train_traj), dtype=bool)
-    is_val[val_rows] = True
-    train = TrajectoryDataset(feats, split.train_traj[~is_val], tr_idx, norm)
-    val_seen = TrajectoryDataset(feats, split.train_traj[is_val], tr_idx, norm)
-    val = TrajectoryDataset(feats, split.val_traj, tr_idx, norm) if len(split.val_traj) else val_seen
-    test = TrajectoryDataset(feats, split.test_traj, te_idx, norm)
-    if cfg.augment:  # training samples corrupted at random; validation and test clean, flags appended (all 0)
-        antennas = feats.cfr.shape[2] // 3
-        clean = Corrupt(Degradation("clean"), norm, antennas, flags=True)
-        train = train.with_transform(Augment(norm, antennas, flags=True))
-        val, val_seen, test = (d.with_transform(clean) for d in (val, val_seen, test))
-    return PreparedData(feats, split, norm, train, val, test, train_bands, test_bands, val_seen)
-
 
 # ----------------------------------------------------------------------------- loss
 
@@ -289,129 +117,10 @@ def compute_loss(out: Any, batch: dict[str, torch.Tensor], mmd_weight: float,
             "mmd": mmd, "mse_offsets": offsets.pow(2).sum(-1).mean()}
 
 
-def offset_weight_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
-    """Weight w(t) of the offset term in the curriculum loss: w0 = ``offset_weight`` at step 0,
-    linearly down to 1 at ``offset_anneal_fraction`` of the steps, then 1.
-
-    The training loss is total + (w(t) - 1) * mse_offsets, where mse_offsets = mean_i |(p̂_i - mean p̂)
-    - (p_i - c)|^2 (normalised units). Since MSE_points = |mean p̂ - c|^2 + mse_offsets exactly (both
-    offset sets sum to zero over a trajectory), w(t) = 1 is the paper's loss: the curriculum only
-    re-weights the within-trajectory part early on, where it carries ~1/1,240 of the target variance.
-    Not in the paper: a training-procedure choice (review 2026-12, finding 2). w0 = 100 (the default)
-    was chosen over 10 / 30 / 300 on held-out-style validation points (``bench/results/learning.md``)."""
-    if cfg.offset_weight == 1.0:
-        return 1.0
-    end = max(1, int(cfg.offset_anneal_fraction * total_steps))
-    return 1.0 + (cfg.offset_weight - 1.0) * max(0.0, 1.0 - step / end)
-
-
-def schedule_steps(steps_per_epoch: int, cfg: TrainConfig) -> int:
-    """The steps that :func:`lr_at` and :func:`offset_weight_at` span: ``schedule_epochs`` (default:
-    ``epochs``) epochs. Past them the learning rate holds its floor and w = 1 until the stopping rule
-    or the maximum budget ``epochs`` ends the run: more epochs at the floor change nothing before."""
-    return steps_per_epoch * (cfg.schedule_epochs or cfg.epochs)
-
-
-def decay_end_step(total_steps: int, cfg: TrainConfig) -> int:
-    """The step from which :func:`lr_at` holds its floor, ``min_lr_fraction * lr``."""
-    warmup = max(1, int(cfg.warmup_fraction * total_steps))
-    return max(warmup + 1, int(cfg.decay_fraction * total_steps))
-
-
-def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay from ``lr`` to ``min_lr_fraction * lr``, reached at
-    ``decay_fraction`` of the steps and held from there (1: the cosine spans the whole run)."""
-    warmup = max(1, int(cfg.warmup_fraction * total_steps))
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    decay_end = decay_end_step(total_steps, cfg)
-    progress = min(1.0, (step - warmup) / max(1, decay_end - warmup))
-    return cfg.lr * (cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 # ----------------------------------------------------------------------------- stopping rule
-
-#: A run whose best validation error fell by less than this over the last quarter of its epochs
-#: converged (:func:`late_gain`); runs.csv's ``converged`` column.
-CONVERGED_GAIN = 0.02
-
-
-def late_gain(val: Any, window: int | None = None) -> float:
-    """Relative drop of the best validation error over the last ``window`` epochs (default: the
-    last quarter, at least one): (best before the window - best overall) / best before. Near 0:
-    the curve is flat at its end; NaN with fewer than two epochs."""
-    v = np.asarray(val, dtype=float)
-    if len(v) < 2:
-        return float("nan")
-    window = max(1, int(round(0.25 * len(v)))) if window is None else window
-    cut = max(1, len(v) - window)
-    before = float(np.min(v[:cut]))
-    return (before - float(np.min(v))) / before if before > 0 else float("nan")
-
-
-def first_stop_epoch(cfg: TrainConfig, steps_per_epoch: int) -> int:
-    """The earliest epoch count after which the stopping rule may end a run: the offset curriculum
-    has reached the paper's loss (w = 1), the learning rate has reached its floor (a curve that is
-    flat while the lr is still falling is noise-limited, not finished: the decay's end usually still
-    gains) and at least ``stop_patience`` epochs have passed. With ``decay_fraction`` = 1 the floor
-    is the last step, so the rule never ends such a run early."""
-    total = schedule_steps(steps_per_epoch, cfg)
-    curriculum_end = 0 if cfg.offset_weight == 1.0 else int(cfg.offset_anneal_fraction * total)
-    floor = decay_end_step(total, cfg)
-    return max(cfg.stop_patience + 1, math.ceil((curriculum_end + 1) / steps_per_epoch),
-               math.ceil(floor / steps_per_epoch))
-
-
-def should_stop(val: Any, cfg: TrainConfig, steps_per_epoch: int) -> bool:
-    """The stopping rule, after ``len(val)`` epochs of validation errors ``val``: stop when the best
-    error has improved by less than ``stop_min_gain`` (relative) over the last max(``stop_patience``,
-    a quarter of the epochs so far) epochs, once :func:`first_stop_epoch` has passed. The window of
-    at least a quarter makes a stopped run converged in :func:`late_gain`'s sense. ``epochs`` stays
-    the maximum budget, and the learning-rate schedule and curriculum run over it (stopping early
-    cuts only the held floor, never the decay, where the rule has found the curve flat)."""
-    n = len(val)
-    if cfg.stop_min_gain is None or n < first_stop_epoch(cfg, steps_per_epoch) or n >= cfg.epochs:
-        return False
-    window = max(cfg.stop_patience, math.ceil(n / 4))
-    return late_gain(val, window) < cfg.stop_min_gain
 
 
 # ----------------------------------------------------------------------------- checkpoints
-
-#: The layout of the checkpoints :func:`checkpoint_state` writes (``format_version`` in the file; files
-#: without the key have the same layout, version 1). :mod:`scadf_lib.localise` refuses other versions.
-CHECKPOINT_FORMAT = 1
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: no code is executed)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint '{p}' does not exist; train first (scadf_lib.training)")
-    try:
-        return torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle errors, truncation, foreign objects
-        raise ValueError(f"checkpoint '{p}' cannot be loaded safely ({type(exc).__name__}: {exc}); "
-                         f"it is corrupt or holds objects other than weights") from exc
-
-
-def model_from_checkpoint(state: dict[str, Any], expected: ModelConfig | None = None) -> tuple[nn.Module, Normalizer]:
-    """Rebuild the model and normaliser stored in a checkpoint; clear error on a config mismatch."""
-    cfg = ModelConfig(**state["model_config"])
-    if expected is not None and expected != cfg:
-        diff = {k: (v, getattr(expected, k)) for k, v in cfg.to_dict().items() if getattr(expected, k) != v}
-        raise ValueError(f"checkpoint was trained with another model configuration (checkpoint, expected): {diff}")
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"checkpoint weights do not fit model '{cfg.name}': {exc}") from exc
-    return model, Normalizer.from_state(state["normalizer"])
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -596,6 +305,101 @@ def run_model_config(cfg: TrainConfig, data: PreparedData) -> ModelConfig:
                         num_numeric=data.feats.numeric.shape[-1] + flag_columns(cfg.augment), **cfg.model_overrides)
 
 
+@dataclass
+class EpochResult:
+    """What one run's training epoch gives the epoch loop: loss terms summed over samples (tensors),
+    samples seen, throughput (trajectories/s), the learning rate at its last step, and a callable
+    returning the optimizer state its checkpoints hold (a lone run's ``torch.optim`` format);
+    ``elapsed_s``: the epoch's duration to record (None: measured through its validation)."""
+
+    sums: dict[str, Any]
+    seen: int
+    throughput: float
+    lr: float
+    optimizer_state: Callable[[], dict[str, Any]]
+    elapsed_s: float | None = None
+
+
+@dataclass
+class RunState:
+    """One run's bookkeeping across epochs, shared by the lone and the stacked engine: its data on the
+    device, history, best validation error so far, first epoch of this call and whether it is done."""
+
+    cfg: TrainConfig
+    out: Path
+    data: PreparedData
+    model: nn.Module
+    steps_per_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    best_val: float = float("inf")
+    device: torch.device = torch.device("cpu")
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        d = self.data
+        self.train_ds, self.val_ds = d.train.to(self.device), d.val.to(self.device)
+        self.val_seen_ds = d.val_seen.to(self.device) if d.val_seen is not None and d.val_seen is not d.val else None
+
+    def ended(self) -> bool:
+        """The stopping rule has ended the run (on its history so far)."""
+        return should_stop([h["val_localisation"] for h in self.history], self.cfg, self.steps_per_epoch)
+
+
+def close_epoch(r: RunState, epoch: int, res: EpochResult, mcfg: ModelConfig, t0: float, write: bool = True,
+                progress: bool = False) -> None:
+    """After run ``r``'s training epoch ``epoch`` (0-based; weights in ``r.model``): validate, append
+    the history row, write ``best.pt`` (a new lowest validation localisation error) and ``last.pt``
+    (``write``), and apply the budget and the stopping rule. ``t0``: when the epoch began
+    (``time.perf_counter``)."""
+    scale = r.data.norm.xy_scale
+    val = evaluate_loss(r.model, r.val_ds, mcfg.mmd_weight, r.device, scale)
+    seen_val = {} if r.val_seen_ds is None else evaluate_loss(r.model, r.val_seen_ds, mcfg.mmd_weight, r.device, scale)
+    elapsed = time.perf_counter() - t0 if res.elapsed_s is None else res.elapsed_s
+    row = epoch_row(epoch, res.sums, res.seen, val, seen_val, r.steps_per_epoch, r.cfg, scale, res.lr,
+                    res.throughput, r.history, elapsed)
+    r.history.append(row)
+    if write:
+        state = checkpoint_state(r.model, res.optimizer_state(), epoch, min(r.best_val, val["localisation"]),
+                                 r.history, r.cfg, mcfg, r.data.norm, r.device)
+        r.out.mkdir(parents=True, exist_ok=True)
+        if val["localisation"] < r.best_val:
+            save_checkpoint(r.out / "best.pt", state)
+        save_checkpoint(r.out / "last.pt", state)
+    r.best_val = min(r.best_val, val["localisation"])
+    r.done = epoch + 1 >= r.cfg.epochs or r.ended()
+    if progress:
+        print(f"{r.out.name} epoch {epoch + 1}: train {row['train_localisation']:.4f}  val {val['localisation']:.4f} "
+              f"(localisation, normalised)  ({res.throughput:.0f} trajectories/s)")
+        if r.done and epoch + 1 < r.cfg.epochs:
+            print(f"stopping rule: best validation error improved by < {100 * r.cfg.stop_min_gain:g} % over the "
+                  f"last {max(r.cfg.stop_patience, math.ceil(len(r.history) / 4))} epochs; stopped at epoch {epoch + 1}")
+
+
+def run_epochs(runs: list[RunState], train_live: Callable[[int, list[int]], dict[int, EpochResult]],
+               mcfg: ModelConfig, stop_at: float | None, paused: Callable[[int], str], write: bool = True,
+               progress: bool = False) -> None:
+    """The one epoch loop of both engines. Each epoch: raise :class:`Paused` (message ``paused(epoch)``)
+    if it would end past ``stop_at`` (Unix time, s; judged by the last epoch's duration), train the
+    live runs (not done, started) with ``train_live(epoch, live)`` (:class:`EpochResult` per run
+    index, weights left in each run's model), then :func:`close_epoch` each of them. A resumed run
+    that had already ended trains no further."""
+    for r in runs:
+        r.done = r.start_epoch >= r.cfg.epochs or r.ended()
+    epoch = min((r.start_epoch for r in runs if not r.done), default=0)
+    epoch_s = 0.0  # duration of the last epoch of this call (training and validation), s
+    while any(not r.done for r in runs):
+        live = [i for i, r in enumerate(runs) if not r.done and r.start_epoch <= epoch]
+        if stop_at is not None and time.time() + epoch_s > stop_at:
+            raise Paused(paused(epoch))
+        t0 = time.perf_counter()
+        results = train_live(epoch, live)
+        for i in live:
+            close_epoch(runs[i], epoch, results[i], mcfg, t0, write, progress)
+        epoch_s = time.perf_counter() - t0
+        epoch += 1
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = True, resume: bool = True,
           data: PreparedData | None = None, log_every: int = 50, stop_at: float | None = None) -> RunResult:
     """Train ``cfg`` into ``out_dir`` (resuming from ``last.pt`` if present), evaluate the best
@@ -621,12 +425,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     mcfg = run_model_config(cfg, data)
     model = build_model(mcfg).to(device)
     opt = make_optimizer(model, cfg, device)
-    train_ds, val_ds = data.train.to(device), data.val.to(device)
-    val_seen_ds = data.val_seen.to(device) if data.val_seen is not None and data.val_seen is not data.val else None
-    steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * world))
+    steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * world))
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     history: list[dict[str, Any]] = []
     start_epoch, best_val = 0, float("inf")
     if resume and last_path.exists():
@@ -637,41 +439,19 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     use_amp = cfg.amp and device.type == "cuda"
     loss_fn = make_loss_fn(net, mcfg.mmd_weight, data.norm.xy_scale, use_amp, cfg.compile)
     params = [p for p in model.parameters() if p.requires_grad]
-    throughput = float(history[-1].get("trajectories_per_s", float("nan"))) if history else float("nan")  # a resume
 
-    epoch_s = 0.0  # duration of the last epoch of this call (training and validation), s
-    for epoch in range(start_epoch, cfg.epochs):
-        if should_stop([h["val_localisation"] for h in history], cfg, steps_per_epoch):
-            break  # a resumed run the stopping rule had already ended
-        if stop_at is not None and time.time() + epoch_s > stop_at:
-            raise Paused(f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume")
-        epoch_t0 = time.perf_counter()
+    run = RunState(cfg, out, data, model, steps_per_epoch, history, start_epoch, best_val, device)
+
+    def lone_epoch(epoch: int, live: list[int]) -> dict[int, EpochResult]:
         net.train()
-        sums, seen, throughput = train_epoch(loss_fn, params, opt, train_ds, cfg, epoch, steps_per_epoch,
-                                             progress and rank == 0, log_every)
-        val = evaluate_loss(model, val_ds, mcfg.mmd_weight, device, data.norm.xy_scale)
-        seen_val = {} if val_seen_ds is None else evaluate_loss(model, val_seen_ds, mcfg.mmd_weight, device,
-                                                                data.norm.xy_scale)
-        epoch_s = time.perf_counter() - epoch_t0
-        row = epoch_row(epoch, sums, seen, val, seen_val, steps_per_epoch, cfg, data.norm.xy_scale,
-                        opt.param_groups[0]["lr"], throughput, history, epoch_s)
-        history.append(row)
-        if rank == 0:
-            state = checkpoint_state(model, opt.state_dict(), epoch, min(best_val, val["localisation"]), history, cfg,
-                                     mcfg, data.norm, device)
-            if val["localisation"] < best_val:
-                save_checkpoint(best_path, state)
-            save_checkpoint(last_path, state)
-        best_val = min(best_val, val["localisation"])
-        if progress and rank == 0:
-            print(f"epoch {epoch + 1}: train {row['train_localisation']:.4f}  val {val['localisation']:.4f} "
-                  f"(localisation, normalised)  ({throughput:.0f} trajectories/s)")
-        if should_stop([h["val_localisation"] for h in history], cfg, steps_per_epoch):
-            if progress and rank == 0:
-                print(f"stopping rule: best validation error improved by < {100 * cfg.stop_min_gain:g} % over the "
-                      f"last {max(cfg.stop_patience, math.ceil(len(history) / 4))} epochs; stopped at epoch {epoch + 1}")
-            break
+        sums, seen, rate = train_epoch(loss_fn, params, opt, run.train_ds, cfg, epoch, steps_per_epoch,
+                                       progress and rank == 0, log_every)
+        return {0: EpochResult(sums, seen, rate, opt.param_groups[0]["lr"], opt.state_dict)}
 
+    run_epochs([run], lone_epoch, mcfg, stop_at,
+               lambda epoch: f"{out}: paused before epoch {epoch + 1}/{cfg.epochs} (time limit); call again to resume",
+               write=rank == 0, progress=progress and rank == 0)
+    throughput = float(history[-1].get("trajectories_per_s", float("nan"))) if history else float("nan")
     if world > 1:
         dist.barrier()
     return finish_run(out, cfg, mcfg, data, model, history, device, throughput, write=rank == 0)
@@ -760,9 +540,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default: 3e-3 at batch 64, scaled by the square-root rule)")
-    p.add_argument("--legacy", action="store_true",
-                   help="the model and optimiser before the per-point learning fixes (ablation): default init, "
-                        "no encoder/task-MoE norms, decay on everything, lr 1e-3 (sqrt rule), no curriculum")
     p.add_argument("--offset-weight", type=float, default=100.0,
                    help="w0 of the offset curriculum, annealed to 1 (the paper's loss) by 70 %% of the steps; 1: off")
     p.add_argument("--seed", type=int, default=0)
@@ -777,14 +554,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile the step ('default' for the bare flag; 'reduce-overhead': CUDA graphs)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    legacy = {"decay_all": True, "model_overrides": dict(LEGACY_INIT)} if a.legacy else {}
-    base_lr = LEGACY_LR if a.legacy else BASE_LR
     cfg = TrainConfig(data_path=a.data, model=a.model, regime=a.regime, band=a.band, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size, base_lr),
-                      seed=a.seed, device=a.device, **legacy,
+                      batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size),
+                      seed=a.seed, device=a.device,
                       trajectory_length=a.trajectory_length, radius_m=a.radius,
                       max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile or False, holdout=a.holdout, block_m=a.block_m,
-                      offset_weight=1.0 if a.legacy else a.offset_weight)
+                      offset_weight=a.offset_weight)
     result = train(cfg, a.out)
     if _dist_info()[0] == 0:
         print(result.metrics[result.metrics.band == "all"].to_string(index=False))
@@ -795,3 +570,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

@@ -30,7 +30,7 @@ from scadf_lib.fileio import project_path
 from scadf_lib.models import ModelOutput, SCADFMoE
 from scadf_lib.schema import load_fingerprints
 from scadf_lib.localise import Localiser
-from scadf_lib.training import TrainConfig, split_of
+from scadf_lib.config import TrainConfig, split_of
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, build_features
 
 
@@ -120,8 +120,14 @@ def plot_sharpness(sm: SceneModel) -> plt.Figure:
     return grid.figure
 
 
+def task_name(task: int, trajectory_length: int) -> str:
+    """'point 1'..'point L' for the trajectory points' tasks 0..L-1, 'centroid' for task L."""
+    return "centroid" if task == trajectory_length else f"point {task + 1}"
+
+
 def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: int = 0) -> plt.Figure:
-    """Dispatch / combine heat maps, modality share per expert and per-task expert usage of one sample."""
+    """Dispatch / combine heat maps, modality share per expert and per-task expert usage of one sample.
+    ``task``: 0..L-1 for the trajectory points, L for the centroid (task MoE only)."""
     r = routing_of(sm, np.array([sample_index(sm, trajectory, band)]))
     d, c = r[f"{layer}_dispatch"][0], r[f"{layer}_combine"][0]
     n = sm.model.cfg.n_experts
@@ -136,11 +142,11 @@ def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: 
         ax.axhline(half, color="cyan", lw=1)
         ax.set_xlabel("slot (expert x slot)")
         ax.set_ylabel(f"token (0-{half - 1} CFR, {half}-{m - 1} numeric)")
-        ax.set_title(name + (f", task {task}" if is_task else ""))
+        ax.set_title(name + (f", task: {task_name(task, sm.model.cfg.trajectory_length)}" if is_task else ""))
     share = modality_share(d, sm.model.tokenizer.modality_of_token, n)
     if is_task:
         for t in range(share.shape[0]):
-            axes[2].plot(share[t], "o-", label="centroid" if t == share.shape[0] - 1 else f"point {t}")
+            axes[2].plot(share[t], "o-", label=task_name(t, share.shape[0] - 1))
         axes[2].legend(fontsize=7)
     else:
         axes[2].bar(np.arange(n), share, color="tab:purple")
@@ -151,7 +157,7 @@ def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: 
     usage = expert_usage(c, n)
     if is_task:
         sns.heatmap(usage, ax=axes[3], cmap="viridis", cbar_kws={"label": "mean combine weight"},
-                    yticklabels=[f"point {t}" for t in range(usage.shape[0] - 1)] + ["centroid"])
+                    yticklabels=[task_name(t, usage.shape[0] - 1) for t in range(usage.shape[0])])
         axes[3].set_title("per-task expert usage")
     else:
         axes[3].bar(np.arange(n), usage, color="tab:green")
@@ -193,14 +199,20 @@ class RoutingInspector:
         _show(plot_band_shift(sm, layer))
         _show(plot_sharpness(sm))
 
-    def widget(self) -> Any:
+    def widget(self, scene: str | None = None, band: float | None = None, trajectory: int = 0, layer: str = "task",
+               task: int = 0) -> Any:
+        """Live controls, starting at the given scene, band (GHz), trajectory, layer and task (the
+        notebook's parameters)."""
         import ipywidgets as w
-        first = next(iter(self.models.values()))
-        scene = w.Dropdown(options=list(self.models), description="scene")
-        band = w.Dropdown(options=list(first.feats.bands), description="band (GHz)")
-        sample = w.IntSlider(0, 0, len(first.dataset.trajectories) - 1, description="trajectory")
-        layer = w.Dropdown(options=layers(first), value="task", description="layer")
-        task = w.IntSlider(0, 0, first.model.cfg.trajectory_length, description="task")
+        start = scene if scene in self.models else next(iter(self.models))
+        first = self.models[start]
+        bands = list(first.feats.bands)
+        L = first.model.cfg.trajectory_length
+        scene = w.Dropdown(options=list(self.models), value=start, description="scene")
+        band = w.Dropdown(options=bands, value=band if band in bands else bands[0], description="band (GHz)")
+        sample = w.IntSlider(trajectory, 0, len(first.dataset.trajectories) - 1, description="trajectory")
+        layer = w.Dropdown(options=layers(first), value=layer, description="layer")
+        task = w.Dropdown(options=[(task_name(t, L), t) for t in range(L + 1)], value=task, description="task")
 
         def draw(scene: str, band: float, trajectory: int, layer: str, task: int) -> None:
             sm = self.models[scene]

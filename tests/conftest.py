@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scadf_lib.schema import save_fingerprints
-from scadf_lib.synthetic import synthetic_fingerprints
+from synthetic import synthetic_fingerprints
 
 torch.set_num_threads(1)
 

@@ -49,19 +49,19 @@ def test_a_stacked_run_resumes_and_its_checkpoint_resumes_alone(synthetic_nc, tm
     alone = [train(c, tmp_path / f"alone{i}", progress=False) for i, c in enumerate(cfgs)]
     # one epoch in a stack, then the rest in a stack again, and the second run alone from the stack's last.pt
     short = [replace(c, epochs=c.epochs) for c in cfgs]
-    import scadf_lib.engine as engine
+    import scadf_lib.training as training  # the one epoch loop both engines share
     calls = {"n": 0}
-    real = engine._end_epoch
+    real = training.close_epoch
 
     def stop_after_first(*a, **k):
         real(*a, **k)
         calls["n"] += 1
         if calls["n"] == len(short):
             raise KeyboardInterrupt
-    monkeypatch.setattr(engine, "_end_epoch", stop_after_first)
+    monkeypatch.setattr(training, "close_epoch", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
         train_stack(short, [tmp_path / "s0", tmp_path / "s1"])
-    monkeypatch.setattr(engine, "_end_epoch", real)
+    monkeypatch.setattr(training, "close_epoch", real)
     first = train_stack(short[:1], [tmp_path / "s0"])
     second = train(short[1], tmp_path / "s1", progress=False)
     _compare(alone, [first[0], second])

@@ -28,9 +28,9 @@ def smoke_results(tmp_path_factory, synthetic_nc):
 
 
 def test_plan_covers_every_scene_method_regime_and_seed():
-    runs = plan("cpu")
+    runs = plan("paper")
     main = [r for r in runs if r.study == "main"]
-    assert len(main) == 3 * 5 * 2 * 3
+    assert len(main) == 3 * 5 * 2 * 5
     assert {r.cfg.model for r in main} == {"concat", "fullcon", "transfusion", "softmoe", "scadf"}
     assert {r.cfg.regime for r in main} == {"mix", "ood"}
     assert len({r.name for r in runs}) == len(runs)
@@ -39,13 +39,18 @@ def test_plan_covers_every_scene_method_regime_and_seed():
     # noSpace trains on each point as often as L = 5 does: 5 x the (single-point) trajectories
     assert all(r.cfg.train_per_point == 5 * main[0].cfg.train_per_point for r in nospace)
     blocks = [r for r in runs if r.study == "blocks"]
-    assert {r.cfg.model for r in blocks} == {r.cfg.model for r in main} and len(blocks) == 3 * 5
+    assert {r.cfg.model for r in blocks} == {r.cfg.model for r in main} and len(blocks) == 3 * 5 * 5
     assert all(r.cfg.holdout == "blocks" and r.cfg.regime == "mix" for r in blocks)
     with pytest.raises(ValueError, match="unknown preset"):
         plan("huge")
-    assert {r.cfg.model for r in plan("cpu", studies=("main",), methods=("scadf",))} == {"scadf"}
+    assert {r.cfg.model for r in plan("paper", studies=("main",), methods=("scadf",))} == {"scadf"}
     with pytest.raises(ValueError, match="unknown methods"):
-        plan("cpu", methods=("gpt",))
+        plan("paper", methods=("gpt",))
+    # the ablations the driver plans are the paper's, and every planned model is registered
+    from scadf_lib.models import REGISTRY
+    from scadf_lib.presets import ABLATIONS, METHODS
+    assert {r.cfg.model for r in runs if r.study == "ablation"} == set(ABLATIONS)
+    assert set(METHODS) | set(ABLATIONS) <= set(REGISTRY)
 
 
 def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselines_more_epochs():
@@ -80,17 +85,15 @@ def test_flat_preset_holds_a_small_lr_after_the_curriculum_and_gives_the_baselin
     assert {r.cfg.model: r.cfg.schedule_epochs for r in short if r.study == "main"}["concat"] == 60
     assert {r.cfg.epochs for r in short if r.study == "main"} == {60}  # the maximum scales with the base
     assert {(r.cfg.schedule_epochs, r.cfg.epochs) for r in short if r.study == "budget"} == {(80, 80)}
-    assert {r.cfg.epochs for r in plan("converged") if r.study == "main"} == {40}
-    assert {r.cfg.schedule_epochs for r in plan("converged")} == {None}
+    assert {r.cfg.schedule_epochs for r in plan("paper")} == {None}
     assert {r.cfg.schedule_epochs for r in plan("flat") if r.study == "anchors"} == {None}
-    assert {r.cfg.min_lr_fraction for r in plan("converged")} == {0.05}
-    # its clean main runs are scored under corrupted inputs (no augmented runs); the converged preset's are not
+    # its clean main runs are scored under corrupted inputs, beside the augmented runs
     scored = degradation_targets(plan("flat"))
     assert {r.name for r in scored if r.study == "main"} == {r.name for r in main}
     assert {(r.cfg.model, r.cfg.seed) for r in scored if r.study == "degradation"} == {
         (r.cfg.model, r.cfg.seed) for r in main}  # the augmented half, on each method's own schedule
     assert all(r.cfg.augment and r.cfg.schedule_epochs == schedule[r.cfg.model] for r in scored if r.study == "degradation")
-    assert degradation_targets(plan("converged")) == []
+    assert degradation_targets(plan("paper", studies=("main",))) == []  # scored only beside a degradation study
 
 
 def test_reference_plan_runs_the_most_important_cells_first():
@@ -181,8 +184,8 @@ def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict
     clean_only = tmp_path / "clean_only"
     clean_only.mkdir()
     table[~table.augmented.astype(bool)].to_csv(clean_only / "degradation.csv", index=False)
-    text = degradation_section(clean_only, heading="### On this set")
-    assert text.startswith("### On this set") and "this set's `main` runs" in text
+    text = degradation_section(clean_only)
+    assert "augmented training half of this study has not run yet" in text
     assert "trained clean" in text and "trained augmented" not in text
 
 
@@ -207,22 +210,23 @@ def test_runs_trained_in_parallel_processes_give_the_same_metrics(smoke_results,
 
 
 def test_report_verdicts_follow_the_numbers(smoke_results):
-    from scadf_lib.report import write_report
-    root, _, _ = smoke_results
-    text = write_report(root / "results", "smoke").read_text()
-    assert "does not reproduce" in text or "reproduces" in text
-    assert "Table II on our data: Mix" in text
+    from scadf_lib.analysis import claims_verdicts
+    from scadf_lib.report import render
+    root, _, metrics = smoke_results
+    text = render(root / "results", "smoke")
+    assert "Table II on our three scenes" in text and "## The paper's claims" in text
     runs = pd.read_csv(root / "results" / "runs.csv")
     assert f"munich {runs.radius_m.iloc[0]:g} m" in text, "the radius comes from the runs, not from prose"
-    t = int(runs.torch_threads.iloc[0])
-    assert f"{runs.device.iloc[0]} ({t} thread{'s' if t != 1 else ''} per run)" in text
-
-
-def test_mean_ci():
-    mean, half = mean_ci(np.array([1.0, 2.0, 3.0]))
-    assert mean == pytest.approx(2.0)
-    assert half == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)
-    assert np.isnan(mean_ci(np.array([5.0]))[1])
+    assert f"{runs.device.iloc[0]}, {int(runs.torch_threads.iloc[0])} torch thread(s) per run" in text
+    # one scene of three: the sub-meter claim cannot reproduce, whatever the number, and is provisional
+    claims = claims_verdicts(metrics[metrics.study == "main"]).set_index("claim")
+    assert claims.verdict.str.contains("provisional").all()
+    assert not claims.verdict.str.startswith("**reproduces**").any()
+    # three scenes below 1 m², one seed each: the rule says it reproduces (provisionally)
+    main = metrics[(metrics.study == "main") & (metrics.regime == "mix")]
+    three = pd.concat([main.assign(scene=s, mse_m2=0.5) for s in ("munich", "etoile", "florence")])
+    assert claims_verdicts(three).verdict.iloc[0].startswith("**reproduces**")
+    assert claims_verdicts(three.assign(mse_m2=1.5)).verdict.iloc[0].startswith("**reproduces only per coordinate")
 
 
 def test_routing_inspector_on_a_trained_checkpoint(smoke_results):
@@ -247,26 +251,8 @@ def test_routing_inspector_on_a_trained_checkpoint(smoke_results):
     assert widget.children, "the ipywidgets controls are built"
 
 
-def test_budget_table_joins_main_runs_of_the_same_seeds():
-    from scadf_lib.experiments import budget_table
-
-    def rows(study, model, seed, mse, value=None, scene="munich"):
-        return [{"study": study, "model": model, "seed": seed, "mse_m2": mse * k, "group": g, "band": "all",
-                 "regime": "mix", "scene": scene, "value": value} for g, k in (("overall", 1), ("held-out", 2))]
-
-    m = pd.DataFrame(rows("main", "scadf", 0, 10.0) + rows("main", "scadf", 1, 12.0) + rows("main", "scadf", 2, 99.0)
-                     + rows("main", "scadf", 0, 50.0, scene="etoile")
-                     + rows("budget", "scadf", 0, 4.0, 6) + rows("budget", "scadf", 1, 6.0, 6))
-    t = budget_table(m, preset_epochs=2).set_index(["group", "epochs"])
-    assert t.loc[("overall", 2)].mse_m2 == pytest.approx(11.0), "seed 2 and other scenes are left out"
-    assert t.loc[("overall", 6)].mse_m2 == pytest.approx(5.0)
-    assert t.loc[("held-out", 6)].mse_m2 == pytest.approx(10.0)
-    assert (t.seeds == 2).all()
-    assert budget_table(m[m.study == "main"], preset_epochs=2).empty
-
-
 def test_centroid_floor_is_the_mse_of_placing_points_at_their_true_centroid(tmp_path, synthetic_nc):
-    from scadf_lib.report import centroid_floor
+    from scadf_lib.training import centroid_floor
     from scadf_lib.schema import load_fingerprints
     from scadf_lib.trajectories import spatial_split
 
@@ -283,13 +269,14 @@ def test_centroid_floor_is_the_mse_of_placing_points_at_their_true_centroid(tmp_
     assert 0 < floor["munich"] < split.clustering.radius_m ** 2  # points lie within r of their cluster's anchor
 
 
-def test_a_results_set_without_main_runs_gets_a_partial_report(smoke_results, tmp_path):
+def test_a_results_set_without_main_runs_gets_a_report_of_what_it_holds(smoke_results, tmp_path):
     from scadf_lib.report import write_report
     root, runs, _ = smoke_results
     only = [r for r in runs if r.study == "blocks"]
-    collect(only, root / "work", tmp_path)
-    text = write_report(tmp_path, "smoke").read_text()
-    assert text.startswith("# Partial report") and f"({len(only)} runs)" in text
+    collect(only, root / "work", tmp_path / "blocks")
+    text = write_report(tmp_path / "blocks", "smoke").read_text()
+    assert f"({len(only)} trained runs" in text and "No OOD run has finished" in text
+    assert "Table II on our three scenes" not in text
 
 
 def test_inspector_rebuilds_the_split_a_checkpoint_was_trained_on(synthetic_nc, tmp_path):
@@ -393,43 +380,45 @@ def test_the_gpu_command_runs_end_to_end_and_packs_a_resumable_state(tmp_path, s
 
 
 def test_report_points_to_the_gpu_result_set_or_to_the_command_that_makes_it(smoke_results, tmp_path):
-    from scadf_lib.report import gpu_results_section
+    from scadf_lib.report import gpu_section
     root, runs, metrics = smoke_results
-    missing = gpu_results_section(tmp_path)
+    missing = gpu_section(tmp_path)
     assert "Not produced yet" in missing and "bash bench/gpu_run.sh" in missing
     shutil.copytree(root / "results", tmp_path / "paper")
-    found = gpu_results_section(tmp_path)
+    found = gpu_section(tmp_path)
     n = len(pd.read_csv(root / "results" / "runs.csv"))
-    assert f"{n} runs on cpu" in found and "batch 64, AdamW lr 0.003" in found
-    assert "| **SCADF-MoE** |" in found and "Learning curves" in found  # Table II and the flatness of the curves
+    assert f"{n} runs on cpu" in found and "| SCADF-MoE †" in found  # Table II, the smoke runs not flat
 
 
 @pytest.fixture(scope="module")
 def converged_results(tmp_path_factory, synthetic_nc):
-    """The converged preset on synthetic data: two methods, three seeds, a short maximum budget."""
+    """The reference preset on synthetic data: two methods, three seeds, Mix, a short schedule whose
+    floor is held for 4 more epochs."""
     from dataclasses import replace
     root = tmp_path_factory.mktemp("conv")
     (root / "data").mkdir()
     shutil.copy(synthetic_nc, root / "data" / "munich.nc")
     small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
-    runs = plan("converged", data_dir=str(root / "data"), scenes=("munich",), methods=("concat", "scadf"))
-    runs = [replace(r, cfg=replace(r.cfg, epochs=12, max_steps_per_epoch=2, model_overrides=small)) for r in runs]
-    execute(runs, root / "work", root / "results" / "converged", progress=False)
+    runs = plan("flat", data_dir=str(root / "data"), scenes=("munich",), methods=("concat", "scadf"),
+                studies=("main", "anchors"), regimes=("mix",))
+    runs = [replace(r, cfg=replace(r.cfg, epochs=12, max_steps_per_epoch=2, model_overrides=small,
+                                   schedule_epochs=None if r.study == "anchors" else 8)) for r in runs]
+    execute(runs, root / "work", root / "results" / "flat", progress=False)
     return root, runs
 
 
-def test_converged_preset_trains_to_its_rule_and_scores_the_anchors(converged_results):
+def test_reference_preset_trains_to_its_rule_and_scores_the_anchors(converged_results):
     root, runs = converged_results
     assert {r.study for r in runs} == {"main", "anchors"}
     assert {(r.cfg.regime, r.tags["scene"]) for r in runs if r.study == "main"} == {("mix", "munich")}
     assert {r.cfg.regime for r in runs if r.study == "anchors"} == {"mix", "ood"}
     assert all(r.cfg.stop_min_gain == 0.02 for r in runs)
-    res = root / "results" / "converged"
+    res = root / "results" / "flat"
     table = pd.read_csv(res / "runs.csv")
     trained = table[table.study == "main"]
     assert len(trained) == 2 * 3 and {"converged", "epochs_trained", "stopped_early", "val_late_gain"} <= set(table)
     assert (trained.epochs_trained <= 12).all()
-    assert (trained.min_lr_fraction == 0.05).all() and (trained.offset_anneal_fraction == 0.7).all()
+    assert (trained.min_lr_fraction == 0.01).all() and (trained.offset_anneal_fraction == 0.5).all()
     # a run the rule stopped is flat by the reported criterion
     assert trained[trained.stopped_early.astype(bool)].converged.astype(bool).all()
     curves = pd.read_csv(res / "curves.csv")
@@ -450,91 +439,23 @@ def test_converged_preset_trains_to_its_rule_and_scores_the_anchors(converged_re
         assert (root / "work" / r.name / "isolation.json").exists()
 
 
-def test_the_report_leads_with_the_converged_set_and_both_metric_conventions(converged_results, smoke_results, tmp_path):
-    from scadf_lib.report import lead_set, set_comparison, write_report
+def test_the_report_leads_with_table_ii_the_claims_ood_and_ablations_then_the_checks(converged_results, tmp_path):
+    from scadf_lib.plots import save_learning_curves
+    from scadf_lib.report import write_report
     root, _ = converged_results
-    text = write_report(root / "results" / "converged", "converged").read_text()
-    assert "Converged set" in text and "runs flat" in text
-    assert "WKNN (numeric)" in text and "geometric (closed form)" in text and "centroid floor" in text
-    assert "AMDNLoc" in text and "per coordinate" in text
-    assert (root / "results" / "converged" / "learning_curves.png").exists()
-    assert "Where the held-out error sits" in text and "isolated_error_pct" in text
-    # the cpu report puts the converged set first, then the equal-small-budget tables
-    sroot, _, _ = smoke_results
-    shutil.copytree(sroot / "results", tmp_path / "results")
-    shutil.copytree(root / "results" / "converged", tmp_path / "results" / "converged")
-    full = write_report(tmp_path / "results", "cpu").read_text()
-    assert full.index("Converged set") < full.index("Equal small budget") < full.index("Table II on our data")
-    assert "floor (5 % of the peak lr)" in full and "side by side" not in full
-    # a newer set (here the same runs, relabelled with another floor) leads, and the sets are compared
-    shutil.copytree(root / "results" / "converged", tmp_path / "results" / "flat")
-    relabelled = pd.read_csv(tmp_path / "results" / "flat" / "runs.csv").assign(min_lr_fraction=0.01)
-    relabelled.to_csv(tmp_path / "results" / "flat" / "runs.csv", index=False)
-    assert lead_set(tmp_path / "results") == tmp_path / "results" / "flat"
-    full = write_report(tmp_path / "results", "cpu").read_text()
-    assert "(`flat` preset)" in full and "floor (1 % of the peak lr)" in full
-    sets = set_comparison(tmp_path / "results")
-    assert set(sets.set) == {"flat", "converged"} and set(sets.method) == {"concat", "scadf"}
-    assert full.index("side by side") < full.index("Equal small budget")
-
-
-def test_budget_check_puts_each_longer_run_beside_its_main_run():
-    from scadf_lib.report import budget_check
-    runs = pd.DataFrame([
-        {"name": "main_s0", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
-         "epochs": 40, "epochs_trained": 33, "val_late_gain": 0.015, "converged": True},
-        {"name": "main_s1", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 1,
-         "epochs": 40, "epochs_trained": 40, "val_late_gain": 0.03, "converged": False},
-        {"name": "budget_s0", "study": "budget", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
-         "epochs": 80, "epochs_trained": 61, "val_late_gain": 0.01, "converged": True}])
-    metrics = pd.DataFrame([{"name": n, "scene": "munich", "regime": "mix", "band": "all", "group": g, "mse_m2": v}
-                            for n, base in (("main_s0", 0.3), ("main_s1", 0.4), ("budget_s0", 0.25))
-                            for g, v in (("held-out", base), ("held-out-NLOS", 2 * base), ("overall", base / 2))])
-    table = budget_check(metrics, runs)
-    assert list(table["max epochs"]) == [40, 80] and list(table.seed) == [0, 0]  # seed 1 has no budget run
-    assert list(table["held-out (m²)"]) == [0.3, 0.25] and list(table["late gain (%)"]) == [1.5, 1.0]
-    assert list(table["epochs trained"]) == [33, 61] and table.flat.all()
-    assert list(table["held-out vs main (%)"]) == [0.0, pytest.approx(100 * (0.25 / 0.3 - 1), abs=0.05)]
-    assert budget_check(metrics, runs[runs.study == "main"]).empty
-
-
-def test_band_table_marks_a_method_with_a_run_that_was_not_flat():
-    from scadf_lib.report import band_table
-    metrics = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
-                             "seed": s, "band": b, "group": "held-out", "mse_m2": 1.0 + s}
-                            for m in ("concat", "scadf") for s in (0, 1) for b in ("2.6", "28", "all")])
-    runs = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
-                          "seed": s, "converged": not (m == "concat" and s == 1)} for m in ("concat", "scadf") for s in (0, 1)])
-    table = band_table(metrics, "munich", runs=runs)
-    assert list(table.method) == ["concat †", "scadf"] and list(table.columns) == ["method", "2.6 GHz", "28 GHz"]
-    assert list(band_table(metrics, "munich").method) == ["concat", "scadf"]
-
-
-def test_floor_exponent_recovers_a_power_law_at_the_lr_floor_and_ignores_the_decay():
-    from scadf_lib.report import floor_exponent
-    step = np.arange(1, 41) * 100
-    lr = np.where(step <= 2400, 3e-3 * (1 - step / 2500), 3e-5)  # decay, then a held floor
-    decay = np.where(step <= 2400, 5.0 - step / 1000, np.nan)  # anything during the decay
-    val = np.where(np.isnan(decay), (step / 1.0) ** -0.1, decay)
-    curves = pd.DataFrame({"name": "a", "step": step, "lr": lr, "val_localisation": val})
-    flat = curves.assign(name="b", val_localisation=np.where(step <= 2400, val, 0.4))
-    short = curves.assign(name="c", lr=np.where(step <= 3800, lr + 1e-3, 3e-5))  # 3 epochs at the floor
-    alpha = floor_exponent(pd.concat([curves, flat, short]))
-    assert alpha["a"] == pytest.approx(0.1, rel=1e-6) and alpha["b"] == pytest.approx(0.0, abs=1e-9)
-    assert np.isnan(alpha["c"])
-    # a power law's last-quarter gain is the same at every budget: 1 - 0.75^alpha (2.8 % at alpha = 0.1)
-    from scadf_lib.training import late_gain
-    assert late_gain(np.arange(1, 401) ** -0.1) == pytest.approx(1 - 0.75 ** 0.1, rel=0.02)
-
-
-def test_paired_reduction_skips_a_scene_with_no_baseline():
-    from scadf_lib.report import paired_reduction
-    rows = [{"scene": sc, "model": m, "seed": s, "regime": "mix", "group": "overall", "band": "all",
-             "mse_m2": (0.5 if m == "scadf" else 1.0) + 0.1 * s}
-            for sc, models in (("munich", ("softmoe", "scadf")), ("etoile", ("scadf",))) for m in models for s in (0, 1)]
-    red = paired_reduction(pd.DataFrame(rows), "mix", "overall")
-    assert list(red.scene) == ["munich"] and red.best_baseline.iloc[0] == "softmoe"
-    assert red.reduction_pct.iloc[0] == pytest.approx(100 * np.mean([1 - 0.5 / 1.0, 1 - 0.6 / 1.1]))
+    shutil.copytree(root / "results" / "flat", tmp_path / "results" / "flat")
+    assert save_learning_curves(tmp_path / "results" / "flat").exists()
+    path = write_report(tmp_path / "results" / "flat")
+    assert path == tmp_path / "results" / "REPORT.md"  # the reference set's report is results/REPORT.md
+    text = path.read_text()
+    order = ["Runs in this report against the plan", "## Table II on our three scenes", "## The paper's claims",
+             "## OOD", "## Ablations", "# Appendix", "## D. How each run's curve ended", "## K. Anchors"]
+    assert [text.index(h) for h in order] == sorted(text.index(h) for h in order)
+    assert "Table II Mix, munich | 15 | 6 |" in text and "Table II Mix, munich 6 of 15" in text
+    assert "WKNN (numeric)" in text and "geometric (closed form)" in text and "| centroid floor |" in text
+    assert "AMDNLoc" in text and "per coord." in text
+    assert "learning_curves.png" in text and "Where the held-out error sits" in text
+    assert "No ablation run has finished" in text and "No OOD run has finished" in text
 
 
 def test_a_finished_run_trains_on_at_the_floor_when_its_preset_raises_the_budget(tmp_path, synthetic_nc):
@@ -569,83 +490,14 @@ def test_a_finished_run_trains_on_at_the_floor_when_its_preset_raises_the_budget
 def test_schedule_text_states_a_held_floor_only_where_the_runs_have_one():
     from scadf_lib.report import schedule_text
     runs = pd.DataFrame({"model": ["concat", "scadf"], "epochs": [160, 80], "steps_trained": [16320, 9000],
-                         "min_lr_fraction": 0.01, "decay_fraction": 0.6, "offset_anneal_fraction": 0.5})
+                         "min_lr_fraction": 0.01, "decay_fraction": 0.6, "offset_anneal_fraction": 0.5,
+                         "batch_size": 64, "lr": 0.003, "offset_weight": 100.0, "schedule_epochs": float("nan")})
     plain = schedule_text(runs)
-    assert "at most concat 160, scadf 80 epochs" in plain and "at 60 % of the budget" in plain
-    assert "schedule spans" not in plain
+    assert "at most Concat 160, SCADF-MoE 80 epochs" in plain and "at 60 % of the budget" in plain
+    assert "schedule spans" not in plain and "batch 64, AdamW lr 0.003" in plain
     held = schedule_text(runs.assign(schedule_epochs=[80, 40]))
-    assert "the schedule spans concat 80, scadf 40 epochs" in held and "at 60 % of the schedule" in held
+    assert "the schedule spans Concat 80, SCADF-MoE 40 epochs" in held and "at 60 % of the schedule" in held
     assert "1 % of the peak lr" in held and "16,320 steps" in held
-
-
-def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method():
-    from scadf_lib.report import power_law_budget
-    steps = np.arange(100, 1100, 100)
-    lr = np.where(steps <= 400, 1.0, 0.01)  # the floor from step 500
-
-    def curve(name, v_end, alpha):
-        return pd.DataFrame({"name": name, "step": steps, "lr": lr, "val_localisation": v_end * (steps / 1000.0) ** -alpha})
-
-    curves = pd.concat([curve("slow", 4.0, 0.1), curve("best", 1.0, 0.05), curve("flat", 2.0, 0.0)])
-    runs = pd.DataFrame({"name": ["slow", "best", "flat"], "study": "main", "scene": "munich", "regime": "mix",
-                         "model": ["concat", "scadf", "softmoe"]})
-    got = power_law_budget(curves, runs)
-    assert got["best"] == 1.0 and np.isinf(got["flat"])
-    assert got["slow"] == pytest.approx(4.0 ** (1 / 0.1), rel=1e-6)  # 4x the error at α = 0.1: 4^10 the steps
-
-
-def test_floor_bend_tells_a_curve_bending_toward_flat_from_a_pure_power_law():
-    from scadf_lib.report import floor_bend, floor_exponent
-    steps = np.arange(100, 4100, 100).astype(float)
-    lr = np.where(steps <= 500, 1.0, 0.01)  # the floor from step 600
-    power = 2.0 * steps ** -0.2  # gains 1 - 0.75^0.2 = 5.6 % over any last quarter
-    bending = 1.0 + 20.0 * steps ** -0.5  # falls toward an asymptote: its local α shrinks
-    curves = pd.concat([pd.DataFrame({"name": n, "step": steps, "lr": lr, "val_localisation": v})
-                        for n, v in (("power", power), ("bending", bending))])
-    got = floor_bend(curves)
-    assert got.loc["power", "alpha_early"] == pytest.approx(0.2) and got.loc["power", "alpha_late"] == pytest.approx(0.2)
-    assert floor_exponent(curves)["power"] == pytest.approx(0.2)
-    assert got.loc["bending", "alpha_late"] < 0.75 * got.loc["bending", "alpha_early"]
-    short = curves[curves.step <= 700]  # two epochs at the floor: no fit
-    assert floor_bend(short).isna().all().all()
-
-
-def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(tmp_path):
-    from scadf_lib.report import comparison_section, hold_check
-    assert hold_check(tmp_path).empty
-
-    def write(name, epochs, mse, flat, schedule=None):
-        d = tmp_path / name
-        d.mkdir(exist_ok=True)
-        names = [f"main_munich_mix_{m}_s{s}" for m in ("concat", "scadf") for s in (0, 1)]
-        runs = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix",
-                             "model": [n.split("_")[3] for n in names], "seed": [0, 1, 0, 1], "epochs_trained": epochs,
-                             "converged": flat, "val_late_gain": 0.01, "steps_trained": 100, "device": "cpu",
-                             "epochs": [80, 80, 40, 40] if schedule is None else 240})
-        if schedule is not None:  # the floor held past the schedule, to one maximum
-            runs["schedule_epochs"] = schedule
-        metrics = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix", "group": "held-out",
-                                "band": "all", "mse_m2": mse, "model": runs.model, "seed": runs.seed, "ci95": 0.0})
-        metrics = pd.concat([metrics, metrics.assign(group="overall")])
-        runs.to_csv(d / "runs.csv", index=False)
-        metrics.to_csv(d / "all_metrics.csv", index=False)
-
-    write("flat_schedule_end", [80, 80, 31, 40], [3.0, 2.0, 0.5, 0.6], [False, False, True, False])
-    write("flat", [160, 160, 31, 52], [2.7, 1.9, 0.5, 0.6], [False, True, True, True], schedule=[80, 80, 40, 40])
-    check = hold_check(tmp_path).set_index("method")
-    assert check.loc["concat", "trained on"] == 2 and check.loc["scadf", "trained on"] == 1
-    assert (check.loc["concat", "flat before"], check.loc["concat", "flat after"]) == (0, 1)
-    assert check.loc["concat", "change where trained on (%)"].startswith("-7.50 ±")
-    assert check.loc["concat", "largest change (%)"] == 10.0
-    assert check.loc["scadf", "change where trained on (%)"] == "0.00"  # one run trained on: no CI
-    assert check.loc["concat", "epochs (schedule end → held)"] == "80 → 160"
-    assert "Does holding the floor longer move the test numbers?" in comparison_section(tmp_path)
-    assert "Left out" not in comparison_section(tmp_path)
-    # a method whose schedule changed between the sets has other runs, not the same runs held longer
-    write("flat", [200, 190, 31, 52], [2.0, 1.5, 0.5, 0.6], [True, True, True, True], schedule=[240, 240, 40, 40])
-    assert list(hold_check(tmp_path).method) == ["scadf"]
-    assert hold_check(tmp_path).attrs["other_schedule"] == ["concat"]
-    assert "Left out: concat, whose schedule differs" in comparison_section(tmp_path)
 
 
 def test_a_run_started_today_reproduces_the_first_epoch_of_a_committed_reference_run(tmp_path, monkeypatch):
@@ -697,3 +549,20 @@ def test_a_parked_run_resumes_on_a_fresh_clone_as_if_never_interrupted(tmp_path,
                                   rtol=1e-6)
     park_unfinished([run], tmp_path / "clone", results)  # finished now: its parked state goes
     assert not (results / PARKED).exists()
+
+
+def test_todays_plan_gives_every_committed_reference_run_the_settings_it_was_trained_with():
+    """A refactor cannot change what the resumable sweep trains: each committed run of the reference
+    set, planned today, has the recorded schedule, budget, split and model settings."""
+    from scadf_lib.fileio import project_path
+    committed = pd.read_csv(project_path("results/flat/runs.csv")).set_index("name")
+    planned = {r.name: r for r in plan("flat")}
+    assert set(committed.index) <= set(planned), "a committed run the plan no longer holds"
+    columns = ("model", "regime", "seed", "epochs", "schedule_epochs", "lr", "decay_fraction", "min_lr_fraction",
+               "offset_anneal_fraction", "offset_weight", "warmup_fraction", "train_per_point", "batch_size",
+               "stop_min_gain", "stop_patience", "val_points_fraction")
+    for name, row in committed[committed.study != "anchors"].iterrows():
+        cfg = planned[name].cfg
+        for col in columns:
+            want, got = row[col], getattr(cfg, col)
+            assert (pd.isna(want) and got is None) or want == got or str(want) == str(got), (name, col, want, got)

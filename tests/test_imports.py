@@ -62,3 +62,36 @@ def test_no_import_circle_between_scadf_lib_modules():
     assert {"training", "experiments", "report", "degradation"} <= set(graph)
     assert "report" in graph["experiments"] and "training" in graph["experiments"], "the graph sees lazy imports"
     assert find_cycle(graph) is None, f"import circle: {' -> '.join(find_cycle(graph))}"
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others (any import counts)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for m in graph[todo.pop()] - seen:
+            seen.add(m)
+            todo.append(m)
+    return seen
+
+
+def test_the_readers_of_runs_do_not_import_the_training_engine():
+    """Anchors, diagnostics, the routing inspector, the Localiser and the report read a run's data,
+    configuration and checkpoint from their own homes (config, rundata, checkpoints)."""
+    graph = import_graph()
+    for module in ("anchors", "diagnostics", "widgets", "localise", "report", "analysis", "config", "rundata"):
+        assert "training" not in reachable(graph, module) and "engine" not in reachable(graph, module), module
+
+
+def test_the_configuration_and_the_report_import_without_torch():
+    import subprocess
+    import sys
+    code = ("import sys; import scadf_lib.config, scadf_lib.report, scadf_lib.analysis; "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('scadf_lib'))")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_model_name_the_configuration_accepts_is_registered():
+    from scadf_lib.config import MODEL_NAMES
+    from scadf_lib.models import REGISTRY
+    assert set(MODEL_NAMES) == set(REGISTRY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scadf_lib.models import (LEGACY_INIT, MMD_BANDWIDTHS, REGISTRY, ModelConfig, SoftMoE, build_model,
+from scadf_lib.models import (PLAIN_INIT, MMD_BANDWIDTHS, REGISTRY, ModelConfig, SoftMoE, build_model,
                               count_parameters, model_config, router_mmd, routing_sharpness)
 
 torch.manual_seed(0)
@@ -226,8 +226,8 @@ def test_encoder_norm_puts_both_modalities_at_one_token_scale():
         assert (abs(rms_cfr / rms_num - 1) < 0.2) == close, (norm, rms_cfr, rms_num)
 
 
-def test_legacy_init_switch_rebuilds_the_old_models():
-    old = build_model(model_config("transfusion", **LEGACY_INIT))
+def test_plain_init_turns_off_the_zero_init_and_the_encoder_norm():
+    old = build_model(model_config("transfusion", **PLAIN_INIT))
     assert float(old.blocks[0].attn.proj.weight.detach().abs().sum()) > 0
     assert isinstance(old.tokenizer.cfr.norm, torch.nn.Identity)
     with pytest.raises(ValueError, match="residual_init"):

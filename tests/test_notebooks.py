@@ -32,6 +32,14 @@ def test_committed_without_outputs_and_with_a_parameters_cell(path):
     assert "import scadf_lib" in "".join(c.source for c in code) or "from scadf_lib" in "".join(c.source for c in code)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_ends_with_a_summary(path):
+    """The last section is a Summary: the reader's takeaway, computed where it quotes numbers."""
+    nb = nbformat.read(path, as_version=4)
+    heads = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Summary")]
+    assert heads and heads[-1] >= len(nb.cells) - 2, "end the notebook with a '## Summary' section"
+
+
 def test_notebooks_are_thin():
     """Notebooks call the library; no function or class definitions longer than a few lines."""
     for path in NOTEBOOKS:
@@ -72,7 +80,7 @@ def test_papermill_band_28_trains_on_the_embedded_data(tmp_path):
 
 
 def _bad_file(tmp_path, kind):
-    from scadf_lib.synthetic import synthetic_fingerprints
+    from synthetic import synthetic_fingerprints
     path = tmp_path / f"{kind}.nc"
     ds = synthetic_fingerprints(n_side=8)
     if kind == "schema":
@@ -121,8 +129,10 @@ def test_a_hanging_cell_fails_the_pipeline_naming_the_notebook_and_the_cell(tmp_
 
 
 def test_headless_runs_build_no_live_widget():
-    """Notebook 06 builds its ipywidgets controls only with a front end (SCADF_HEADLESS unset)."""
+    """Notebook 06 builds its ipywidgets controls only with a front end (SCADF_HEADLESS unset), starting
+    at the notebook's parameters, and shows the static figures only without one (one view each)."""
     nb = nbformat.read(ROOT / "notebooks" / "06_routing_inspector.ipynb", as_version=4)
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert 'os.environ.get("SCADF_HEADLESS") != "1"' in src
-    assert "inspector.widget() if interactive else" in src
+    assert ("if interactive:\n    display(inspector.widget(scene, band, trajectory, layer, task))\n"
+            "else:\n    inspector.show_static(scene, band, trajectory, layer, task)") in src

@@ -143,3 +143,10 @@ def test_a_dataset_without_cfr_is_flagged_saved_and_loaded(tmp_path, synthetic_d
     flagged_but_full.attrs["has_cfr"] = 0
     with pytest.raises(DatasetError, match="has_cfr = 0"):
         validate(flagged_but_full)
+
+
+def test_provenance_comes_back_as_plain_python_values(synthetic_nc):
+    from scadf_lib.schema import load_fingerprints, provenance
+    facts = provenance(load_fingerprints(synthetic_nc))
+    assert facts["scene"] and isinstance(facts["bs_position_m"], list)
+    assert all(not type(v).__module__.startswith("numpy") for v in facts.values()), facts

@@ -1,0 +1,228 @@
+"""Pure table analysis (:mod:`scadf_lib.analysis`) on small hand-made tables whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scadf_lib import analysis as A
+from scadf_lib.tables import mean_ci
+
+
+def test_mean_ci():
+    mean, half = mean_ci(np.array([1.0, 2.0, 3.0]))
+    assert mean == pytest.approx(2.0)
+    assert half == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)
+    assert np.isnan(mean_ci(np.array([5.0]))[1])
+
+
+def test_budget_check_puts_each_longer_run_beside_its_main_run():
+    from scadf_lib.analysis import budget_check
+    runs = pd.DataFrame([
+        {"name": "main_s0", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
+         "epochs": 40, "epochs_trained": 33, "val_late_gain": 0.015, "converged": True},
+        {"name": "main_s1", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 1,
+         "epochs": 40, "epochs_trained": 40, "val_late_gain": 0.03, "converged": False},
+        {"name": "budget_s0", "study": "budget", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
+         "epochs": 80, "epochs_trained": 61, "val_late_gain": 0.01, "converged": True}])
+    metrics = pd.DataFrame([{"name": n, "scene": "munich", "regime": "mix", "band": "all", "group": g, "mse_m2": v}
+                            for n, base in (("main_s0", 0.3), ("main_s1", 0.4), ("budget_s0", 0.25))
+                            for g, v in (("held-out", base), ("held-out-NLOS", 2 * base), ("overall", base / 2))])
+    table = budget_check(metrics, runs)
+    assert list(table["max epochs"]) == [40, 80] and list(table.seed) == [0, 0]  # seed 1 has no budget run
+    assert list(table["held-out (m²)"]) == [0.3, 0.25] and list(table["late gain (%)"]) == [1.5, 1.0]
+    assert list(table["epochs trained"]) == [33, 61] and table.flat.all()
+    assert list(table["held-out vs main (%)"]) == [0.0, pytest.approx(100 * (0.25 / 0.3 - 1), abs=0.05)]
+    assert budget_check(metrics, runs[runs.study == "main"]).empty
+
+
+def test_band_table_marks_a_method_with_a_run_that_was_not_flat():
+    from scadf_lib.analysis import band_table
+    metrics = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
+                             "seed": s, "band": b, "group": "held-out", "mse_m2": 1.0 + s}
+                            for m in ("concat", "scadf") for s in (0, 1) for b in ("2.6", "28", "all")])
+    runs = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
+                          "seed": s, "converged": not (m == "concat" and s == 1)} for m in ("concat", "scadf") for s in (0, 1)])
+    table = band_table(metrics, "munich", runs=runs)
+    assert list(table.method) == ["Concat †", "SCADF-MoE"] and list(table.columns) == ["method", "2.6 GHz", "28 GHz"]
+    assert list(band_table(metrics, "munich").method) == ["Concat", "SCADF-MoE"]
+
+
+def test_floor_exponent_recovers_a_power_law_at_the_lr_floor_and_ignores_the_decay():
+    from scadf_lib.analysis import floor_exponent
+    step = np.arange(1, 41) * 100
+    lr = np.where(step <= 2400, 3e-3 * (1 - step / 2500), 3e-5)  # decay, then a held floor
+    decay = np.where(step <= 2400, 5.0 - step / 1000, np.nan)  # anything during the decay
+    val = np.where(np.isnan(decay), (step / 1.0) ** -0.1, decay)
+    curves = pd.DataFrame({"name": "a", "step": step, "lr": lr, "val_localisation": val})
+    flat = curves.assign(name="b", val_localisation=np.where(step <= 2400, val, 0.4))
+    short = curves.assign(name="c", lr=np.where(step <= 3800, lr + 1e-3, 3e-5))  # 3 epochs at the floor
+    alpha = floor_exponent(pd.concat([curves, flat, short]))
+    assert alpha["a"] == pytest.approx(0.1, rel=1e-6) and alpha["b"] == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(alpha["c"])
+    # a power law's last-quarter gain is the same at every budget: 1 - 0.75^alpha (2.8 % at alpha = 0.1)
+    from scadf_lib.training import late_gain
+    assert late_gain(np.arange(1, 401) ** -0.1) == pytest.approx(1 - 0.75 ** 0.1, rel=0.02)
+
+
+def test_paired_reduction_skips_a_scene_with_no_baseline():
+    from scadf_lib.analysis import paired_reduction
+    rows = [{"scene": sc, "model": m, "seed": s, "regime": "mix", "group": "overall", "band": "all",
+             "mse_m2": (0.5 if m == "scadf" else 1.0) + 0.1 * s}
+            for sc, models in (("munich", ("softmoe", "scadf")), ("etoile", ("scadf",))) for m in models for s in (0, 1)]
+    red = paired_reduction(pd.DataFrame(rows), "mix", "overall")
+    assert list(red.scene) == ["munich"] and red.best_baseline.iloc[0] == "softmoe"
+    assert red.reduction_pct.iloc[0] == pytest.approx(100 * np.mean([1 - 0.5 / 1.0, 1 - 0.6 / 1.1]))
+
+
+def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method():
+    from scadf_lib.analysis import power_law_budget
+    steps = np.arange(100, 1100, 100)
+    lr = np.where(steps <= 400, 1.0, 0.01)  # the floor from step 500
+
+    def curve(name, v_end, alpha):
+        return pd.DataFrame({"name": name, "step": steps, "lr": lr, "val_localisation": v_end * (steps / 1000.0) ** -alpha})
+
+    curves = pd.concat([curve("slow", 4.0, 0.1), curve("best", 1.0, 0.05), curve("flat", 2.0, 0.0)])
+    runs = pd.DataFrame({"name": ["slow", "best", "flat"], "study": "main", "scene": "munich", "regime": "mix",
+                         "model": ["concat", "scadf", "softmoe"]})
+    got = power_law_budget(curves, runs)
+    assert got["best"] == 1.0 and np.isinf(got["flat"])
+    assert got["slow"] == pytest.approx(4.0 ** (1 / 0.1), rel=1e-6)  # 4x the error at α = 0.1: 4^10 the steps
+
+
+def test_floor_bend_tells_a_curve_bending_toward_flat_from_a_pure_power_law():
+    from scadf_lib.analysis import floor_bend, floor_exponent
+    steps = np.arange(100, 4100, 100).astype(float)
+    lr = np.where(steps <= 500, 1.0, 0.01)  # the floor from step 600
+    power = 2.0 * steps ** -0.2  # gains 1 - 0.75^0.2 = 5.6 % over any last quarter
+    bending = 1.0 + 20.0 * steps ** -0.5  # falls toward an asymptote: its local α shrinks
+    curves = pd.concat([pd.DataFrame({"name": n, "step": steps, "lr": lr, "val_localisation": v})
+                        for n, v in (("power", power), ("bending", bending))])
+    got = floor_bend(curves)
+    assert got.loc["power", "alpha_early"] == pytest.approx(0.2) and got.loc["power", "alpha_late"] == pytest.approx(0.2)
+    assert floor_exponent(curves)["power"] == pytest.approx(0.2)
+    assert got.loc["bending", "alpha_late"] < 0.75 * got.loc["bending", "alpha_early"]
+    short = curves[curves.step <= 700]  # two epochs at the floor: no fit
+    assert floor_bend(short).isna().all().all()
+
+
+def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(tmp_path):
+    from scadf_lib.analysis import hold_check
+    assert hold_check(tmp_path).empty
+
+    def write(name, epochs, mse, flat, schedule=None):
+        d = tmp_path / name
+        d.mkdir(exist_ok=True)
+        names = [f"main_munich_mix_{m}_s{s}" for m in ("concat", "scadf") for s in (0, 1)]
+        runs = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix",
+                             "model": [n.split("_")[3] for n in names], "seed": [0, 1, 0, 1], "epochs_trained": epochs,
+                             "converged": flat, "val_late_gain": 0.01, "steps_trained": 100, "device": "cpu",
+                             "epochs": [80, 80, 40, 40] if schedule is None else 240})
+        if schedule is not None:  # the floor held past the schedule, to one maximum
+            runs["schedule_epochs"] = schedule
+        metrics = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix", "group": "held-out",
+                                "band": "all", "mse_m2": mse, "model": runs.model, "seed": runs.seed, "ci95": 0.0})
+        metrics = pd.concat([metrics, metrics.assign(group="overall")])
+        runs.to_csv(d / "runs.csv", index=False)
+        metrics.to_csv(d / "all_metrics.csv", index=False)
+
+    write("flat_schedule_end", [80, 80, 31, 40], [3.0, 2.0, 0.5, 0.6], [False, False, True, False])
+    write("flat", [160, 160, 31, 52], [2.7, 1.9, 0.5, 0.6], [False, True, True, True], schedule=[80, 80, 40, 40])
+    check = hold_check(tmp_path).set_index("method")
+    assert check.loc["concat", "trained on"] == 2 and check.loc["scadf", "trained on"] == 1
+    assert (check.loc["concat", "flat before"], check.loc["concat", "flat after"]) == (0, 1)
+    assert check.loc["concat", "change where trained on (%)"].startswith("-7.50 ±")
+    assert check.loc["concat", "largest change (%)"] == 10.0
+    assert check.loc["scadf", "change where trained on (%)"] == "0.00"  # one run trained on: no CI
+    assert check.loc["concat", "epochs (schedule end → held)"] == "80 → 160"
+    # a method whose schedule changed between the sets has other runs, not the same runs held longer
+    write("flat", [200, 190, 31, 52], [2.0, 1.5, 0.5, 0.6], [True, True, True, True], schedule=[240, 240, 40, 40])
+    assert list(hold_check(tmp_path).method) == ["scadf"]
+    assert hold_check(tmp_path).attrs["other_schedule"] == ["concat"]
+
+
+def _metrics(rows):
+    """Tidy metric rows (band 'all') from (study, scene, regime, model, seed, group, mse[, extra])."""
+    out = []
+    for r in rows:
+        study, scene, regime, model, seed, group, mse, *extra = r
+        out.append({"name": f"{study}_{scene}_{regime}_{model}_s{seed}", "study": study, "scene": scene,
+                    "regime": regime, "model": model, "variant": model, "seed": seed, "group": group, "band": "all",
+                    "mse_m2": mse, "offset_floor_m2": 1.5, "param": None, "value": None, **(extra[0] if extra else {})})
+    return pd.DataFrame(out)
+
+
+def test_main_table_gives_every_method_anchor_and_the_floor_with_seeds_per_scene():
+    rows = [("main", sc, "mix", m, s, g, base + s + (g == "overall"))
+            for sc in ("munich", "etoile") for m, base in (("softmoe", 1.0), ("scadf", 2.0))
+            for s in ((0, 1, 2) if sc == "munich" else (0,)) for g in ("held-out", "overall")]
+    rows += [("anchors", "munich", "mix", "wknn", s, g, 6.0) for s in (0, 1, 2) for g in ("held-out", "overall")]
+    metrics = _metrics(rows)
+    runs = pd.DataFrame([{"name": f"main_{sc}_mix_{m}_s{s}", "study": "main", "scene": sc, "regime": "mix", "model": m,
+                          "seed": s, "converged": not (m == "softmoe" and s == 2)}
+                         for sc in ("munich", "etoile") for m in ("softmoe", "scadf")
+                         for s in ((0, 1, 2) if sc == "munich" else (0,))])
+    t = A.main_table(metrics, runs).set_index("method")
+    assert list(t.index) == ["SoftMoE †", "SCADF-MoE", "WKNN (numeric)", "centroid floor"]
+    assert list(t.columns) == ["munich held-out", "munich overall", "etoile held-out", "etoile overall", "seeds"]
+    half = mean_ci(np.array([2.0, 3.0, 4.0]))[1]
+    assert t.loc["SCADF-MoE", "munich held-out"] == f"3.00 ± {half:.2f}"
+    assert t.loc["SCADF-MoE", "etoile held-out"] == "2.00"  # one seed: no interval
+    assert t.loc["SCADF-MoE", "seeds"] == "3 / 1" and t.loc["WKNN (numeric)", "etoile held-out"] == "n/a"
+    assert t.loc["centroid floor", "munich held-out"] == "1.50"
+
+
+def test_ablation_table_pairs_each_variant_with_the_full_model_seed_by_seed():
+    full = [("main", "munich", "mix", "scadf", s, g, 1.0 + s) for s in (0, 1, 2) for g in ("held-out", "held-out-NLOS", "overall")]
+    abl = [("ablation", "munich", "mix", "scadf_no_mmd", s, g, 1.1 * (1.0 + s)) for s in (0, 1) for g in ("held-out", "held-out-NLOS", "overall")]
+    nospace = [("spatial", "munich", "mix", "scadf_nospace", 0, g, 3.0) for g in ("held-out", "held-out-NLOS", "overall")]
+    metrics = _metrics(full + abl + nospace)
+    metrics.loc[metrics.study == "spatial", "variant"] = "scadf_nospace"
+    t = A.ablation_table(metrics).set_index("variant")
+    assert list(t.index) == ["full model", "no spatial context (L = 1)", "no MMD (λ = 0)"]
+    assert t.loc["full model", "seeds"] == 2  # the seeds some variant has
+    assert t.loc["no MMD (λ = 0)", "held-out change (%)"] == "10.00 ± 0.00"  # +10 % on both seeds
+    assert t.loc["no spatial context (L = 1)", "held-out change (%)"] == "200.00"  # 3.0 against 1.0, seed 0 only
+    assert A.ablation_table(_metrics(full)).empty
+
+
+def test_spatial_table_compares_trajectory_lengths_on_the_seeds_of_the_l1_runs():
+    rows = [("main", "munich", "mix", "scadf", s, g, 0.5) for s in (0, 1, 2) for g in ("held-out", "held-out-LOS", "held-out-NLOS", "overall")]
+    rows += [("spatial", "munich", "mix", "scadf", 0, g, 1.5) for g in ("held-out", "held-out-LOS", "held-out-NLOS", "overall")]
+    rows += [("sensitivity", "munich", "mix", "scadf", 0, g, 0.9, {"param": "trajectory_length", "value": "3"})
+             for g in ("held-out", "held-out-LOS", "held-out-NLOS", "overall")]
+    t = A.spatial_table(_metrics(rows)).set_index("L (points per trajectory)")
+    assert list(t.index) == [1, 3, 5] and (t.seeds == 1).all()
+    assert list(t["held-out (m²)"]) == ["1.50", "0.90", "0.50"]
+    assert A.spatial_table(_metrics(rows[:12])).empty  # no L = 1 run: nothing to compare
+
+
+def test_coverage_counts_planned_and_finished_runs_per_cell():
+    from scadf_lib.presets import PRESETS
+    runs = pd.DataFrame([{"study": "main", "scene": "munich", "regime": "mix"}] * 15
+                        + [{"study": "main", "scene": "munich", "regime": "ood"}] * 4
+                        + [{"study": "ablation", "scene": "munich", "regime": "mix"}] * 2
+                        + [{"study": "spatial", "scene": "munich", "regime": "mix"}])
+    t = A.coverage(runs, PRESETS["flat"]).set_index("cell")
+    assert t.loc["Table II Mix, munich"].tolist() == [15, 15] and t.loc["Table II Mix, etoile"].tolist() == [15, 0]
+    assert t.loc["OOD, munich"].tolist() == [15, 4] and t.loc["ablations, munich"].tolist() == [15, 3]
+    assert t.loc["sensitivity, munich seed 0"].tolist() == [7, 0]
+    assert t.loc["degradation, augmented training"].planned == 15 and t.loc["anchors, 3 scenes x Mix/OOD"].planned == 54
+
+
+def test_claims_need_every_scene_and_say_when_seeds_are_missing():
+    def table(scadf, best, scenes=("munich", "etoile", "florence"), seeds=(0, 1, 2)):
+        return _metrics([("main", sc, "mix", m, s, g, v) for sc in scenes for s in seeds
+                         for m, v in (("scadf", scadf), ("softmoe", best), ("concat", 9.0))
+                         for g in ("overall", "held-out-NLOS")])
+    complete = table(0.3, 1.0)  # every method, three seeds, three scenes
+    complete = pd.concat([complete] + [complete[complete.model == "concat"].assign(model=m)
+                                       for m in ("fullcon", "transfusion")])
+    v = A.claims_verdicts(complete).set_index("claim").verdict
+    assert v.iloc[0] == "**reproduces**" and v.iloc[1] == "**reproduces**"  # 70 % lower on every scene
+    assert A.claims_verdicts(table(0.5, 1.0)).verdict.iloc[1].startswith("**does not reproduce**")  # 50 % < 61 %
+    two = A.claims_verdicts(table(0.3, 1.0, scenes=("munich", "etoile"))).set_index("claim")
+    assert two.verdict.iloc[0].startswith("**does not reproduce**") and "provisional" in two.verdict.iloc[0]
+    assert two.florence.iloc[0] == "n/a"

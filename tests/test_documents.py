@@ -1,0 +1,30 @@
+"""The documents cannot drift from the result tables: REPORT.md and the README's headline block are
+what the committed tables render to, byte for byte."""
+
+from __future__ import annotations
+
+from scadf_lib.fileio import project_path
+from scadf_lib.presets import REFERENCE_SET
+from scadf_lib.report import README_BEGIN, README_END, readme_block, render
+
+SET_DIR = project_path(f"results/{REFERENCE_SET}")
+FIX = "rerun `python -m scadf_lib.report` and commit REPORT.md and README.md with the tables"
+
+
+def test_report_is_what_the_committed_tables_render_to():
+    committed = project_path("results/REPORT.md").read_text()
+    assert committed == render(SET_DIR), f"results/REPORT.md differs from the tables: {FIX}"
+
+
+def test_readme_headline_is_generated_from_the_same_tables():
+    readme = project_path("README.md").read_text()
+    assert readme.count(README_BEGIN) == 1 and readme.count(README_END) == 1
+    block = README_BEGIN + readme.split(README_BEGIN, 1)[1].split(README_END, 1)[0] + README_END
+    assert block == readme_block(SET_DIR), f"README's headline differs from the tables: {FIX}"
+
+
+def test_readme_is_short_and_quotes_no_result_outside_its_generated_block():
+    readme = project_path("README.md").read_text()
+    assert len(readme.splitlines()) < 200
+    outside = readme.split(README_BEGIN)[0] + readme.split(README_END)[1]
+    assert "m²" not in outside.replace("MSE (m²)", ""), "a result quoted by hand: put it in the generated block"
