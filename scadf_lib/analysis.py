@@ -208,16 +208,16 @@ def routing_shift(resp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def flat_flags(converged: pd.Series) -> pd.Series:
-    """runs.csv's ``converged`` column (the run's validation curve ended flat) as booleans."""
-    return converged.astype(str).str.lower() == "true"
+def flat_flags(flat: pd.Series) -> pd.Series:
+    """runs.csv's ``flat`` column (the run's validation curve ended flat) as booleans."""
+    return flat.astype(str).str.lower() == "true"
 
 
 def flat_counts(runs: pd.DataFrame) -> pd.Series:
     """Per (model) of the main runs: 'n/N' runs whose validation curve was flat at the end
-    (runs.csv ``converged``)."""
+    (runs.csv ``flat``)."""
     main = runs[runs.study == "main"]
-    conv = flat_flags(main.converged)
+    conv = flat_flags(main["flat"])
     return conv.groupby(main.model).agg(lambda c: f"{int(c.sum())}/{len(c)}")
 
 
@@ -347,7 +347,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         m = m[(m.study == "main") & (m.scene == scene) & (m.regime == "mix") & (m.group == group) & (m.band == "all")]
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
         span = r.schedule_epochs.fillna(r.epochs) if "schedule_epochs" in r else r.epochs
-        per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": flat_flags(r.converged),
+        per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": flat_flags(r["flat"]),
                                      "span": span, "mse": m.set_index("name").mse_m2.reindex(r.index)}))
     both = per_set[0].merge(per_set[1].drop(columns="model"), left_index=True, right_index=True,
                             suffixes=("_short", "_long"))
@@ -458,7 +458,7 @@ def budget_check(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich
                          **{f"{g} (m²)": round(float(table.loc[name, g]), 3) for g in ("held-out", "held-out-NLOS", "overall")
                             if name in table.index and g in table.columns},
                          "late gain (%)": round(100 * float(r.val_late_gain), 1),
-                         "flat": str(r.converged).lower() == "true"})
+                         "flat": str(r["flat"]).lower() == "true"})
     out = pd.DataFrame(rows)
     if len(out) and "held-out (m²)" in out:  # the longer run's held-out MSE against its main run's
         first = out.groupby(["method", "seed"])["held-out (m²)"].transform("first")
@@ -633,7 +633,7 @@ def flatness_table(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd
     (:func:`floor_exponent`, :func:`floor_bend`, :func:`power_law_budget`)."""
     mruns = runs[runs.study == "main"]
     per = mruns.groupby(["scene", "regime", "model"]).agg(
-        runs=("name", "size"), flat=("converged", lambda c: int(flat_flags(c).sum())),
+        runs=("name", "size"), flat=("flat", lambda c: int(flat_flags(c).sum())),
         late_gain_pct_mean=("val_late_gain", lambda g: 100 * g.mean()),
         late_gain_pct_max=("val_late_gain", lambda g: 100 * g.max()),
         best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),

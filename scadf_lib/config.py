@@ -184,7 +184,7 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 #: A run whose best validation error fell by less than this over the last quarter of its epochs
-#: ended flat (:func:`late_gain`); runs.csv's ``converged`` column holds the flag.
+#: ended flat (:func:`late_gain`); runs.csv's ``flat`` column.
 FLAT_GAIN = 0.02
 
 

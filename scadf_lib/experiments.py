@@ -234,7 +234,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
             "lr": run.cfg.lr, "compile": str(run.cfg.compile), "offset_weight": run.cfg.offset_weight,
             "weight_decay_all": run.cfg.decay_all, "val_points_fraction": run.cfg.val_points_fraction,
             "best_epoch": int(res.history.val_localisation.idxmin()) + 1,
-            "val_late_gain": gain, "converged": bool(gain < FLAT_GAIN),
+            "val_late_gain": gain, "flat": bool(gain < FLAT_GAIN),
             "epochs_trained": len(res.history), "steps_trained": int(res.history["step"].iloc[-1]),
             "stopped_early": len(res.history) < run.cfg.epochs, "stop_min_gain": run.cfg.stop_min_gain,
             "stop_patience": run.cfg.stop_patience, "train_per_point": run.cfg.train_per_point,

@@ -74,7 +74,7 @@ def stopping_text(mruns: pd.DataFrame) -> str:
     return (f"A run stops when its best validation error (points + centroid, on held-out-style validation points) "
             f"has fallen by less than {100 * float(mruns.stop_min_gain.max()):g} % over the last "
             f"max({int(mruns.stop_patience.max())} epochs, a quarter of its epochs). **Flat**: the best validation "
-            f"error fell by less than 2 % over the last quarter of the run's epochs (runs.csv `converged`); a method "
+            f"error fell by less than 2 % over the last quarter of the run's epochs (runs.csv `flat`); a method "
             f"marked † has a run that did not end flat")
 
 
@@ -233,7 +233,7 @@ def flatness_section(set_dir: Path, runs: pd.DataFrame) -> str:
     gain = 100 * mruns.val_late_gain
     fig = set_dir / "learning_curves.png"
     return ("## D. How each run's curve ended\n\n"
-            f"{int(A.flat_flags(mruns.converged).sum())} of {len(mruns)} main runs ended flat (late gain median "
+            f"{int(A.flat_flags(mruns['flat']).sum())} of {len(mruns)} main runs ended flat (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
             f"{int(mruns.epochs_trained.max())}). Late gain: drop of the best validation error over the last quarter "
             "of the epochs; train_min: training wall time per run while other runs shared the 2 cores; floor "

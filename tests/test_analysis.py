@@ -21,11 +21,11 @@ def test_budget_check_puts_each_longer_run_beside_its_main_run():
     from scadf_lib.analysis import budget_check
     runs = pd.DataFrame([
         {"name": "main_s0", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
-         "epochs": 40, "epochs_trained": 33, "val_late_gain": 0.015, "converged": True},
+         "epochs": 40, "epochs_trained": 33, "val_late_gain": 0.015, "flat": True},
         {"name": "main_s1", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 1,
-         "epochs": 40, "epochs_trained": 40, "val_late_gain": 0.03, "converged": False},
+         "epochs": 40, "epochs_trained": 40, "val_late_gain": 0.03, "flat": False},
         {"name": "budget_s0", "study": "budget", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
-         "epochs": 80, "epochs_trained": 61, "val_late_gain": 0.01, "converged": True}])
+         "epochs": 80, "epochs_trained": 61, "val_late_gain": 0.01, "flat": True}])
     metrics = pd.DataFrame([{"name": n, "scene": "munich", "regime": "mix", "band": "all", "group": g, "mse_m2": v}
                             for n, base in (("main_s0", 0.3), ("main_s1", 0.4), ("budget_s0", 0.25))
                             for g, v in (("held-out", base), ("held-out-NLOS", 2 * base), ("overall", base / 2))])
@@ -43,7 +43,7 @@ def test_band_table_marks_a_method_with_a_run_that_was_not_flat():
                              "seed": s, "band": b, "group": "held-out", "mse_m2": 1.0 + s}
                             for m in ("concat", "scadf") for s in (0, 1) for b in ("2.6", "28", "all")])
     runs = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
-                          "seed": s, "converged": not (m == "concat" and s == 1)} for m in ("concat", "scadf") for s in (0, 1)])
+                          "seed": s, "flat": not (m == "concat" and s == 1)} for m in ("concat", "scadf") for s in (0, 1)])
     table = band_table(metrics, "munich", runs=runs)
     assert list(table.method) == ["Concat †", "SCADF-MoE"] and list(table.columns) == ["method", "2.6 GHz", "28 GHz"]
     assert list(band_table(metrics, "munich").method) == ["Concat", "SCADF-MoE"]
@@ -118,7 +118,7 @@ def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(
         names = [f"main_munich_mix_{m}_s{s}" for m in ("concat", "scadf") for s in (0, 1)]
         runs = pd.DataFrame({"name": names, "study": "main", "scene": "munich", "regime": "mix",
                              "model": [n.split("_")[3] for n in names], "seed": [0, 1, 0, 1], "epochs_trained": epochs,
-                             "converged": flat, "val_late_gain": 0.01, "steps_trained": 100, "device": "cpu",
+                             "flat": flat, "val_late_gain": 0.01, "steps_trained": 100, "device": "cpu",
                              "epochs": [80, 80, 40, 40] if schedule is None else 240})
         if schedule is not None:  # the floor held past the schedule, to one maximum
             runs["schedule_epochs"] = schedule
@@ -161,7 +161,7 @@ def test_main_table_gives_every_method_anchor_and_the_floor_with_seeds_per_scene
     rows += [("anchors", "munich", "mix", "wknn", s, g, 6.0) for s in (0, 1, 2) for g in ("held-out", "overall")]
     metrics = _metrics(rows)
     runs = pd.DataFrame([{"name": f"main_{sc}_mix_{m}_s{s}", "study": "main", "scene": sc, "regime": "mix", "model": m,
-                          "seed": s, "converged": not (m == "softmoe" and s == 2)}
+                          "seed": s, "flat": not (m == "softmoe" and s == 2)}
                          for sc in ("munich", "etoile") for m in ("softmoe", "scadf")
                          for s in ((0, 1, 2) if sc == "munich" else (0,))])
     t = A.main_table(metrics, runs).set_index("method")
