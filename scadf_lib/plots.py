@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from scadf_lib.clustering import Clustering
 from scadf_lib.evaluation import Predictions
+from scadf_lib.presets import METHODS
 from scadf_lib.schema import SPEED_OF_LIGHT, complex_cfr
 from scadf_lib.trajectories import SpatialSplit
 
@@ -248,7 +249,7 @@ def degradation_curves(summary: pd.DataFrame, title: str = "") -> plt.Figure:
     missing. ``summary``: :func:`scadf_lib.analysis.degradation_summary`."""
     from scadf_lib.analysis import label
     trainings = [t for t in ("clean", "augmented") if t in set(summary.training)]
-    methods = [m for m in ("concat", "fullcon", "transfusion", "softmoe", "scadf") if m in set(summary.model)]
+    methods = [m for m in METHODS if m in set(summary.model)]
     colours = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
     fig, axes = plt.subplots(len(trainings), 5, figsize=(22, 4.2 * len(trainings)), constrained_layout=True,
                              squeeze=False)
