@@ -488,6 +488,9 @@ def readme_block(set_dir: Path) -> str:
         README_BEGIN, "",
         "Held-out MSE (m², points in no training trajectory), Mix, mean ± 95 % CI over seeds, every run trained "
         "until its validation curve was flat (`results/flat/`):", "", md_table(table), "",
+        "Anchors without a deep model: geometric = closed form from the dominant path's length and angle (exact on "
+        "LOS points, far off on NLOS ones, where the path bends); WKNN = weighted k nearest fingerprints; "
+        "centroid floor = every point placed at its trajectory's true centre.", "",
         "The paper's claims on our data: " + "; ".join(
             f"{r.claim}: {r.verdict}" for r in claims.itertuples()) + ".", "",
         f"Reference set: {done}.", README_END])
