@@ -373,6 +373,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         m, r = pd.read_csv(p / "all_metrics.csv", dtype={"band": str}), pd.read_csv(p / "runs.csv")
         m = m[(m.study == "main") & (m.scene == scene) & (m.regime == "mix") & (m.group == group) & (m.band == "all")]
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
+        # flat_schedule_end's runs.csv predates the schedule_epochs column: there the schedule spans the run
         span = r.schedule_epochs.fillna(r.epochs) if "schedule_epochs" in r else r.epochs
         per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": flat_flags(r["flat"]),
                                      "span": span, "mse": m.set_index("name").mse_m2.reindex(r.index)}))
