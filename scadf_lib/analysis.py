@@ -72,12 +72,14 @@ def fmt_ci(mean: float, half: float) -> str:
 
 
 def read_set(set_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, runs) of a result set; ``band`` stays text ('all', '2.6', ...)."""
+    """(metrics, runs) of a result set; ``band`` stays text ('all', '2.6', ...). The metrics leave
+    out anchors that duplicate another on every split (:func:`redundant_anchors`); ``runs`` keeps them."""
     for name in ("all_metrics.csv", "runs.csv"):
         if not (set_dir / name).exists():
             raise FileNotFoundError(f"{set_dir / name} not found: a result set is written by "
                                     f"`python -m scadf_lib.experiments --preset <name>` into results/<name>/")
-    return pd.read_csv(set_dir / "all_metrics.csv", dtype={"band": str}), pd.read_csv(set_dir / "runs.csv")
+    runs = pd.read_csv(set_dir / "runs.csv")
+    return without_redundant_anchors(pd.read_csv(set_dir / "all_metrics.csv", dtype={"band": str}), runs), runs
 
 
 def paired_reduction(main: pd.DataFrame, regime: str, group: str) -> pd.DataFrame:
@@ -266,6 +268,31 @@ def band_table(metrics: pd.DataFrame, scene: str, regime: str = "mix", group: st
     return pd.DataFrame(rows)
 
 
+def redundant_anchors(runs: pd.DataFrame) -> set[str]:
+    """Anchors that reduced to another on every split of the set: ``wknn_cfr`` where the validation
+    search chose CFR weight 0 everywhere (its predictions are then exactly WKNN (numeric)'s)."""
+    cfr = runs[(runs.study == "anchors") & (runs.model == "wknn_cfr")]
+    if cfr.empty or "anchor_cfr_weight" not in cfr:
+        return set()
+    return {"wknn_cfr"} if (cfr.anchor_cfr_weight.fillna(0) <= 0).all() else set()
+
+
+def without_redundant_anchors(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` without the rows of :func:`redundant_anchors` (they duplicate another anchor's)."""
+    drop = redundant_anchors(runs)
+    return metrics[~((metrics.study == "anchors") & metrics.model.isin(drop))]
+
+
+def geometric_los_nlos(metrics: pd.DataFrame, regime: str = "mix") -> tuple[float, float] | None:
+    """The geometric anchor's held-out LOS and NLOS MSE (m², mean over scenes and seeds), or None."""
+    sel = metrics[(metrics.study == "anchors") & (metrics.model == "geometric") & (metrics.regime == regime)
+                  & (metrics.band == "all")]
+    by_group = sel.groupby("group").mse_m2.mean()
+    if not {"held-out-LOS", "held-out-NLOS"} <= set(by_group.index):
+        return None
+    return float(by_group["held-out-LOS"]), float(by_group["held-out-NLOS"])
+
+
 def anchors_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """Every scene x regime x anchor: held-out (LOS / NLOS), seen and overall MSE (m², mean over seeds)."""
     sel = metrics[(metrics.study == "anchors") & (metrics.band == "all")]
@@ -346,6 +373,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         m, r = pd.read_csv(p / "all_metrics.csv", dtype={"band": str}), pd.read_csv(p / "runs.csv")
         m = m[(m.study == "main") & (m.scene == scene) & (m.regime == "mix") & (m.group == group) & (m.band == "all")]
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
+        # flat_schedule_end's runs.csv predates the schedule_epochs column: there the schedule spans the run
         span = r.schedule_epochs.fillna(r.epochs) if "schedule_epochs" in r else r.epochs
         per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": flat_flags(r["flat"]),
                                      "span": span, "mse": m.set_index("name").mse_m2.reindex(r.index)}))

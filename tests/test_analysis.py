@@ -226,3 +226,20 @@ def test_claims_need_every_scene_and_say_when_seeds_are_missing():
     two = A.claims_verdicts(table(0.3, 1.0, scenes=("munich", "etoile"))).set_index("claim")
     assert two.verdict.iloc[0].startswith("**does not reproduce**") and "provisional" in two.verdict.iloc[0]
     assert two.florence.iloc[0] == "n/a"
+
+
+def test_wknn_with_the_cfr_leaves_the_tables_only_where_it_chose_cfr_weight_zero_on_every_split(tmp_path):
+    runs = pd.DataFrame([{"name": f"anchor_munich_mix_{m}_s{s}", "study": "anchors", "scene": "munich",
+                          "regime": "mix", "model": m, "seed": s, "anchor_cfr_weight": 0.0}
+                         for m in ("wknn", "wknn_cfr") for s in (0, 1)])
+    metrics = _metrics([("anchors", "munich", "mix", m, s, "held-out", 6.0)
+                        for m in ("wknn", "wknn_cfr") for s in (0, 1)])
+    assert A.redundant_anchors(runs) == {"wknn_cfr"}
+    assert set(A.without_redundant_anchors(metrics, runs).model) == {"wknn"}
+    runs.loc[runs.index[-1], "anchor_cfr_weight"] = 0.5  # one split where the CFR helped: it stays
+    assert A.redundant_anchors(runs) == set()
+    assert set(A.without_redundant_anchors(metrics, runs).model) == {"wknn", "wknn_cfr"}
+    metrics.to_csv(tmp_path / "all_metrics.csv", index=False)
+    runs.assign(anchor_cfr_weight=0.0).to_csv(tmp_path / "runs.csv", index=False)
+    read, read_runs = A.read_set(tmp_path)
+    assert set(read.model) == {"wknn"} and set(read_runs.model) == {"wknn", "wknn_cfr"}
