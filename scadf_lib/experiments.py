@@ -260,10 +260,12 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
 
 
 def ships_checkpoint(run: Run) -> bool:
-    """Whether a run's best weights go to ``results/models/<name>.pt`` (for :mod:`scadf_lib.localise`):
-    the Mix runs of SCADF-MoE and SoftMoE and the runs without spatial context (L = 1)."""
+    """Whether a run's best weights go to ``<results>/models/<name>.pt`` (for :mod:`scadf_lib.localise`
+    and the track study): the seed-0 Mix runs of SCADF-MoE and SoftMoE and the seed-0 runs without
+    spatial context (L = 1). Seed 0 only: ~2 MB each, and the working tree must travel to a GPU
+    machine (64 MiB at most, data and wheels included)."""
     main = run.study == "main" and run.cfg.regime == "mix" and run.cfg.model in ("scadf", "softmoe")
-    return main or run.study == "spatial"
+    return (main or run.study == "spatial") and run.cfg.seed == 0
 
 
 def score_anchor(run: Run, work: Path) -> str:

@@ -44,3 +44,21 @@ def test_ci_runs_the_readme_test_command():
 def test_torch_pinned_to_the_local_cpu_wheel_in_setup():
     assert "torch==2.13.0" in (ROOT / ".ci" / "constraints.txt").read_text()
     assert "-c .ci/constraints.txt" in (ROOT / ".ci" / "setup.sh").read_text()
+
+
+#: What may travel to a GPU machine (the device tool copies the working tree: 64 MiB at most, carried
+#: wheels included, about 12 MB for netCDF4 and cftime). Parked runs (results/<set>/inflight/) are left
+#: out: they exist only while a sweep is unfinished, and a GPU call moves them aside (bench/README.md).
+TRAVEL_BUDGET_MIB = 48
+
+
+def test_the_committed_tree_fits_the_gpu_machines_carry_limit():
+    import subprocess
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    paths = [ROOT / f.decode() for f in files if f]
+    sizes = {p: p.stat().st_size for p in paths if p.is_file() and "inflight" not in p.relative_to(ROOT).parts}
+    total_mib = sum(sizes.values()) / 2**20
+    largest = sorted(sizes, key=sizes.get, reverse=True)[:5]
+    assert total_mib <= TRAVEL_BUDGET_MIB, (
+        f"tracked files take {total_mib:.1f} MiB (largest: {[str(p.relative_to(ROOT)) for p in largest]}); "
+        f"keep them under {TRAVEL_BUDGET_MIB} MiB so the tree still travels to a GPU machine")

@@ -566,3 +566,10 @@ def test_todays_plan_gives_every_committed_reference_run_the_settings_it_was_tra
         for col in columns:
             want, got = row[col], getattr(cfg, col)
             assert (pd.isna(want) and got is None) or want == got or str(want) == str(got), (name, col, want, got)
+
+
+def test_the_reference_sweep_ships_seed_0_checkpoints_of_the_track_studys_models_only():
+    from scadf_lib.experiments import ships_checkpoint
+    shipped = {r.name for r in plan("flat") if ships_checkpoint(r)}
+    assert shipped == {f"main_{sc}_mix_{m}_s0" for sc in ("munich", "etoile", "florence") for m in ("scadf", "softmoe")} \
+        | {"spatial_munich_mix_nospace_s0"}
