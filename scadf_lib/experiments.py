@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
@@ -584,6 +585,42 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     return pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
 
 
+def sweep_status(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
+    """Where each planned run stands, read from files only (safe while a sweep runs): ``done`` (in
+    ``<results>/runs.csv`` or finished in its work folder), ``started`` (a ``last.pt`` in its work
+    folder), ``parked`` (in ``<results>/inflight/``) or ``waiting``; for a started or parked run its
+    epochs so far against its maximum, its best epoch and the stopping rule's late gain (%: the drop
+    of the best validation error over the last quarter of its epochs; the rule, where the run has one,
+    ends it below ``rule_pct``)."""
+    from scadf_lib.checkpoints import load_checkpoint
+    committed = set(pd.read_csv(results / "runs.csv").name) if (results / "runs.csv").exists() else set()
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"run": run.name, "study": run.study, "state": "waiting"}
+        if run.name in committed or _finished(work / run.name):
+            row["state"] = "done"
+        for state, folder in (("started", work / run.name), ("parked", results / PARKED / run.name)):
+            if row["state"] == "waiting" and (folder / "last.pt").exists():
+                val = [h["val_localisation"] for h in load_checkpoint(folder / "last.pt")["history"]]
+                row.update(state=state, epochs=len(val), max_epochs=run.cfg.epochs,
+                           best_epoch=int(np.argmin(val)) + 1, late_gain_pct=round(100 * late_gain(val), 2),
+                           rule_pct=None if run.cfg.stop_min_gain is None else 100 * run.cfg.stop_min_gain)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for col in ("epochs", "max_epochs", "best_epoch"):
+        if col in table:
+            table[col] = table[col].astype("Int64")
+    return table
+
+
+def print_status(status: pd.DataFrame) -> None:
+    """The counts of :func:`sweep_status` per study and state, then the started and parked runs."""
+    print(status.groupby(["study", "state"], sort=False).size().unstack(fill_value=0).to_string())
+    live = status[status.state.isin(["started", "parked"])]
+    if len(live):
+        print("\n" + live.drop(columns="study").to_string(index=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
     ap.add_argument("--preset", default=REFERENCE_SET, choices=sorted(PRESETS))
@@ -614,6 +651,9 @@ def main(argv: list[str] | None = None) -> int:
                          "on a fresh clone")
     ap.add_argument("--time-limit-min", type=float, default=None,
                     help="stop starting runs and epochs that would end later than this; rerun to resume")
+    ap.add_argument("--status", action="store_true",
+                    help="print where each planned run stands (done, started, parked, waiting) and exit; safe while "
+                         "the sweep runs")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -627,6 +667,9 @@ def main(argv: list[str] | None = None) -> int:
                 compile=a.compile or False, epochs=a.epochs, methods=tuple(a.methods),
                 main_scenes=tuple(a.main_scenes) if a.main_scenes else None,
                 regimes=tuple(a.regimes) if a.regimes else None)
+    if a.status:
+        print_status(sweep_status(runs, work, results))
+        return 0
     print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
           f"device {device_name()}")
     metrics = execute(runs, work, results, fresh=a.fresh, jobs=a.jobs, stack=a.stack, park=a.park,

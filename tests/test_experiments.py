@@ -528,7 +528,7 @@ def test_a_parked_run_resumes_on_a_fresh_clone_as_if_never_interrupted(tmp_path,
     from dataclasses import replace
 
     import scadf_lib.training as training
-    from scadf_lib.experiments import PARKED, Run, park_unfinished, restore_parked, run_one
+    from scadf_lib.experiments import PARKED, Run, park_unfinished, restore_parked, run_one, sweep_status
     from scadf_lib.training import TrainConfig
     cfg = TrainConfig(data_path=str(synthetic_nc), model="concat", epochs=3, max_steps_per_epoch=3,
                       model_overrides={"d_model": 16})
@@ -540,9 +540,15 @@ def test_a_parked_run_resumes_on_a_fresh_clone_as_if_never_interrupted(tmp_path,
     for f in ("metrics.csv", "config.json", "history.csv", "point_errors.csv"):
         (tmp_path / "work" / run.name / f).unlink(missing_ok=True)
     results = tmp_path / "results"
+    other = replace(run, name="main_synthetic_mix_concat_s1")
+    status = sweep_status([run, other], tmp_path / "work", results).set_index("run")
+    assert list(status.state) == ["started", "waiting"] and status.loc[run.name, "epochs"] == 1
     assert park_unfinished([run], tmp_path / "work", results) == [run.name]
+    status = sweep_status([run], tmp_path / "clone", results).set_index("run")  # a fresh clone: parked
+    assert status.loc[run.name, "state"] == "parked" and status.loc[run.name, "max_epochs"] == 3
     assert restore_parked([run], tmp_path / "clone", results) == [run.name]  # a fresh clone's empty runs/
     run_one(replace(run), tmp_path / "clone", results)
+    assert list(sweep_status([run], tmp_path / "clone", results).state) == ["done"]
     resumed = pd.read_csv(tmp_path / "clone" / run.name / "history.csv")
     pd.testing.assert_frame_equal(resumed.drop(columns=["elapsed_s", "trajectories_per_s"]),
                                   whole.history.drop(columns=["elapsed_s", "trajectories_per_s"]), check_exact=False,
