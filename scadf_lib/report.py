@@ -125,10 +125,10 @@ def geometric_text(metrics: pd.DataFrame) -> str:
     if split is None:
         return text + " (exact on LOS points)."
     los, nlos = split
-    return (text + f": exact on LOS points (held-out-LOS {los:.2f} m²), but on an NLOS point the dominant path bends "
-            "(a reflection or a diffraction), and the point at its whole length along its departure direction is not "
-            f"where the UE is (held-out-NLOS {nlos:,.0f} m², mean over scenes): it is there to show that the dominant path alone "
-            "does not localise NLOS points.")
+    return (text + f": exact on LOS points (held-out-LOS {los:.2f} m²), but on an NLOS point the dominant path "
+            "bends (a reflection or a diffraction), and the point at its whole length along its departure direction "
+            f"is not where the UE is (held-out-NLOS {nlos:,.0f} m², mean over scenes): it is there to show that the "
+            "dominant path alone does not localise NLOS points.")
 
 
 def cfr_anchor_text(runs: pd.DataFrame) -> str:
