@@ -634,6 +634,17 @@ def spatial_table(metrics: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def no_mmd_twin(metrics: pd.DataFrame, sens: pd.DataFrame, seed: int, scene: str = "munich") -> pd.DataFrame:
+    """The sensitivity study's λ = 0 rows, where its plan left them to the no-MMD ablation of ``seed``
+    (the same run: ``scadf_lib.planning``): that ablation's rows (band 'all') tagged mmd_weight = 0,
+    or nothing where ``sens`` has its own λ = 0 run or the ablation has not finished."""
+    if "param" in sens and ((sens.param == "mmd_weight") & (pd.to_numeric(sens.value, errors="coerce") == 0)).any():
+        return sens.iloc[:0]
+    twin = metrics[(metrics.study == "ablation") & (metrics.model == "scadf_no_mmd") & (metrics.seed == seed)
+                   & (metrics.scene == scene) & (metrics.band == "all")]
+    return twin.assign(param="mmd_weight", value=0.0)
+
+
 def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
     """The sensitivity runs (one setting changed each, seed 0) beside the default SCADF-MoE run of the
     same seed: held-out and overall MSE (m²), training trajectories and points left unused in
@@ -642,6 +653,7 @@ def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "m
     if sens.empty:
         return pd.DataFrame()
     seed = int(sens.seed.iloc[0])
+    sens = pd.concat([sens, no_mmd_twin(metrics, sens, seed, scene)])
     default = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.regime == "mix")
                       & (metrics.scene == scene) & (metrics.seed == seed) & (metrics.band == "all")]
     both = pd.concat([default.assign(param="default (8 experts, λ 0.1, L 5, auto radius)", value=""), sens])
@@ -720,8 +732,13 @@ def coverage(runs: pd.DataFrame, preset: dict) -> pd.DataFrame:
                       + len(preset.get("spatial_scenes", SCENES)) * seeds,
                       runs.study.isin(["ablation", "spatial"]).sum()))
     if "sensitivity" in studies:
+        sens = runs[runs.study == "sensitivity"]
+        own_zero = "param" in sens and ((sens.param == "mmd_weight")
+                                        & (pd.to_numeric(sens.value, errors="coerce") == 0)).any()
+        twin = (0.0 in preset.get("lambdas", ()) and not own_zero and "name" in runs
+                and (runs.name == f"ablation_munich_mix_scadf_no_mmd_s{preset['seeds'][0]}").any())
         cells.append(("sensitivity, munich seed 0", sum(len(preset.get(k, ())) for k in ("experts", "lambdas", "lengths", "radii")),
-                      (runs.study == "sensitivity").sum()))
+                      len(sens) + int(twin)))
     if "budget" in studies:
         extra = sum(len(s) for _, _, s in preset.get("budget_extra", ()))
         cells.append(("budget checks, munich", len(preset.get("budget_methods", METHODS)) * len(preset.get("budget_seeds", ()))

@@ -87,6 +87,8 @@ class _Planner:
             self.add(f"sens_experts{n}", "sensitivity", "munich", {"param": "n_experts", "value": n},
                      model_overrides={"n_experts": n}, seed=seed)
         for lam in p.get("lambdas", (0.0, 0.01, 1.0, 10.0, 100.0)):
+            if lam == 0.0 and self.trains_no_mmd_ablation(seed):
+                continue  # the same run as the no-MMD ablation of this seed: trained once, read by both tables
             self.add(f"sens_lambda{lam}", "sensitivity", "munich", {"param": "mmd_weight", "value": lam},
                      model_overrides={"mmd_weight": lam}, seed=seed)
         for L in p.get("lengths", (3, 7)):
@@ -95,6 +97,12 @@ class _Planner:
         for r in p.get("radii", (3.0, 6.0)):
             self.add(f"sens_radius{r}", "sensitivity", "munich", {"param": "radius_m", "value": r}, radius_m=r,
                      seed=seed)
+
+    def trains_no_mmd_ablation(self, seed: int) -> bool:
+        """Whether this plan trains the no-MMD ablation (``scadf_no_mmd``: SCADF-MoE with λ = 0) on
+        munich Mix with ``seed``, which is then also the sensitivity study's λ = 0 run."""
+        return ("ablation" in self.studies and "scadf_no_mmd" in ABLATIONS
+                and seed in self.p.get("ablation_seeds", self.p["seeds"]))
 
     def inspector_scenes(self) -> None:
         p = self.p

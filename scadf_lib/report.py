@@ -372,7 +372,8 @@ def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
         return ""
     return ("## I. Sensitivity (munich, Mix, seed 0)\n\n"
             "One setting changed per run. A smaller radius leaves more clusters too small for a trajectory, so the "
-            "training set shrinks; `final_val_mmd` is the task routers' MMD² on the validation set at the end.\n\n"
+            "training set shrinks; `final_val_mmd` is the task routers' MMD² on the validation set at the end. "
+            "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once).\n\n"
             + md_table(table) + "\n")
 
 

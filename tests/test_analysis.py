@@ -243,3 +243,23 @@ def test_wknn_with_the_cfr_leaves_the_tables_only_where_it_chose_cfr_weight_zero
     runs.assign(anchor_cfr_weight=0.0).to_csv(tmp_path / "runs.csv", index=False)
     read, read_runs = A.read_set(tmp_path)
     assert set(read.model) == {"wknn"} and set(read_runs.model) == {"wknn", "wknn_cfr"}
+
+
+def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unless_it_has_its_own():
+    from scadf_lib.presets import PRESETS
+    rows = [("main", "munich", "mix", "scadf", 0, g, 1.0) for g in ("held-out", "overall")]
+    rows += [("sensitivity", "munich", "mix", "scadf", 0, g, 2.0, {"name": "sens_experts2", "param": "n_experts",
+                                                                    "value": 2.0}) for g in ("held-out", "overall")]
+    rows += [("ablation", "munich", "mix", "scadf_no_mmd", s, g, 3.0 + s) for s in (0, 1) for g in ("held-out", "overall")]
+    metrics = _metrics(rows)
+    runs = metrics.drop_duplicates("name")[["name", "study", "scene", "regime", "param", "value"]].assign(
+        train_samples=100, points_unused_in_small_clusters=0, final_val_mmd=0.0)
+    t = A.sensitivity_table(metrics, runs).set_index(["param", "value"])
+    assert t.loc[("mmd_weight", "0.0"), "held-out (m²)"] == 3.0  # the seed-0 ablation, not seed 1's 4.0
+    assert t.loc[("n_experts", "2.0"), "held-out (m²)"] == 2.0 and len(t) == 3  # default, experts 2, λ 0
+    assert A.coverage(runs, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 2]
+    own = pd.concat([metrics, _metrics([("sensitivity", "munich", "mix", "scadf", 0, g, 9.0,
+                                     {"name": "sens_lambda0.0", "param": "mmd_weight", "value": 0.0})
+                                    for g in ("held-out", "overall")])])
+    t = A.sensitivity_table(own, runs).set_index(["param", "value"])
+    assert t.loc[("mmd_weight", "0.0"), "held-out (m²)"] == 9.0 and len(t) == 3  # its own run wins

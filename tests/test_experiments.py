@@ -116,8 +116,11 @@ def test_reference_plan_runs_the_most_important_cells_first():
         for s in (0, 1, 2)}
     assert {r.tags["scene"] for r in abl} == {"munich"} and {r.cfg.regime for r in abl} == {"mix"}
     sens = {(r.tags["param"], r.tags["value"]) for r in runs if r.study == "sensitivity"}
-    assert sens == {("n_experts", 2), ("n_experts", 16), ("mmd_weight", 0.0), ("mmd_weight", 1.0),
+    # λ = 0 is the no-MMD ablation of seed 0 (the same run), trained once; planned alone, it is a sensitivity run
+    assert sens == {("n_experts", 2), ("n_experts", 16), ("mmd_weight", 1.0),
                     ("mmd_weight", 10.0), ("trajectory_length", 3), ("radius_m", 3.0)}
+    alone = {r.name for r in plan("flat", studies=("sensitivity",))}
+    assert "sens_lambda0.0" in alone and "ablation_munich_mix_scadf_no_mmd_s0" not in alone
     # one protocol: every trained run holds the floor to the same maximum budget
     assert {r.cfg.epochs for r in runs if r.study != "anchors"} == {240}
 
@@ -579,3 +582,24 @@ def test_the_reference_sweep_ships_seed_0_checkpoints_of_the_track_studys_models
     shipped = {r.name for r in plan("flat") if ships_checkpoint(r)}
     assert shipped == {f"main_{sc}_mix_{m}_s0" for sc in ("munich", "etoile", "florence") for m in ("scadf", "softmoe")} \
         | {"spatial_munich_mix_nospace_s0"}
+
+
+def test_the_no_mmd_ablation_is_the_sensitivity_studys_lambda_0_run(tmp_path, synthetic_nc):
+    """Why the reference plan trains λ = 0 once: the planned configurations differ only in how they
+    name the model, and the two train to identical histories and metrics."""
+    from dataclasses import asdict, replace
+
+    from scadf_lib.training import train
+    ablation = next(r for r in plan("flat") if r.name == "ablation_munich_mix_scadf_no_mmd_s0").cfg
+    sens = next(r for r in plan("flat", studies=("sensitivity",)) if r.name == "sens_lambda0.0").cfg
+    a, s = asdict(ablation), asdict(sens)
+    assert {k for k in a if a[k] != s[k]} == {"model", "model_overrides"}
+    small = dict(data_path=str(synthetic_nc), epochs=2, schedule_epochs=2, max_steps_per_epoch=4)
+    runs = {}
+    for name, cfg in (("ablation", ablation), ("sens", sens)):
+        cfg = replace(cfg, **small, model_overrides={**cfg.model_overrides, "d_model": 16, "n_blocks": 1})
+        runs[name] = train(cfg, tmp_path / name, progress=False)
+    timing = ["elapsed_s", "trajectories_per_s"]
+    pd.testing.assert_frame_equal(runs["ablation"].history.drop(columns=timing),
+                                  runs["sens"].history.drop(columns=timing), check_exact=True)
+    pd.testing.assert_frame_equal(runs["ablation"].metrics, runs["sens"].metrics, check_exact=True)
