@@ -639,11 +639,17 @@ def spatial_table(metrics: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _has_own_lambda_0(sens: pd.DataFrame) -> bool:
+    """Whether sensitivity rows (metrics or runs) hold a λ = 0 run of their own."""
+    return "param" in sens and bool(((sens.param == "mmd_weight")
+                                     & (pd.to_numeric(sens.value, errors="coerce") == 0)).any())
+
+
 def no_mmd_twin(metrics: pd.DataFrame, sens: pd.DataFrame, seed: int, scene: str = "munich") -> pd.DataFrame:
     """The sensitivity study's λ = 0 rows, where its plan left them to the no-MMD ablation of ``seed``
     (the same run: ``scadf_lib.planning``): that ablation's rows (band 'all') tagged mmd_weight = 0,
     or nothing where ``sens`` has its own λ = 0 run or the ablation has not finished."""
-    if "param" in sens and ((sens.param == "mmd_weight") & (pd.to_numeric(sens.value, errors="coerce") == 0)).any():
+    if _has_own_lambda_0(sens):
         return sens.iloc[:0]
     twin = metrics[(metrics.study == "ablation") & (metrics.model == "scadf_no_mmd") & (metrics.seed == seed)
                    & (metrics.scene == scene) & (metrics.band == "all")]
@@ -738,9 +744,7 @@ def coverage(runs: pd.DataFrame, preset: dict) -> pd.DataFrame:
                       runs.study.isin(["ablation", "spatial"]).sum()))
     if "sensitivity" in studies:
         sens = runs[runs.study == "sensitivity"]
-        own_zero = "param" in sens and ((sens.param == "mmd_weight")
-                                        & (pd.to_numeric(sens.value, errors="coerce") == 0)).any()
-        twin = (0.0 in preset.get("lambdas", ()) and not own_zero and "name" in runs
+        twin = (0.0 in preset.get("lambdas", ()) and not _has_own_lambda_0(sens) and "name" in runs
                 and (runs.name == f"ablation_munich_mix_scadf_no_mmd_s{preset['seeds'][0]}").any())
         cells.append(("sensitivity, munich seed 0", sum(len(preset.get(k, ())) for k in ("experts", "lambdas", "lengths", "radii")),
                       len(sens) + int(twin)))
