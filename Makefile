@@ -11,9 +11,11 @@ setup:
 demo: setup
 	$(PY) -m scadf_lib.pipeline --out runs/demo
 
-# Unit, property, reliability and notebook (nbval) tests.
+# Unit, property, reliability and notebook (nbval) tests. The unit tests run one process per core
+# (pytest-xdist, at most 4; each test process uses one torch thread, tests/conftest.py); the notebooks
+# run one after another.
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --maxprocesses 4 tests
 	SCADF_HEADLESS=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 # JupyterLab on the venv's kernel (as root it needs --allow-root).
