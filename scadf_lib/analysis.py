@@ -645,15 +645,21 @@ def _has_own_lambda_0(sens: pd.DataFrame) -> bool:
                                      & (pd.to_numeric(sens.value, errors="coerce") == 0)).any())
 
 
+def _no_mmd_ablation(frame: pd.DataFrame, seed: int, scene: str = "munich") -> pd.DataFrame:
+    """The rows (metrics or runs) of the no-MMD ablation of ``seed`` on ``scene``: the run that stands
+    for the sensitivity study's λ = 0 (``scadf_lib.planning``)."""
+    return frame[(frame.study == "ablation") & (frame.model == "scadf_no_mmd") & (frame.seed == seed)
+                 & (frame.scene == scene)]
+
+
 def no_mmd_twin(metrics: pd.DataFrame, sens: pd.DataFrame, seed: int, scene: str = "munich") -> pd.DataFrame:
     """The sensitivity study's λ = 0 rows, where its plan left them to the no-MMD ablation of ``seed``
     (the same run: ``scadf_lib.planning``): that ablation's rows (band 'all') tagged mmd_weight = 0,
     or nothing where ``sens`` has its own λ = 0 run or the ablation has not finished."""
     if _has_own_lambda_0(sens):
         return sens.iloc[:0]
-    twin = metrics[(metrics.study == "ablation") & (metrics.model == "scadf_no_mmd") & (metrics.seed == seed)
-                   & (metrics.scene == scene) & (metrics.band == "all")]
-    return twin.assign(param="mmd_weight", value=0.0)
+    twin = _no_mmd_ablation(metrics, seed, scene)
+    return twin[twin.band == "all"].assign(param="mmd_weight", value=0.0)
 
 
 def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
@@ -744,8 +750,8 @@ def coverage(runs: pd.DataFrame, preset: dict) -> pd.DataFrame:
                       runs.study.isin(["ablation", "spatial"]).sum()))
     if "sensitivity" in studies:
         sens = runs[runs.study == "sensitivity"]
-        twin = (0.0 in preset.get("lambdas", ()) and not _has_own_lambda_0(sens) and "name" in runs
-                and (runs.name == f"ablation_munich_mix_scadf_no_mmd_s{preset['seeds'][0]}").any())
+        twin = (0.0 in preset.get("lambdas", ()) and not _has_own_lambda_0(sens)
+                and not _no_mmd_ablation(runs, preset["seeds"][0]).empty)
         cells.append(("sensitivity, munich seed 0", sum(len(preset.get(k, ())) for k in ("experts", "lambdas", "lengths", "radii")),
                       len(sens) + int(twin)))
     if "budget" in studies:

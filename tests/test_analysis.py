@@ -201,10 +201,10 @@ def test_spatial_table_compares_trajectory_lengths_on_the_seeds_of_the_l1_runs()
 
 def test_coverage_counts_planned_and_finished_runs_per_cell():
     from scadf_lib.presets import PRESETS
-    runs = pd.DataFrame([{"study": "main", "scene": "munich", "regime": "mix"}] * 15
-                        + [{"study": "main", "scene": "munich", "regime": "ood"}] * 4
-                        + [{"study": "ablation", "scene": "munich", "regime": "mix"}] * 2
-                        + [{"study": "spatial", "scene": "munich", "regime": "mix"}])
+    run = {"study": "main", "scene": "munich", "regime": "mix", "model": "scadf", "seed": 0}
+    runs = pd.DataFrame([run] * 15 + [{**run, "regime": "ood"}] * 4
+                        + [{**run, "study": "ablation", "model": "scadf_single_expert"}] * 2
+                        + [{**run, "study": "spatial"}])
     t = A.coverage(runs, PRESETS["flat"]).set_index("cell")
     assert t.loc["Table II Mix, munich"].tolist() == [15, 15] and t.loc["Table II Mix, etoile"].tolist() == [15, 0]
     assert t.loc["OOD, munich"].tolist() == [15, 4] and t.loc["ablations, munich"].tolist() == [15, 3]
@@ -252,12 +252,14 @@ def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unle
                                                                     "value": 2.0}) for g in ("held-out", "overall")]
     rows += [("ablation", "munich", "mix", "scadf_no_mmd", s, g, 3.0 + s) for s in (0, 1) for g in ("held-out", "overall")]
     metrics = _metrics(rows)
-    runs = metrics.drop_duplicates("name")[["name", "study", "scene", "regime", "param", "value"]].assign(
+    runs = metrics.drop_duplicates("name")[["name", "study", "scene", "regime", "model", "seed", "param", "value"]].assign(
         train_samples=100, points_unused_in_small_clusters=0, final_val_mmd=0.0)
     t = A.sensitivity_table(metrics, runs).set_index(["param", "value"])
     assert t.loc[("mmd_weight", "0.0"), "held-out (m²)"] == 3.0  # the seed-0 ablation, not seed 1's 4.0
     assert t.loc[("n_experts", "2.0"), "held-out (m²)"] == 2.0 and len(t) == 3  # default, experts 2, λ 0
     assert A.coverage(runs, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 2]
+    no_seed0 = runs[~((runs.model == "scadf_no_mmd") & (runs.seed == 0))]  # only seed 1's ablation: no λ = 0 yet
+    assert A.coverage(no_seed0, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 1]
     own = pd.concat([metrics, _metrics([("sensitivity", "munich", "mix", "scadf", 0, g, 9.0,
                                      {"name": "sens_lambda0.0", "param": "mmd_weight", "value": 0.0})
                                     for g in ("held-out", "overall")])])
