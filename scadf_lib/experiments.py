@@ -247,14 +247,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
         with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
             table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
     if ships_checkpoint(run):
-        state = torch.load(run_dir / "best.pt", weights_only=True)
-        slim = {k: state[k] for k in ("format_version", "model", "model_config", "normalizer", "train_config", "history")
-                if k in state}
-        names = [run.name] + ([f"{run.tags['scene']}_scadf"] if run.cfg.model == "scadf" and run.cfg.seed == 0
-                              and run.study == "main" else [])
-        for name in names:  # <scene>_scadf.pt: the routing inspector's checkpoint of the scene
-            with atomic_path(results / "models" / f"{name}.pt") as tmp:
-                torch.save(slim, tmp)
+        ship_checkpoint(run, run_dir, results)
     write_json_atomic(run_dir / "run.json", info)
     (run_dir / PAUSED_WALL).unlink(missing_ok=True)  # counted in wall_s now
     return run.name
@@ -267,6 +260,33 @@ def ships_checkpoint(run: Run) -> bool:
     machine (64 MiB at most, data and wheels included)."""
     main = run.study == "main" and run.cfg.regime == "mix" and run.cfg.model in ("scadf", "softmoe")
     return (main or run.study == "spatial") and run.cfg.seed == 0
+
+
+def _checkpoint_names(run: Run) -> list[str]:
+    """The file names (without ``.pt``) a shipping run's weights go to: its own name and, for SCADF-MoE
+    seed 0 Mix, the routing inspector's ``<scene>_scadf``."""
+    inspector = run.cfg.model == "scadf" and run.cfg.seed == 0 and run.study == "main"
+    return [run.name] + ([f"{run.tags['scene']}_scadf"] if inspector else [])
+
+
+def ship_checkpoint(run: Run, run_dir: Path, results: Path) -> None:
+    """Copy the best weights of the run in ``run_dir`` (with its configs, normalisation statistics and
+    history; no optimizer state) to ``<results>/models/`` under :func:`_checkpoint_names`, atomically."""
+    state = torch.load(run_dir / "best.pt", weights_only=True)
+    slim = {k: state[k] for k in ("format_version", "model", "model_config", "normalizer", "train_config", "history")
+            if k in state}
+    for name in _checkpoint_names(run):
+        with atomic_path(results / "models" / f"{name}.pt") as tmp:
+            torch.save(slim, tmp)
+
+
+def shipped_checkpoint(run: Run, results: Path) -> Path | None:
+    """Where the committed weights of a shipping run are: ``<results>/models/<name>.pt`` (or the
+    inspector's ``<scene>_scadf.pt`` there or in the project's ``results/models/``, which the track
+    study also reads); None when there are none."""
+    reference = results.resolve() == project_path(f"results/{REFERENCE_SET}").resolve()
+    folders = [results / "models"] + ([project_path("results/models")] if reference else [])
+    return next((f / f"{n}.pt" for n in _checkpoint_names(run) for f in folders if (f / f"{n}.pt").exists()), None)
 
 
 def score_anchor(run: Run, work: Path) -> str:
@@ -621,6 +641,90 @@ def print_status(status: pd.DataFrame) -> None:
         print("\n" + live.drop(columns="study").to_string(index=False))
 
 
+#: Largest relative difference between a retrained run and its committed results for the retrained
+#: weights to ship (:func:`rebuild_checkpoints`). Training on the CPU with the recorded number of
+#: threads is deterministic, so a run that reproduces does so to the digits the tables hold.
+REPRODUCE_RTOL = 1e-6
+
+#: The columns of a run's learning curve that :func:`reproduction_check` compares.
+REPRODUCED_CURVE = ("train_localisation", "val_localisation", "val_mse_points_m2")
+
+
+def missing_checkpoints(runs: list[Run], results: Path) -> list[Run]:
+    """The runs whose results are committed and whose weights should ship (:func:`ships_checkpoint`)
+    but are not in ``<results>/models/`` (they finished before the sweep shipped them)."""
+    committed = committed_runs(results)
+    return [r for r in runs if ships_checkpoint(r) and r.name in committed and shipped_checkpoint(r, results) is None]
+
+
+def _max_rel_diff(new: Any, old: Any) -> float:
+    new, old = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
+    return float(np.max(np.abs(new - old) / np.maximum(np.abs(old), 1e-12), initial=0.0))
+
+
+def reproduction_check(run: Run, run_dir: Path, results: Path) -> dict[str, Any]:
+    """How closely the run retrained in ``run_dir`` gives its committed results: the largest relative
+    difference over its learning curve (:data:`REPRODUCED_CURVE`, every epoch, ``curves.csv``) and over
+    its test MSEs (every group and band, ``all_metrics.csv``); infinite where the epochs or the rows
+    differ in number. ``reproduced``: both within :data:`REPRODUCE_RTOL`."""
+    curves = pd.read_csv(results / "curves.csv")
+    old_curve = curves[curves.name == run.name].sort_values("epoch")
+    new_curve = pd.read_csv(run_dir / "history.csv")
+    cols = list(REPRODUCED_CURVE)
+    curve = (_max_rel_diff(new_curve[cols], old_curve[cols]) if len(new_curve) == len(old_curve) > 0 else np.inf)
+    metrics = pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
+    old_m = metrics[metrics.name == run.name]
+    both = old_m.merge(pd.read_csv(run_dir / "metrics.csv", dtype={"band": str}), on=["group", "band"],
+                       suffixes=("_old", "_new"))
+    scores = _max_rel_diff(both.mse_m2_new, both.mse_m2_old) if len(both) == len(old_m) > 0 else np.inf
+    return {"name": run.name, "epochs_committed": len(old_curve), "epochs_retrained": len(new_curve),
+            "curve_max_rel_diff": curve, "metrics_max_rel_diff": scores, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "reproduced": bool(max(curve, scores) <= REPRODUCE_RTOL)}
+
+
+def rebuild_one(run: Run, work: Path, results: Path, threads: int | None = None) -> str:
+    """Retrain a committed run from scratch into ``<work>/rebuild/<name>/`` (resumable), on the device
+    and number of CPU threads its ``runs.csv`` row records, compare it with its committed results
+    (:func:`reproduction_check`, written to ``rebuild.json`` there) and ship its weights only where it
+    reproduces them. ``threads`` (the pool's share) is ignored: the recorded count decides."""
+    row = pd.read_csv(results / "runs.csv").set_index("name").loc[run.name]
+    if str(row.device) != device_name(run.cfg.device):
+        raise RuntimeError(f"{run.name} was trained on {row.device}, this machine trains it on "
+                           f"{device_name(run.cfg.device)}: a rebuild reproduces a run on its own kind of device only")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(row.torch_threads))
+    try:
+        run_dir = work / "rebuild" / run.name
+        train(run.cfg, run_dir, progress=False)
+        check = reproduction_check(run, run_dir, results)
+    finally:
+        torch.set_num_threads(before)
+    if check["reproduced"]:
+        ship_checkpoint(run, run_dir, results)
+    write_json_atomic(run_dir / "rebuild.json", check)
+    verdict = "reproduced, shipped" if check["reproduced"] else "differs from its committed results, not shipped"
+    return (f"{run.name}: {verdict} (curve {check['curve_max_rel_diff']:.2g}, test MSEs "
+            f"{check['metrics_max_rel_diff']:.2g}, largest relative differences)")
+
+
+def rebuild_checkpoints(runs: list[Run], work: Path, results: Path, jobs: int = 1,
+                        progress: bool = True) -> pd.DataFrame:
+    """Retrain every run of :func:`missing_checkpoints` (:func:`rebuild_one`, ``jobs`` at once) and
+    record each comparison in ``<results>/rebuilds.csv`` (rows of other runs kept): a committed run
+    whose weights were never shipped gets them, and the set gains a check that its runs reproduce."""
+    todo = missing_checkpoints(runs, results)
+    bar = tqdm(total=len(todo), desc="rebuilt checkpoints", unit="run", disable=not progress)
+    _in_pool(rebuild_one, todo, (work, results), jobs, bar)
+    bar.close()
+    checks = [work / "rebuild" / r.name / "rebuild.json" for r in todo]
+    table = pd.DataFrame([json.loads(c.read_text()) for c in checks if c.exists()])
+    table = _keep_committed(results, "rebuilds.csv", table, set(table.name) if len(table) else set())
+    if len(table):
+        with atomic_path(results / "rebuilds.csv") as tmp:
+            table.to_csv(tmp, index=False)
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
     ap.add_argument("--preset", default=REFERENCE_SET, choices=sorted(PRESETS))
@@ -654,6 +758,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--status", action="store_true",
                     help="print where each planned run stands (done, started, parked, waiting) and exit; safe while "
                          "the sweep runs")
+    ap.add_argument("--rebuild-checkpoints", action="store_true",
+                    help="retrain committed runs whose weights should ship but were never shipped, and ship them where "
+                         "they reproduce their committed results (<results>/rebuilds.csv)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -669,6 +776,10 @@ def main(argv: list[str] | None = None) -> int:
                 regimes=tuple(a.regimes) if a.regimes else None)
     if a.status:
         print_status(sweep_status(runs, work, results))
+        return 0
+    if a.rebuild_checkpoints:
+        table = rebuild_checkpoints(runs, work, results, jobs=a.jobs)
+        print(table.to_string(index=False) if len(table) else "every shipping run's checkpoint is in place")
         return 0
     print(f"{len(runs)} runs, preset {a.preset}, batch {a.batch_size} (lr {scaled_lr(a.batch_size):.3g}), "
           f"device {device_name()}")

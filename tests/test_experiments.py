@@ -577,6 +577,39 @@ def test_todays_plan_gives_every_committed_reference_run_the_settings_it_was_tra
             assert (pd.isna(want) and got is None) or want == got or str(want) == str(got), (name, col, want, got)
 
 
+def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_reproduces_its_committed_results(
+        smoke_results, tmp_path):
+    """A committed run whose weights were never shipped (a fresh clone: no run folder) is retrained
+    from scratch; its weights ship when its curve and test MSEs equal the committed ones, and the
+    comparison is kept in rebuilds.csv. A committed curve the retraining does not give ships nothing."""
+    from scadf_lib.experiments import missing_checkpoints, rebuild_checkpoints, ships_checkpoint
+    root, runs, _ = smoke_results
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    target = next(r for r in runs if ships_checkpoint(r) and r.cfg.model == "softmoe")
+    shipped = results / "models" / f"{target.name}.pt"
+    original = torch.load(shipped, weights_only=True)
+    assert missing_checkpoints(runs, results) == []
+    shipped.unlink()
+    assert [r.name for r in missing_checkpoints(runs, results)] == [target.name]
+    table = rebuild_checkpoints(runs, tmp_path / "work", results, progress=False).set_index("name")
+    assert bool(table.loc[target.name, "reproduced"]) and table.loc[target.name, "metrics_max_rel_diff"] == 0.0
+    rebuilt = torch.load(shipped, weights_only=True)
+    assert rebuilt["model"].keys() == original["model"].keys()
+    assert all(torch.equal(rebuilt["model"][k], original["model"][k]) for k in original["model"])
+    assert missing_checkpoints(runs, results) == []  # nothing left to rebuild: a second call trains nothing
+    assert list(pd.read_csv(results / "rebuilds.csv").name) == [target.name]
+
+    shipped.unlink()  # the committed curve says otherwise: the retrained weights are not shipped
+    curves = pd.read_csv(results / "curves.csv")
+    curves.loc[curves.name == target.name, "val_localisation"] *= 1.001
+    curves.to_csv(results / "curves.csv", index=False)
+    table = rebuild_checkpoints(runs, tmp_path / "work", results, progress=False).set_index("name")
+    assert not bool(table.loc[target.name, "reproduced"])
+    assert table.loc[target.name, "curve_max_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)
+    assert not shipped.exists() and len(table) == 1
+
+
 def test_the_reference_sweep_ships_seed_0_checkpoints_of_the_track_studys_models_only():
     from scadf_lib.experiments import ships_checkpoint
     shipped = {r.name for r in plan("flat") if ships_checkpoint(r)}
