@@ -265,7 +265,8 @@ def flatness_section(set_dir: Path, runs: pd.DataFrame) -> str:
             "α early / late: the same fit on the first and second half of the floor (log steps); budget x to best: "
             "the multiple of its steps a run would need, on that power law, to reach the best method's median "
             "validation error (an extrapolation).\n\n" + md_table(table) + "\n"
-            + (f"\nLearning curves: `results/{set_dir.name}/learning_curves.png` (and notebook 04).\n" if fig.exists() else ""))
+            + (f"\nLearning curves: `results/{set_dir.name}/learning_curves.png` (and notebook 04).\n" if fig.exists() else "")
+            + reproduction_text(set_dir))
 
 
 def budget_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
@@ -419,6 +420,24 @@ def gpu_section(results: Path, subdir: str = "paper") -> str:
     metrics, runs = A.read_set(sub)
     return (head + f"{len(runs)} runs on {_distinct(runs.device)}, torch {_distinct(runs.torch)}; full report: "
             "`results/paper/REPORT.md`.\n\nMix, MSE (m²):\n\n" + md_table(A.main_table(metrics, runs, "mix")) + "\n")
+
+
+def reproduction_text(set_dir: Path) -> str:
+    """What ``rebuilds.csv`` says (``python -m scadf_lib.experiments --rebuild-checkpoints``): how many
+    committed runs were retrained from scratch and whether they gave their committed results."""
+    path = set_dir / "rebuilds.csv"
+    if not path.exists():
+        return ""
+    t = pd.read_csv(path)
+    same = t[t.reproduced.astype(str) == "True"]
+    text = (f"\nReproduction: {len(t)} committed run(s) retrained from scratch in a new process, on the device and "
+            f"CPU threads their runs recorded (to ship weights that finished before the sweep shipped them: "
+            f"`rebuilds.csv`); {len(same)} gave their committed learning curve and test MSEs (largest relative "
+            f"difference {t.curve_max_rel_diff.max():.2g} on the curves, {t.metrics_max_rel_diff.max():.2g} on the "
+            "MSEs).")
+    if len(same) < len(t):
+        text += f" Not reproduced (weights not shipped): {', '.join(t[~t.name.isin(same.name)].name)}."
+    return text + "\n"
 
 
 def cost_section(set_dir: Path, runs: pd.DataFrame) -> str:

@@ -608,6 +608,10 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     assert not bool(table.loc[target.name, "reproduced"])
     assert table.loc[target.name, "curve_max_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)
     assert not shipped.exists() and len(table) == 1
+    from scadf_lib.report import reproduction_text
+    text = reproduction_text(results)
+    assert "1 committed run(s) retrained" in text and "0 gave their committed" in text
+    assert f"Not reproduced (weights not shipped): {target.name}." in text
 
 
 def test_the_reference_sweep_ships_seed_0_checkpoints_of_the_track_studys_models_only():
