@@ -435,8 +435,15 @@ def reproduction_text(set_dir: Path) -> str:
             f"`rebuilds.csv`); {len(same)} gave their committed learning curve and test MSEs (largest relative "
             f"difference {t.curve_max_rel_diff.max():.2g} on the curves, {t.metrics_max_rel_diff.max():.2g} on the "
             "MSEs).")
-    if len(same) < len(t):
-        text += f" Not reproduced (weights not shipped): {', '.join(t[~t.name.isin(same.name)].name)}."
+    differ = t[~t.name.isin(same.name)]
+    if len(differ):
+        text += " Not reproduced (weights not shipped): " + "; ".join(
+            f"{r.name} (first epoch {r.first_epoch_max_rel_diff:.1g}, held-out MSE {r.held_out_mse_m2_committed:.2f} "
+            f"committed, {r.held_out_mse_m2_retrained:.2f} retrained, on {r.cpu_capability})"
+            for r in differ.itertuples()) + (
+            ". A difference in the last digits of the first epoch (another CPU's vector instructions round "
+            "differently) grows through training like a change of seed: such a run is another sample of its "
+            "method, not the committed one.")
     return text + "\n"
 
 
