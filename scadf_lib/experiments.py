@@ -693,10 +693,10 @@ def reproduction_check(run: Run, run_dir: Path, results: Path) -> dict[str, Any]
 def rebuild_blocker(row: pd.Series, device: str) -> str | None:
     """Why a committed run (its ``runs.csv`` row) cannot be reproduced here, or None: another device,
     or a CPU whose vector instructions (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512)
-    differ from the recorded ones. Either changes the rounding of every step, and training amplifies
-    it: on this project's data a relative difference of 3e-5 in the first epoch's loss became 45 % in
-    the validation error by the third (etoile SoftMoE seed 0). Runs recorded before the capability
-    was are tried."""
+    differ from the recorded ones. Either changes the rounding of steps, and training amplifies it:
+    etoile SoftMoE seed 0, committed from another machine and retrained on this one with the same code
+    (checked at the run's commit) and data, differed by 3e-5 in the first epoch's loss and by 45 % in
+    the validation error by the third. Runs recorded before the capability was are tried."""
     if str(row.device) != device:
         return f"trained on {row.device}, this machine trains on {device}"
     recorded = row.get("cpu_capability")

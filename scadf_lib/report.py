@@ -441,9 +441,10 @@ def reproduction_text(set_dir: Path) -> str:
             f"{r.name} (first epoch {r.first_epoch_max_rel_diff:.1g}, held-out MSE {r.held_out_mse_m2_committed:.2f} "
             f"committed, {r.held_out_mse_m2_retrained:.2f} retrained, on {r.cpu_capability})"
             for r in differ.itertuples()) + (
-            ". A difference in the last digits of the first epoch (another CPU's vector instructions round "
-            "differently) grows through training like a change of seed: such a run is another sample of its "
-            "method, not the committed one.")
+            ". The same code, data and thread count give identical runs on one machine; a run committed from "
+            "another machine (its CPU's vector instructions or its libraries round differently) differs in the "
+            "last digits of the first epoch, and training amplifies that like a change of seed: the retrained run "
+            "is another sample of its method, not the committed one.")
     return text + "\n"
 
 
