@@ -690,10 +690,11 @@ def reproduction_check(run: Run, run_dir: Path, results: Path) -> dict[str, Any]
             "reproduced": bool(max(curve, scores) <= REPRODUCE_RTOL)}
 
 
-def rebuild_blocker(row: pd.Series, device: str) -> str | None:
+def rebuild_blocker(row: pd.Series, device: str, tried: pd.DataFrame | None = None) -> str | None:
     """Why a committed run (its ``runs.csv`` row) cannot be reproduced here, or None: another device,
-    or a CPU whose vector instructions (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512)
-    differ from the recorded ones. Either changes the rounding of steps, and training amplifies it:
+    a CPU whose vector instructions (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512)
+    differ from the recorded ones, or an earlier rebuild on this kind of CPU that did not reproduce it
+    (``tried``: rows of ``rebuilds.csv``; a fresh machine of the same kind would only repeat it). Either changes the rounding of steps, and training amplifies it:
     etoile SoftMoE seed 0, committed from another machine and retrained on this one with the same code
     (checked at the run's commit) and data, differed by 3e-5 in the first epoch's loss and by 45 % in
     the validation error by the third. Runs recorded before the capability was are tried."""
@@ -703,6 +704,11 @@ def rebuild_blocker(row: pd.Series, device: str) -> str | None:
     here = torch.backends.cpu.get_cpu_capability()
     if isinstance(recorded, str) and recorded != here:
         return f"trained on a CPU with {recorded}, this one has {here}"
+    if tried is not None and len(tried) and "cpu_capability" in tried:
+        failed = tried[(tried.name == row.name) & (tried.cpu_capability == here)
+                       & (tried.reproduced.astype(str) != "True")]
+        if len(failed):
+            return f"an earlier rebuild on a CPU with {here} did not reproduce it (rebuilds.csv)"
     return None
 
 
@@ -713,7 +719,8 @@ def rebuild_one(run: Run, work: Path, results: Path, threads: int | None = None)
     reproduces them. A run that cannot be reproduced here (:func:`rebuild_blocker`) is skipped, and
     says why. ``threads`` (the pool's share) is ignored: the recorded count decides."""
     row = pd.read_csv(results / "runs.csv").set_index("name").loc[run.name]
-    blocker = rebuild_blocker(row, device_name(run.cfg.device))
+    tried = pd.read_csv(results / "rebuilds.csv") if (results / "rebuilds.csv").exists() else None
+    blocker = rebuild_blocker(row, device_name(run.cfg.device), tried)
     if blocker:
         return f"{run.name}: not rebuilt ({blocker}; a rebuild reproduces a run on its own kind of machine only)"
     before = torch.get_num_threads()

@@ -610,6 +610,9 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     assert table.loc[target.name, "first_epoch_max_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)
     assert table.loc[target.name, "held_out_mse_m2_retrained"] == table.loc[target.name, "held_out_mse_m2_committed"]
     assert not shipped.exists() and len(table) == 1
+    shutil.rmtree(tmp_path / "work" / "rebuild")  # a fresh machine of the same kind does not try again
+    rebuild_checkpoints(runs, tmp_path / "work", results, progress=False)
+    assert not (tmp_path / "work" / "rebuild" / target.name).exists()
     from scadf_lib.report import reproduction_text
     text = reproduction_text(results)
     assert "1 committed run(s) retrained" in text and "0 gave their committed" in text
