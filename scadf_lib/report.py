@@ -438,8 +438,9 @@ def reproduction_text(set_dir: Path) -> str:
     differ = t[~t.name.isin(same.name)]
     if len(differ):
         text += " Not reproduced (weights not shipped): " + "; ".join(
-            f"{r.name} (first epoch {r.first_epoch_max_rel_diff:.1g}, held-out MSE {r.held_out_mse_m2_committed:.2f} "
-            f"committed, {r.held_out_mse_m2_retrained:.2f} retrained, on {r.cpu_capability})"
+            f"{r.name} (first epoch: training loss {r.first_epoch_train_rel_diff:.1g}, validation error "
+            f"{r.first_epoch_val_rel_diff:.1g}; held-out MSE {r.held_out_mse_m2_committed:.2f} m² committed, "
+            f"{r.held_out_mse_m2_retrained:.2f} m² retrained on {r.cpu_capability})"
             for r in differ.itertuples()) + (
             ". The same code, data and thread count give identical runs on one machine; a run committed from "
             "another machine (its CPU's vector instructions or its libraries round differently) differs in the "

@@ -607,7 +607,8 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     table = rebuild_checkpoints(runs, tmp_path / "work", results, progress=False).set_index("name")
     assert not bool(table.loc[target.name, "reproduced"])
     assert table.loc[target.name, "curve_max_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)
-    assert table.loc[target.name, "first_epoch_max_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)
+    assert table.loc[target.name, "first_epoch_val_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)
+    assert table.loc[target.name, "first_epoch_train_rel_diff"] == 0.0
     assert table.loc[target.name, "held_out_mse_m2_retrained"] == table.loc[target.name, "held_out_mse_m2_committed"]
     assert not shipped.exists() and len(table) == 1
     shutil.rmtree(tmp_path / "work" / "rebuild")  # a fresh machine of the same kind does not try again
@@ -616,7 +617,7 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     from scadf_lib.report import reproduction_text
     text = reproduction_text(results)
     assert "1 committed run(s) retrained" in text and "0 gave their committed" in text
-    assert f"Not reproduced (weights not shipped): {target.name} (first epoch" in text
+    assert f"Not reproduced (weights not shipped): {target.name} (first epoch: training loss 0, validation error 0.001" in text
 
     runs_csv = pd.read_csv(results / "runs.csv")  # trained on another kind of CPU: not even tried
     assert (runs_csv.cpu_capability == torch.backends.cpu.get_cpu_capability()).all()
