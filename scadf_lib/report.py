@@ -422,6 +422,10 @@ def gpu_section(results: Path, subdir: str = "paper") -> str:
             "`results/paper/REPORT.md`.\n\nMix, MSE (m²):\n\n" + md_table(A.main_table(metrics, runs, "mix")) + "\n")
 
 
+def _rel_diff_text(x: float) -> str:
+    return "n/a (curves of different lengths)" if np.isinf(x) else f"{x:.2g}"
+
+
 def reproduction_text(set_dir: Path) -> str:
     """What ``rebuilds.csv`` says (``python -m scadf_lib.experiments --rebuild-checkpoints``): how many
     committed runs were retrained from scratch and whether they gave their committed results."""
@@ -433,8 +437,8 @@ def reproduction_text(set_dir: Path) -> str:
     text = (f"\nReproduction: {len(t)} committed run(s) retrained from scratch in a new process, on the device and "
             f"CPU threads their runs recorded (to ship weights that finished before the sweep shipped them: "
             f"`rebuilds.csv`); {len(same)} gave their committed learning curve and test MSEs (largest relative "
-            f"difference {t.curve_max_rel_diff.max():.2g} on the curves, {t.metrics_max_rel_diff.max():.2g} on the "
-            "MSEs).")
+            f"difference {_rel_diff_text(t.curve_max_rel_diff.max())} on the curves, "
+            f"{_rel_diff_text(t.metrics_max_rel_diff.max())} on the MSEs).")
     differ = t[~t.name.isin(same.name)]
     if len(differ):
         text += " Not reproduced (weights not shipped): " + "; ".join(
@@ -442,10 +446,10 @@ def reproduction_text(set_dir: Path) -> str:
             f"{r.first_epoch_val_rel_diff:.1g}; held-out MSE {r.held_out_mse_m2_committed:.2f} m² committed, "
             f"{r.held_out_mse_m2_retrained:.2f} m² retrained on {r.cpu_capability})"
             for r in differ.itertuples()) + (
-            ". The same code, data and thread count give identical runs on one machine; a run committed from "
-            "another machine (its CPU's vector instructions or its libraries round differently) differs in the "
-            "last digits of the first epoch, and training amplifies that like a change of seed: the retrained run "
-            "is another sample of its method, not the committed one.")
+            ". The same code, data and thread count give identical runs on one machine (tested); these runs were "
+            "committed from other machines, whose CPU's vector instructions or libraries round differently: the "
+            "difference appears within the first epoch and training amplifies it like a change of seed, so a "
+            "retrained run is another sample of its method, not the committed one.")
     return text + "\n"
 
 
