@@ -270,13 +270,19 @@ def _checkpoint_names(run: Run) -> list[str]:
     return [run.name] + ([f"{run.tags['scene']}_scadf"] if inspector else [])
 
 
-def ship_checkpoint(run: Run, run_dir: Path, results: Path) -> None:
+#: Suffix of the weights of a retrained run that did not reproduce its committed one
+#: (:func:`rebuild_one`): another sample of the method, never under the committed run's name.
+RETRAINED = "_retrained"
+
+
+def ship_checkpoint(run: Run, run_dir: Path, results: Path, names: list[str] | None = None) -> None:
     """Copy the best weights of the run in ``run_dir`` (with its configs, normalisation statistics and
-    history; no optimizer state) to ``<results>/models/`` under :func:`_checkpoint_names`, atomically."""
+    history; no optimizer state) to ``<results>/models/`` under ``names`` (default
+    :func:`_checkpoint_names`), atomically."""
     state = torch.load(run_dir / "best.pt", weights_only=True)
     slim = {k: state[k] for k in ("format_version", "model", "model_config", "normalizer", "train_config", "history")
             if k in state}
-    for name in _checkpoint_names(run):
+    for name in names or _checkpoint_names(run):
         with atomic_path(results / "models" / f"{name}.pt") as tmp:
             torch.save(slim, tmp)
 
@@ -716,9 +722,11 @@ def rebuild_blocker(row: pd.Series, device: str, tried: pd.DataFrame | None = No
 def rebuild_one(run: Run, work: Path, results: Path, threads: int | None = None) -> str:
     """Retrain a committed run from scratch into ``<work>/rebuild/<name>/`` (resumable), on the device
     and number of CPU threads its ``runs.csv`` row records, compare it with its committed results
-    (:func:`reproduction_check`, written to ``rebuild.json`` there) and ship its weights only where it
-    reproduces them. A run that cannot be reproduced here (:func:`rebuild_blocker`) is skipped, and
-    says why. ``threads`` (the pool's share) is ignored: the recorded count decides."""
+    (:func:`reproduction_check`, written to ``rebuild.json`` there) and ship its weights under the run's
+    name only where it reproduces them; otherwise they ship as ``<name>_retrained.pt`` (:data:`RETRAINED`:
+    another sample of the method, scored in ``rebuilds.csv``, labelled so by the track study). A run
+    that cannot be reproduced here (:func:`rebuild_blocker`) is skipped, and says why. ``threads`` (the
+    pool's share) is ignored: the recorded count decides."""
     row = pd.read_csv(results / "runs.csv").set_index("name").loc[run.name]
     tried = pd.read_csv(results / "rebuilds.csv") if (results / "rebuilds.csv").exists() else None
     blocker = rebuild_blocker(row, device_name(run.cfg.device), tried)
@@ -732,10 +740,10 @@ def rebuild_one(run: Run, work: Path, results: Path, threads: int | None = None)
         check = reproduction_check(run, run_dir, results)
     finally:
         torch.set_num_threads(before)
-    if check["reproduced"]:
-        ship_checkpoint(run, run_dir, results)
+    ship_checkpoint(run, run_dir, results, None if check["reproduced"] else [run.name + RETRAINED])
     write_json_atomic(run_dir / "rebuild.json", check)
-    verdict = "reproduced, shipped" if check["reproduced"] else "differs from its committed results, not shipped"
+    verdict = ("reproduced, shipped" if check["reproduced"] else
+               f"differs from its committed results, shipped as {run.name + RETRAINED}.pt")
     return (f"{run.name}: {verdict} (curve {check['curve_max_rel_diff']:.2g}, test MSEs "
             f"{check['metrics_max_rel_diff']:.2g}, largest relative differences)")
 

@@ -441,7 +441,8 @@ def reproduction_text(set_dir: Path) -> str:
             f"{_rel_diff_text(t.metrics_max_rel_diff.max())} on the MSEs).")
     differ = t[~t.name.isin(same.name)]
     if len(differ):
-        text += " Not reproduced (weights not shipped): " + "; ".join(
+        text += (" Not reproduced (their weights ship as `<name>_retrained.pt`, labelled \"retrained\" in the track "
+                 "study, never as the committed run): ") + "; ".join(
             f"{r.name} (first epoch: training loss {r.first_epoch_train_rel_diff:.1g}, validation error "
             f"{r.first_epoch_val_rel_diff:.1g}; held-out MSE {r.held_out_mse_m2_committed:.2f} m² committed, "
             f"{r.held_out_mse_m2_retrained:.2f} m² retrained on {r.cpu_capability})"

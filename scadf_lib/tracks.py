@@ -187,8 +187,10 @@ def _wknn_positions(data: Any) -> np.ndarray:
 
 
 #: Checkpoints of the track study, by label, as the reference sweep names them in ``<results>/models/``
-#: (:func:`scadf_lib.experiments.ships_checkpoint`).
+#: (:func:`scadf_lib.experiments.ships_checkpoint`); "retrained": a run retrained to rebuild weights never
+#: shipped that did not reproduce the committed run (another sample; ``rebuilds.csv`` scores both).
 STUDY_MODELS = {"SCADF-MoE": "main_{scene}_mix_scadf_s{seed}", "SoftMoE": "main_{scene}_mix_softmoe_s{seed}",
+                "SoftMoE (retrained)": "main_{scene}_mix_softmoe_s{seed}_retrained",
                 "SCADF-MoE, L = 1": "spatial_{scene}_mix_nospace_s{seed}"}
 
 

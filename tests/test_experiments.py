@@ -610,14 +610,18 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     assert table.loc[target.name, "first_epoch_val_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)
     assert table.loc[target.name, "first_epoch_train_rel_diff"] == 0.0
     assert table.loc[target.name, "held_out_mse_m2_retrained"] == table.loc[target.name, "held_out_mse_m2_committed"]
-    assert not shipped.exists() and len(table) == 1
+    assert not shipped.exists() and len(table) == 1  # another sample: never under the committed run's name
+    retrained = results / "models" / f"{target.name}_retrained.pt"
+    assert torch.equal(next(iter(torch.load(retrained, weights_only=True)["model"].values())),
+                       next(iter(original["model"].values())))  # (here it is the same run: the curve was edited)
+    retrained.unlink()
     shutil.rmtree(tmp_path / "work" / "rebuild")  # a fresh machine of the same kind does not try again
     rebuild_checkpoints(runs, tmp_path / "work", results, progress=False)
     assert not (tmp_path / "work" / "rebuild" / target.name).exists()
     from scadf_lib.report import reproduction_text
     text = reproduction_text(results)
     assert "1 committed run(s) retrained" in text and "0 gave their committed" in text
-    assert f"Not reproduced (weights not shipped): {target.name} (first epoch: training loss 0, validation error 0.001" in text
+    assert "never as the committed run): " + f"{target.name} (first epoch: training loss 0, validation error 0.001" in text
 
     runs_csv = pd.read_csv(results / "runs.csv")  # trained on another kind of CPU: not even tried
     assert (runs_csv.cpu_capability == torch.backends.cpu.get_cpu_capability()).all()
@@ -626,6 +630,7 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     shutil.rmtree(tmp_path / "work")
     rebuild_checkpoints(runs, tmp_path / "work", results, progress=False)
     assert not (tmp_path / "work" / "rebuild" / target.name).exists() and not shipped.exists()
+    assert not retrained.exists()
 
 
 def test_the_reference_sweep_ships_seed_0_checkpoints_of_the_track_studys_models_only():

@@ -165,3 +165,13 @@ def test_model_card_quotes_each_checkpoint_with_its_runs_metrics(tmp_path):
     row = next(line for line in card.splitlines() if line.startswith("| munich_scadf.pt"))
     assert f"| {held:.2f} |" in row  # the run's held-out MSE, from the result table
     assert "| munich | scadf | mix | 0 | 5 | 2.6/6/28 |" in row and "Localiser.from_checkpoint" in card
+
+
+def test_the_track_study_labels_a_retrained_checkpoint_apart_from_the_committed_run(tmp_path):
+    from scadf_lib.tracks import study_checkpoints
+    for name in ("etoile_scadf", "main_etoile_mix_softmoe_s0_retrained"):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+    found = study_checkpoints([str(tmp_path)], "etoile", 0)
+    assert set(found) == {"SCADF-MoE", "SoftMoE (retrained)"}
+    assert found["SoftMoE (retrained)"].endswith("main_etoile_mix_softmoe_s0_retrained.pt")
+    assert study_checkpoints([str(tmp_path)], "etoile", 1) == {}  # the inspector's file stands for seed 0 only
