@@ -698,13 +698,16 @@ def reproduction_check(run: Run, run_dir: Path, results: Path) -> dict[str, Any]
 
 
 def rebuild_blocker(row: pd.Series, device: str, tried: pd.DataFrame | None = None) -> str | None:
-    """Why a committed run (its ``runs.csv`` row) cannot be reproduced here, or None: another device,
-    a CPU whose vector instructions (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512)
-    differ from the recorded ones, or an earlier rebuild on this kind of CPU that did not reproduce it
-    (``tried``: rows of ``rebuilds.csv``; a fresh machine of the same kind would only repeat it). Either changes the rounding of steps, and training amplifies it:
-    etoile SoftMoE seed 0, committed from another machine and retrained on this one with the same code
-    (checked at the run's commit) and data, differed by 3e-5 in the first epoch's mean training loss,
-    by 6 % in the validation error after it and by 12 % in the final held-out MSE. Runs recorded before the capability was are tried."""
+    """Why a committed run (its ``runs.csv`` row) cannot be reproduced here, or None:
+
+    * another device, or a CPU whose vector instructions (``torch.backends.cpu.get_cpu_capability()``:
+      AVX2, AVX512) differ from the recorded ones. Either changes the rounding of steps, and training
+      amplifies it: etoile SoftMoE seed 0, committed from another machine and retrained on this one
+      with the same code (checked at the run's commit) and data, differed by 3e-5 in the first epoch's
+      mean training loss, by 6 % in the validation error after it and by 12 % in the final held-out
+      MSE. Runs recorded before the capability was are tried;
+    * an earlier rebuild on this kind of CPU that did not reproduce it (``tried``: rows of
+      ``rebuilds.csv``): a fresh machine of the same kind would only repeat it."""
     if str(row.device) != device:
         return f"trained on {row.device}, this machine trains on {device}"
     recorded = row.get("cpu_capability")
@@ -800,8 +803,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="print where each planned run stands (done, started, parked, waiting) and exit; safe while "
                          "the sweep runs")
     ap.add_argument("--rebuild-checkpoints", action="store_true",
-                    help="retrain committed runs whose weights should ship but were never shipped, and ship them where "
-                         "they reproduce their committed results (<results>/rebuilds.csv)")
+                    help="retrain committed runs whose weights should ship but were never shipped; their weights ship under "
+                         "the run's name where they reproduce its committed results, else as <name>_retrained.pt "
+                         "(<results>/rebuilds.csv)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
