@@ -522,10 +522,16 @@ def readme_block(set_dir: Path) -> str:
     done = (f"{int(cover.done.sum())} of {int(cover.planned.sum())} planned runs are in; still training: "
             + ", ".join(f"{r.cell} ({r.done}/{r.planned})" for r in cover[cover.done < cover.planned].itertuples())
             if len(cover) and (cover.done < cover.planned).any() else "every planned run is in")
+    mix = runs[(runs.study == "main") & (runs.regime == "mix")]
+    short = mix[~A.flat_flags(mix["flat"])] if len(mix) else mix
+    trained = ("every run trained until its validation curve was flat" if short.empty else
+               f"every run trained until its validation curve was flat or to its maximum budget "
+               f"({int(short.epochs_trained.max())} epochs); † marks a method with a run that ended there, not flat: "
+               + ", ".join(short.name))
     return "\n".join([
         README_BEGIN, "",
-        "Held-out MSE (m², points in no training trajectory), Mix, mean ± 95 % CI over seeds, every run trained "
-        "until its validation curve was flat (`results/flat/`):", "", md_table(table), "",
+        f"Held-out MSE (m², points in no training trajectory), Mix, mean ± 95 % CI over seeds, {trained} "
+        "(`results/flat/`):", "", md_table(table), "",
         "Anchors without a deep model: geometric = closed form from the dominant path's length and angle (exact on "
         "LOS points, far off on NLOS ones, where the path bends); WKNN = weighted k nearest fingerprints; "
         "centroid floor = every point placed at its trajectory's true centre.", "",

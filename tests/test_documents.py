@@ -28,3 +28,13 @@ def test_readme_is_short_and_quotes_no_result_outside_its_generated_block():
     assert len(readme.splitlines()) < 200
     outside = readme.split(README_BEGIN)[0] + readme.split(README_END)[1]
     assert "m²" not in outside.replace("MSE (m²)", ""), "a result quoted by hand: put it in the generated block"
+
+
+def test_the_readme_block_says_which_mix_runs_did_not_end_flat():
+    from scadf_lib import analysis as A
+    _, runs = A.read_set(SET_DIR)
+    mix = runs[(runs.study == "main") & (runs.regime == "mix")]
+    short = mix[~A.flat_flags(mix["flat"])]
+    block = readme_block(SET_DIR)
+    assert all(name in block for name in short.name)
+    assert ("flat or to its maximum budget" in block) == (len(short) > 0)
