@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scadf_lib.presets import ABLATIONS, METHODS, SCENES
+from scadf_lib.presets import ABLATIONS, METHODS, RETRAINED_LABEL, SCENES
 from scadf_lib.tables import mean_ci, summarize
 
 #: How methods and anchors are named in tables and figures.
@@ -62,7 +62,8 @@ PAPER_TABLE_II = {"scadf": (0.34, 0.53, 0.56), "softmoe": (1.40, 1.37, 1.45)}
 RULE_ERROR = "val_localisation"
 
 #: Row order of the track study's methods (:data:`scadf_lib.tracks.STUDY_MODELS` and the anchors).
-TRACK_METHODS = ("SCADF-MoE", "SoftMoE", "SoftMoE (retrained)", "SCADF-MoE, L = 1", "WKNN", "centroid floor")
+#: A retrained sample (:data:`scadf_lib.presets.RETRAINED_LABEL`) follows its method.
+TRACK_METHODS = ("SCADF-MoE", "SoftMoE", "SCADF-MoE, L = 1", "WKNN", "centroid floor")
 
 
 
@@ -545,6 +546,7 @@ def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     if out.empty:
         return out
     order = {m: i for i, m in enumerate(TRACK_METHODS)}
+    order.update({m + RETRAINED_LABEL: i + 0.5 for m, i in order.items()})
     scenes = {sc: i for i, sc in enumerate(SCENES)}
     return out.sort_values(["scene", "method"], key=lambda c: c.map(scenes if c.name == "scene" else order)
                            ).reset_index(drop=True)

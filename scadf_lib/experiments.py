@@ -54,7 +54,7 @@ from scadf_lib.planning import PRIORITY, Run, plan, priority  # noqa: F401  (re-
 from scadf_lib.training import (COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
                                 late_gain, scaled_lr, select_device, train)
 
-from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES  # noqa: F401  (re-exported)
+from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, RETRAINED, SCENES, STUDIES  # noqa: F401  (re-exported)
 from scadf_lib.tables import mean_ci, summarize  # noqa: F401  (re-exported)
 
 
@@ -268,11 +268,6 @@ def _checkpoint_names(run: Run) -> list[str]:
     seed 0 Mix, the routing inspector's ``<scene>_scadf``."""
     inspector = run.cfg.model == "scadf" and run.cfg.seed == 0 and run.study == "main"
     return [run.name] + ([f"{run.tags['scene']}_scadf"] if inspector else [])
-
-
-#: Suffix of the weights of a retrained run that did not reproduce its committed one
-#: (:func:`rebuild_one`): another sample of the method, never under the committed run's name.
-RETRAINED = "_retrained"
 
 
 def ship_checkpoint(run: Run, run_dir: Path, results: Path, names: list[str] | None = None) -> None:

@@ -47,3 +47,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"epochs": 1, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0,), "ablation_seeds": (0,),
               "max_steps_per_epoch": 3},
 }
+
+
+#: File suffix of the weights of a run retrained to rebuild a checkpoint never shipped, where it did not
+#: reproduce the committed run (``scadf_lib.experiments.rebuild_one``), and the label suffix the track
+#: study gives them: another sample of the method, never passed off as the committed run.
+RETRAINED, RETRAINED_LABEL = "_retrained", " (retrained)"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from scadf_lib import analysis as A
 from scadf_lib.fileio import atomic_path, project_path
-from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, SCENES
+from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, RETRAINED_LABEL, SCENES
 
 METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared Euclidean error |p̂ - p|² (m²). "
                "The paper's formula is missing from our text; the first author's earlier public code (AMDNLoc, "
@@ -307,6 +307,7 @@ def tracks_section(set_dir: Path) -> str:
         return ""
     tracks = pd.read_csv(path)
     facts = tracks.groupby("scene")[["n_tracks", "mean_length", "held_out_share"]].first()
+    retrained = sorted(m for m in tracks.method.unique() if m.endswith(RETRAINED_LABEL))
     return ("## G. Tracks instead of clusters at test time (`python -m scadf_lib.tracks`)\n\n"
             "The paper's test trajectories are clusters of the true positions. Here each held-out point is also placed "
             "inside a random walk (1-1.41 m steps to grid neighbours, keeping its heading where the street allows) "
@@ -318,9 +319,9 @@ def tracks_section(set_dir: Path) -> str:
             + ", ".join(f"{sc} {int(r.n_tracks)} of {r.mean_length:.1f} points ({100 * r.held_out_share:.0f} % "
                         f"held-out)" for sc, r in facts.iterrows())
             + ".\n\n" + md_table(A.tracks_table(tracks)) + "\n"
-            + ("\nSoftMoE (retrained): SoftMoE seed 0 trained again on this protocol to rebuild weights the sweep never "
+            + (f"\n{', '.join(retrained)}: seed 0 trained again on this protocol to rebuild weights the sweep never "
                "shipped; it did not reproduce the committed run (appendix D), so its scores here are another sample "
-               "of the method, not the Table II run's.\n" if (tracks.method == "SoftMoE (retrained)").any() else ""))
+               "of the method, not the Table II run's.\n" if retrained else ""))
 
 
 def degradation_section(set_dir: Path) -> str:

@@ -187,10 +187,10 @@ def _wknn_positions(data: Any) -> np.ndarray:
 
 
 #: Checkpoints of the track study, by label, as the reference sweep names them in ``<results>/models/``
-#: (:func:`scadf_lib.experiments.ships_checkpoint`); "retrained": a run retrained to rebuild weights never
-#: shipped that did not reproduce the committed run (another sample; ``rebuilds.csv`` scores both).
+#: (:func:`scadf_lib.experiments.ships_checkpoint`). Each may also be found as a retrained sample
+#: (:data:`scadf_lib.presets.RETRAINED`: a rebuild that did not reproduce the committed run; ``rebuilds.csv``
+#: scores both), labelled with :data:`scadf_lib.presets.RETRAINED_LABEL`.
 STUDY_MODELS = {"SCADF-MoE": "main_{scene}_mix_scadf_s{seed}", "SoftMoE": "main_{scene}_mix_softmoe_s{seed}",
-                "SoftMoE (retrained)": "main_{scene}_mix_softmoe_s{seed}_retrained",
                 "SCADF-MoE, L = 1": "spatial_{scene}_mix_nospace_s{seed}"}
 
 
@@ -198,15 +198,18 @@ def study_checkpoints(models_dirs: list[str], scene: str, seed: int) -> dict[str
     """label -> checkpoint path of the :data:`STUDY_MODELS` found in ``models_dirs`` (first wins); the
     routing inspector's ``<scene>_scadf.pt`` stands in for SCADF-MoE seed 0."""
     from pathlib import Path
+
+    from scadf_lib.presets import RETRAINED, RETRAINED_LABEL
     found: dict[str, str] = {}
     for label, pattern in STUDY_MODELS.items():
-        names = [pattern.format(scene=scene, seed=seed)] + ([f"{scene}_scadf"] if label == "SCADF-MoE" and seed == 0
-                                                             else [])
-        for d in models_dirs:
-            hit = next((Path(d) / f"{n}.pt" for n in names if (Path(d) / f"{n}.pt").exists()), None)
-            if hit is not None:
-                found[label] = str(hit)
-                break
+        name = pattern.format(scene=scene, seed=seed)
+        inspector = [f"{scene}_scadf"] if label == "SCADF-MoE" and seed == 0 else []
+        for lab, names in ((label, [name] + inspector), (label + RETRAINED_LABEL, [name + RETRAINED])):
+            for d in models_dirs:
+                hit = next((Path(d) / f"{n}.pt" for n in names if (Path(d) / f"{n}.pt").exists()), None)
+                if hit is not None:
+                    found[lab] = str(hit)
+                    break
     return found
 
 

@@ -175,3 +175,5 @@ def test_the_track_study_labels_a_retrained_checkpoint_apart_from_the_committed_
     assert set(found) == {"SCADF-MoE", "SoftMoE (retrained)"}
     assert found["SoftMoE (retrained)"].endswith("main_etoile_mix_softmoe_s0_retrained.pt")
     assert study_checkpoints([str(tmp_path)], "etoile", 1) == {}  # the inspector's file stands for seed 0 only
+    (tmp_path / "spatial_etoile_mix_nospace_s1_retrained.pt").write_bytes(b"")  # any model may be a retrained sample
+    assert set(study_checkpoints([str(tmp_path)], "etoile", 1)) == {"SCADF-MoE, L = 1 (retrained)"}
