@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib.presets import ABLATIONS, METHODS, RETRAINED_LABEL, SCENES
-from scadf_lib.tables import mean_ci, summarize
+from scadf_lib.tables import csv_flags, mean_ci, summarize
 
 #: How methods and anchors are named in tables and figures.
 METHOD_LABELS = {"concat": "Concat", "fullcon": "FullCon", "transfusion": "TransFusion", "softmoe": "SoftMoE",
@@ -216,16 +216,11 @@ def routing_shift(resp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def flat_flags(flat: pd.Series) -> pd.Series:
-    """runs.csv's ``flat`` column (the run's validation curve ended flat) as booleans."""
-    return flat.astype(str).str.lower() == "true"
-
-
 def flat_counts(runs: pd.DataFrame) -> pd.Series:
     """Per (model) of the main runs: 'n/N' runs whose validation curve was flat at the end
     (runs.csv ``flat``)."""
     main = runs[runs.study == "main"]
-    conv = flat_flags(main["flat"])
+    conv = csv_flags(main["flat"])
     return conv.groupby(main.model).agg(lambda c: f"{int(c.sum())}/{len(c)}")
 
 
@@ -381,7 +376,7 @@ def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedul
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
         # flat_schedule_end's runs.csv predates the schedule_epochs column: there the schedule spans the run
         span = r.schedule_epochs.fillna(r.epochs) if "schedule_epochs" in r else r.epochs
-        per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": flat_flags(r["flat"]),
+        per_set.append(pd.DataFrame({"model": r.model, "epochs": r.epochs_trained, "flat": csv_flags(r["flat"]),
                                      "span": span, "mse": m.set_index("name").mse_m2.reindex(r.index)}))
     both = per_set[0].merge(per_set[1].drop(columns="model"), left_index=True, right_index=True,
                             suffixes=("_short", "_long"))
@@ -692,7 +687,7 @@ def flatness_table(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd
     (:func:`floor_exponent`, :func:`floor_bend`, :func:`power_law_budget`)."""
     mruns = runs[runs.study == "main"]
     per = mruns.groupby(["scene", "regime", "model"]).agg(
-        runs=("name", "size"), flat=("flat", lambda c: int(flat_flags(c).sum())),
+        runs=("name", "size"), flat=("flat", lambda c: int(csv_flags(c).sum())),
         late_gain_pct_mean=("val_late_gain", lambda g: 100 * g.mean()),
         late_gain_pct_max=("val_late_gain", lambda g: 100 * g.max()),
         best_epoch_median=("best_epoch", "median"), steps=("steps_trained", "max"),

@@ -12,14 +12,27 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from scadf_lib.fileio import atomic_path
+from scadf_lib.fileio import atomic_path, project_path
 from scadf_lib.models import ModelConfig, build_model
+from scadf_lib.presets import REFERENCE_SET
 from scadf_lib.trajectories import Normalizer
 
 
 #: The layout of the checkpoints :func:`checkpoint_state` writes (``format_version`` in the file; files
 #: without the key have the same layout, version 1). :mod:`scadf_lib.localise` refuses other versions.
 CHECKPOINT_FORMAT = 1
+
+
+def is_reference_set(results: str | os.PathLike[str]) -> bool:
+    """``results`` is the project's reference result set, ``results/<REFERENCE_SET>``."""
+    return Path(results).resolve() == project_path(f"results/{REFERENCE_SET}").resolve()
+
+
+def committed_model_folders(results: str | os.PathLike[str]) -> list[Path]:
+    """Where a result set's committed checkpoints are looked for, first match wins: ``<results>/models``
+    and, for the reference set only, the project's ``results/models`` (the routing inspector's
+    ``<scene>_scadf.pt``, which stands for SCADF-MoE seed 0 of the reference set)."""
+    return [Path(results) / "models"] + ([project_path("results/models")] if is_reference_set(results) else [])
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

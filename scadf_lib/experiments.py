@@ -50,12 +50,13 @@ import torch
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
+from scadf_lib.checkpoints import committed_model_folders, is_reference_set
 from scadf_lib.planning import PRIORITY, Run, plan, priority  # noqa: F401  (re-exported)
 from scadf_lib.training import (COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
                                 late_gain, scaled_lr, select_device, train)
 
 from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, RETRAINED, SCENES, STUDIES  # noqa: F401  (re-exported)
-from scadf_lib.tables import mean_ci, summarize  # noqa: F401  (re-exported)
+from scadf_lib.tables import csv_flags, mean_ci, summarize  # noqa: F401  (re-exported)
 
 
 def committed_runs(results: Path) -> set[str]:
@@ -283,11 +284,10 @@ def ship_checkpoint(run: Run, run_dir: Path, results: Path, names: list[str] | N
 
 
 def shipped_checkpoint(run: Run, results: Path) -> Path | None:
-    """Where the committed weights of a shipping run are: ``<results>/models/<name>.pt`` (or the
-    inspector's ``<scene>_scadf.pt`` there or in the project's ``results/models/``, which the track
-    study also reads); None when there are none."""
-    reference = results.resolve() == project_path(f"results/{REFERENCE_SET}").resolve()
-    folders = [results / "models"] + ([project_path("results/models")] if reference else [])
+    """Where the committed weights of a shipping run are: ``<name>.pt`` (or the inspector's
+    ``<scene>_scadf.pt``) in :func:`~scadf_lib.checkpoints.committed_model_folders`, the folders the
+    track study also reads; None when there are none."""
+    folders = committed_model_folders(results)
     return next((f / f"{n}.pt" for n in _checkpoint_names(run) for f in folders if (f / f"{n}.pt").exists()), None)
 
 
@@ -711,7 +711,7 @@ def rebuild_blocker(row: pd.Series, device: str, tried: pd.DataFrame | None = No
         return f"trained on a CPU with {recorded}, this one has {here}"
     if tried is not None and len(tried) and "cpu_capability" in tried:
         failed = tried[(tried.name == row.name) & (tried.cpu_capability == here)
-                       & (tried.reproduced.astype(str) != "True")]
+                       & ~csv_flags(tried.reproduced)]
         if len(failed):
             return f"an earlier rebuild on a CPU with {here} did not reproduce it (rebuilds.csv)"
     return None
@@ -832,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     from scadf_lib.report import update_readme, write_report  # the report reads the tables only
     save_learning_curves(results)
     print("report:", write_report(results, a.preset))
-    if results.resolve() == project_path(f"results/{REFERENCE_SET}").resolve():
+    if is_reference_set(results):
         update_readme(project_path("README.md"), results)
     return 0
 

@@ -256,7 +256,7 @@ def flatness_section(set_dir: Path, runs: pd.DataFrame) -> str:
     gain = 100 * mruns.val_late_gain
     fig = set_dir / "learning_curves.png"
     return ("## D. How each run's curve ended\n\n"
-            f"{int(A.flat_flags(mruns['flat']).sum())} of {len(mruns)} main runs ended flat (late gain median "
+            f"{int(A.csv_flags(mruns['flat']).sum())} of {len(mruns)} main runs ended flat (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
             f"{int(mruns.epochs_trained.max())}). Late gain: drop of the best validation error over the last quarter "
             "of the epochs; train_min: training wall time per run while other runs shared the 2 cores; floor "
@@ -437,7 +437,7 @@ def reproduction_text(set_dir: Path) -> str:
     if not path.exists():
         return ""
     t = pd.read_csv(path)
-    same = t[t.reproduced.astype(str) == "True"]
+    same = t[A.csv_flags(t.reproduced)]
     text = (f"\nReproduction: {len(t)} committed run(s) retrained from scratch in a new process, on the device and "
             f"CPU threads their runs recorded (to ship weights that finished before the sweep shipped them: "
             f"`rebuilds.csv`); {len(same)} gave their committed learning curve and test MSEs (largest relative "
@@ -524,7 +524,7 @@ def readme_block(set_dir: Path) -> str:
             + ", ".join(f"{r.cell} ({r.done}/{r.planned})" for r in cover[cover.done < cover.planned].itertuples())
             if len(cover) and (cover.done < cover.planned).any() else "every planned run is in")
     mix = runs[(runs.study == "main") & (runs.regime == "mix")]
-    short = mix[~A.flat_flags(mix["flat"])] if len(mix) else mix
+    short = mix[~A.csv_flags(mix["flat"])] if len(mix) else mix
     trained = ("every run trained until its validation curve was flat" if short.empty else
                f"every run trained until its validation curve was flat or to its maximum budget "
                f"({int(short.epochs_trained.max())} epochs); † marks a method with a run that ended there, not flat: "

@@ -7,6 +7,12 @@ import numpy as np
 import pandas as pd
 
 
+def csv_flags(column: pd.Series) -> pd.Series:
+    """A boolean column read back from CSV (``True``/``False``, as text or bool; missing is False)
+    as booleans: runs.csv ``flat``, rebuilds.csv ``reproduced``."""
+    return column.astype(str).str.lower() == "true"
+
+
 def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the Student-t confidence interval (NaN half-width for one value)."""
     from scipy import stats

@@ -252,13 +252,14 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Tracks vs cluster trajectories at test time, per scene and seed.")
     ap.add_argument("--results", default="results/flat", help="result set: reads <results>/models, writes tracks.csv")
     ap.add_argument("--models", nargs="+", default=None,
-                    help="checkpoint folders (default: <results>/models, then results/models)")
+                    help="checkpoint folders (default: <results>/models, then, for the reference set, results/models)")
     ap.add_argument("--scenes", nargs="+", default=["munich", "etoile", "florence"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--tracks", type=int, default=400, help="tracks per scene and seed")
     ap.add_argument("--length", type=int, default=20, help="points per track")
     a = ap.parse_args(argv)
-    dirs = a.models or [f"{a.results}/models", "results/models"]
+    from scadf_lib.checkpoints import committed_model_folders
+    dirs = a.models or [str(f) for f in committed_model_folders(a.results)]
     run_track_studies(f"{a.results}/tracks.csv", dirs, tuple(a.scenes), tuple(a.seeds), n_tracks=a.tracks,
                       length=a.length)
     return 0

@@ -7,7 +7,17 @@ import pandas as pd
 import pytest
 
 from scadf_lib import analysis as A
-from scadf_lib.tables import mean_ci
+from scadf_lib.tables import csv_flags, mean_ci
+
+
+def test_csv_flags_reads_booleans_back_from_csv_whether_pandas_parsed_them_or_not(tmp_path):
+    """runs.csv ``flat`` and rebuilds.csv ``reproduced`` come back as bool, as text (a column with
+    missing cells) or as object: each reads the same; a missing cell is False."""
+    pd.DataFrame({"a": [True, False, True], "b": ["True", None, "False"]}).to_csv(tmp_path / "t.csv", index=False)
+    back = pd.read_csv(tmp_path / "t.csv")
+    assert csv_flags(back.a).tolist() == [True, False, True]
+    assert csv_flags(back.b).tolist() == [True, False, False]
+    assert csv_flags(pd.Series(["true", "FALSE", np.nan], dtype=object)).tolist() == [True, False, False]
 
 
 def test_mean_ci():

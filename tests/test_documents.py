@@ -34,7 +34,7 @@ def test_the_readme_block_says_which_mix_runs_did_not_end_flat():
     from scadf_lib import analysis as A
     _, runs = A.read_set(SET_DIR)
     mix = runs[(runs.study == "main") & (runs.regime == "mix")]
-    short = mix[~A.flat_flags(mix["flat"])]
+    short = mix[~A.csv_flags(mix["flat"])]
     block = readme_block(SET_DIR)
     assert all(name in block for name in short.name)
     assert ("flat or to its maximum budget" in block) == (len(short) > 0)

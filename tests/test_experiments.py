@@ -11,6 +11,7 @@ import torch
 
 from scadf_lib.experiments import collect, degradation_targets, execute, mean_ci, plan
 from scadf_lib.models import model_config
+from scadf_lib.presets import REFERENCE_SET
 from scadf_lib.training import BASE_LR, lr_at
 
 
@@ -631,6 +632,17 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     rebuild_checkpoints(runs, tmp_path / "work", results, progress=False)
     assert not (tmp_path / "work" / "rebuild" / target.name).exists() and not shipped.exists()
     assert not retrained.exists()
+
+
+def test_only_the_reference_set_falls_back_to_the_projects_shipped_models(tmp_path):
+    """The inspector's ``results/models/<scene>_scadf.pt`` stands for the reference set's SCADF-MoE seed 0
+    (the rebuild and the track study look there), never for another result set's run."""
+    from scadf_lib.checkpoints import committed_model_folders, is_reference_set
+    from scadf_lib.fileio import project_path
+    reference = project_path(f"results/{REFERENCE_SET}")
+    assert is_reference_set(reference) and not is_reference_set(tmp_path / REFERENCE_SET)
+    assert committed_model_folders(reference) == [reference / "models", project_path("results/models")]
+    assert committed_model_folders(tmp_path / "other") == [tmp_path / "other" / "models"]
 
 
 def test_the_reference_sweep_ships_seed_0_checkpoints_of_the_track_studys_models_only():
