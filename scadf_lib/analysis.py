@@ -520,6 +520,22 @@ def isolation_by_method(cdir: Path) -> pd.DataFrame:
                                                      "median_sq_error_m2": 4})
 
 
+def seed_spread(metrics: pd.DataFrame, regime: str = "mix", group: str = HEADLINE) -> pd.DataFrame:
+    """Per scene and trained method with at least two seeds: the lowest and highest MSE over seeds
+    (m², ``group``, all bands), the seed with the highest, and their ratio; widest spread first."""
+    sel = metrics[(metrics.study == "main") & (metrics.regime == regime) & (metrics.group == group)
+                  & (metrics.band == "all") & metrics.model.isin(METHODS)]
+    rows = []
+    for (scene, model), g in sel.groupby(["scene", "model"], sort=False):
+        if g.seed.nunique() < 2:
+            continue
+        worst = g.loc[g.mse_m2.idxmax()]
+        rows.append({"scene": scene, "model": model, "low_m2": g.mse_m2.min(), "high_m2": worst.mse_m2,
+                     "worst_seed": int(worst.seed), "ratio": worst.mse_m2 / g.mse_m2.min()})
+    cols = ["scene", "model", "low_m2", "high_m2", "worst_seed", "ratio"]
+    return pd.DataFrame(rows, columns=cols).sort_values("ratio", ascending=False, ignore_index=True)
+
+
 def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     """Per scene and method (``tracks.csv`` of :func:`scadf_lib.tracks.run_track_studies`, bands
     pooled): held-out MSE (m², mean ± 95 % CI over seeds) in cluster trajectories and in tracks, the

@@ -275,3 +275,37 @@ def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unle
                                     for g in ("held-out", "overall")])])
     t = A.sensitivity_table(own, runs).set_index(["param", "value"])
     assert t.loc[("mmd_weight", "0.0"), "held-out (m²)"] == 9.0 and len(t) == 3  # its own run wins
+
+
+def test_seed_spread_ranks_methods_by_their_worst_seed_against_their_best_and_skips_single_seeds():
+    rows = [("main", "munich", "mix", "scadf", s, "held-out", v) for s, v in ((0, 0.5), (1, 0.4), (2, 2.0))]
+    rows += [("main", "munich", "mix", "softmoe", s, "held-out", v) for s, v in ((0, 0.6), (1, 0.9), (2, 0.6))]
+    rows += [("main", "etoile", "mix", "scadf", 0, "held-out", 9.0),  # one seed: no spread
+             ("anchors", "munich", "mix", "wknn", 0, "held-out", 1.0), ("anchors", "munich", "mix", "wknn", 1,
+                                                                         "held-out", 50.0),  # not a trained method
+             ("main", "munich", "mix", "scadf", 0, "overall", 100.0)]  # another group
+    s = A.seed_spread(_metrics(rows))
+    assert list(zip(s.scene, s.model)) == [("munich", "scadf"), ("munich", "softmoe")]
+    assert s.iloc[0].worst_seed == 2 and s.iloc[0].ratio == pytest.approx(5.0)
+    assert (s.iloc[0].low_m2, s.iloc[0].high_m2) == (0.4, 2.0)
+    assert s.iloc[1].worst_seed == 1 and s.iloc[1].ratio == pytest.approx(1.5)
+
+
+def test_the_tail_paragraph_quotes_the_isolation_table_and_the_methods_sharing_the_worst_seed(tmp_path):
+    from scadf_lib.report import tail_text
+    rows = [("main", "munich", "mix", m, s, "held-out", v * k) for m, k in (("scadf", 1.0), ("softmoe", 0.9),
+                                                                            ("fullcon", 3.0))
+            for s, v in ((0, 0.5), (1, 0.4), (2, 2.0))]
+    rows[-1] = ("main", "munich", "mix", "fullcon", 2, "held-out", 1.0)  # FullCon's worst seed is 0, not 2
+    rows[4] = ("main", "munich", "mix", "softmoe", 1, "held-out", 0.5)  # SoftMoE's spread 4x, SCADF-MoE's 5x
+    metrics = _metrics(rows)
+    assert tail_text(tmp_path, metrics) == ""  # no isolation table: nothing to say
+    pd.DataFrame([{"name": f"main_munich_mix_{m}_s{s}", "scene": "munich", "regime": "mix", "model": m, "seed": s,
+                   "points": 100, "isolated": 10, "isolated_error_share": 0.3, "mse_m2": 1.0,
+                   "mse_without_isolated_m2": 0.5, "top1pct_error_share": top, "median_sq_error_m2": med}
+                  for m, top, med in (("scadf", 0.40, 0.02), ("softmoe", 0.70, 0.05), ("fullcon", 0.55, 0.10))
+                  for s in (0, 1, 2)]).to_csv(tmp_path / "isolation.csv", index=False)
+    text = tail_text(tmp_path, metrics)
+    assert "hold 40-70 %" in text and "0.02-0.10 m²" in text
+    assert "SCADF-MoE on munich, held-out MSE 0.40 to 2.00 m²" in text and "seed 2 the highest" in text
+    assert "also the highest for SoftMoE (0.45 to 1.80 m²)" in text and "FullCon" not in text
