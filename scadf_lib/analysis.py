@@ -536,6 +536,29 @@ def seed_spread(metrics: pd.DataFrame, regime: str = "mix", group: str = HEADLIN
     return pd.DataFrame(rows, columns=cols).sort_values("ratio", ascending=False, ignore_index=True)
 
 
+def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLINE) -> pd.DataFrame:
+    """What leaving a band out of training costs: per scene and method, the held-out MSE on the
+    ``band`` (GHz) test slots of the Mix runs (the band in training) and of the OOD runs (the band
+    never trained on), m², mean ± 95 % CI over seeds, and the per-seed ratio OOD / Mix. A seed's Mix
+    and OOD runs share the split, so both score the same test slots; seeds without both are left out."""
+    sel = metrics[metrics.study.isin(["main", "anchors"]) & (metrics.group == group) & (metrics.band == band)]
+    rows = []
+    for scene in [s for s in SCENES if s in set(sel[sel.regime == "ood"].scene)]:
+        for m in [m for m in (*METHODS, *ANCHORS) if m in set(sel.model)]:
+            g = sel[(sel.scene == scene) & (sel.model == m)]
+            pair = g.pivot_table(index="seed", columns="regime", values="mse_m2")
+            if not {"mix", "ood"} <= set(pair.columns):
+                continue
+            pair = pair[["mix", "ood"]].dropna()
+            if pair.empty:
+                continue
+            cells = {r: fmt_ci(*mean_ci(pair[r].values)) for r in ("mix", "ood")}
+            rows.append({"scene": scene, "method": label(m), f"Mix, {band} GHz in training": cells["mix"],
+                         f"OOD, {band} GHz never trained on": cells["ood"],
+                         "OOD / Mix (x)": fmt_ci(*mean_ci((pair.ood / pair.mix).values)), "seeds": len(pair)})
+    return pd.DataFrame(rows)
+
+
 def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     """Per scene and method (``tracks.csv`` of :func:`scadf_lib.tracks.run_track_studies`, bands
     pooled): held-out MSE (m², mean ± 95 % CI over seeds) in cluster trajectories and in tracks, the

@@ -309,3 +309,20 @@ def test_the_tail_paragraph_quotes_the_isolation_table_and_the_methods_sharing_t
     assert "hold 40-70 %" in text and "0.02-0.10 m²" in text
     assert "SCADF-MoE on munich, held-out MSE 0.40 to 2.00 m²" in text and "seed 2 the highest" in text
     assert "also the highest for SoftMoE (0.45 to 1.80 m²)" in text and "FullCon" not in text
+
+
+def test_ood_cost_pairs_each_seeds_mix_and_ood_runs_on_the_unseen_band_only():
+    def row(regime, model, seed, band, mse, study="main"):
+        return {"name": f"{study}_munich_{regime}_{model}_s{seed}", "study": study, "scene": "munich",
+                "regime": regime, "model": model, "seed": seed, "group": "held-out", "band": band, "mse_m2": mse}
+    rows = [row("mix", "scadf", s, b, v) for s in (0, 1, 2) for b, v in (("all", 9.0), ("2.6", 9.0), ("6.0", 0.5))]
+    rows += [row("ood", "scadf", s, b, v) for s, v in ((0, 1.0), (1, 2.0)) for b in ("all", "6.0")]  # no seed 2
+    rows += [row("mix", "softmoe", 0, "6.0", 1.0)]  # Mix only: not in the table
+    rows += [row(r, "wknn", 0, "6.0", 4.0, "anchors") for r in ("mix", "ood")]
+    t = A.ood_cost_table(pd.DataFrame(rows)).set_index("method")
+    assert list(t.index) == ["SCADF-MoE", "WKNN (numeric)"]
+    assert t.loc["SCADF-MoE", "seeds"] == 2
+    assert t.loc["SCADF-MoE", "Mix, 6.0 GHz in training"] == "0.50 ± 0.00"  # the 6 GHz slots, not 'all'
+    assert t.loc["SCADF-MoE", "OOD / Mix (x)"] == f"3.00 ± {mean_ci(np.array([2.0, 4.0]))[1]:.2f}"
+    assert t.loc["WKNN (numeric)", "OOD / Mix (x)"] == "1.00"
+    assert A.ood_cost_table(pd.DataFrame(rows[:9])).empty  # no OOD run
