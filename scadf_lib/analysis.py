@@ -536,11 +536,12 @@ def seed_spread(metrics: pd.DataFrame, regime: str = "mix", group: str = HEADLIN
     return pd.DataFrame(rows, columns=cols).sort_values("ratio", ascending=False, ignore_index=True)
 
 
-def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLINE) -> pd.DataFrame:
-    """What leaving a band out of training costs: per scene and method, the held-out MSE on the
-    ``band`` (GHz) test slots of the Mix runs (the band in training) and of the OOD runs (the band
-    never trained on), m², mean ± 95 % CI over seeds, and the per-seed ratio OOD / Mix. A seed's Mix
-    and OOD runs share the split, so both score the same test slots; seeds without both are left out."""
+def ood_cost(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLINE) -> pd.DataFrame:
+    """What leaving a band out of training costs: per scene and method (model names), the held-out
+    MSE on the ``band`` (GHz) test slots of the Mix runs (the band in training: ``mix_m2``) and of the
+    OOD runs (never trained on: ``ood_m2``), m², mean over seeds with 95 % CI half-widths (``*_ci``),
+    and the per-seed ratio OOD / Mix (``ratio``, ``ratio_ci``). A seed's Mix and OOD runs share the
+    split, so both score the same test slots; seeds without both are left out."""
     sel = metrics[metrics.study.isin(["main", "anchors"]) & (metrics.group == group) & (metrics.band == band)]
     rows = []
     for scene in [s for s in SCENES if s in set(sel[sel.regime == "ood"].scene)]:
@@ -552,11 +553,21 @@ def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLI
             pair = pair[["mix", "ood"]].dropna()
             if pair.empty:
                 continue
-            cells = {r: fmt_ci(*mean_ci(pair[r].values)) for r in ("mix", "ood")}
-            rows.append({"scene": scene, "method": label(m), f"Mix, {band} GHz in training": cells["mix"],
-                         f"OOD, {band} GHz never trained on": cells["ood"],
-                         "OOD / Mix (x)": fmt_ci(*mean_ci((pair.ood / pair.mix).values)), "seeds": len(pair)})
-    return pd.DataFrame(rows)
+            (mix, mix_ci), (ood, ood_ci) = mean_ci(pair.mix.values), mean_ci(pair.ood.values)
+            ratio, ratio_ci = mean_ci((pair.ood / pair.mix).values)
+            rows.append({"scene": scene, "model": m, "mix_m2": mix, "mix_ci": mix_ci, "ood_m2": ood, "ood_ci": ood_ci,
+                         "ratio": ratio, "ratio_ci": ratio_ci, "seeds": len(pair)})
+    return pd.DataFrame(rows, columns=["scene", "model", "mix_m2", "mix_ci", "ood_m2", "ood_ci", "ratio",
+                                       "ratio_ci", "seeds"])
+
+
+def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLINE) -> pd.DataFrame:
+    """:func:`ood_cost` as a table: MSE and ratio cells 'mean ± CI', methods by their labels."""
+    c = ood_cost(metrics, band, group)
+    return pd.DataFrame({"scene": c.scene, "method": c.model.map(label),
+                         f"Mix, {band} GHz in training": [fmt_ci(m, h) for m, h in zip(c.mix_m2, c.mix_ci)],
+                         f"OOD, {band} GHz never trained on": [fmt_ci(m, h) for m, h in zip(c.ood_m2, c.ood_ci)],
+                         "OOD / Mix (x)": [fmt_ci(m, h) for m, h in zip(c.ratio, c.ratio_ci)], "seeds": c.seeds})
 
 
 def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:

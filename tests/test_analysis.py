@@ -326,3 +326,18 @@ def test_ood_cost_pairs_each_seeds_mix_and_ood_runs_on_the_unseen_band_only():
     assert t.loc["SCADF-MoE", "OOD / Mix (x)"] == f"3.00 ± {mean_ci(np.array([2.0, 4.0]))[1]:.2f}"
     assert t.loc["WKNN (numeric)", "OOD / Mix (x)"] == "1.00"
     assert A.ood_cost_table(pd.DataFrame(rows[:9])).empty  # no OOD run
+
+
+def test_the_readme_states_each_methods_ood_error_and_its_cost_against_mix_and_nothing_without_ood_runs():
+    from scadf_lib.report import ood_readme_lines
+
+    def row(regime, model, seed, mse, study="main"):
+        return {"name": f"{study}_munich_{regime}_{model}_s{seed}", "study": study, "scene": "munich",
+                "regime": regime, "model": model, "seed": seed, "group": "held-out", "band": "6.0", "mse_m2": mse}
+    rows = [row("mix", m, s, 0.5) for m in ("softmoe", "scadf") for s in (0, 1)]
+    assert ood_readme_lines(pd.DataFrame(rows)) == []
+    rows += [row("ood", "softmoe", s, 1.0) for s in (0, 1)] + [row("ood", "scadf", s, 1.5) for s in (0, 1)]
+    rows += [row(r, "wknn", 0, 9.0, "anchors") for r in ("mix", "ood")]  # an anchor: not in the sentence
+    line = ood_readme_lines(pd.DataFrame(rows))[0]
+    assert "munich: SoftMoE 1.00, SCADF-MoE 1.50 (mean of 2 seeds" in line and "WKNN" not in line
+    assert "2.0-3.0 times each method's Mix error" in line
