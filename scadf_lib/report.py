@@ -567,15 +567,16 @@ def readme_block(set_dir: Path) -> str:
         "Anchors without a deep model: geometric = closed form from the dominant path's length and angle (exact on "
         "LOS points, far off on NLOS ones, where the path bends); WKNN = weighted k nearest fingerprints; "
         "centroid floor = every point placed at its trajectory's true centre.", "",
-        *ood_readme_lines(metrics),
+        *ood_readme_lines(metrics, runs),
         "The paper's claims on our data: " + "; ".join(
             f"{r.claim}: {r.verdict}" for r in claims.itertuples()) + ".", "",
         f"Reference set: {done}.", README_END])
 
 
-def ood_readme_lines(metrics: pd.DataFrame) -> list[str]:
+def ood_readme_lines(metrics: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """The README's OOD sentence: per scene with OOD runs, each trained method's held-out MSE on the
-    unseen 6 GHz band and how many times its Mix error on the same slots that is; [] without OOD runs."""
+    unseen 6 GHz band and how many times its Mix error on the same slots that is, and the OOD runs
+    that ended at their maximum budget, not flat; [] without OOD runs."""
     cost = A.ood_cost(metrics)
     cost = cost[cost.model.isin(METHODS)]
     if cost.empty:
@@ -583,7 +584,11 @@ def ood_readme_lines(metrics: pd.DataFrame) -> list[str]:
     parts = [f"{scene}: " + ", ".join(f"{A.label(r.model)} {r.ood_m2:.2f}" for r in g.itertuples())
              + f" (mean of {_distinct(g.seeds)} seeds; intervals in REPORT.md), {g.ratio.min():.1f}-{g.ratio.max():.1f} times each method's Mix "
              "error on the same 6 GHz slots" for scene, g in cost.groupby("scene", sort=False)]
-    return ["OOD (trained on 2.6 + 28 GHz, tested on 6 GHz), held-out MSE (m²), " + "; ".join(parts) + ".", ""]
+    ood = runs[(runs.study == "main") & (runs.regime == "ood")]
+    short = ood[~A.csv_flags(ood["flat"])] if len(ood) else ood
+    ended = "" if short.empty else " Ended at the maximum budget, not flat: " + ", ".join(short.name) + "."
+    return ["OOD (trained on 2.6 + 28 GHz, tested on 6 GHz), held-out MSE (m²), " + "; ".join(parts) + "." + ended,
+            ""]
 
 
 def update_readme(readme: Path, set_dir: Path) -> bool:

@@ -335,9 +335,13 @@ def test_the_readme_states_each_methods_ood_error_and_its_cost_against_mix_and_n
         return {"name": f"{study}_munich_{regime}_{model}_s{seed}", "study": study, "scene": "munich",
                 "regime": regime, "model": model, "seed": seed, "group": "held-out", "band": "6.0", "mse_m2": mse}
     rows = [row("mix", m, s, 0.5) for m in ("softmoe", "scadf") for s in (0, 1)]
-    assert ood_readme_lines(pd.DataFrame(rows)) == []
+    runs = pd.DataFrame([{"name": f"main_munich_{r}_{m}_s{s}", "study": "main", "regime": r, "flat": not (
+        r == "ood" and m == "scadf" and s == 1)} for r in ("mix", "ood") for m in ("softmoe", "scadf") for s in (0, 1)])
+    assert ood_readme_lines(pd.DataFrame(rows), runs) == []
     rows += [row("ood", "softmoe", s, 1.0) for s in (0, 1)] + [row("ood", "scadf", s, 1.5) for s in (0, 1)]
     rows += [row(r, "wknn", 0, 9.0, "anchors") for r in ("mix", "ood")]  # an anchor: not in the sentence
-    line = ood_readme_lines(pd.DataFrame(rows))[0]
+    line = ood_readme_lines(pd.DataFrame(rows), runs)[0]
     assert "munich: SoftMoE 1.00, SCADF-MoE 1.50 (mean of 2 seeds" in line and "WKNN" not in line
     assert "2.0-3.0 times each method's Mix error" in line
+    assert line.endswith("Ended at the maximum budget, not flat: main_munich_ood_scadf_s1.")
+    assert "not flat" not in ood_readme_lines(pd.DataFrame(rows), runs.assign(flat=True))[0]
