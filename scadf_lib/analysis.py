@@ -622,11 +622,13 @@ def main_table(metrics: pd.DataFrame, runs: pd.DataFrame, regime: str = "mix", s
 
 
 def variant_table(metrics: pd.DataFrame, variants: pd.DataFrame, reference: pd.DataFrame,
-                  groups: tuple[str, ...] = (HEADLINE, "held-out-NLOS", "overall")) -> pd.DataFrame:
+                  groups: tuple[str, ...] = (HEADLINE, "held-out-NLOS", "overall"),
+                  runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Variants of SCADF-MoE against the full model on the same seeds (same split, same initial data
     order): per variant the MSE (m², mean ± 95 % CI over seeds) per group and the per-seed paired
     change against the reference (%, mean ± 95 % CI). ``variants``: metric rows with a ``variant``
-    column; ``reference``: the full model's rows."""
+    column; ``reference``: the full model's rows. With ``runs``: the epochs its runs trained ('32' or
+    the range over seeds, '32-203'), since each run stops by the rule, not at a fixed budget."""
     ref = reference[reference.seed.isin(variants.seed.unique())].assign(variant="scadf")
     both = pd.concat([ref, variants])
     both = both[both.band == "all"]
@@ -646,19 +648,28 @@ def variant_table(metrics: pd.DataFrame, variants: pd.DataFrame, reference: pd.D
                 continue
             pair = per_seed[["scadf", v]].dropna()
             row[f"{grp} change (%)"] = fmt_ci(*mean_ci(100 * (pair[v] / pair["scadf"] - 1).to_numpy()))
+        if runs is not None:
+            row["epochs"] = _epoch_range(runs, g.name.unique())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def ablation_table(metrics: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
+def _epoch_range(runs: pd.DataFrame, names) -> str:
+    """'32' or '32-203': the epochs the named runs trained (``runs.csv`` epochs_trained); '' if none."""
+    e = runs.set_index("name").epochs_trained.reindex(list(names)).dropna().astype(int)
+    return "" if e.empty else f"{e.min()}" if e.min() == e.max() else f"{e.min()}-{e.max()}"
+
+
+def ablation_table(metrics: pd.DataFrame, scene: str = "munich", runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The paper's ablations (Fig. 4) on ``scene`` Mix: :func:`variant_table` of the ``ablation`` and
-    ``spatial`` (L = 1) runs against SCADF-MoE's main runs; empty without ablation runs."""
+    ``spatial`` (L = 1) runs against SCADF-MoE's main runs (with ``runs``: the epochs trained); empty
+    without ablation runs."""
     sel = metrics[metrics.study.isin(["ablation", "spatial"]) & (metrics.scene == scene) & (metrics.regime == "mix")]
     if sel.empty:
         return pd.DataFrame()
     ref = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.scene == scene)
                   & (metrics.regime == "mix")]
-    return variant_table(metrics, sel, ref)
+    return variant_table(metrics, sel, ref, runs=runs)
 
 
 def spatial_table(metrics: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:

@@ -198,14 +198,16 @@ def ood_cost_text(metrics: pd.DataFrame) -> str:
             "per-seed ratio, mean ± 95 % CI:\n\n" + md_table(cost) + "\n")
 
 
-def ablation_section(metrics: pd.DataFrame) -> str:
-    table = A.ablation_table(metrics)
+def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
+    table = A.ablation_table(metrics, runs=runs)
     head = "## Ablations (the paper's Fig. 4), munich Mix\n\n"
     if table.empty:
         return head + "No ablation run has finished in this set yet.\n"
     return (head + md_table(table) + "\n\nEach variant removes one part of SCADF-MoE and is trained on the same "
             "seeds, split and schedule as the full model; `change` is the per-seed paired change of its MSE against "
-            "the full model (positive: the part helps), mean ± 95 % CI over seeds.\n")
+            "the full model (positive: the part helps), mean ± 95 % CI over seeds. `epochs`: what its runs trained (the range "
+            "over seeds): every run stops by the same rule, so a run whose curve kept falling trained longer, and "
+            "part of a change on one seed can be that budget (appendix E: how much the held floor moved each method).\n")
 
 
 def spatial_section(metrics: pd.DataFrame) -> str:
@@ -512,7 +514,7 @@ def render(set_dir: Path, preset: str | None = None) -> str:
     preset = preset or set_dir.name
     lead = [header_section(set_dir, runs), coverage_section(runs, preset) if preset in PRESETS else "",
             table_ii_section(metrics, runs), tail_text(set_dir, metrics), claims_section(metrics),
-            ood_section(metrics, runs), ablation_section(metrics), spatial_section(metrics)]
+            ood_section(metrics, runs), ablation_section(metrics, runs), spatial_section(metrics)]
     appendix = [settings_section(runs), per_scene_section(metrics, runs), offset_slope_section(metrics),
                 flatness_section(set_dir, runs), budget_section(set_dir, metrics, runs), isolation_section(set_dir),
                 tracks_section(set_dir), degradation_section(set_dir), sensitivity_section(metrics, runs),

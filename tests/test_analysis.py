@@ -195,6 +195,13 @@ def test_ablation_table_pairs_each_variant_with_the_full_model_seed_by_seed():
     assert t.loc["full model", "seeds"] == 2  # the seeds some variant has
     assert t.loc["no MMD (λ = 0)", "held-out change (%)"] == "10.00 ± 0.00"  # +10 % on both seeds
     assert t.loc["no spatial context (L = 1)", "held-out change (%)"] == "200.00"  # 3.0 against 1.0, seed 0 only
+    assert "epochs" not in t
+    runs = pd.DataFrame({"name": ["main_munich_mix_scadf_s0", "main_munich_mix_scadf_s1", "main_munich_mix_scadf_s2",
+                                  "ablation_munich_mix_scadf_no_mmd_s0", "ablation_munich_mix_scadf_no_mmd_s1"],
+                         "epochs_trained": [203.0, 35.0, 400.0, 32.0, 32.0]})
+    e = A.ablation_table(metrics, runs=runs).set_index("variant").epochs
+    assert e["full model"] == "35-203"  # seed 2 has no variant: not in the range
+    assert e["no MMD (λ = 0)"] == "32" and e["no spatial context (L = 1)"] == ""  # not in runs
     assert A.ablation_table(_metrics(full)).empty
 
 
