@@ -570,6 +570,26 @@ def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLI
                          "OOD / Mix (x)": [fmt_ci(m, h) for m, h in zip(c.ratio, c.ratio_ci)], "seeds": c.seeds})
 
 
+def worst_points(results: Path, names: list[str], worst: int = 10) -> pd.DataFrame:
+    """How much of each run's held-out MSE its ``worst`` points carry, from its per-point errors
+    (``errors/<name>.csv.gz``, written for the first seed of the Mix runs; runs without one are left
+    out): held-out slots, MSE and median squared error (m²), the share of the squared error on the
+    ``worst`` largest errors (%), the largest error (m) and the MSE without those points (m²)."""
+    rows = []
+    for name in names:
+        path = results / "errors" / f"{name}.csv.gz"
+        if not path.exists():
+            continue
+        e = pd.read_csv(path)
+        sq = np.sort(e.error_m[e.held_out].to_numpy() ** 2)[::-1]
+        if len(sq) <= worst:
+            continue
+        rows.append({"name": name, "held_out_slots": len(sq), "mse_m2": sq.mean(), "median_sq_error_m2": np.median(sq),
+                     f"worst_{worst}_share_pct": 100 * sq[:worst].sum() / sq.sum(), "max_error_m": np.sqrt(sq[0]),
+                     f"mse_without_worst_{worst}_m2": sq[worst:].mean()})
+    return pd.DataFrame(rows)
+
+
 def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     """Per scene and method (``tracks.csv`` of :func:`scadf_lib.tracks.run_track_studies`, bands
     pooled): held-out MSE (m², mean ± 95 % CI over seeds) in cluster trajectories and in tracks, the

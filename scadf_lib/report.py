@@ -210,14 +210,38 @@ def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
             "part of a change on one seed can be that budget (appendix E: how much the held floor moved each method).\n")
 
 
-def spatial_section(metrics: pd.DataFrame) -> str:
+def spatial_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
     table = A.spatial_table(metrics)
     if table.empty:
         return ""
     return ("## Spatial context (the paper's Fig. 2), munich Mix: SCADF-MoE against the trajectory length L\n\n"
             + md_table(table) + "\n\nL = 1 trains on single points, as often per point as L = 5 (5 single-point "
             "trajectories per point); rows are restricted to the seeds L = 1 has, and L = 3 is the sensitivity "
-            "study's seed-0 run.\n")
+            "study's seed-0 run.\n" + spatial_tail_text(set_dir, runs))
+
+
+def spatial_tail_text(set_dir: Path, runs: pd.DataFrame, worst: int = 10) -> str:
+    """Where the L = 1 error sits: :func:`scadf_lib.analysis.worst_points` of the L = 1 run and the
+    L = 5 run of the seed that has per-point errors (munich Mix)."""
+    one = runs[(runs.study == "spatial") & (runs.scene == "munich")]
+    five = runs[(runs.study == "main") & (runs.model == "scadf") & (runs.scene == "munich") & (runs.regime == "mix")]
+    pairs = [(a, b) for a in one.itertuples() for b in five.itertuples() if a.seed == b.seed]
+    t = A.worst_points(set_dir, [n for a, b in pairs for n in (a.name, b.name)], worst)
+    if len(t) < 2:
+        return ""
+    L = {a.name: 1 for a, _ in pairs} | {b.name: 5 for _, b in pairs}
+    t.insert(0, "L", t.name.map(L))
+    one_row, five_row = t[t.L == 1].iloc[0], t[t.L == 5].iloc[0]
+    share, without = f"worst_{worst}_share_pct", f"mse_without_worst_{worst}_m2"
+    reading = ("On this seed the trajectory's neighbours guard against a few gross errors, not the typical point's "
+               "accuracy." if one_row[without] <= five_row[without] else
+               "On this seed the neighbours help the typical point as well as the worst ones.")
+    return (f"\nWhere the error sits (per-point errors, written for seed 0): the share of the held-out squared error "
+            f"carried by the {worst} worst held-out slots, the largest error, and the MSE without those "
+            f"{worst}:\n\n" + md_table(t.round(3)) + f"\n\nWithout spatial context, {one_row[share]:.0f} % of the "
+            f"held-out squared error sits on {worst} points (largest error {one_row.max_error_m:.1f} m, against "
+            f"{five_row.max_error_m:.1f} m with L = 5); without them L = 1 scores {one_row[without]:.2f} m² and L = 5 "
+            f"{five_row[without]:.2f} m². " + reading + "\n")
 
 
 # ----------------------------------------------------------------------------- appendix
@@ -514,7 +538,7 @@ def render(set_dir: Path, preset: str | None = None) -> str:
     preset = preset or set_dir.name
     lead = [header_section(set_dir, runs), coverage_section(runs, preset) if preset in PRESETS else "",
             table_ii_section(metrics, runs), tail_text(set_dir, metrics), claims_section(metrics),
-            ood_section(metrics, runs), ablation_section(metrics, runs), spatial_section(metrics)]
+            ood_section(metrics, runs), ablation_section(metrics, runs), spatial_section(set_dir, metrics, runs)]
     appendix = [settings_section(runs), per_scene_section(metrics, runs), offset_slope_section(metrics),
                 flatness_section(set_dir, runs), budget_section(set_dir, metrics, runs), isolation_section(set_dir),
                 tracks_section(set_dir), degradation_section(set_dir), sensitivity_section(metrics, runs),

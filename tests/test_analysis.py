@@ -352,3 +352,16 @@ def test_the_readme_states_each_methods_ood_error_and_its_cost_against_mix_and_n
     assert "2.0-3.0 times each method's Mix error" in line
     assert line.endswith("Ended at the maximum budget, not flat: main_munich_ood_scadf_s1.")
     assert "not flat" not in ood_readme_lines(pd.DataFrame(rows), runs.assign(flat=True))[0]
+
+
+def test_worst_points_measures_the_share_of_error_on_the_largest_errors_of_the_held_out_slots(tmp_path):
+    (tmp_path / "errors").mkdir()
+    err = np.r_[np.full(95, 0.1), np.full(5, 10.0), np.full(50, 99.0)]  # the 99 m errors are seen slots
+    pd.DataFrame({"error_m": err, "held_out": [True] * 100 + [False] * 50}).to_csv(
+        tmp_path / "errors" / "run_a.csv.gz", index=False)
+    t = A.worst_points(tmp_path, ["run_a", "run_without_errors"], worst=5)
+    assert list(t.name) == ["run_a"] and t.held_out_slots.iloc[0] == 100
+    assert t.max_error_m.iloc[0] == pytest.approx(10.0)
+    assert t.worst_5_share_pct.iloc[0] == pytest.approx(100 * 500 / (500 + 95 * 0.01))
+    assert t.mse_without_worst_5_m2.iloc[0] == pytest.approx(0.01)
+    assert t.mse_m2.iloc[0] == pytest.approx((500 + 0.95) / 100)
