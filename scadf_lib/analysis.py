@@ -224,6 +224,13 @@ def flat_counts(runs: pd.DataFrame) -> pd.Series:
     return conv.groupby(main.model).agg(lambda c: f"{int(c.sum())}/{len(c)}")
 
 
+def not_flat(runs: pd.DataFrame, regime: str) -> pd.DataFrame:
+    """The main runs of ``regime`` whose validation curve did not end flat (they ended at their
+    maximum budget; runs.csv ``flat``)."""
+    sel = runs[(runs.study == "main") & (runs.regime == regime)]
+    return sel[~csv_flags(sel["flat"])] if len(sel) else sel
+
+
 def method_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str, regime: str = "mix",
                  groups: tuple[str, ...] = GROUPS, band: str = "all") -> pd.DataFrame:
     """Methods (trained, then anchors, then the centroid floor) x groups: mean ± 95 % CI over seeds

@@ -205,9 +205,10 @@ def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
         return head + "No ablation run has finished in this set yet.\n"
     return (head + md_table(table) + "\n\nEach variant removes one part of SCADF-MoE and is trained on the same "
             "seeds, split and schedule as the full model; `change` is the per-seed paired change of its MSE against "
-            "the full model (positive: the part helps), mean ± 95 % CI over seeds. `epochs`: what its runs trained (the range "
-            "over seeds): every run stops by the same rule, so a run whose curve kept falling trained longer, and "
-            "part of a change on one seed can be that budget (appendix E: how much the held floor moved each method).\n")
+            "the full model (positive: the part helps), mean ± 95 % CI over seeds. `epochs`: what its runs trained "
+            "(the range over seeds): every run stops by the same rule, so a run whose curve kept falling trained "
+            "longer, and part of a change on one seed can be that budget (appendix E: how much the held floor moved "
+            "each method).\n")
 
 
 def spatial_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
@@ -224,12 +225,12 @@ def spatial_tail_text(set_dir: Path, runs: pd.DataFrame, worst: int = 10) -> str
     """Where the L = 1 error sits: :func:`scadf_lib.analysis.worst_points` of the L = 1 run and the
     L = 5 run of the seed that has per-point errors (munich Mix)."""
     one = runs[(runs.study == "spatial") & (runs.scene == "munich")]
-    five = runs[(runs.study == "main") & (runs.model == "scadf") & (runs.scene == "munich") & (runs.regime == "mix")]
-    pairs = [(a, b) for a in one.itertuples() for b in five.itertuples() if a.seed == b.seed]
-    t = A.worst_points(set_dir, [n for a, b in pairs for n in (a.name, b.name)], worst)
-    if len(t) < 2:
+    five = runs[(runs.study == "main") & (runs.model == "scadf") & (runs.scene == "munich") & (runs.regime == "mix")
+                & runs.seed.isin(one.seed)]
+    L = pd.concat([one.assign(L=1), five.assign(L=5)]).set_index("name").L
+    t = A.worst_points(set_dir, list(L.index), worst)
+    if t.empty or t.name.map(L).nunique() < 2:
         return ""
-    L = {a.name: 1 for a, _ in pairs} | {b.name: 5 for _, b in pairs}
     t.insert(0, "L", t.name.map(L))
     one_row, five_row = t[t.L == 1].iloc[0], t[t.L == 5].iloc[0]
     share, without = f"worst_{worst}_share_pct", f"mse_without_worst_{worst}_m2"
@@ -580,8 +581,7 @@ def readme_block(set_dir: Path) -> str:
     done = (f"{int(cover.done.sum())} of {int(cover.planned.sum())} planned runs are in; still training: "
             + ", ".join(f"{r.cell} ({r.done}/{r.planned})" for r in cover[cover.done < cover.planned].itertuples())
             if len(cover) and (cover.done < cover.planned).any() else "every planned run is in")
-    mix = runs[(runs.study == "main") & (runs.regime == "mix")]
-    short = mix[~A.csv_flags(mix["flat"])] if len(mix) else mix
+    short = A.not_flat(runs, "mix")
     trained = ("every run trained until its validation curve was flat" if short.empty else
                f"every run trained until its validation curve was flat or to its maximum budget "
                f"({int(short.epochs_trained.max())} epochs); † marks a method with a run that ended there, not flat: "
@@ -608,10 +608,10 @@ def ood_readme_lines(metrics: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     if cost.empty:
         return []
     parts = [f"{scene}: " + ", ".join(f"{A.label(r.model)} {r.ood_m2:.2f}" for r in g.itertuples())
-             + f" (mean of {_distinct(g.seeds)} seeds; intervals in REPORT.md), {g.ratio.min():.1f}-{g.ratio.max():.1f} times each method's Mix "
-             "error on the same 6 GHz slots" for scene, g in cost.groupby("scene", sort=False)]
-    ood = runs[(runs.study == "main") & (runs.regime == "ood")]
-    short = ood[~A.csv_flags(ood["flat"])] if len(ood) else ood
+             + f" (mean of {_distinct(g.seeds)} seeds; intervals in REPORT.md), {g.ratio.min():.1f}-"
+             f"{g.ratio.max():.1f} times each method's Mix error on the same 6 GHz slots"
+             for scene, g in cost.groupby("scene", sort=False)]
+    short = A.not_flat(runs, "ood")
     ended = "" if short.empty else " Ended at the maximum budget, not flat: " + ", ".join(short.name) + "."
     return ["OOD (trained on 2.6 + 28 GHz, tested on 6 GHz), held-out MSE (m²), " + "; ".join(parts) + "." + ended,
             ""]
