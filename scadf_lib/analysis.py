@@ -749,8 +749,10 @@ def no_mmd_twin(metrics: pd.DataFrame, sens: pd.DataFrame, seed: int, scene: str
 
 def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
     """The sensitivity runs (one setting changed each, seed 0) beside the default SCADF-MoE run of the
-    same seed: held-out and overall MSE (m²), training trajectories and points left unused in
-    clusters too small for a trajectory, and the task routers' final validation MMD²."""
+    same seed: held-out and overall MSE (m²), the held-out change against the default (%, positive:
+    the setting is worse), the epochs trained and whether the run ended flat, training trajectories
+    and points left unused in clusters too small for a trajectory, and the task routers' final
+    validation MMD²."""
     sens = metrics[(metrics.study == "sensitivity") & (metrics.band == "all")]
     if sens.empty:
         return pd.DataFrame()
@@ -761,7 +763,12 @@ def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "m
     both = pd.concat([default.assign(param="default (8 experts, λ 0.1, L 5, auto radius)", value=""), sens])
     piv = both.pivot_table(index=["name", "param", "value"], columns="group", values="mse_m2", aggfunc="first")
     piv = piv[[HEADLINE, "overall"]].rename(columns=lambda g: f"{g} (m²)").reset_index()
-    info = runs.set_index("name")[["train_samples", "points_unused_in_small_clusters", "final_val_mmd"]]
+    reference = piv.loc[piv.param.str.startswith("default"), f"{HEADLINE} (m²)"]
+    base = reference.iloc[0] if len(reference) else np.nan
+    piv[f"{HEADLINE} change (%)"] = (100 * (piv[f"{HEADLINE} (m²)"] / base - 1)).round(1)
+    info = runs.set_index("name")[["epochs_trained", "flat", "train_samples", "points_unused_in_small_clusters",
+                                   "final_val_mmd"]].rename(columns={"epochs_trained": "epochs"})
+    info["flat"] = csv_flags(info.flat)
     out = piv.join(info, on="name").drop(columns="name")
     out["value"] = out.value.astype(str)
     return out.sort_values(["param", "value"], key=lambda c: c.map(lambda v: (not str(v).startswith("default"), v))

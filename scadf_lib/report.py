@@ -437,7 +437,10 @@ def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
     return ("## I. Sensitivity (munich, Mix, seed 0)\n\n"
             "One setting changed per run. A smaller radius leaves more clusters too small for a trajectory, so the "
             "training set shrinks; `final_val_mmd` is the task routers' MMD² on the validation set at the end. "
-            "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once).\n\n"
+            "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once). `held-out change`: "
+            "against the default run (positive: the setting does worse); one seed each, so a change is a single "
+            "sample, and a run that trained far fewer or more epochs than the default differs in budget too "
+            "(every run stops by the same rule; `flat` says whether it ended flat).\n\n"
             + md_table(table) + "\n")
 
 

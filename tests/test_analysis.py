@@ -270,10 +270,14 @@ def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unle
     rows += [("ablation", "munich", "mix", "scadf_no_mmd", s, g, 3.0 + s) for s in (0, 1) for g in ("held-out", "overall")]
     metrics = _metrics(rows)
     runs = metrics.drop_duplicates("name")[["name", "study", "scene", "regime", "model", "seed", "param", "value"]].assign(
-        train_samples=100, points_unused_in_small_clusters=0, final_val_mmd=0.0)
+        train_samples=100, points_unused_in_small_clusters=0, final_val_mmd=0.0, epochs_trained=30,
+        flat=["True", "False", "True", "True"])  # as read back from runs.csv: the experts-2 run not flat
     t = A.sensitivity_table(metrics, runs).set_index(["param", "value"])
     assert t.loc[("mmd_weight", "0.0"), "held-out (m²)"] == 3.0  # the seed-0 ablation, not seed 1's 4.0
     assert t.loc[("n_experts", "2.0"), "held-out (m²)"] == 2.0 and len(t) == 3  # default, experts 2, λ 0
+    assert t.loc[("n_experts", "2.0"), "held-out change (%)"] == 100.0  # 2.0 against the default's 1.0
+    assert t.loc[("mmd_weight", "0.0"), "held-out change (%)"] == 200.0
+    assert t["flat"].tolist() == [True, True, False] and t["epochs"].eq(30).all()  # default, λ 0, experts 2
     assert A.coverage(runs, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 2]
     no_seed0 = runs[~((runs.model == "scadf_no_mmd") & (runs.seed == 0))]  # only seed 1's ablation: no λ = 0 yet
     assert A.coverage(no_seed0, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 1]
