@@ -16,6 +16,7 @@ import pandas as pd
 
 from scadf_lib import analysis as A
 from scadf_lib.fileio import atomic_path, project_path
+from scadf_lib.planning import plan
 from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, RETRAINED_LABEL, SCENES
 
 METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared Euclidean error |p̂ - p|² (m²). "
@@ -102,7 +103,10 @@ def coverage_section(runs: pd.DataFrame, preset: str) -> str:
               "Cells still training (the sweep resumes with `python -m scadf_lib.experiments --preset "
               f"{preset} --jobs 2 --park`; finished runs are never retrained): "
               + "; ".join(f"{r.cell} {r.done} of {r.planned}" for r in missing.itertuples()) + ".")
-    return "Runs in this report against the plan:\n\n" + md_table(table) + f"\n\n{status}\n"
+    twin = ("" if "sensitivity" not in PRESETS[preset].get("studies", ()) else
+            " The sensitivity study's λ = 0 is the no-MMD ablation's seed-0 run, trained once and counted in both "
+            "cells.")
+    return "Runs in this report against the plan:\n\n" + md_table(table) + f"\n\n{status}{twin}\n"
 
 
 def table_ii_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
@@ -581,7 +585,9 @@ def readme_block(set_dir: Path) -> str:
     table.columns = [c.removesuffix(f" {A.HEADLINE}") for c in table.columns]
     claims = A.claims_verdicts(main)
     cover = A.coverage(runs, PRESETS[set_dir.name]) if set_dir.name in PRESETS else pd.DataFrame()
-    done = (f"{int(cover.done.sum())} of {int(cover.planned.sum())} planned runs are in; still training: "
+    planned = {r.name for r in plan(set_dir.name)} if len(cover) else set()
+    done = (f"{int(runs.name.isin(planned).sum())} of {len(planned)} planned runs are in (as "
+            "`python -m scadf_lib.experiments --status` counts them); still training: "
             + ", ".join(f"{r.cell} ({r.done}/{r.planned})" for r in cover[cover.done < cover.planned].itertuples())
             if len(cover) and (cover.done < cover.planned).any() else "every planned run is in")
     short = A.not_flat(runs, "mix")
