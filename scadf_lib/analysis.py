@@ -775,6 +775,32 @@ def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "m
                            ).reset_index(drop=True)
 
 
+#: The default SCADF-MoE settings the sensitivity study varies one at a time (``ModelConfig`` n_experts
+#: and mmd_weight, ``TrainConfig`` trajectory_length; the radius is each run's automatic one).
+SENSITIVITY_DEFAULTS = {"n_experts": 8, "mmd_weight": 0.1, "trajectory_length": 5}
+
+
+def sensitivity_points(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
+    """The sensitivity study as curves: one row per (param, value, group) with MSE (m²), for the
+    held-out and overall groups, each varied setting's curve holding the default run at its default
+    value (``default`` True; the radius is the default run's automatic radius, m) and, for λ, the
+    no-MMD ablation's seed-0 run at λ = 0 (:func:`no_mmd_twin`). Empty without sensitivity runs."""
+    sens = metrics[(metrics.study == "sensitivity") & (metrics.scene == scene) & (metrics.band == "all")]
+    if sens.empty:
+        return pd.DataFrame(columns=["param", "value", "group", "mse_m2", "default"])
+    seed = int(sens.seed.iloc[0])
+    sens = pd.concat([sens, no_mmd_twin(metrics, sens, seed, scene)]).assign(default=False)
+    base = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.regime == "mix")
+                   & (metrics.scene == scene) & (metrics.seed == seed) & (metrics.band == "all")]
+    radius = runs.set_index("name").radius_m.reindex(base.name.unique()).dropna()
+    defaults = {**SENSITIVITY_DEFAULTS, "radius_m": float(radius.iloc[0]) if len(radius) else np.nan}
+    points = [sens] + [base.assign(param=p, value=v, default=True) for p, v in defaults.items()
+                       if p in set(sens.param) and np.isfinite(v)]
+    out = pd.concat(points)[["param", "value", "group", "mse_m2", "default"]]
+    out = out[out.group.isin([HEADLINE, "overall"])].astype({"value": float})
+    return out.sort_values(["param", "group", "value"]).reset_index(drop=True)
+
+
 def flatness_table(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """How each method's main runs ended, per scene and regime: runs, runs flat, late gain (drop of
     the best validation error over the last quarter of the epochs, mean and max %), median best

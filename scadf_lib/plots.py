@@ -223,6 +223,33 @@ def method_bars(summary: pd.DataFrame, x: str, hue: str, title: str = "", log: b
     return fig
 
 
+SENSITIVITY_AXES = {"n_experts": "number of experts", "mmd_weight": "λ (MMD weight)",
+                    "trajectory_length": "trajectory length L (points)", "radius_m": "clustering radius (m)"}
+
+
+def sensitivity_curves(points: pd.DataFrame, title: str = "") -> plt.Figure:
+    """One panel per varied setting: held-out and overall MSE (m²) against its value, from
+    :func:`scadf_lib.analysis.sensitivity_points`; the default setting's point is ringed."""
+    params = [p for p in SENSITIVITY_AXES if p in set(points.param)]
+    fig, axes = plt.subplots(1, max(1, len(params)), figsize=(4.5 * max(1, len(params)), 3.6),
+                             constrained_layout=True, squeeze=False)
+    for ax, param in zip(axes[0], params):
+        sel = points[points.param == param]
+        for group, g in sel.groupby("group", sort=False):
+            ax.plot(g.value, g.mse_m2, "o-", label=group)
+            ax.plot(g.value[g.default], g.mse_m2[g.default], "o", ms=12, mfc="none", mec="k")
+        ax.set_xlabel(SENSITIVITY_AXES[param])
+        ax.set_ylabel("MSE (m$^2$), seed 0")
+        if param == "mmd_weight":
+            ax.set_xscale("symlog", linthresh=0.01)
+        ticks = sorted(sel.value.unique())
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        ax.minorticks_off()
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title or "Sensitivity (ringed: the default setting)")
+    return fig
+
+
 def error_histograms(errors: Mapping[str, pd.DataFrame], title: str = "") -> plt.Figure:
     """Paper Fig. 2 style: histograms of point errors (m), LOS and NLOS, for each labelled run."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True, sharey=True)

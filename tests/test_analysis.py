@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scadf_lib import analysis as A
+from scadf_lib import analysis as A, plots
 from scadf_lib.tables import csv_flags, mean_ci
 
 
@@ -369,3 +369,28 @@ def test_worst_points_measures_the_share_of_error_on_the_largest_errors_of_the_h
     assert t.worst_5_share_pct.iloc[0] == pytest.approx(100 * 500 / (500 + 95 * 0.01))
     assert t.mse_without_worst_5_m2.iloc[0] == pytest.approx(0.01)
     assert t.mse_m2.iloc[0] == pytest.approx((500 + 0.95) / 100)
+
+
+def test_sensitivity_points_put_the_default_run_on_every_varied_settings_curve():
+    from scadf_lib.config import TrainConfig
+    from scadf_lib.models import ModelConfig
+    assert A.SENSITIVITY_DEFAULTS == {"n_experts": ModelConfig().n_experts, "mmd_weight": ModelConfig().mmd_weight,
+                                      "trajectory_length": TrainConfig().trajectory_length}
+    g2 = ("held-out", "overall")
+    rows = [("main", "munich", "mix", "scadf", 0, g, 1.0 + (g == "overall")) for g in g2 + ("held-out-LOS",)]
+    rows += [("sensitivity", "munich", "mix", "scadf", 0, g, v, {"name": f"sens_{p}{x}", "param": p, "value": x})
+             for p, x, v in (("n_experts", 2.0, 3.0), ("n_experts", 16.0, 4.0), ("radius_m", 3.0, 5.0))
+             for g in g2]
+    rows += [("ablation", "munich", "mix", "scadf_no_mmd", 0, g, 6.0) for g in g2]
+    metrics = _metrics(rows)
+    runs = metrics.drop_duplicates("name")[["name"]].assign(radius_m=4.5)
+    pts = A.sensitivity_points(metrics, runs)
+    held = pts[pts.group == "held-out"].set_index(["param", "value"])
+    assert held.mse_m2.to_dict() == {("mmd_weight", 0.0): 6.0, ("mmd_weight", 0.1): 1.0, ("n_experts", 2.0): 3.0,
+                                     ("n_experts", 8.0): 1.0, ("n_experts", 16.0): 4.0, ("radius_m", 3.0): 5.0,
+                                     ("radius_m", 4.5): 1.0}  # no L curve: no L run
+    assert held.default.sum() == 3 and set(pts.group) == set(g2)
+    fig = plots.sensitivity_curves(pts)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["number of experts", "λ (MMD weight)", "clustering radius (m)"]
+    assert all("MSE" in ax.get_ylabel() for ax in fig.axes)
+    assert A.sensitivity_points(metrics[metrics.study != "sensitivity"], runs).empty
