@@ -669,16 +669,49 @@ def variant_table(metrics: pd.DataFrame, variants: pd.DataFrame, reference: pd.D
             s = summarize(g, ["variant"], grp)
             row[f"{grp} (m²)"] = fmt_ci(s.mse_m2.iloc[0], s.ci95.iloc[0]) if len(s) else "n/a"
         for grp in groups[:1] + groups[-1:]:
-            per_seed = both[both.group == grp].pivot_table(index="seed", columns="variant", values="mse_m2")
-            if v == "scadf" or v not in per_seed:
-                row[f"{grp} change (%)"] = ""
-                continue
-            pair = per_seed[["scadf", v]].dropna()
-            row[f"{grp} change (%)"] = fmt_ci(*mean_ci(100 * (pair[v] / pair["scadf"] - 1).to_numpy()))
+            change = paired_change(both, grp, v) if v != "scadf" else pd.Series(dtype=float)
+            row[f"{grp} change (%)"] = fmt_ci(*mean_ci(change.to_numpy())) if len(change) else ""
         if runs is not None:
             row["epochs"] = _epoch_range(runs, g.name.unique())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_change(rows: pd.DataFrame, group: str, variant: str) -> pd.Series:
+    """Per seed, the change (%) of ``variant``'s MSE against the full model's ("scadf") on ``group``,
+    over the seeds both have (positive: the variant does worse); empty where the variant has none."""
+    per_seed = rows[rows.group == group].pivot_table(index="seed", columns="variant", values="mse_m2")
+    if variant not in per_seed or "scadf" not in per_seed:
+        return pd.Series(dtype=float)
+    pair = per_seed[["scadf", variant]].dropna()
+    return 100 * (pair[variant] / pair["scadf"] - 1)
+
+
+def ablation_effects(metrics: pd.DataFrame, scene: str = "munich", group: str = HEADLINE,
+                     seeds_needed: int = 3) -> pd.DataFrame:
+    """Does each part of SCADF-MoE help, as the paper's Fig. 4 says? Per ablation: the seeds paired
+    with the full model, on how many the variant's ``group`` MSE is higher (removing the part hurt),
+    the mean per-seed change (%) with its 95 % CI, and a verdict: 'helps' (worse on every seed and the
+    interval above 0), 'helps on every seed, interval spans 0', 'removing it helped' (better on every
+    seed), else 'no consistent effect'; '(provisional)' below ``seeds_needed`` seeds."""
+    sel = metrics[metrics.study.isin(["ablation", "spatial"]) & (metrics.scene == scene) & (metrics.regime == "mix")
+                  & (metrics.band == "all")]
+    ref = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.scene == scene)
+                  & (metrics.regime == "mix") & (metrics.band == "all")].assign(variant="scadf")
+    both = pd.concat([ref, sel])
+    rows = []
+    for v in [v for v in ABLATION_LABELS if v in set(sel.variant)]:
+        change = paired_change(both, group, v)
+        if change.empty:
+            continue
+        mean, ci = mean_ci(change.to_numpy())
+        worse = int((change > 0).sum())
+        verdict = ("helps" if worse == len(change) and np.isfinite(ci) and mean - ci > 0 else
+                   "helps on every seed, interval spans 0" if worse == len(change) else
+                   "removing it helped" if worse == 0 else "no consistent effect")
+        rows.append({"variant": label(v), "seeds": len(change), "worse_on": worse, "change_pct": mean, "ci95": ci,
+                     "verdict": verdict + (" (provisional)" if len(change) < seeds_needed else "")})
+    return pd.DataFrame(rows, columns=["variant", "seeds", "worse_on", "change_pct", "ci95", "verdict"])
 
 
 def _epoch_range(runs: pd.DataFrame, names) -> str:

@@ -212,7 +212,19 @@ def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
             "the full model (positive: the part helps), mean ± 95 % CI over seeds. `epochs`: what its runs trained "
             "(the range over seeds): every run stops by the same rule, so a run whose curve kept falling trained "
             "longer, and part of a change on one seed can be that budget (appendix E: how much the held floor moved "
-            "each method).\n")
+            "each method).\n" + ablation_verdict_text(metrics))
+
+
+def ablation_verdict_text(metrics: pd.DataFrame) -> str:
+    """One sentence per ablation: does removing the part raise the held-out error, on how many seeds."""
+    effects = A.ablation_effects(metrics)
+    if effects.empty:
+        return ""
+    each = [f"{r.variant}: **{r.verdict}** (worse on {r.worse_on} of {r.seeds} seeds, {A.fmt_ci(r.change_pct, r.ci95)} %)"
+            for r in effects.itertuples()]
+    return ("\nDoes each part help, as the paper's Fig. 4 says (removing any part raises the error)? Held-out MSE, "
+            "paired seed by seed; **helps** needs a higher error on every seed and the change's interval above 0: "
+            + "; ".join(each) + ".\n")
 
 
 def spatial_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:

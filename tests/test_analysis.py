@@ -394,3 +394,27 @@ def test_sensitivity_points_put_the_default_run_on_every_varied_settings_curve()
     assert [ax.get_xlabel() for ax in fig.axes] == ["number of experts", "λ (MMD weight)", "clustering radius (m)"]
     assert all("MSE" in ax.get_ylabel() for ax in fig.axes)
     assert A.sensitivity_points(metrics[metrics.study != "sensitivity"], runs).empty
+
+
+def test_ablation_effects_call_a_part_helpful_only_when_removing_it_hurts_on_every_seed():
+    groups = ("held-out", "overall")
+    full = [("main", "munich", "mix", "scadf", s, g, 1.0) for s in (0, 1, 2) for g in groups]
+    change = {"scadf_no_mmd": (1.5, 1.6, 1.55),  # worse on every seed, tight: helps
+              "scadf_single_expert": (1.1, 3.0, 1.01),  # worse on every seed, wide: interval spans 0
+              "scadf_no_routing": (0.9, 0.8, 0.95),  # better on every seed
+              "scadf_no_task_emb": (1.2, 0.9, 1.1)}  # mixed
+    abl = [("ablation", "munich", "mix", v, s, g, x[s]) for v, x in change.items() for s in (0, 1, 2) for g in groups]
+    abl += [("spatial", "munich", "mix", "scadf_nospace", 0, g, 2.0) for g in groups]  # one seed
+    metrics = _metrics(full + abl)
+    metrics.loc[metrics.study == "spatial", "variant"] = "scadf_nospace"
+    e = A.ablation_effects(metrics).set_index("variant")
+    assert e.verdict.to_dict() == {
+        "no spatial context (L = 1)": "helps on every seed, interval spans 0 (provisional)",  # one seed, no interval
+        "no dynamic routing": "removing it helped", "single expert": "helps on every seed, interval spans 0",
+        "no MMD (λ = 0)": "helps", "no task embeddings": "no consistent effect"}
+    assert e.loc["no task embeddings", ["seeds", "worse_on"]].tolist() == [3, 2]
+    assert e.loc["no MMD (λ = 0)", "change_pct"] == pytest.approx(55.0)
+    from scadf_lib.report import ablation_verdict_text
+    text = ablation_verdict_text(metrics)
+    assert "no MMD (λ = 0): **helps** (worse on 3 of 3 seeds, 55.00 ± " in text
+    assert ablation_verdict_text(metrics[metrics.study == "main"]) == ""
