@@ -691,9 +691,10 @@ def ablation_effects(metrics: pd.DataFrame, scene: str = "munich", group: str = 
                      seeds_needed: int = 3) -> pd.DataFrame:
     """Does each part of SCADF-MoE help, as the paper's Fig. 4 says? Per ablation: the seeds paired
     with the full model, on how many the variant's ``group`` MSE is higher (removing the part hurt),
-    the mean per-seed change (%) with its 95 % CI, and a verdict: 'helps' (worse on every seed and the
-    interval above 0), 'helps on every seed, interval spans 0', 'removing it helped' (better on every
-    seed), else 'no consistent effect'; '(provisional)' below ``seeds_needed`` seeds."""
+    the mean per-seed change (%) with its 95 % CI, and a verdict on the removed part: 'the part helps'
+    (the variant worse on every seed and the interval above 0), 'the part helps on every seed, interval
+    spans 0', 'the part hurts on every seed' (the variant better on every seed), else 'no consistent
+    effect'; '(provisional)' below ``seeds_needed`` seeds."""
     sel = metrics[metrics.study.isin(["ablation", "spatial"]) & (metrics.scene == scene) & (metrics.regime == "mix")
                   & (metrics.band == "all")]
     ref = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.scene == scene)
@@ -706,9 +707,9 @@ def ablation_effects(metrics: pd.DataFrame, scene: str = "munich", group: str = 
             continue
         mean, ci = mean_ci(change.to_numpy())
         worse = int((change > 0).sum())
-        verdict = ("helps" if worse == len(change) and np.isfinite(ci) and mean - ci > 0 else
-                   "helps on every seed, interval spans 0" if worse == len(change) else
-                   "removing it helped" if worse == 0 else "no consistent effect")
+        verdict = ("the part helps" if worse == len(change) and np.isfinite(ci) and mean - ci > 0 else
+                   "the part helps on every seed, interval spans 0" if worse == len(change) else
+                   "the part hurts on every seed" if worse == 0 else "no consistent effect")
         rows.append({"variant": label(v), "seeds": len(change), "worse_on": worse, "change_pct": mean, "ci95": ci,
                      "verdict": verdict + (" (provisional)" if len(change) < seeds_needed else "")})
     return pd.DataFrame(rows, columns=["variant", "seeds", "worse_on", "change_pct", "ci95", "verdict"])

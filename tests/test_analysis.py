@@ -409,12 +409,12 @@ def test_ablation_effects_call_a_part_helpful_only_when_removing_it_hurts_on_eve
     metrics.loc[metrics.study == "spatial", "variant"] = "scadf_nospace"
     e = A.ablation_effects(metrics).set_index("variant")
     assert e.verdict.to_dict() == {
-        "no spatial context (L = 1)": "helps on every seed, interval spans 0 (provisional)",  # one seed, no interval
-        "no dynamic routing": "removing it helped", "single expert": "helps on every seed, interval spans 0",
-        "no MMD (λ = 0)": "helps", "no task embeddings": "no consistent effect"}
+        "no spatial context (L = 1)": "the part helps on every seed, interval spans 0 (provisional)",  # one seed
+        "no dynamic routing": "the part hurts on every seed", "single expert": "the part helps on every seed, "
+        "interval spans 0", "no MMD (λ = 0)": "the part helps", "no task embeddings": "no consistent effect"}
     assert e.loc["no task embeddings", ["seeds", "worse_on"]].tolist() == [3, 2]
     assert e.loc["no MMD (λ = 0)", "change_pct"] == pytest.approx(55.0)
     from scadf_lib.report import ablation_verdict_text
     text = ablation_verdict_text(metrics)
-    assert "no MMD (λ = 0): **helps** (worse on 3 of 3 seeds, 55.00 ± " in text
+    assert "no MMD (λ = 0): error higher on 3 of 3 seeds, 55.00 ± " in text and "**the part helps**" in text
     assert ablation_verdict_text(metrics[metrics.study == "main"]) == ""
