@@ -804,9 +804,12 @@ def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "m
                                    "final_val_mmd"]].rename(columns={"epochs_trained": "epochs"})
     info["flat"] = csv_flags(info.flat)
     out = piv.join(info, on="name").drop(columns="name")
-    out["value"] = out.value.astype(str)
-    return out.sort_values(["param", "value"], key=lambda c: c.map(lambda v: (not str(v).startswith("default"), v))
-                           ).reset_index(drop=True)
+    number = pd.to_numeric(out.value, errors="coerce")  # the default row has no value
+    out = out.assign(_default=~out.param.str.startswith("default"), _number=number.fillna(-np.inf))
+    out = out.sort_values(["_default", "param", "_number"]).drop(columns=["_default", "_number"])
+    out["value"] = [f"{v:g}" if np.isfinite(v) else "" for v in number.reindex(out.index)]
+    out["epochs"] = out.epochs.astype("Int64")
+    return out.reset_index(drop=True)
 
 
 #: The default SCADF-MoE settings the sensitivity study varies one at a time (``ModelConfig`` n_experts

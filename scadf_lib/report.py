@@ -452,8 +452,8 @@ def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
     if table.empty:
         return ""
     return ("## I. Sensitivity (munich, Mix, seed 0)\n\n"
-            "One setting changed per run. A smaller radius leaves more clusters too small for a trajectory, so the "
-            "training set shrinks; `final_val_mmd` is the task routers' MMD² on the validation set at the end. "
+            "One setting changed per run. The clustering radius (m) sets which clusters are too small for a "
+            "trajectory, so it changes the training set (`train_samples`, `points_unused_in_small_clusters`); `final_val_mmd` is the task routers' MMD² on the validation set at the end. "
             "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once). `held-out change`: "
             "against the default run (positive: the setting does worse); one seed each, so a change is a single "
             "sample, and a run that trained far fewer or more epochs than the default differs in budget too "

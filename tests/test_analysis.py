@@ -273,10 +273,10 @@ def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unle
         train_samples=100, points_unused_in_small_clusters=0, final_val_mmd=0.0, epochs_trained=30,
         flat=["True", "False", "True", "True"])  # as read back from runs.csv: the experts-2 run not flat
     t = A.sensitivity_table(metrics, runs).set_index(["param", "value"])
-    assert t.loc[("mmd_weight", "0.0"), "held-out (m²)"] == 3.0  # the seed-0 ablation, not seed 1's 4.0
-    assert t.loc[("n_experts", "2.0"), "held-out (m²)"] == 2.0 and len(t) == 3  # default, experts 2, λ 0
-    assert t.loc[("n_experts", "2.0"), "held-out change (%)"] == 100.0  # 2.0 against the default's 1.0
-    assert t.loc[("mmd_weight", "0.0"), "held-out change (%)"] == 200.0
+    assert t.loc[("mmd_weight", "0"), "held-out (m²)"] == 3.0  # the seed-0 ablation, not seed 1's 4.0
+    assert t.loc[("n_experts", "2"), "held-out (m²)"] == 2.0 and len(t) == 3  # default, experts 2, λ 0
+    assert t.loc[("n_experts", "2"), "held-out change (%)"] == 100.0  # 2.0 against the default's 1.0
+    assert t.loc[("mmd_weight", "0"), "held-out change (%)"] == 200.0
     assert t["flat"].tolist() == [True, True, False] and t["epochs"].eq(30).all()  # default, λ 0, experts 2
     assert A.coverage(runs, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 2]
     no_seed0 = runs[~((runs.model == "scadf_no_mmd") & (runs.seed == 0))]  # only seed 1's ablation: no λ = 0 yet
@@ -284,8 +284,15 @@ def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unle
     own = pd.concat([metrics, _metrics([("sensitivity", "munich", "mix", "scadf", 0, g, 9.0,
                                      {"name": "sens_lambda0.0", "param": "mmd_weight", "value": 0.0})
                                     for g in ("held-out", "overall")])])
+    two = pd.concat([metrics, _metrics([("sensitivity", "munich", "mix", "scadf", 0, g, 5.0,
+                                         {"name": "sens_experts16", "param": "n_experts", "value": 16.0})
+                                        for g in ("held-out", "overall")])])
+    runs16 = pd.concat([runs, runs.iloc[[1]].assign(name="sens_experts16")])
+    order = A.sensitivity_table(two, runs16)[["param", "value"]].apply(tuple, axis=1).tolist()
+    assert order[0][0].startswith("default") and order[1:] == [("mmd_weight", "0"), ("n_experts", "2"),
+                                                                ("n_experts", "16")]  # numeric, not text, order
     t = A.sensitivity_table(own, runs).set_index(["param", "value"])
-    assert t.loc[("mmd_weight", "0.0"), "held-out (m²)"] == 9.0 and len(t) == 3  # its own run wins
+    assert t.loc[("mmd_weight", "0"), "held-out (m²)"] == 9.0 and len(t) == 3  # its own run wins
 
 
 def test_seed_spread_ranks_methods_by_their_worst_seed_against_their_best_and_skips_single_seeds():
