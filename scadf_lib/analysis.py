@@ -88,6 +88,12 @@ def read_set(set_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return without_redundant_anchors(pd.read_csv(set_dir / "all_metrics.csv", dtype={"band": str}), runs), runs
 
 
+def read_curves(set_dir: Path) -> pd.DataFrame | None:
+    """A result set's learning curves (``curves.csv``: one row per run and epoch), or None without."""
+    path = set_dir / "curves.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
 def paired_reduction(main: pd.DataFrame, regime: str, group: str) -> pd.DataFrame:
     """Per scene: best baseline (lowest mean MSE), and the per-seed relative reduction of SCADF-MoE
     against it, 100 (1 - scadf / baseline), with a 95 % CI over seeds."""
@@ -650,12 +656,13 @@ def main_table(metrics: pd.DataFrame, runs: pd.DataFrame, regime: str = "mix", s
 
 def variant_table(metrics: pd.DataFrame, variants: pd.DataFrame, reference: pd.DataFrame,
                   groups: tuple[str, ...] = (HEADLINE, "held-out-NLOS", "overall"),
-                  runs: pd.DataFrame | None = None) -> pd.DataFrame:
+                  runs: pd.DataFrame | None = None, curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """Variants of SCADF-MoE against the full model on the same seeds (same split, same initial data
     order): per variant the MSE (m², mean ± 95 % CI over seeds) per group and the per-seed paired
     change against the reference (%, mean ± 95 % CI). ``variants``: metric rows with a ``variant``
     column; ``reference``: the full model's rows. With ``runs``: the epochs its runs trained ('32' or
-    the range over seeds, '32-203'), since each run stops by the rule, not at a fixed budget."""
+    the range over seeds, '32-203'), since each run stops by the rule, not at a fixed budget. With
+    ``curves``: the per-seed :func:`equal_epoch_val_change` against the full model (mean ± 95 % CI)."""
     ref = reference[reference.seed.isin(variants.seed.unique())].assign(variant="scadf")
     both = pd.concat([ref, variants])
     both = both[both.band == "all"]
@@ -673,8 +680,26 @@ def variant_table(metrics: pd.DataFrame, variants: pd.DataFrame, reference: pd.D
             row[f"{grp} change (%)"] = fmt_ci(*mean_ci(change.to_numpy())) if len(change) else ""
         if runs is not None:
             row["epochs"] = _epoch_range(runs, g.name.unique())
+        if curves is not None:
+            row[EQUAL_EPOCHS] = "" if v == "scadf" else _equal_epoch_cell(curves, both, v)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def equal_epoch_val_change(curves: pd.DataFrame, name: str, reference: str) -> float:
+    """Run ``name`` against run ``reference`` at the same training budget (%, positive: ``name`` does
+    worse): each run's validation point MSE (m², ``curves.csv`` val_mse_points_m2) at its best
+    checkpoint (lowest val_localisation, the stopping rule's criterion) within the first E epochs,
+    E = the fewer epochs of the two. Every run stops by the same rule, so one whose curve kept falling
+    trains longer; this separates a setting's effect from that budget. NaN where a curve is missing."""
+    def at_best(run: str, epochs: int) -> float:
+        c = curves[(curves.name == run) & (curves.epoch <= epochs)]
+        return float(c.val_mse_points_m2.loc[c.val_localisation.idxmin()]) if len(c) else np.nan
+    n, r = curves[curves.name == name], curves[curves.name == reference]
+    if n.empty or r.empty:
+        return np.nan
+    e = int(min(n.epoch.max(), r.epoch.max()))
+    return 100 * (at_best(name, e) / at_best(reference, e) - 1)
 
 
 def paired_change(rows: pd.DataFrame, group: str, variant: str) -> pd.Series:
@@ -688,13 +713,15 @@ def paired_change(rows: pd.DataFrame, group: str, variant: str) -> pd.Series:
 
 
 def ablation_effects(metrics: pd.DataFrame, scene: str = "munich", group: str = HEADLINE,
-                     seeds_needed: int = 3) -> pd.DataFrame:
+                     seeds_needed: int = 3, curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """Does each part of SCADF-MoE help, as the paper's Fig. 4 says? Per ablation: the seeds paired
     with the full model, on how many the variant's ``group`` MSE is higher (removing the part hurt),
     the mean per-seed change (%) with its 95 % CI, and a verdict on the removed part: 'the part helps'
     (the variant worse on every seed and the interval above 0), 'the part helps on every seed, interval
     spans 0', 'the part hurts on every seed' (the variant better on every seed), else 'no consistent
-    effect'; '(provisional)' below ``seeds_needed`` seeds."""
+    effect'; '(provisional)' below ``seeds_needed`` seeds. With ``curves``: on how many of the seeds
+    with curves (``val_seeds``) the variant's validation error at equal epochs is higher
+    (``val_worse_on``, :func:`equal_epoch_val_change`): the same question with the budget held equal."""
     sel = metrics[metrics.study.isin(["ablation", "spatial"]) & (metrics.scene == scene) & (metrics.regime == "mix")
                   & (metrics.band == "all")]
     ref = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.scene == scene)
@@ -710,9 +737,35 @@ def ablation_effects(metrics: pd.DataFrame, scene: str = "munich", group: str = 
         verdict = ("the part helps" if worse == len(change) and np.isfinite(ci) and mean - ci > 0 else
                    "the part helps on every seed, interval spans 0" if worse == len(change) else
                    "the part hurts on every seed" if worse == 0 else "no consistent effect")
-        rows.append({"variant": label(v), "seeds": len(change), "worse_on": worse, "change_pct": mean, "ci95": ci,
-                     "verdict": verdict + (" (provisional)" if len(change) < seeds_needed else "")})
-    return pd.DataFrame(rows, columns=["variant", "seeds", "worse_on", "change_pct", "ci95", "verdict"])
+        row = {"variant": label(v), "seeds": len(change), "worse_on": worse, "change_pct": mean, "ci95": ci,
+               "verdict": verdict + (" (provisional)" if len(change) < seeds_needed else "")}
+        if curves is not None:
+            val = equal_epoch_changes(curves, both, v)
+            row.update(val_seeds=len(val), val_worse_on=int((val > 0).sum()))
+        rows.append(row)
+    columns = ["variant", "seeds", "worse_on", "change_pct", "ci95", "verdict"]
+    return pd.DataFrame(rows, columns=columns + (["val_seeds", "val_worse_on"] if curves is not None else []))
+
+
+EQUAL_EPOCHS = "val change, equal epochs (%)"
+
+
+def equal_epoch_changes(curves: pd.DataFrame, both: pd.DataFrame, variant: str) -> np.ndarray:
+    """Per seed, :func:`equal_epoch_val_change` of ``variant``'s run against the full model's ('scadf')
+    run of that seed (``both``: metric rows of both, with ``variant`` and ``name``); seeds without
+    both curves left out."""
+    names = both.drop_duplicates(["variant", "seed"]).pivot(index="seed", columns="variant", values="name")
+    if "scadf" not in names or variant not in names:
+        return np.array([])
+    pairs = names[["scadf", variant]].dropna()
+    change = np.array([equal_epoch_val_change(curves, r[variant], r["scadf"]) for _, r in pairs.iterrows()])
+    return change[np.isfinite(change)]
+
+
+def _equal_epoch_cell(curves: pd.DataFrame, both: pd.DataFrame, variant: str) -> str:
+    """:func:`equal_epoch_changes` as mean ± 95 % CI over seeds; '' where no pair has curves."""
+    change = equal_epoch_changes(curves, both, variant)
+    return fmt_ci(*mean_ci(change)) if len(change) else ""
 
 
 def _epoch_range(runs: pd.DataFrame, names) -> str:
@@ -721,16 +774,17 @@ def _epoch_range(runs: pd.DataFrame, names) -> str:
     return "" if e.empty else f"{e.min()}" if e.min() == e.max() else f"{e.min()}-{e.max()}"
 
 
-def ablation_table(metrics: pd.DataFrame, scene: str = "munich", runs: pd.DataFrame | None = None) -> pd.DataFrame:
+def ablation_table(metrics: pd.DataFrame, scene: str = "munich", runs: pd.DataFrame | None = None,
+                   curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """The paper's ablations (Fig. 4) on ``scene`` Mix: :func:`variant_table` of the ``ablation`` and
-    ``spatial`` (L = 1) runs against SCADF-MoE's main runs (with ``runs``: the epochs trained); empty
-    without ablation runs."""
+    ``spatial`` (L = 1) runs against SCADF-MoE's main runs (with ``runs``: the epochs trained; with
+    ``curves``: the change at equal epochs on the validation set); empty without ablation runs."""
     sel = metrics[metrics.study.isin(["ablation", "spatial"]) & (metrics.scene == scene) & (metrics.regime == "mix")]
     if sel.empty:
         return pd.DataFrame()
     ref = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.scene == scene)
                   & (metrics.regime == "mix")]
-    return variant_table(metrics, sel, ref, runs=runs)
+    return variant_table(metrics, sel, ref, runs=runs, curves=curves)
 
 
 def spatial_table(metrics: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
@@ -781,12 +835,14 @@ def no_mmd_twin(metrics: pd.DataFrame, sens: pd.DataFrame, seed: int, scene: str
     return twin[twin.band == "all"].assign(param="mmd_weight", value=0.0)
 
 
-def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
+def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich",
+                      curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """The sensitivity runs (one setting changed each, seed 0) beside the default SCADF-MoE run of the
     same seed: held-out and overall MSE (m²), the held-out change against the default (%, positive:
     the setting is worse), the epochs trained and whether the run ended flat, training trajectories
     and points left unused in clusters too small for a trajectory, and the task routers' final
-    validation MMD²."""
+    validation MMD². With ``curves``: the change against the default at equal epochs on the validation
+    set (:func:`equal_epoch_val_change`)."""
     sens = metrics[(metrics.study == "sensitivity") & (metrics.band == "all")]
     if sens.empty:
         return pd.DataFrame()
@@ -803,6 +859,9 @@ def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "m
     info = runs.set_index("name")[["epochs_trained", "flat", "train_samples", "points_unused_in_small_clusters",
                                    "final_val_mmd"]].rename(columns={"epochs_trained": "epochs"})
     info["flat"] = csv_flags(info.flat)
+    if curves is not None and len(default):
+        piv[EQUAL_EPOCHS] = [equal_epoch_val_change(curves, n, default.name.iloc[0]) for n in piv.name]
+        piv[EQUAL_EPOCHS] = piv[EQUAL_EPOCHS].round(1)
     out = piv.join(info, on="name").drop(columns="name")
     number = pd.to_numeric(out.value, errors="coerce")  # the default row has no value
     out = out.assign(_default=~out.param.str.startswith("default"), _number=number.fillna(-np.inf))

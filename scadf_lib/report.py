@@ -202,8 +202,8 @@ def ood_cost_text(metrics: pd.DataFrame) -> str:
             "per-seed ratio, mean ± 95 % CI:\n\n" + md_table(cost) + "\n")
 
 
-def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    table = A.ablation_table(metrics, runs=runs)
+def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
+    table = A.ablation_table(metrics, runs=runs, curves=curves)
     head = "## Ablations (the paper's Fig. 4), munich Mix\n\n"
     if table.empty:
         return head + "No ablation run has finished in this set yet.\n"
@@ -212,16 +212,20 @@ def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
             "the full model (positive: the part helps), mean ± 95 % CI over seeds. `epochs`: what its runs trained "
             "(the range over seeds): every run stops by the same rule, so a run whose curve kept falling trained "
             "longer, and part of a change on one seed can be that budget (appendix E: how much the held floor moved "
-            "each method).\n" + ablation_verdict_text(metrics))
+            "each method). `val change, equal epochs`: the same pairing with the budget held equal, on the "
+            "validation points: each run's validation point MSE at its best checkpoint within the epochs both runs "
+            "trained.\n" + ablation_verdict_text(metrics, curves))
 
 
-def ablation_verdict_text(metrics: pd.DataFrame) -> str:
-    """One sentence per ablation: does removing the part raise the held-out error, on how many seeds."""
-    effects = A.ablation_effects(metrics)
+def ablation_verdict_text(metrics: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
+    """One sentence per ablation: does removing the part raise the held-out error, on how many seeds
+    (with ``curves``: and the validation error at equal epochs)."""
+    effects = A.ablation_effects(metrics, curves=curves)
     if effects.empty:
         return ""
     each = [f"{r.variant}: error higher on {r.worse_on} of {r.seeds} seeds, {A.fmt_ci(r.change_pct, r.ci95)} %, "
-            f"**{r.verdict}**" for r in effects.itertuples()]
+            f"**{r.verdict}**" + (f" (at equal epochs on validation: higher on {r.val_worse_on} of {r.val_seeds})"
+                                  if curves is not None and r.val_seeds else "") for r in effects.itertuples()]
     return ("\nDoes each part help, as the paper's Fig. 4 says (removing any part raises the error)? Held-out MSE, "
             "paired seed by seed; **the part helps** needs a higher error without it on every seed and the change's "
             "interval above 0: "
@@ -325,8 +329,7 @@ def flatness_section(set_dir: Path, runs: pd.DataFrame) -> str:
     mruns = runs[runs.study == "main"]
     if mruns.empty:
         return ""
-    curves = pd.read_csv(set_dir / "curves.csv") if (set_dir / "curves.csv").exists() else None
-    table = A.flatness_table(runs, curves)
+    table = A.flatness_table(runs, A.read_curves(set_dir))
     table["model"] = table.model.map(A.label)
     gain = 100 * mruns.val_late_gain
     fig = set_dir / "learning_curves.png"
@@ -447,18 +450,27 @@ def degradation_section(set_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    table = A.sensitivity_table(metrics, runs)
+def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
+    table = A.sensitivity_table(metrics, runs, curves=curves)
     if table.empty:
         return ""
+    flips = ""
+    if A.EQUAL_EPOCHS in table:
+        varied = table[~table.param.str.startswith("default")]
+        flip = varied[np.sign(varied[f"{A.HEADLINE} change (%)"]) * np.sign(varied[A.EQUAL_EPOCHS]) < 0]
+        flips = ("\n\nSettings whose held-out change and equal-epoch validation change differ in sign (the budget, "
+                 "not the setting, may carry the held-out change): "
+                 + (", ".join(f"{r.param} {r.value}" for r in flip.itertuples()) or "none") + ".")
     return ("## I. Sensitivity (munich, Mix, seed 0)\n\n"
             "One setting changed per run. The clustering radius (m) sets which clusters are too small for a "
             "trajectory, so it changes the training set (`train_samples`, `points_unused_in_small_clusters`); `final_val_mmd` is the task routers' MMD² on the validation set at the end. "
             "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once). `held-out change`: "
             "against the default run (positive: the setting does worse); one seed each, so a change is a single "
             "sample, and a run that trained far fewer or more epochs than the default differs in budget too "
-            "(every run stops by the same rule; `flat` says whether it ended flat).\n\n"
-            + md_table(table) + "\n")
+            "(every run stops by the same rule; `flat` says whether it ended flat). `val change, equal epochs`: "
+            "against the default with the budget held equal, on the validation points (each run's validation point "
+            "MSE at its best checkpoint within the epochs both trained).\n\n"
+            + md_table(table) + flips + "\n")
 
 
 def routing_section(runs: pd.DataFrame) -> str:
@@ -556,13 +568,14 @@ def cost_section(set_dir: Path, runs: pd.DataFrame) -> str:
 def render(set_dir: Path, preset: str | None = None) -> str:
     """The whole report of the result set ``set_dir`` as Markdown."""
     metrics, runs = A.read_set(set_dir)
+    curves = A.read_curves(set_dir)
     preset = preset or set_dir.name
     lead = [header_section(set_dir, runs), coverage_section(runs, preset) if preset in PRESETS else "",
             table_ii_section(metrics, runs), tail_text(set_dir, metrics), claims_section(metrics),
-            ood_section(metrics, runs), ablation_section(metrics, runs), spatial_section(set_dir, metrics, runs)]
+            ood_section(metrics, runs), ablation_section(metrics, runs, curves), spatial_section(set_dir, metrics, runs)]
     appendix = [settings_section(runs), per_scene_section(metrics, runs), offset_slope_section(metrics),
                 flatness_section(set_dir, runs), budget_section(set_dir, metrics, runs), isolation_section(set_dir),
-                tracks_section(set_dir), degradation_section(set_dir), sensitivity_section(metrics, runs),
+                tracks_section(set_dir), degradation_section(set_dir), sensitivity_section(metrics, runs, curves),
                 routing_section(runs), anchors_section(metrics, runs)]
     if set_dir.name == REFERENCE_SET:
         appendix += [gpu_section(set_dir.parent)]

@@ -425,3 +425,52 @@ def test_ablation_effects_call_a_part_helpful_only_when_removing_it_hurts_on_eve
     text = ablation_verdict_text(metrics)
     assert "no MMD (λ = 0): error higher on 3 of 3 seeds, 55.00 ± " in text and "**the part helps**" in text
     assert ablation_verdict_text(metrics[metrics.study == "main"]) == ""
+
+
+def _curve(name, val_m2, val_loc=None):
+    """A run's curves.csv rows: validation point MSE (m²) per epoch, the stopping criterion alongside."""
+    val_loc = val_m2 if val_loc is None else val_loc
+    return pd.DataFrame({"name": name, "epoch": np.arange(1, len(val_m2) + 1), "val_mse_points_m2": val_m2,
+                         "val_localisation": val_loc})
+
+
+def test_equal_epoch_val_change_compares_two_runs_at_the_budget_both_trained():
+    # the reference kept falling for 6 epochs; the variant stopped after 3, level with the reference's first 3
+    curves = pd.concat([_curve("ref", [4.0, 2.0, 1.0, 0.8, 0.6, 0.5]), _curve("var", [4.0, 2.5, 1.0])])
+    assert A.equal_epoch_val_change(curves, "var", "ref") == pytest.approx(0.0)  # not +100 % (1.0 vs 0.5)
+    assert A.equal_epoch_val_change(curves, "ref", "var") == pytest.approx(0.0)  # symmetric in the budget
+    # the checkpoint is the one the stopping criterion picks, not the lowest point MSE
+    picky = pd.concat([_curve("ref", [1.0, 1.0]), _curve("var", [1.5, 0.5], val_loc=[0.1, 0.2])])
+    assert A.equal_epoch_val_change(picky, "var", "ref") == pytest.approx(50.0)
+    assert np.isnan(A.equal_epoch_val_change(curves, "missing", "ref"))
+
+
+def test_ablation_and_sensitivity_tables_hold_the_budget_equal_with_curves():
+    groups = ("held-out", "overall")
+    rows = [("main", "munich", "mix", "scadf", s, g, 1.0) for s in (0, 1) for g in groups]
+    rows += [("ablation", "munich", "mix", "scadf_no_mmd", s, g, 1.2) for s in (0, 1) for g in groups]
+    rows += [("sensitivity", "munich", "mix", "scadf", 0, g, 1.3, {"name": "sens_experts2", "param": "n_experts",
+                                                                    "value": 2.0}) for g in groups]
+    metrics = _metrics(rows)
+    full = "main_munich_mix_scadf_s{}"
+    abl = "ablation_munich_mix_scadf_no_mmd_s{}"
+    curves = pd.concat([_curve(full.format(0), [2.0, 1.0, 0.5]), _curve(abl.format(0), [2.0, 0.9]),  # -10 %
+                        _curve(full.format(1), [1.0, 1.0]), _curve(abl.format(1), [0.9, 0.9]),  # -10 %
+                        _curve("sens_experts2", [3.0, 1.1])])  # +10 % against the default's first 2 epochs
+    t = A.ablation_table(metrics, curves=curves).set_index("variant")
+    assert t.loc["no MMD (λ = 0)", A.EQUAL_EPOCHS] == "-10.00 ± 0.00" and t.loc["full model", A.EQUAL_EPOCHS] == ""
+    assert t.loc["no MMD (λ = 0)", "held-out change (%)"] == "20.00 ± 0.00"  # the test change, budget not held
+    e = A.ablation_effects(metrics, curves=curves).iloc[0]
+    assert (e.worse_on, e.val_worse_on, e.val_seeds) == (2, 0, 2)
+    assert "val_worse_on" not in A.ablation_effects(metrics)
+    runs = metrics.drop_duplicates("name")[["name"]].assign(train_samples=1, points_unused_in_small_clusters=0,
+                                                             final_val_mmd=0.0, epochs_trained=2, flat="True")
+    s = A.sensitivity_table(metrics, runs, curves=curves).set_index("param")
+    assert s.loc["n_experts", A.EQUAL_EPOCHS] == pytest.approx(10.0)
+    assert s.loc["n_experts", "held-out change (%)"] == pytest.approx(30.0)
+    from scadf_lib.report import ablation_verdict_text, sensitivity_section
+    assert "(at equal epochs on validation: higher on 0 of 2)" in ablation_verdict_text(metrics, curves)
+    # λ = 0 (the no-MMD seed-0 run): +20 % held-out but -10 % at equal epochs; 2 experts: +30 % and +10 %
+    assert "differ in sign (the budget, not the setting, may carry the held-out change): mmd_weight 0." in \
+        sensitivity_section(metrics, runs, curves)
+    assert "differ in sign" not in sensitivity_section(metrics, runs)
