@@ -469,7 +469,8 @@ def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.Da
             "sample, and a run that trained far fewer or more epochs than the default differs in budget too "
             "(every run stops by the same rule; `flat` says whether it ended flat). `val change, equal epochs`: "
             "against the default with the budget held equal, on the validation points (each run's validation point "
-            "MSE at its best checkpoint within the epochs both trained).\n\n"
+            "MSE at its best checkpoint within the epochs both trained; the radius and L change the split, so "
+            "there the validation points differ too).\n\n"
             + md_table(table) + flips + "\n")
 
 
