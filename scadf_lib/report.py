@@ -16,7 +16,6 @@ import pandas as pd
 
 from scadf_lib import analysis as A
 from scadf_lib.fileio import atomic_path, project_path
-from scadf_lib.planning import plan
 from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, RETRAINED_LABEL, SCENES
 
 METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared Euclidean error |p̂ - p|² (m²). "
@@ -612,6 +611,7 @@ def readme_block(set_dir: Path) -> str:
     table.columns = [c.removesuffix(f" {A.HEADLINE}") for c in table.columns]
     claims = A.claims_verdicts(main)
     cover = A.coverage(runs, PRESETS[set_dir.name]) if set_dir.name in PRESETS else pd.DataFrame()
+    from scadf_lib.planning import plan  # the driver's plan (imports torch): the run count --status shows
     planned = {r.name for r in plan(set_dir.name)} if len(cover) else set()
     done = (f"{int(runs.name.isin(planned).sum())} of {len(planned)} planned runs are in (as "
             "`python -m scadf_lib.experiments --status` counts them); still training: "
