@@ -692,14 +692,15 @@ def equal_epoch_val_change(curves: pd.DataFrame, name: str, reference: str) -> f
     checkpoint (lowest val_localisation, the stopping rule's criterion) within the first E epochs,
     E = the fewer epochs of the two. Every run stops by the same rule, so one whose curve kept falling
     trains longer; this separates a setting's effect from that budget. NaN where a curve is missing."""
-    def at_best(run: str, epochs: int) -> float:
-        c = curves[(curves.name == run) & (curves.epoch <= epochs)]
-        return float(c.val_mse_points_m2.loc[c.val_localisation.idxmin()]) if len(c) else np.nan
     n, r = curves[curves.name == name], curves[curves.name == reference]
     if n.empty or r.empty:
         return np.nan
-    e = int(min(n.epoch.max(), r.epoch.max()))
-    return 100 * (at_best(name, e) / at_best(reference, e) - 1)
+    epochs = min(n.epoch.max(), r.epoch.max())
+
+    def at_best(c: pd.DataFrame) -> float:
+        c = c[c.epoch <= epochs]
+        return float(c.val_mse_points_m2.loc[c.val_localisation.idxmin()])
+    return 100 * (at_best(n) / at_best(r) - 1)
 
 
 def paired_change(rows: pd.DataFrame, group: str, variant: str) -> pd.Series:
@@ -722,11 +723,9 @@ def ablation_effects(metrics: pd.DataFrame, scene: str = "munich", group: str = 
     effect'; '(provisional)' below ``seeds_needed`` seeds. With ``curves``: on how many of the seeds
     with curves (``val_seeds``) the variant's validation error at equal epochs is higher
     (``val_worse_on``, :func:`equal_epoch_val_change`): the same question with the budget held equal."""
-    sel = metrics[metrics.study.isin(["ablation", "spatial"]) & (metrics.scene == scene) & (metrics.regime == "mix")
-                  & (metrics.band == "all")]
-    ref = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.scene == scene)
-                  & (metrics.regime == "mix") & (metrics.band == "all")].assign(variant="scadf")
-    both = pd.concat([ref, sel])
+    sel, ref = ablation_rows(metrics, scene)
+    sel, ref = sel[sel.band == "all"], ref[ref.band == "all"]
+    both = pd.concat([ref.assign(variant="scadf"), sel])
     rows = []
     for v in [v for v in ABLATION_LABELS if v in set(sel.variant)]:
         change = paired_change(both, group, v)
@@ -779,12 +778,17 @@ def ablation_table(metrics: pd.DataFrame, scene: str = "munich", runs: pd.DataFr
     """The paper's ablations (Fig. 4) on ``scene`` Mix: :func:`variant_table` of the ``ablation`` and
     ``spatial`` (L = 1) runs against SCADF-MoE's main runs (with ``runs``: the epochs trained; with
     ``curves``: the change at equal epochs on the validation set); empty without ablation runs."""
-    sel = metrics[metrics.study.isin(["ablation", "spatial"]) & (metrics.scene == scene) & (metrics.regime == "mix")]
+    sel, ref = ablation_rows(metrics, scene)
     if sel.empty:
         return pd.DataFrame()
-    ref = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.scene == scene)
-                  & (metrics.regime == "mix")]
     return variant_table(metrics, sel, ref, runs=runs, curves=curves)
+
+
+def ablation_rows(metrics: pd.DataFrame, scene: str = "munich") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the ablation and L = 1 runs' metric rows, SCADF-MoE's main runs' rows) on ``scene`` Mix."""
+    mix = metrics[(metrics.scene == scene) & (metrics.regime == "mix")]
+    return (mix[mix.study.isin(["ablation", "spatial"])],
+            mix[(mix.study == "main") & (mix.model == "scadf")])
 
 
 def spatial_table(metrics: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
@@ -835,6 +839,18 @@ def no_mmd_twin(metrics: pd.DataFrame, sens: pd.DataFrame, seed: int, scene: str
     return twin[twin.band == "all"].assign(param="mmd_weight", value=0.0)
 
 
+def sensitivity_rows(metrics: pd.DataFrame, scene: str = "munich") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the sensitivity runs' rows on ``scene`` with λ = 0 from :func:`no_mmd_twin`, the default
+    SCADF-MoE main run of their seed), band 'all'; both empty without sensitivity runs."""
+    sens = metrics[(metrics.study == "sensitivity") & (metrics.scene == scene) & (metrics.band == "all")]
+    if sens.empty:
+        return sens, sens
+    seed = int(sens.seed.iloc[0])
+    default = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.regime == "mix")
+                      & (metrics.scene == scene) & (metrics.seed == seed) & (metrics.band == "all")]
+    return pd.concat([sens, no_mmd_twin(metrics, sens, seed, scene)]), default
+
+
 def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "munich",
                       curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """The sensitivity runs (one setting changed each, seed 0) beside the default SCADF-MoE run of the
@@ -843,13 +859,9 @@ def sensitivity_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "m
     and points left unused in clusters too small for a trajectory, and the task routers' final
     validation MMD². With ``curves``: the change against the default at equal epochs on the validation
     set (:func:`equal_epoch_val_change`)."""
-    sens = metrics[(metrics.study == "sensitivity") & (metrics.band == "all")]
+    sens, default = sensitivity_rows(metrics, scene)
     if sens.empty:
         return pd.DataFrame()
-    seed = int(sens.seed.iloc[0])
-    sens = pd.concat([sens, no_mmd_twin(metrics, sens, seed, scene)])
-    default = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.regime == "mix")
-                      & (metrics.scene == scene) & (metrics.seed == seed) & (metrics.band == "all")]
     both = pd.concat([default.assign(param="default (8 experts, λ 0.1, L 5, auto radius)", value=""), sens])
     piv = both.pivot_table(index=["name", "param", "value"], columns="group", values="mse_m2", aggfunc="first")
     piv = piv[[HEADLINE, "overall"]].rename(columns=lambda g: f"{g} (m²)").reset_index()
@@ -881,13 +893,10 @@ def sensitivity_points(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "
     held-out and overall groups, each varied setting's curve holding the default run at its default
     value (``default`` True; the radius is the default run's automatic radius, m) and, for λ, the
     no-MMD ablation's seed-0 run at λ = 0 (:func:`no_mmd_twin`). Empty without sensitivity runs."""
-    sens = metrics[(metrics.study == "sensitivity") & (metrics.scene == scene) & (metrics.band == "all")]
+    sens, base = sensitivity_rows(metrics, scene)
     if sens.empty:
         return pd.DataFrame(columns=["param", "value", "group", "mse_m2", "default"])
-    seed = int(sens.seed.iloc[0])
-    sens = pd.concat([sens, no_mmd_twin(metrics, sens, seed, scene)]).assign(default=False)
-    base = metrics[(metrics.study == "main") & (metrics.model == "scadf") & (metrics.regime == "mix")
-                   & (metrics.scene == scene) & (metrics.seed == seed) & (metrics.band == "all")]
+    sens = sens.assign(default=False)
     radius = runs.set_index("name").radius_m.reindex(base.name.unique()).dropna()
     defaults = {**SENSITIVITY_DEFAULTS, "radius_m": float(radius.iloc[0]) if len(radius) else np.nan}
     points = [sens] + [base.assign(param=p, value=v, default=True) for p, v in defaults.items()

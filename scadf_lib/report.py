@@ -324,11 +324,11 @@ def offset_slope_section(metrics: pd.DataFrame) -> str:
             f"Check: SCADF-MoE's LOS offset slope is at least {A.SLOPE_OK} on every scene: **{'yes' if ok else 'no'}**.\n")
 
 
-def flatness_section(set_dir: Path, runs: pd.DataFrame) -> str:
+def flatness_section(set_dir: Path, runs: pd.DataFrame, curves: pd.DataFrame | None) -> str:
     mruns = runs[runs.study == "main"]
     if mruns.empty:
         return ""
-    table = A.flatness_table(runs, A.read_curves(set_dir))
+    table = A.flatness_table(runs, curves)
     table["model"] = table.model.map(A.label)
     gain = 100 * mruns.val_late_gain
     fig = set_dir / "learning_curves.png"
@@ -462,7 +462,8 @@ def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.Da
                  + (", ".join(f"{r.param} {r.value}" for r in flip.itertuples()) or "none") + ".")
     return ("## I. Sensitivity (munich, Mix, seed 0)\n\n"
             "One setting changed per run. The clustering radius (m) sets which clusters are too small for a "
-            "trajectory, so it changes the training set (`train_samples`, `points_unused_in_small_clusters`); `final_val_mmd` is the task routers' MMD² on the validation set at the end. "
+            "trajectory, so it changes the training set (`train_samples`, `points_unused_in_small_clusters`); "
+            "`final_val_mmd` is the task routers' MMD² on the validation set at the end. "
             "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once). `held-out change`: "
             "against the default run (positive: the setting does worse); one seed each, so a change is a single "
             "sample, and a run that trained far fewer or more epochs than the default differs in budget too "
@@ -572,9 +573,11 @@ def render(set_dir: Path, preset: str | None = None) -> str:
     preset = preset or set_dir.name
     lead = [header_section(set_dir, runs), coverage_section(runs, preset) if preset in PRESETS else "",
             table_ii_section(metrics, runs), tail_text(set_dir, metrics), claims_section(metrics),
-            ood_section(metrics, runs), ablation_section(metrics, runs, curves), spatial_section(set_dir, metrics, runs)]
+            ood_section(metrics, runs), ablation_section(metrics, runs, curves),
+            spatial_section(set_dir, metrics, runs)]
     appendix = [settings_section(runs), per_scene_section(metrics, runs), offset_slope_section(metrics),
-                flatness_section(set_dir, runs), budget_section(set_dir, metrics, runs), isolation_section(set_dir),
+                flatness_section(set_dir, runs, curves), budget_section(set_dir, metrics, runs),
+                isolation_section(set_dir),
                 tracks_section(set_dir), degradation_section(set_dir), sensitivity_section(metrics, runs, curves),
                 routing_section(runs), anchors_section(metrics, runs)]
     if set_dir.name == REFERENCE_SET:
