@@ -176,9 +176,30 @@ def blocks_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def degradation_coverage(table: pd.DataFrame) -> pd.DataFrame:
+    """Per training (clean / augmented): the methods scored, the methods of :data:`METHODS` not yet
+    scored, and the seeds every scored method has (the seeds its summary averages over)."""
+    rows = []
+    for aug, g in table.groupby("augmented"):
+        seeds = g.groupby("model").seed.agg(lambda s: set(int(x) for x in s))
+        common = sorted(set.intersection(*seeds))
+        rows.append({"training": "augmented" if aug else "clean",
+                     "methods": [m for m in METHODS if m in seeds.index],
+                     "missing": [m for m in METHODS if m not in seeds.index], "seeds": common,
+                     "runs": g.name.nunique()})
+    return pd.DataFrame(rows, columns=["training", "methods", "missing", "seeds", "runs"])
+
+
 def degradation_summary(table: pd.DataFrame, group: str = HEADLINE) -> pd.DataFrame:
-    """Mean MSE (m^2) and 95 % CI over seeds per method, training (clean / augmented) and corruption."""
+    """Mean MSE (m^2) and 95 % CI over seeds per method, training (clean / augmented) and corruption.
+
+    Within a training, every method is averaged over the same seeds: those all its scored methods
+    have (:func:`degradation_coverage`), so a method whose later seeds landed first is not compared
+    on other splits than the rest."""
     sel = table[table.group == group]
+    for row in degradation_coverage(table).itertuples():
+        mine = sel.augmented.astype(bool) == (row.training == "augmented")
+        sel = sel[~mine | sel.seed.isin(row.seeds)]
     rows = []
     for (model, aug, label), g in sel.groupby(["model", "augmented", "label"]):
         mean, half = mean_ci(g.mse_m2.to_numpy())
@@ -205,6 +226,50 @@ def degradation_winners(summary: pd.DataFrame) -> pd.DataFrame:
                                                          default=np.nan)})
     return pd.DataFrame(rows, columns=["training", "corruption", "best", "best_mse", "scadf_mse", "scadf_rank",
                                        "scadf_over_clean", "best_baseline_over_clean"])
+
+
+def augmentation_effect(table: pd.DataFrame, group: str = HEADLINE,
+                        labels: tuple[str, ...] = ("clean",) + WORST) -> pd.DataFrame:
+    """What training with augmentation does to each method, per test-time corruption of ``labels``:
+    the per-seed change (%) of its ``group`` MSE trained augmented against trained clean, over the
+    seeds it has both (negative: augmentation helped), mean ± 95 % CI, and on how many seeds it helped.
+    Empty until an augmented run is scored."""
+    cols = ["model", "label", "clean_trained_mse", "augmented_mse", "change_pct", "ci95", "helped_on", "seeds"]
+    sel = table[(table.group == group) & table.label.isin(labels)]
+    training = np.where(sel.augmented.astype(bool), "augmented", "clean")
+    per = sel.assign(training=training).pivot_table(index=["model", "label", "seed"], columns="training",
+                                                    values="mse_m2")
+    if "augmented" not in per or "clean" not in per:
+        return pd.DataFrame(columns=cols)
+    per = per[["clean", "augmented"]].dropna()
+    change = 100 * (per["augmented"] / per["clean"] - 1)
+    rows = []
+    for (model, label), c in change.groupby(level=["model", "label"]):
+        pair = per.loc[(model, label)]
+        mean, half = mean_ci(c.to_numpy())
+        rows.append({"model": model, "label": label, "clean_trained_mse": pair["clean"].mean(),
+                     "augmented_mse": pair["augmented"].mean(), "change_pct": mean, "ci95": half,
+                     "helped_on": int((c < 0).sum()), "seeds": len(c)})
+    out = pd.DataFrame(rows, columns=cols)
+    order = {**{label: i for i, label in enumerate(labels)}, **{m: i for i, m in enumerate(METHODS)}}
+    return out.sort_values(["model", "label"], key=lambda k: k.map(order), ignore_index=True)
+
+
+def degradation_verdicts(winners: pd.DataFrame, coverage: pd.DataFrame, seeds_needed: int = 3) -> pd.DataFrame:
+    """Per training: on how many worst-level corruptions SCADF-MoE has the lowest mean held-out MSE
+    and the verdict on "dynamic fusion copes best" (at least :data:`COPES_MIN`): "yes" or "no", or
+    "waits" while a method of :data:`METHODS` has no scored run in that training. ``provisional``:
+    fewer than ``seeds_needed`` seeds shared by every method."""
+    rows = []
+    for row in coverage.itertuples():
+        g = winners[winners.training == row.training]
+        best_on = int((g.scadf_rank == 1).sum())
+        verdict = "waits" if row.missing or g.empty else ("yes" if best_on >= COPES_MIN else "no")
+        rows.append({"training": row.training, "best_on": best_on, "corruptions": len(g), "verdict": verdict,
+                     "missing": row.missing, "seeds": row.seeds,
+                     "provisional": verdict != "waits" and len(row.seeds) < seeds_needed})
+    return pd.DataFrame(rows, columns=["training", "best_on", "corruptions", "verdict", "missing", "seeds",
+                                       "provisional"])
 
 
 def routing_shift(resp: pd.DataFrame) -> pd.DataFrame:

@@ -285,6 +285,8 @@ def degradation_curves(summary: pd.DataFrame, title: str = "") -> plt.Figure:
         for ax, (kind, axis_label) in zip(row[:4], CORRUPTION_AXES.items()):
             for model in methods:
                 g = t[t.model == model]
+                if g.empty:  # a method not yet trained this way (the augmented half, mid-sweep)
+                    continue
                 clean, pts = g[g.label == "clean"], g[g.corruption == kind]
                 x = np.array([40.0 if kind == "cfr_snr_db" else 0.0] + pts.level.astype(float).tolist())
                 y = np.array(clean.mse_m2.tolist() + pts.mse_m2.tolist())

@@ -401,6 +401,16 @@ def tracks_section(set_dir: Path) -> str:
                "of the method, not the Table II run's.\n" if retrained else ""))
 
 
+def degradation_verdict_text(r) -> str:
+    """One training's verdict row of :func:`scadf_lib.analysis.degradation_verdicts` as a clause."""
+    if r.verdict == "waits":
+        return (f"trained {r.training}: waits for {', '.join(A.METHOD_LABELS[m] for m in r.missing)}"
+                + (f" (among the methods scored so far SCADF-MoE is best on {r.best_on} of {r.corruptions})"
+                   if r.corruptions else ""))
+    note = f", provisional: seeds {r.seeds}" if r.provisional else ""
+    return f"trained {r.training}: SCADF-MoE is best on {r.best_on} of {r.corruptions} (**{r.verdict}**{note})"
+
+
 def degradation_section(set_dir: Path) -> str:
     path = set_dir / "degradation.csv"
     if not path.exists():
@@ -409,17 +419,24 @@ def degradation_section(set_dir: Path) -> str:
     if not table.model.eq("scadf").any():
         return ""
     summary = A.degradation_summary(table)
+    coverage = A.degradation_coverage(table)
     augmented = table.augmented.astype(bool).any()
     trained = ("Every method trained clean (the `main` runs) and trained with augmentation (each sample clean with "
                "probability 0.4, else one noise kind at a random level or one modality missing, with missing-modality "
                "flags as 4 extra inputs), then scored" if augmented else
                "Every method as trained clean in the `main` runs (the augmented training half of this study has not "
                "run yet), scored")
+    seeds = (f"{sorted(int(x) for x in table.seed.unique())}" if len(coverage) == 1 else
+             "; ".join(f"{r.seeds} trained {r.training}" for r in coverage.itertuples()) +
+             " (within a training, every method over the seeds all of them have)")
     parts = ["## H. Beyond the paper: one modality degraded at test time (munich, Mix, held-out MSE m²)\n",
              f"{trained} on a fixed subset of 600 test trajectories with one modality corrupted: CFR white noise at "
              "an SNR relative to its power; Gaussian errors on AoA/AoD (degrees), distance (%) and path gain (dB); or "
-             "the modality missing (set to its training mean). Mean ± 95 % CI over seeds "
-             f"{sorted(int(x) for x in table.seed.unique())}. Curves: notebook 07.\n"]
+             f"the modality missing (set to its training mean). Mean ± 95 % CI over seeds {seeds}. "
+             "Curves: notebook 07.\n"]
+    for r in coverage[coverage.missing.str.len() > 0].itertuples():
+        parts.append(f"Trained {r.training}, not in yet: {', '.join(A.METHOD_LABELS[m] for m in r.missing)} "
+                     f"({r.runs} run(s) of this training are in so far); its rows are partial.\n")
     for modality, kind in (("CFR", "cfr_snr_db"), ("angles", "angle_deg"), ("distance", "distance_pct"),
                            ("gain", "gain_db")):
         sel = summary[(summary.corruption == kind) | (summary.label == "clean")
@@ -429,13 +446,23 @@ def degradation_section(set_dir: Path) -> str:
         order = [label for label in dict.fromkeys(table.label) if label in piv.columns]  # the grid's order
         parts.append(f"**{modality}**\n\n" + md_table(piv[order].reset_index()) + "\n")
     win = A.degradation_winners(summary)
-    verdict = [f"trained {training}: SCADF-MoE is best on {int((g.scadf_rank == 1).sum())} of {len(g)} "
-               f"({'**yes**' if (g.scadf_rank == 1).sum() >= A.COPES_MIN else '**no**'})"
-               for training, g in win.groupby("training")]
+    verdict = [degradation_verdict_text(r) for r in A.degradation_verdicts(win, coverage).itertuples()]
     parts.append("Who copes best at each corruption's worst level (`scadf_over_clean`: SCADF-MoE's MSE relative to "
                  "its own clean MSE, beside the best baseline's ratio):\n\n" + md_table(win) + "\n\n"
                  f"Verdict, \"dynamic fusion copes best when a modality degrades\" (SCADF-MoE lowest held-out MSE on at "
                  f"least {A.COPES_MIN} of the {len(A.WORST)} worst-level corruptions): " + "; ".join(verdict) + ".\n")
+    effect = A.augmentation_effect(table)
+    if len(effect):
+        effect["cell"] = [f"{A.fmt_ci(c, h)} % ({n}/{k})" for c, h, n, k in
+                          zip(effect.change_pct, effect.ci95, effect.helped_on, effect.seeds)]
+        effect["method"] = effect.model.map(A.METHOD_LABELS)
+        piv = effect.pivot_table(index="method", columns="label", values="cell", aggfunc="first")
+        piv = piv.reindex(index=[A.METHOD_LABELS[m] for m in A.METHODS if A.METHOD_LABELS[m] in piv.index],
+                          columns=[c for c in ("clean",) + A.WORST if c in piv.columns])
+        parts.append("What augmentation buys: per method and test-time corruption (clean and the worst levels), the "
+                     "per-seed change of the held-out MSE trained augmented against trained clean, on the seeds it "
+                     "has both (negative: augmentation helped; in brackets, on how many of those seeds it helped):"
+                     "\n\n" + md_table(piv.reset_index()) + "\n")
     rpath = set_dir / "routing_response.csv"
     if rpath.exists():
         shift = A.routing_shift(pd.read_csv(rpath))

@@ -474,3 +474,74 @@ def test_ablation_and_sensitivity_tables_hold_the_budget_equal_with_curves():
     assert "differ in sign (the budget, not the setting, may carry the held-out change): mmd_weight 0." in \
         sensitivity_section(metrics, runs, curves)
     assert "differ in sign" not in sensitivity_section(metrics, runs)
+
+
+def _degradation(cells):
+    """A degradation.csv of (model, seed, augmented, label, held-out MSE m^2) cells."""
+    return pd.DataFrame([{"group": "held-out", "mse_m2": mse, "count": 100, "corruption": label.split("=")[0],
+                          "level": np.nan, "label": label, "name": f"{m}_s{s}{'_aug' if aug else ''}", "model": m,
+                          "seed": s, "augmented": aug} for m, s, aug, label, mse in cells])
+
+
+def test_a_partial_augmented_half_averages_every_method_over_shared_seeds_and_waits_for_missing_methods():
+    labels = ("clean",) + A.WORST
+    clean = [(m, s, False, lab, 1.0 + s + 0.5 * (m == "scadf")) for m in A.METHODS for s in (0, 1, 2)
+             for lab in labels]
+    # augmented so far: concat on seeds 0 and 1 (seed 1 much worse), scadf on seed 0 only
+    aug = ([("concat", s, True, lab, 10.0 * (1 + 9 * s)) for s in (0, 1) for lab in labels]
+           + [("scadf", 0, True, lab, 5.0) for lab in labels])
+    table = _degradation(clean + aug)
+    cov = A.degradation_coverage(table).set_index("training")
+    assert cov.loc["clean", "seeds"] == [0, 1, 2] and cov.loc["clean", "missing"] == []
+    assert cov.loc["augmented", "seeds"] == [0] and cov.loc["augmented", "missing"] == ["fullcon", "transfusion",
+                                                                                          "softmoe"]
+    summary = A.degradation_summary(table).set_index(["model", "training", "label"])
+    # concat's augmented seed 1 is left out: scadf has seed 0 only
+    assert summary.loc[("concat", "augmented", "clean"), "mse_m2"] == pytest.approx(10.0)
+    assert summary.loc[("concat", "augmented", "clean"), "seeds"] == 1
+    assert summary.loc[("concat", "clean", "clean"), "mse_m2"] == pytest.approx(2.0)  # clean keeps all seeds
+    verdicts = A.degradation_verdicts(A.degradation_winners(A.degradation_summary(table)), A.degradation_coverage(table))
+    v = verdicts.set_index("training")
+    assert v.loc["augmented", "verdict"] == "waits" and not v.loc["augmented", "provisional"]
+    assert v.loc["augmented", "best_on"] == len(A.WORST)  # scadf 5.0 beats concat 10.0 everywhere, so far
+    assert v.loc["clean", "verdict"] == "no" and v.loc["clean", "best_on"] == 0  # scadf is worst trained clean
+    # every method in, seed 0 only: a verdict, marked provisional
+    aug_all = [(m, 0, True, lab, 5.0 if m == "scadf" else 6.0) for m in A.METHODS for lab in labels]
+    table = _degradation(clean + aug_all)
+    v = A.degradation_verdicts(A.degradation_winners(A.degradation_summary(table)),
+                               A.degradation_coverage(table)).set_index("training")
+    assert v.loc["augmented", "verdict"] == "yes" and v.loc["augmented", "provisional"]
+
+
+def test_augmentation_effect_pairs_each_methods_augmented_and_clean_runs_seed_by_seed():
+    labels = ("clean", "missing cfr")
+    clean = [(m, s, False, lab, 2.0 if lab == "clean" else 100.0) for m in ("concat", "scadf") for s in (0, 1, 2)
+             for lab in labels]
+    assert A.augmentation_effect(_degradation(clean)).empty
+    # augmented: scadf on seeds 0 and 1 only; missing CFR drops to 10 m^2 on seed 0, 50 m^2 on seed 1
+    aug = [("scadf", s, True, "clean", 2.2) for s in (0, 1)] + [("scadf", 0, True, "missing cfr", 10.0),
+                                                               ("scadf", 1, True, "missing cfr", 50.0)]
+    effect = A.augmentation_effect(_degradation(clean + aug), labels=labels).set_index(["model", "label"])
+    assert set(effect.index.get_level_values("model")) == {"scadf"}  # concat has no augmented run
+    row = effect.loc[("scadf", "missing cfr")]
+    assert row.seeds == 2 and row.helped_on == 2
+    assert row.change_pct == pytest.approx(np.mean([-90.0, -50.0]))
+    assert row.clean_trained_mse == pytest.approx(100.0)  # over the paired seeds 0 and 1, not seed 2
+    assert effect.loc[("scadf", "clean"), "change_pct"] == pytest.approx(10.0)
+    assert effect.loc[("scadf", "clean"), "helped_on"] == 0
+
+
+def test_degradation_curves_draw_only_the_methods_each_training_has():
+    import matplotlib.pyplot as plt
+    labels = ("clean", "cfr_snr_db=30", "cfr_snr_db=0", "angle_deg=10", "distance_pct=10", "gain_db=6",
+              "missing cfr", "missing angles", "missing distance", "missing gain")
+    clean = [(m, s, False, lab, 1.0 + s) for m in A.METHODS for s in (0, 1) for lab in labels]
+    aug = [(m, 0, True, lab, 2.0) for m in ("concat", "scadf") for lab in labels]
+    table = _degradation(clean + aug)
+    table["level"] = [float(lab.split("=")[1]) if "=" in lab else np.nan for lab in table.label]
+    fig = plots.degradation_curves(A.degradation_summary(table))
+    axes = np.array(fig.axes[:10]).reshape(2, 5)
+    assert [len(ax.containers) for ax in axes[:, 0]] == [len(A.METHODS), 2]  # an errorbar per method drawn
+    for ax in axes.ravel():
+        assert ax.get_ylabel() == "held-out MSE (m$^2$)" and ax.get_xlabel()
+    plt.close(fig)

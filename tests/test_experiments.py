@@ -191,6 +191,15 @@ def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict
     text = degradation_section(clean_only)
     assert "augmented training half of this study has not run yet" in text
     assert "trained clean" in text and "trained augmented" not in text
+    # part of the augmented half in (one baseline's seed 0): its rows say so and its verdict waits
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    table[~table.augmented.astype(bool) | ((table.model == "concat") & (table.seed == 0))].to_csv(
+        partial / "degradation.csv", index=False)
+    text = degradation_section(partial)
+    assert "Trained augmented, not in yet: FullCon, TransFusion, SoftMoE, SCADF-MoE" in text
+    assert "trained augmented: waits for FullCon, TransFusion, SoftMoE, SCADF-MoE" in text
+    assert "What augmentation buys" in text and "| Concat |" in text.split("What augmentation buys")[1]
 
 
 def test_block_runs_test_held_out_points_only(smoke_results):
