@@ -213,11 +213,16 @@ def make_jobs(runs: list[Run], stack: int) -> list[Run | list[Run]]:
 
 
 def run_job(job: Run | list[Run], work: Path, results: Path, fresh: bool = False, stop_at: float | None = None,
-            threads: int | None = None) -> str:
-    """One unit of :func:`make_jobs`: a stack, or a single run."""
-    if isinstance(job, list):
-        return run_stack(job, work, results, fresh, stop_at, threads)
-    return run_one(job, work, results, fresh, stop_at, threads)
+            scored: frozenset[str] = frozenset(), threads: int | None = None) -> str:
+    """One unit of :func:`make_jobs`: a stack, or a single run. Its finished runs named in ``scored``
+    (:func:`degradation_targets`) are then scored under corrupted inputs at once, while the run folder
+    and its ``best.pt`` exist: a run committed unscored could not be scored on a machine without them."""
+    done = (run_stack(job, work, results, fresh, stop_at, threads) if isinstance(job, list)
+            else run_one(job, work, results, fresh, stop_at, threads))
+    for run in job if isinstance(job, list) else [job]:
+        if run.name in scored:
+            evaluate_degradation(run, work, threads)
+    return done
 
 
 def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, extra: dict[str, Any] | None = None) -> str:
@@ -342,6 +347,16 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     return run.name
 
 
+def score_pending(targets: list[Run], work: Path, jobs: int, progress: bool, stop_at: float | None) -> None:
+    """Score the finished runs of ``targets`` that have no ``degradation.csv`` yet
+    (:func:`evaluate_degradation`), unless past ``stop_at``."""
+    pending = [r for r in targets if _finished(work / r.name, r.cfg) and not (work / r.name / "degradation.csv").exists()]
+    if pending and (stop_at is None or time.time() < stop_at):
+        bar = tqdm(total=len(pending), desc="corrupted inputs", unit="run", disable=not progress)
+        _in_pool(evaluate_degradation, pending, (work,), jobs, bar)
+        bar.close()
+
+
 def _size(item: Any) -> int:
     return len(item) if isinstance(item, list) else 1
 
@@ -446,13 +461,12 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     def tables_so_far() -> None:  # after each finished unit: the tables hold every finished run
         if any(_finished(work / r.name, r.cfg) for r in todo):
             collect(runs, work, results)
-    _in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at), jobs, bar, tables_so_far)
+    targets = degradation_targets(runs)
+    score_pending(targets, work, jobs, progress, stop_at)  # finished earlier, not yet scored (an older driver)
+    _in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at, frozenset(r.name for r in targets)),
+             jobs, bar, tables_so_far)
     bar.close()
-    scored = [r for r in degradation_targets(runs) if not (work / r.name / "degradation.csv").exists()]
-    if scored and (stop_at is None or time.time() < stop_at):
-        bar = tqdm(total=len(scored), desc="corrupted inputs", unit="run", disable=not progress)
-        _in_pool(evaluate_degradation, scored, (work,), jobs, bar)
-        bar.close()
+    score_pending(targets, work, jobs, progress, stop_at)
     unfinished = [r.name for r in runs if not _done(r, work, committed)]
     if park:
         park_unfinished(runs, work, results)

@@ -202,6 +202,29 @@ def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict
     assert "What augmentation buys" in text and "| Concat |" in text.split("What augmentation buys")[1]
 
 
+def test_a_degradation_run_is_scored_under_corrupted_inputs_as_soon_as_it_has_trained(tmp_path, synthetic_nc):
+    """Its scores need its best.pt, which only the uncommitted run folder holds: a sweep parked at its
+    time limit must not leave a committed augmented run unscored (on a fresh machine it never would be)."""
+    from dataclasses import replace
+    from scadf_lib.experiments import run_job
+    (tmp_path / "data").mkdir()
+    shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
+    runs = plan("smoke", data_dir=str(tmp_path / "data"), scenes=("munich",), studies=("degradation",))
+    aug = next(r for r in runs if r.study == "degradation" and r.cfg.model == "concat")
+    aug = replace(aug, cfg=replace(aug.cfg, model_overrides={"d_model": 16, "expert_hidden": 32, "n_blocks": 1}))
+    work, results = tmp_path / "work", tmp_path / "results"
+    run_job(aug, work, results, scored=frozenset({aug.name}))
+    scores = pd.read_csv(work / aug.name / "degradation.csv")
+    assert scores.augmented.all() and {"clean", "missing cfr"} <= set(scores.label)
+    # a run that finished unscored (a driver older than this rule) is scored before the next sweep trains
+    (work / aug.name / "degradation.csv").unlink()
+    run_job(aug, work, results)  # finished, not named: nothing to do
+    assert not (work / aug.name / "degradation.csv").exists()
+    execute([aug], work, results, progress=False, time_limit_s=3600)
+    assert (work / aug.name / "degradation.csv").exists()
+    assert set(pd.read_csv(results / "degradation.csv").name) == {aug.name}
+
+
 def test_block_runs_test_held_out_points_only(smoke_results):
     root, runs, metrics = smoke_results
     blocks = metrics[(metrics.study == "blocks") & (metrics.band == "all")]
