@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scadf_lib.presets import ABLATIONS, METHODS, RETRAINED_LABEL, SCENES
+from scadf_lib.presets import ABLATIONS, AUGMENT_P_MISSING, AUGMENT_P_NOISE, METHODS, RETRAINED_LABEL, SCENES
 from scadf_lib.tables import csv_flags, mean_ci, summarize
 
 #: How methods and anchors are named in tables and figures.
@@ -253,6 +253,28 @@ def augmentation_effect(table: pd.DataFrame, group: str = HEADLINE,
     out = pd.DataFrame(rows, columns=cols)
     order = {**{label: i for i, label in enumerate(labels)}, **{m: i for i, m in enumerate(METHODS)}}
     return out.sort_values(["model", "label"], key=lambda k: k.map(order), ignore_index=True)
+
+
+def augmented_loss_shares(table: pd.DataFrame, group: str = "overall", p_noise: float = AUGMENT_P_NOISE,
+                          p_missing: float = AUGMENT_P_MISSING) -> pd.DataFrame:
+    """Where an augmented run's training error sits: per augmented run and part of the training
+    mixture, that part's share (%) of the expected squared error, estimated from the run's own scores
+    on ``group`` ('overall': mostly training positions): clean (probability 1 - 4 p_noise - 4 p_missing),
+    each noise kind (p_noise each; its level is drawn uniformly in training, here the mean MSE over
+    the study's grid levels stands for it) and each modality missing (p_missing each)."""
+    cols = ["name", "model", "seed", "part", "probability", "mse_m2", "share_pct"]
+    sel = table[(table.group == group) & table.augmented.astype(bool)]
+    rows = []
+    for (name, model, seed), g in sel.groupby(["name", "model", "seed"]):
+        mse = g.set_index("label").mse_m2
+        noisy = g[~g.corruption.isin(["clean", "missing"])]
+        parts = {"clean": (1 - 4 * p_noise - 4 * p_missing, mse["clean"]),
+                 **{kind: (p_noise, levels.mse_m2.mean()) for kind, levels in noisy.groupby("corruption", sort=False)},
+                 **{lab: (p_missing, mse[lab]) for lab in g[g.corruption == "missing"].label}}
+        total = sum(p * m for p, m in parts.values())
+        rows += [{"name": name, "model": model, "seed": int(seed), "part": part, "probability": p, "mse_m2": m,
+                  "share_pct": 100 * p * m / total} for part, (p, m) in parts.items()]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def degradation_verdicts(winners: pd.DataFrame, coverage: pd.DataFrame, seeds_needed: int = 3) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scadf_lib.presets import AUGMENT_P_MISSING, AUGMENT_P_NOISE
 from scadf_lib.trajectories import Features, Normalizer, SpatialSplit, TrajectoryDataset
 
 
@@ -181,8 +182,8 @@ class Augment:
     ``p_missing``); with ``flags`` the missing-modality flags are appended. Draws use torch's
     global random state (restored on resume)."""
 
-    def __init__(self, norm: Normalizer, num_antennas: int, flags: bool = True, p_noise: float = 0.1,
-                 p_missing: float = 0.05):
+    def __init__(self, norm: Normalizer, num_antennas: int, flags: bool = True, p_noise: float = AUGMENT_P_NOISE,
+                 p_missing: float = AUGMENT_P_MISSING):
         self.space = _Space(norm, num_antennas)
         self.flags = flags
         self.probs = torch.tensor([1 - 4 * p_noise - 4 * p_missing] + [p_noise] * 4 + [p_missing] * 4)

@@ -49,6 +49,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Training augmentation of the degradation study (:class:`scadf_lib.degradation.Augment`): the
+#: probability of each of the 4 noise kinds and of each of the 4 modalities missing; a sample is
+#: clean with probability 1 - 4 (p_noise + p_missing) = 0.4.
+AUGMENT_P_NOISE, AUGMENT_P_MISSING = 0.1, 0.05
+
 #: File suffix of the weights of a run retrained to rebuild a checkpoint never shipped, where it did not
 #: reproduce the committed run (``scadf_lib.experiments.rebuild_one``), and the label suffix the track
 #: study gives them: another sample of the method, never passed off as the committed run.

@@ -411,6 +411,31 @@ def degradation_verdict_text(r) -> str:
     return f"trained {r.training}: SCADF-MoE is best on {r.best_on} of {r.corruptions} (**{r.verdict}**{note})"
 
 
+def augmented_loss_paragraph(table: pd.DataFrame) -> str:
+    """Where the augmented runs' training error sits (:func:`scadf_lib.analysis.augmented_loss_shares`):
+    a table of shares per method and the part that carries most, beside the clean samples' share."""
+    shares = A.augmented_loss_shares(table)
+    if shares.empty:
+        return ""
+    mean = shares.groupby(["model", "part"], sort=False).agg(share=("share_pct", "mean"), p=("probability", "first"),
+                                                             seeds=("seed", "nunique")).reset_index()
+    piv = mean.assign(method=mean.model.map(A.METHOD_LABELS)).pivot_table(index="method", columns="part",
+                                                                          values="share", sort=False)
+    piv.insert(0, "seeds", mean.groupby(mean.model.map(A.METHOD_LABELS)).seeds.max())
+    by_part = mean.groupby("part", sort=False).agg(share=("share", "mean"), p=("p", "first"))
+    top = by_part.share.idxmax()
+    effect = A.augmentation_effect(table, labels=("clean",))
+    rose = [A.METHOD_LABELS[m] for m in effect[effect.change_pct > 0].model]
+    why = (f": a likely reason why the clean held-out error rose with augmentation ({', '.join(rose)}), since the loss "
+           "weights every sample's squared error alike and samples no model can place well dominate it" if rose else "")
+    return ("Where the augmented training error sits: each part of the training mixture's share (%) of the expected "
+            "squared error, estimated from each augmented run's own overall scores (a noise kind at the mean of its "
+            "grid levels), mean over seeds:\n\n" + md_table(piv.round(1).reset_index()) + "\n\n"
+            f"Over the methods in so far, {top} ({100 * by_part.p[top]:g} % of training samples) carries "
+            f"{by_part.share[top]:.0f} % of it and the clean samples ({100 * by_part.p['clean']:g} %) "
+            f"{by_part.share['clean']:.0f} %{why}.\n")
+
+
 def degradation_section(set_dir: Path) -> str:
     path = set_dir / "degradation.csv"
     if not path.exists():
@@ -463,6 +488,7 @@ def degradation_section(set_dir: Path) -> str:
                      "per-seed change of the held-out MSE trained augmented against trained clean, on the seeds it "
                      "has both (negative: augmentation helped; in brackets, on how many of those seeds it helped):"
                      "\n\n" + md_table(piv.reset_index()) + "\n")
+        parts.append(augmented_loss_paragraph(table))
     rpath = set_dir / "routing_response.csv"
     if rpath.exists():
         shift = A.routing_shift(pd.read_csv(rpath))

@@ -545,3 +545,32 @@ def test_degradation_curves_draw_only_the_methods_each_training_has():
     for ax in axes.ravel():
         assert ax.get_ylabel() == "held-out MSE (m$^2$)" and ax.get_xlabel()
     plt.close(fig)
+
+
+def test_augmented_loss_shares_weigh_each_parts_error_by_its_probability_in_the_training_mixture():
+    from scadf_lib.presets import AUGMENT_P_MISSING, AUGMENT_P_NOISE
+    from scadf_lib.report import augmented_loss_paragraph
+    labels = ["clean", "cfr_snr_db=30", "cfr_snr_db=0", "angle_deg=10", "distance_pct=10", "gain_db=6",
+              "missing cfr", "missing angles", "missing distance", "missing gain"]
+    mse = {"clean": 1.0, "cfr_snr_db=30": 1.0, "cfr_snr_db=0": 3.0, "angle_deg=10": 10.0, "distance_pct=10": 4.0,
+           "gain_db=6": 1.0, "missing cfr": 2.0, "missing angles": 400.0, "missing distance": 40.0, "missing gain": 1.0}
+    cells = [("concat", 0, True, lab, mse[lab]) for lab in labels] + [("concat", 0, False, lab, 0.5) for lab in labels]
+    table = _degradation(cells)
+    table["corruption"] = [lab.split("=")[0] if "=" in lab else ("missing" if lab.startswith("missing") else "clean")
+                           for lab in table.label]
+    table = pd.concat([table.assign(group="overall"), table.assign(group="held-out")], ignore_index=True)
+    shares = A.augmented_loss_shares(table).set_index("part")
+    assert set(shares.name) == {"concat_s0_aug"}  # the clean-trained run has no training mixture
+    p_clean = 1 - 4 * AUGMENT_P_NOISE - 4 * AUGMENT_P_MISSING
+    total = (p_clean * 1.0 + AUGMENT_P_NOISE * (2.0 + 10.0 + 4.0 + 1.0)  # the CFR at the mean of its two levels
+             + AUGMENT_P_MISSING * (2.0 + 400.0 + 40.0 + 1.0))
+    assert shares.loc["cfr_snr_db", "mse_m2"] == pytest.approx(2.0)
+    assert shares.loc["missing angles", "share_pct"] == pytest.approx(100 * AUGMENT_P_MISSING * 400.0 / total)
+    assert shares.share_pct.sum() == pytest.approx(100.0)
+    assert shares.probability.sum() == pytest.approx(1.0)
+    text = augmented_loss_paragraph(table)
+    assert "missing angles (5 % of training samples)" in text
+    assert "clean held-out error rose with augmentation (Concat)" in text.replace("\n", " ")
+    # where augmentation lowered the clean held-out error, no reason for a rise is offered
+    table.loc[~table.augmented & (table.label == "clean"), "mse_m2"] = 5.0
+    assert "rose" not in augmented_loss_paragraph(table)
