@@ -16,7 +16,8 @@ import pandas as pd
 
 from scadf_lib import analysis as A
 from scadf_lib.fileio import atomic_path, project_path
-from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, RETRAINED_LABEL, SCENES
+from scadf_lib.presets import (AUGMENT_P_MISSING, AUGMENT_P_NOISE, METHODS, PRESETS, REFERENCE_SET, RETRAINED_LABEL,
+                              SCENES)
 
 METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared Euclidean error |p̂ - p|² (m²). "
                "The paper's formula is missing from our text; the first author's earlier public code (AMDNLoc, "
@@ -422,6 +423,7 @@ def augmented_loss_paragraph(table: pd.DataFrame) -> str:
     piv = mean.assign(method=mean.model.map(A.METHOD_LABELS)).pivot_table(index="method", columns="part",
                                                                           values="share", sort=False)
     piv.insert(0, "seeds", mean.groupby(mean.model.map(A.METHOD_LABELS)).seeds.max())
+    piv = piv.reindex([A.METHOD_LABELS[m] for m in A.METHODS if A.METHOD_LABELS[m] in piv.index])
     by_part = mean.groupby("part", sort=False).agg(share=("share", "mean"), p=("p", "first"))
     top = by_part.share.idxmax()
     effect = A.augmentation_effect(table, labels=("clean",))
@@ -447,8 +449,9 @@ def degradation_section(set_dir: Path) -> str:
     coverage = A.degradation_coverage(table)
     augmented = table.augmented.astype(bool).any()
     trained = ("Every method trained clean (the `main` runs) and trained with augmentation (each sample clean with "
-               "probability 0.4, else one noise kind at a random level or one modality missing, with missing-modality "
-               "flags as 4 extra inputs), then scored" if augmented else
+               f"probability {1 - 4 * (AUGMENT_P_NOISE + AUGMENT_P_MISSING):g}, else one of 4 noise kinds at a random "
+               f"level ({AUGMENT_P_NOISE:g} each) or one of 4 modalities missing ({AUGMENT_P_MISSING:g} each), with "
+               "missing-modality flags as 4 extra inputs), then scored" if augmented else
                "Every method as trained clean in the `main` runs (the augmented training half of this study has not "
                "run yet), scored")
     seeds = (f"{sorted(int(x) for x in table.seed.unique())}" if len(coverage) == 1 else
