@@ -496,7 +496,8 @@ def degradation_section(set_dir: Path) -> str:
     if rpath.exists():
         shift = A.routing_shift(pd.read_csv(rpath))
         moved = [f"trained {r.training}: {A.fmt_ci(r.drop_clean_to_0dB, r.ci95)} ("
-                 f"{'**yes**' if np.isfinite(r.ci95) and r.drop_clean_to_0dB - r.ci95 > 0 else '**no**'})"
+                 f"{'**yes**' if np.isfinite(r.ci95) and r.drop_clean_to_0dB - r.ci95 > 0 else '**no**'}"
+                 f"{f', provisional: {r.seeds} seed(s)' if r.seeds < 3 else ''})"
                  for r in shift[shift.layer == "task"].itertuples()]
         parts.append("SCADF-MoE's routing against the CFR's SNR: share of the experts' dispatched input that comes "
                      "from CFR tokens (mean over experts and seeds), per layer:\n\n" + md_table(shift) + "\n\n"

@@ -200,6 +200,8 @@ def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict
     assert "Trained augmented, not in yet: FullCon, TransFusion, SoftMoE, SCADF-MoE" in text
     assert "trained augmented: waits for FullCon, TransFusion, SoftMoE, SCADF-MoE" in text
     assert "What augmentation buys" in text and "| Concat |" in text.split("What augmentation buys")[1]
+    # the smoke preset trains one seed: the routing verdict says it is provisional
+    assert ", provisional: 1 seed(s))" in degradation_section(out).split("task router shift weight")[-1]
 
 
 def test_a_degradation_run_is_scored_under_corrupted_inputs_as_soon_as_it_has_trained(tmp_path, synthetic_nc):
