@@ -574,3 +574,18 @@ def test_augmented_loss_shares_weigh_each_parts_error_by_its_probability_in_the_
     # where augmentation lowered the clean held-out error, no reason for a rise is offered
     table.loc[~table.augmented & (table.label == "clean"), "mse_m2"] = 5.0
     assert "rose" not in augmented_loss_paragraph(table)
+
+
+def test_the_degradation_ranks_are_checked_seed_by_seed_against_the_best_baseline():
+    from scadf_lib.report import best_baseline_paragraph
+    # missing cfr: scadf's mean (2.0) beats softmoe's (2.5) and concat's (9), but softmoe wins seed 2
+    mse = {"scadf": (1.0, 1.0, 4.0), "softmoe": (3.0, 1.5, 3.0), "concat": (9.0, 9.0, 9.0)}
+    cells = [(m, s, False, "missing cfr", v[s]) for m, v in mse.items() for s in (0, 1, 2)]
+    cells += [(m, s, False, "gain_db=6", 1.0 if m == "scadf" else 2.0) for m in mse for s in (0, 1, 2)]
+    paired = A.degradation_against_best_baseline(_degradation(cells)).set_index("corruption")
+    row = paired.loc["missing cfr"]
+    assert row.best_baseline == "softmoe" and row.seeds == 3 and row.scadf_lower_on == 2
+    assert row.change_pct == pytest.approx(np.mean([100 * (1 / 3 - 1), 100 * (1 / 1.5 - 1), 100 * (4 / 3 - 1)]))
+    assert paired.loc["gain_db=6", "scadf_lower_on"] == 3 and paired.loc["gain_db=6", "ci95"] == pytest.approx(0)
+    text = best_baseline_paragraph(_degradation(cells))
+    assert "trained clean: lower on every seed in 1 of 2, interval below 0 in 1" in text
