@@ -177,17 +177,15 @@ def blocks_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def degradation_coverage(table: pd.DataFrame) -> pd.DataFrame:
-    """Per training (clean / augmented): the methods scored, the methods of :data:`METHODS` not yet
-    scored, and the seeds every scored method has (the seeds its summary averages over)."""
+    """Per training (clean / augmented): the methods of :data:`METHODS` not yet scored, the seeds
+    every scored method has (the seeds its summary averages over) and the runs scored."""
     rows = []
     for aug, g in table.groupby("augmented"):
         seeds = g.groupby("model").seed.agg(lambda s: set(int(x) for x in s))
-        common = sorted(set.intersection(*seeds))
         rows.append({"training": "augmented" if aug else "clean",
-                     "methods": [m for m in METHODS if m in seeds.index],
-                     "missing": [m for m in METHODS if m not in seeds.index], "seeds": common,
-                     "runs": g.name.nunique()})
-    return pd.DataFrame(rows, columns=["training", "methods", "missing", "seeds", "runs"])
+                     "missing": [m for m in METHODS if m not in seeds.index],
+                     "seeds": sorted(set.intersection(*seeds)), "runs": g.name.nunique()})
+    return pd.DataFrame(rows, columns=["training", "missing", "seeds", "runs"])
 
 
 def degradation_summary(table: pd.DataFrame, group: str = HEADLINE) -> pd.DataFrame:

@@ -428,9 +428,10 @@ def best_baseline_paragraph(table: pd.DataFrame) -> str:
             "Does a rank hold on every seed? " + "; ".join(clauses) + ".\n")
 
 
-def augmented_loss_paragraph(table: pd.DataFrame) -> str:
+def augmented_loss_paragraph(table: pd.DataFrame, effect: pd.DataFrame) -> str:
     """Where the augmented runs' training error sits (:func:`scadf_lib.analysis.augmented_loss_shares`):
-    a table of shares per method and the part that carries most, beside the clean samples' share."""
+    a table of shares per method and the part that carries most, beside the clean samples' share; with
+    ``effect`` (:func:`scadf_lib.analysis.augmentation_effect`), the methods whose clean error rose."""
     shares = A.augmented_loss_shares(table)
     if shares.empty:
         return ""
@@ -442,8 +443,8 @@ def augmented_loss_paragraph(table: pd.DataFrame) -> str:
     piv = piv.reindex([A.METHOD_LABELS[m] for m in A.METHODS if A.METHOD_LABELS[m] in piv.index])
     by_part = mean.groupby("part", sort=False).agg(share=("share", "mean"), p=("p", "first"))
     top = by_part.share.idxmax()
-    effect = A.augmentation_effect(table, labels=("clean",))
-    rose = [A.METHOD_LABELS[m] for m in effect[effect.change_pct > 0].model]
+    clean = effect[effect.label == "clean"]
+    rose = [A.METHOD_LABELS[m] for m in clean[clean.change_pct > 0].model]
     why = (f": a likely reason why the clean held-out error rose with augmentation ({', '.join(rose)}), since the loss "
            "weights every sample's squared error alike and samples no model can place well dominate it" if rose else "")
     return ("Where the augmented training error sits: each part of the training mixture's share (%) of the expected "
@@ -463,7 +464,7 @@ def degradation_section(set_dir: Path) -> str:
         return ""
     summary = A.degradation_summary(table)
     coverage = A.degradation_coverage(table)
-    augmented = table.augmented.astype(bool).any()
+    augmented = (coverage.training == "augmented").any()
     trained = ("Every method trained clean (the `main` runs) and trained with augmentation (each sample clean with "
                f"probability {1 - 4 * (AUGMENT_P_NOISE + AUGMENT_P_MISSING):g}, else one of 4 noise kinds at a random "
                f"level ({AUGMENT_P_NOISE:g} each) or one of 4 modalities missing ({AUGMENT_P_MISSING:g} each), with "
@@ -508,7 +509,7 @@ def degradation_section(set_dir: Path) -> str:
                      "per-seed change of the held-out MSE trained augmented against trained clean, on the seeds it "
                      "has both (negative: augmentation helped; in brackets, on how many of those seeds it helped):"
                      "\n\n" + md_table(piv.reset_index()) + "\n")
-        parts.append(augmented_loss_paragraph(table))
+        parts.append(augmented_loss_paragraph(table, effect))
     rpath = set_dir / "routing_response.csv"
     if rpath.exists():
         shift = A.routing_shift(pd.read_csv(rpath))

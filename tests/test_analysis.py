@@ -568,12 +568,12 @@ def test_augmented_loss_shares_weigh_each_parts_error_by_its_probability_in_the_
     assert shares.loc["missing angles", "share_pct"] == pytest.approx(100 * AUGMENT_P_MISSING * 400.0 / total)
     assert shares.share_pct.sum() == pytest.approx(100.0)
     assert shares.probability.sum() == pytest.approx(1.0)
-    text = augmented_loss_paragraph(table)
+    text = augmented_loss_paragraph(table, A.augmentation_effect(table))
     assert "missing angles (5 % of training samples)" in text
     assert "clean held-out error rose with augmentation (Concat)" in text.replace("\n", " ")
     # where augmentation lowered the clean held-out error, no reason for a rise is offered
     table.loc[~table.augmented & (table.label == "clean"), "mse_m2"] = 5.0
-    assert "rose" not in augmented_loss_paragraph(table)
+    assert "rose" not in augmented_loss_paragraph(table, A.augmentation_effect(table))
 
 
 def test_the_degradation_ranks_are_checked_seed_by_seed_against_the_best_baseline():
