@@ -34,15 +34,20 @@ import xarray as xr
 from tqdm import tqdm  # text bars: a saved notebook shows their last state, not a stale widget
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
-from scadf_lib.schema import (KNOWN_BANDS_GHZ, SPEED_OF_LIGHT, fingerprint_content, save_fingerprints,
+from scadf_lib.paths import PATH_KEYS, interaction_codes, path_variables, stored_paths, ue_axis
+from scadf_lib.schema import (DATA_VERSION, KNOWN_BANDS_GHZ, SPEED_OF_LIGHT, fingerprint_content, save_fingerprints,
                               subcarrier_offsets_hz)
 
 
-#: Default BS position (x, y, z in metres, scene frame) of the bundled city scenes.
+#: Default BS position (x, y, z in metres, scene frame) of the bundled city scenes (data version 2;
+#: version 1 had munich at 27 m, 1 m above its roof, and florence at 40 m):
+#: - munich: a rooftop macro site, the antenna on a 5 m mast above the 26 m roof it stands on (31 m);
+#: - etoile: a street-level macro mast of 20 m at a junction (the roofs within 10 m reach 14.7 m);
+#: - florence: a 25 m macro mast in an open square (3GPP TR 38.901 UMa: BS height 25 m).
 DEFAULT_BS_POSITION: dict[str, tuple[float, float, float]] = {
-    "munich": (8.5, 21.0, 27.0),
+    "munich": (8.5, 21.0, 31.0),
     "etoile": (-200.0, -100.0, 20.0),
-    "florence": (0.0, 0.0, 40.0),
+    "florence": (0.0, 0.0, 25.0),
     "simple_street_canyon": (-30.0, 0.0, 20.0),
 }
 
@@ -69,10 +74,27 @@ class TraceConfig:
     num_subcarriers: int = 64
     max_depth: int = 3
     diffraction: bool = True
+    #: Diffract on free-floating edges too (edges of one face only, e.g. where a roof mesh meets
+    #: separate wall meshes: every roof edge of the bundled city scenes). Off, roof-edge diffraction
+    #: is lost (data version 1). Sionna RT's own default is False.
+    edge_diffraction: bool = True
     samples_per_src: int = 300_000
+    #: Size of Sionna RT's candidate-path buffer per source: shared by every UE of a chunk, so a
+    #: buffer too small for a chunk silently drops paths (data version 1 lost about a third of them
+    #: with 1e6 at 500 UEs per chunk). 0: 20,000 per UE of the chunk.
+    max_num_paths_per_src: int = 0
+    #: Sionna RT's deterministic candidate generator: without it a fixed seed does not fix the paths
+    #: (parallel insertion into a shared buffer), and a UE's paths depend on the UEs traced with it.
+    deterministic: bool = True
     seed: int = 42
-    chunk_size: int = 500
+    #: UEs per solver call. Measured on munich (scadf_lib 2026-12): the path sets of UEs traced 25 at
+    #: a time equal those traced one at a time; at 100 or 500 per call some weak paths differ.
+    chunk_size: int = 25
     stored_antennas: int | None = 1  # None: all BS elements; k: the first k elements
+    #: Paths stored per UE (the strongest, by power over the bands): at most this many, and only as
+    #: many as hold all but ``stored_power_tail`` of the UE's received power in every band.
+    max_stored_paths: int = 128
+    stored_power_tail: float = 1e-3
     reuse_geometry: bool = True  # trace path geometry once for all bands (see MultiBandPathSolver)
     ue_positions_m: tuple[tuple[float, float], ...] | None = field(default=None, repr=False)
 
@@ -292,18 +314,28 @@ def reduce_paths(a: np.ndarray, tau: np.ndarray, valid: np.ndarray, phi_t: np.nd
 def _paths_to_numpy(paths: Any, n_ant: int, carrier_hz: float, offsets: np.ndarray) -> dict[str, np.ndarray]:
     """Reduce a Sionna ``Paths`` object (synthetic array, one BS) to the per-UE fingerprint of one band."""
     a_re, a_im = paths.a
-    a = (np.asarray(a_re) + 1j * np.asarray(a_im))[:, 0, 0]  # (ue, tx_ant, P)
-    tau = np.asarray(paths.tau)[:, 0]  # (ue, P)
-    valid = np.asarray(paths.valid, dtype=bool)[:, 0]
-    phi_t = np.asarray(paths.phi_t)[:, 0]
-    phi_r = np.asarray(paths.phi_r)[:, 0]
-    inter = np.asarray(paths.interactions)[:, :, 0]
+    raw = {"a": (np.asarray(a_re) + 1j * np.asarray(a_im))[:, 0, 0],  # (ue, tx_ant, P)
+           "tau": np.asarray(paths.tau)[:, 0], "valid": np.asarray(paths.valid, dtype=bool)[:, 0],  # (ue, P)
+           "phi_t": np.asarray(paths.phi_t)[:, 0], "phi_r": np.asarray(paths.phi_r)[:, 0],
+           "theta_t": np.asarray(paths.theta_t)[:, 0], "theta_r": np.asarray(paths.theta_r)[:, 0],
+           "inter": np.asarray(paths.interactions)[:, :, 0]}  # (depth, ue, P)
+    if raw["tau"].shape[-1] == 0:  # no UE of the chunk has a path: one invalid slot keeps every shape
+        raw = {k: np.zeros(v.shape[:-1] + (1,), v.dtype) for k, v in raw.items()}
+    a, tau, valid, phi_t, phi_r, inter = (raw[k] for k in ("a", "tau", "valid", "phi_t", "phi_r", "inter"))
     out = reduce_paths(a, tau, valid, phi_t, phi_r, inter)
     out["cfr"] = cfr_from_paths(a[:, :n_ant], tau, valid, carrier_hz, offsets).astype(np.complex64)
+    # every path, for path storage: the baseband coefficient of BS element 0 with the carrier phase
+    # taken in float64 here, so that the stored delay needs float32 only for the subcarrier offsets
+    out["path_coef"] = np.where(valid, a[:, 0].astype(np.complex128)
+                                * np.exp(-2j * np.pi * carrier_hz * tau.astype(np.float64)), 0.0)
+    out["path_tau"], out["path_valid"], out["path_interactions"] = tau, valid, interaction_codes(inter)
+    out["path_aod_az"], out["path_aoa_az"] = phi_t, phi_r
+    out["path_aod_el"], out["path_aoa_el"] = np.pi / 2 - raw["theta_t"], np.pi / 2 - raw["theta_r"]
     return out
 
 
-def multiband_paths(scene: Any, bands_ghz: tuple[float, ...], **solver_kwargs: Any) -> Any:
+def multiband_paths(scene: Any, bands_ghz: tuple[float, ...], deterministic: bool = True,
+                    **solver_kwargs: Any) -> Any:
     """Yield (band, Paths) for every band, tracing the path geometry only once.
 
     Sionna RT's ``PathSolver`` runs three stages: candidate generation (ray shooting), the image
@@ -322,7 +354,7 @@ def multiband_paths(scene: Any, bands_ghz: tuple[float, ...], **solver_kwargs: A
           "edge_diffraction": False, "diffraction_lit_region": True, "seed": 42, **solver_kwargs}
     if kw["diffuse_reflection"] or kw["refraction"]:
         raise ValueError("geometry reuse needs diffuse_reflection=False and refraction=False")
-    solver = rt.PathSolver()
+    solver = rt.PathSolver(deterministic=deterministic)
     scene.all_set(radio_map=False)
     src_pos, src_ori, _, tx_vel = scene.sources(True, True)
     tgt_pos, tgt_ori, _, rx_vel = scene.targets(True, True)
@@ -351,10 +383,11 @@ def multiband_paths(scene: Any, bands_ghz: tuple[float, ...], **solver_kwargs: A
         yield band, Paths(scene, src_pos, tgt_pos, tx_vel, rx_vel, True, buf, rel_tx, rel_rx)
 
 
-def perband_paths(scene: Any, bands_ghz: tuple[float, ...], **solver_kwargs: Any) -> Any:
+def perband_paths(scene: Any, bands_ghz: tuple[float, ...], deterministic: bool = True,
+                  **solver_kwargs: Any) -> Any:
     """Yield (band, Paths) for every band with one full ``PathSolver`` call per band (reference)."""
     rt = _import_sionna()
-    solver = rt.PathSolver()
+    solver = rt.PathSolver(deterministic=deterministic)
     for band in bands_ghz:
         scene.frequency = band * 1e9
         yield band, solver(scene, **solver_kwargs)
@@ -370,12 +403,17 @@ def trace_chunk(scene: Any, xyz: np.ndarray, config: TraceConfig, seed: int) -> 
     offsets = config.subcarrier_offsets_hz()
     n_ant = config.stored_antennas or config.bs_num_antennas
     tracer = multiband_paths if config.reuse_geometry else perband_paths
+    max_paths = config.max_num_paths_per_src or 20_000 * len(xyz)
     per_band = [_paths_to_numpy(paths, n_ant, band * 1e9, offsets)
                 for band, paths in tracer(scene, config.bands_ghz, max_depth=config.max_depth, los=True,
                                           specular_reflection=True, diffuse_reflection=False, refraction=False,
-                                          diffraction=config.diffraction, samples_per_src=config.samples_per_src,
-                                          seed=seed)]
-    return {k: np.stack([d[k] for d in per_band]) for k in per_band[0]}
+                                          diffraction=config.diffraction, edge_diffraction=config.edge_diffraction,
+                                          samples_per_src=config.samples_per_src, max_num_paths_per_src=max_paths,
+                                          deterministic=config.deterministic, seed=seed)]
+    out = {k: np.stack([d[k] for d in per_band]) for k in per_band[0] if k not in PATH_KEYS}
+    if config.reuse_geometry:  # the per-band reference solver samples other paths in each band
+        out.update(stored_paths(per_band, config.max_stored_paths, config.stored_power_tail))
+    return out
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -434,7 +472,7 @@ def generate(config: TraceConfig, out: str | os.PathLike[str], progress: bool = 
             with open(tmp, "wb") as f:
                 np.savez(f, **result)
     chunks = [dict(np.load(parts / f"chunk_{k:05d}.npz")) for k in range(len(starts))]
-    merged = {key: np.concatenate([c[key] for c in chunks], axis=1) for key in chunks[0]}
+    merged = {key: np.concatenate([c[key] for c in chunks], axis=ue_axis(key)) for key in chunks[0]}
     ds = to_dataset(merged, xyz, config, candidates=len(xy), outdoor=int(outdoor.sum()))
     ds.attrs["chunks_total"] = len(starts)
     ds.attrs["chunks_resumed"] = resumed
@@ -450,11 +488,15 @@ def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConf
     per_band = {k: merged[k][:, keep] for k in ("aod", "aoa", "distance", "path_gain", "los", "num_paths")}
     data, coords = fingerprint_content(per_band, xyz[keep], merged["cfr"][:, keep], np.asarray(config.bands_ghz),
                                        config.bandwidth_hz, config.num_subcarriers, has_path=merged["has_path"][:, keep])
+    if "num_stored_paths" in merged:
+        data.update(path_variables({k: np.compress(keep, v, axis=ue_axis(k)) for k, v in merged.items()
+                                    if k in PATH_KEYS or k in ("num_stored_paths", "stored_power_share")}))
     ds = xr.Dataset(
         data,
         coords=coords,
         attrs={
             "title": f"SCADF-MoE ray-traced fingerprints, scene {config.scene}",
+            "data_version": DATA_VERSION,
             "Conventions": "CF-1.10",
             "source": "NVIDIA Sionna RT PathSolver",
             "scene": config.scene,
@@ -466,6 +508,12 @@ def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConf
             "num_subcarriers": config.num_subcarriers,
             "max_depth": config.max_depth,
             "diffraction": int(config.diffraction),
+            "edge_diffraction": int(config.edge_diffraction),
+            "max_num_paths_per_src": config.max_num_paths_per_src or f"20000 x UEs per chunk ({config.chunk_size})",
+            "deterministic_solver": int(config.deterministic),
+            "chunk_size": config.chunk_size,
+            "stored_paths": f"strongest paths holding all but {config.stored_power_tail:g} of each UE's power in "
+                            f"every band, at most {config.max_stored_paths}",
             "samples_per_src": config.samples_per_src,
             "seed": config.seed,
             "band_tracing": "geometry traced once, coefficients per band" if config.reuse_geometry
@@ -503,7 +551,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-diffraction", action="store_true")
     p.add_argument("--samples", type=int, default=300_000, help="rays per source")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--chunk-size", type=int, default=500)
+    p.add_argument("--chunk-size", type=int, default=TraceConfig.chunk_size,
+                   help="UEs per solver call (more per call loses weak paths, see TraceConfig.chunk_size)")
+    p.add_argument("--no-edge-diffraction", action="store_true",
+                   help="no diffraction on free-floating (roof) edges, as data version 1")
+    p.add_argument("--max-stored-paths", type=int, default=TraceConfig.max_stored_paths)
+    p.add_argument("--stored-power-tail", type=float, default=TraceConfig.stored_power_tail,
+                   help="a UE keeps the strongest paths holding all but this share of its power")
     p.add_argument("--per-band-tracing", action="store_true",
                    help="one full PathSolver call per band instead of shared geometry (slower)")
     args = p.parse_args(argv)
@@ -513,7 +567,9 @@ def main(argv: list[str] | None = None) -> int:
         area_size_m=args.area_size, area_center_m=tuple(args.area_center) if args.area_center else None,
         grid_spacing_m=args.spacing, bands_ghz=tuple(args.bands), max_depth=args.max_depth,
         diffraction=not args.no_diffraction, samples_per_src=args.samples, seed=args.seed,
-        chunk_size=args.chunk_size, reuse_geometry=not args.per_band_tracing)
+        chunk_size=args.chunk_size, reuse_geometry=not args.per_band_tracing,
+        edge_diffraction=not args.no_edge_diffraction, max_stored_paths=args.max_stored_paths,
+        stored_power_tail=args.stored_power_tail)
     ds = generate(config, args.out)
     print(f"wrote {args.out}: {ds.sizes['ue']} UEs x {ds.sizes['band']} bands "
           f"({ds.attrs['candidates_indoor_dropped']} indoor and {ds.attrs['candidates_no_path_dropped']} "

@@ -126,6 +126,49 @@ SCHEMA: dict[str, VariableSpec] = {
     "y": VariableSpec(("ue",), "m", "f"),
 }
 
+#: Version of the ray-traced data this code writes (the ``data_version`` attribute; a file without it
+#: is version 1). 1: the reference set's data (no free-edge diffraction, paths lost to 500-UE
+#: chunks, one CFR element). 2: roof-edge diffraction, 25-UE deterministic chunks, stored paths.
+DATA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """One stored-path variable (data version 2)."""
+
+    dims: tuple[str, ...]
+    units: str
+    long_name: str
+
+
+#: Each UE's strongest paths (data version 2), padded along ``path`` with zero coefficients past
+#: ``num_stored_paths``. ``path_coef`` is the complex baseband gain of BS element 0 including the
+#: carrier phase: H[k] = sum_p c_p exp(-j 2 pi df_k tau_p) at subcarrier offset df_k (Hz).
+PATH_SCHEMA: dict[str, PathSpec] = {
+    "path_delay": PathSpec(("ue", "path"), "s", "propagation delay of the path"),
+    "path_coef_real": PathSpec(("band", "ue", "path"), "1", "real part of the path's baseband gain at BS element 0"),
+    "path_coef_imag": PathSpec(("band", "ue", "path"), "1", "imaginary part of the path's baseband gain at BS element 0"),
+    "path_aod_az": PathSpec(("ue", "path"), "rad", "azimuth of departure at the BS (global frame)"),
+    "path_aod_el": PathSpec(("ue", "path"), "rad", "elevation of departure at the BS (above the horizontal)"),
+    "path_aoa_az": PathSpec(("ue", "path"), "rad", "azimuth of arrival at the UE (global frame)"),
+    "path_aoa_el": PathSpec(("ue", "path"), "rad", "elevation of arrival at the UE (above the horizontal)"),
+    "path_interactions": PathSpec(("ue", "path"), "1", "bounces, one hex digit each, first lowest: "
+                                  "1 specular, 8 diffraction, 0 none (LOS)"),
+    "num_stored_paths": PathSpec(("ue",), "1", "number of stored paths"),
+    "stored_power_share": PathSpec(("band", "ue"), "1", "share of the received power the stored paths hold"),
+}
+
+
+def has_paths(ds: xr.Dataset) -> bool:
+    """True for a dataset that stores each UE's paths (data version 2)."""
+    return "num_stored_paths" in ds.variables
+
+
+def data_version(ds: xr.Dataset) -> int:
+    """The ray-traced data version of a file (1 where the attribute is absent)."""
+    return int(ds.attrs.get("data_version", 1))
+
+
 COORD_UNITS = {"band": "GHz", "subcarrier_offset": "Hz"}
 REQUIRED_ATTRS = ("scene", "bandwidth_hz", "num_subcarriers", "bs_position_m", "created", "sionna_rt_version")
 
@@ -253,6 +296,7 @@ def validate(ds: xr.Dataset, source: str = "dataset", positions: bool = True) ->
             problems.append(f"global attribute '{attr}' is missing")
     if "ue" in ds.sizes and ds.sizes["ue"] == 0:
         problems.append("the dataset holds no UE locations")
+    problems += path_problems(ds)
     if not problems:  # the layout is right: now the physics
         problems += physical_problems(ds, positions)
     if problems:
@@ -305,6 +349,57 @@ def cfr_relative_error(reference: xr.Dataset, decoded: xr.Dataset) -> np.ndarray
     return num / np.where(den > 0, den, 1.0)
 
 
+#: Path packing (data version 2): the UE's arrival angles as int16 with the CF ``scale_factor``
+#: pi/32767 (steps of 1e-4 rad); the departure angles stay float32, since the array CFR needs them
+#: finer (int16 steps shift the phase of element 15 by up to 2e-3 rad, which put the synthesised
+#: array CFR 3e-3 off the tracer's where paths cancel); each (band, ue)'s path gains divided by their
+#: largest real or imaginary part (``path_coef_scale``) and stored as int16 like the CFR.
+PATH_PACKING = "AoA int16 (pi/32767 rad steps); path_coef = packed * path_coef_scale per (band, ue)"
+PATH_ANGLES = ("path_aoa_az", "path_aoa_el")
+PATH_COEFS = ("path_coef_real", "path_coef_imag")
+
+
+def pack_paths(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its path gains normalised per (band, ue) (see :data:`PATH_PACKING`)."""
+    if ds.attrs.get("path_packing") or not has_paths(ds):
+        return ds
+    peak = np.maximum(np.abs(ds["path_coef_real"]).max("path"), np.abs(ds["path_coef_imag"]).max("path"))
+    scale = xr.where(peak > 0, peak, 1.0).astype(np.float32)
+    out = ds.copy()
+    for name in PATH_COEFS:
+        out[name] = (ds[name] / scale).astype(np.float32).assign_attrs(ds[name].attrs)
+    out["path_coef_scale"] = scale.assign_attrs(units="1", long_name="per (band, ue) path gain scale")
+    out.attrs["path_packing"] = PATH_PACKING
+    return out
+
+
+def unpack_paths(ds: xr.Dataset) -> xr.Dataset:
+    """Undo :func:`pack_paths` (files without packed paths are returned unchanged)."""
+    if not ds.attrs.get("path_packing"):
+        return ds
+    out = ds.drop_vars("path_coef_scale")
+    for name in PATH_COEFS:
+        out[name] = (ds[name] * ds["path_coef_scale"]).astype(np.float32).assign_attrs(ds[name].attrs)
+    del out.attrs["path_packing"]
+    return out
+
+
+def path_problems(ds: xr.Dataset) -> list[str]:
+    """The layout rules of the stored paths (data version 2), each broken one as a message."""
+    if not has_paths(ds):
+        return []
+    out = []
+    for name, spec in PATH_SCHEMA.items():
+        if name not in ds.variables:
+            out.append(f"path variable '{name}' is missing (a file with num_stored_paths holds all of "
+                       f"{list(PATH_SCHEMA)})")
+        elif tuple(ds[name].dims) != spec.dims or ds[name].attrs.get("units") != spec.units:
+            out.append(f"path variable '{name}' must have dims {spec.dims} and units {spec.units!r}")
+        elif ds[name].dtype.kind == "f" and not np.isfinite(ds[name].values).all():
+            out.append(f"path variable '{name}' holds NaN/inf values")
+    return out
+
+
 def load_fingerprints(path: str | os.PathLike[str], positions: bool = True) -> xr.Dataset:
     """Open a fingerprint netCDF file, load it into memory and validate it (``positions=False``: the
     UE positions may be absent or NaN, see :func:`validate`).
@@ -319,7 +414,7 @@ def load_fingerprints(path: str | os.PathLike[str], positions: bool = True) -> x
             f"(e.g. data/munich.nc) or {REGENERATE_HINT}.")
     try:
         with xr.open_dataset(p, engine="netcdf4") as ds:
-            ds = unpack_cfr(ds.load())
+            ds = unpack_paths(unpack_cfr(ds.load()))
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise DatasetError(f"'{p}' is not a readable netCDF4 file ({exc}); it may be truncated or "
                            f"corrupt: {REGENERATE_HINT}.") from exc
@@ -334,11 +429,17 @@ def save_fingerprints(ds: xr.Dataset, path: str | os.PathLike[str], pack: bool =
     """
     validate(ds)
     if pack:
-        ds = pack_cfr(ds)
+        ds = pack_paths(pack_cfr(ds))
     encoding = {name: {"zlib": True, "complevel": 6, "shuffle": True} for name in ds.data_vars}
+    int16 = {"dtype": "int16", "_FillValue": -CFR_INT16_MAX - 1}
     if pack and has_cfr(ds):
         for name in CFR_VARIABLES:
-            encoding[name].update(dtype="int16", scale_factor=1.0 / CFR_INT16_MAX, _FillValue=-CFR_INT16_MAX - 1)
+            encoding[name].update(int16, scale_factor=1.0 / CFR_INT16_MAX)
+    if pack and has_paths(ds):
+        for name in PATH_COEFS:
+            encoding[name].update(int16, scale_factor=1.0 / CFR_INT16_MAX)
+        for name in PATH_ANGLES:
+            encoding[name].update(int16, scale_factor=np.pi / CFR_INT16_MAX)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return Path(path)

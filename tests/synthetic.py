@@ -14,13 +14,15 @@ import datetime as _dt
 import numpy as np
 import xarray as xr
 
+from scadf_lib.paths import interaction_codes, stored_paths
 from scadf_lib.raytrace import SPEED_OF_LIGHT, TraceConfig, cfr_from_paths, reduce_paths, to_dataset
 
 
 def synthetic_fingerprints(n_side: int = 20, spacing_m: float = 2.0, bands_ghz: tuple[float, ...] = (2.6, 6.0, 28.0),
                            num_subcarriers: int = 64, nlos_x_m: float = 10.0, wall_y_m: float = 60.0,
-                           seed: int = 0) -> xr.Dataset:
-    """Schema-valid Dataset of ``n_side**2`` UEs on a jittered grid (metres) starting at x = y = 5 m."""
+                           seed: int = 0, with_paths: bool = False) -> xr.Dataset:
+    """Schema-valid Dataset of ``n_side**2`` UEs on a jittered grid (metres) starting at x = y = 5 m.
+    ``with_paths``: the two paths of every UE are stored too, as in data version 2."""
     rng = np.random.default_rng(seed)
     axis = 5.0 + spacing_m * np.arange(n_side)
     gx, gy = np.meshgrid(axis, axis)
@@ -56,9 +58,18 @@ def synthetic_fingerprints(n_side: int = 20, spacing_m: float = 2.0, bands_ghz: 
         valid = np.ones((n, 2), dtype=bool)
         res = reduce_paths(a, tau, valid, phi_t, phi_r, inter)
         res["cfr"] = cfr_from_paths(a, tau, valid, band * 1e9, cfg.subcarrier_offsets_hz())
+        if with_paths:
+            el_t = np.arctan2(dep[..., 2], np.hypot(dep[..., 0], dep[..., 1]))
+            el_r = np.arctan2(-vec[..., 2], np.hypot(vec[..., 0], vec[..., 1]))
+            res.update({"path_coef": a[:, 0] * np.exp(-2j * np.pi * band * 1e9 * tau), "path_tau": tau,
+                        "path_valid": valid, "path_interactions": interaction_codes(inter), "path_aod_az": phi_t,
+                        "path_aod_el": el_t, "path_aoa_az": phi_r, "path_aoa_el": el_r})
         for k, v in res.items():
             out.setdefault(k, []).append(v)
-    merged = {k: np.stack(v) for k, v in out.items()}
+    merged = {k: np.stack(v) for k, v in out.items() if not k.startswith("path_") or k == "path_gain"}
+    if with_paths:
+        per_band = [{k: v[b] for k, v in out.items()} for b in range(len(bands_ghz))]
+        merged.update(stored_paths(per_band, max_paths=4, power_tail=0.0))
     ds = to_dataset(merged, ue, cfg, candidates=n, outdoor=n)
     ds.attrs.update({"source": "scadf_lib.synthetic (not ray-traced)", "sionna_rt_version": "none",
                      "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
