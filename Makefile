@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lab data bench clean
+.PHONY: setup demo test lab data data-v1 bench clean
 
 setup:
 	@bash .ci/setup.sh
@@ -22,9 +22,14 @@ test: setup
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-# Regenerates data/ with Sionna RT (about 10 minutes on 2 cores).
+# Regenerates data/ (data version 2) with Sionna RT (about 20 minutes on 2 cores, resumable).
 data: setup
 	PY=$(PY) bash data/generate_embedded.sh
+
+# Writes data version 1 (what the reference set and the shipped models were trained on) to data/v1/
+# from git history (make setup does it too).
+data-v1: setup
+	$(PY) -m scadf_lib.dataversions restore 1
 
 bench: setup
 	$(PY) bench/run_all.py

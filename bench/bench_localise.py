@@ -20,7 +20,7 @@ from scadf_lib.localise import Localiser
 from scadf_lib.schema import load_fingerprints
 
 
-def main(checkpoint: str = "results/models/munich_scadf.pt", data: str = "data/munich.nc", batch_tracks: int = 10_000) -> None:
+def main(checkpoint: str = "results/models/munich_scadf.pt", data: str = "data/v1/munich.nc", batch_tracks: int = 10_000) -> None:
     torch.set_num_threads(1)
     loc = Localiser.from_checkpoint(project_path(checkpoint))
     ds = load_fingerprints(project_path(data), positions=False)

@@ -281,8 +281,8 @@ def ship_checkpoint(run: Run, run_dir: Path, results: Path, names: list[str] | N
     history; no optimizer state) to ``<results>/models/`` under ``names`` (default
     :func:`_checkpoint_names`), atomically."""
     state = torch.load(run_dir / "best.pt", weights_only=True)
-    slim = {k: state[k] for k in ("format_version", "model", "model_config", "normalizer", "train_config", "history")
-            if k in state}
+    slim = {k: state[k] for k in ("format_version", "model", "model_config", "normalizer", "train_config", "history",
+                                  "data_version") if k in state}
     for name in names or _checkpoint_names(run):
         with atomic_path(results / "models" / f"{name}.pt") as tmp:
             torch.save(slim, tmp)
@@ -781,7 +781,9 @@ def rebuild_checkpoints(runs: list[Run], work: Path, results: Path, jobs: int = 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scadf_lib.experiments", description="Run every experiment.")
     ap.add_argument("--preset", default=REFERENCE_SET, choices=sorted(PRESETS))
-    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--data-dir", default=None,
+                    help="fingerprint folder (default: data/v1 for the reference set 'flat', the data version it "
+                         "was trained on; data/ for other presets)")
     ap.add_argument("--work", default=None, help="per-run folders (default runs/<preset>)")
     ap.add_argument("--results", default=None,
                     help="collected tables read by the notebooks (default results/<preset>)")

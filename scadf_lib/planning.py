@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scadf_lib.config import PAPER_BATCH, TrainConfig, scaled_lr
-from scadf_lib.presets import ABLATIONS, METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES
+from scadf_lib.presets import ABLATIONS, METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES, preset_data_dir
 from scadf_lib.trajectories import min_cluster_size_for
 
 
@@ -131,7 +131,7 @@ class _Planner:
                          seed=seed)
 
 
-def plan(preset: str = REFERENCE_SET, data_dir: str = "data", scenes: tuple[str, ...] = SCENES,
+def plan(preset: str = REFERENCE_SET, data_dir: str | None = None, scenes: tuple[str, ...] = SCENES,
          studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
          epochs: int | None = None, methods: tuple[str, ...] = METHODS, main_scenes: tuple[str, ...] | None = None,
          regimes: tuple[str, ...] | None = None) -> list[Run]:
@@ -143,6 +143,7 @@ def plan(preset: str = REFERENCE_SET, data_dir: str = "data", scenes: tuple[str,
     ``main_scenes`` and ``regimes`` limit the ``main`` study (default: the preset's ``main_scenes`` /
     ``main_regimes``, else every scene and both regimes). The ``anchors`` study (:mod:`scadf_lib.anchors`)
     scores the classical anchors on every scene x regime x seed of ``scenes``."""
+    data_dir = data_dir or preset_data_dir(preset)
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")

@@ -16,6 +16,16 @@ METHODS = ("concat", "fullcon", "transfusion", "softmoe", "scadf")
 ABLATIONS = ("scadf_no_routing", "scadf_single_expert", "scadf_no_mmd", "scadf_no_task_emb")
 #: The result set REPORT.md, the README and notebooks 04-08 read (``results/flat/``).
 REFERENCE_SET = "flat"
+#: The data version the reference set and the shipped models were trained on, and its folder
+#: (``python -m scadf_lib.dataversions restore 1`` writes it from git history; see
+#: :mod:`scadf_lib.dataversions`). New presets train on the current version in ``data/``.
+REFERENCE_DATA_VERSION, REFERENCE_DATA_DIR = 1, "data/v1"
+CURRENT_DATA_DIR = "data"
+
+
+def preset_data_dir(preset: str) -> str:
+    """The data folder a preset trains on: the reference set's version for it, ``data/`` otherwise."""
+    return REFERENCE_DATA_DIR if preset == REFERENCE_SET else CURRENT_DATA_DIR
 
 #: Presets: what a sweep trains (pure data). Keys the driver reads: ``epochs`` (the schedule's span),
 #: ``train_per_point`` / ``test_per_point`` (trajectories per point per epoch), ``seeds``, the

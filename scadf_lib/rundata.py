@@ -12,7 +12,7 @@ import numpy as np
 
 from scadf_lib.config import TrainConfig, run_bands, split_of
 from scadf_lib.degradation import Augment, Corrupt, Degradation
-from scadf_lib.schema import load_fingerprints
+from scadf_lib.schema import data_version, load_fingerprints
 from scadf_lib.trajectories import Features, Normalizer, SpatialSplit, TrajectoryDataset, build_features
 
 
@@ -31,6 +31,7 @@ class PreparedData:
     train_bands: tuple[float, ...]
     test_bands: tuple[float, ...]
     val_seen: TrajectoryDataset | None = None
+    data_version: int = 1  # of the fingerprint file (scadf_lib.schema.data_version), kept in checkpoints
 
 
 def validation_rows(train_traj: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -74,4 +75,4 @@ def prepare_data(cfg: TrainConfig) -> PreparedData:
         clean = Corrupt(Degradation("clean"), norm, antennas, flags=True)
         train = train.with_transform(Augment(norm, antennas, flags=True))
         val, val_seen, test = (d.with_transform(clean) for d in (val, val_seen, test))
-    return PreparedData(feats, split, norm, train, val, test, train_bands, test_bands, val_seen)
+    return PreparedData(feats, split, norm, train, val, test, train_bands, test_bands, val_seen, data_version(ds))

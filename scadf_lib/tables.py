@@ -33,3 +33,12 @@ def summarize(metrics: pd.DataFrame, by: list[str], group: str, band: str = "all
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mse_m2": mean, "ci95": half,
                      "seeds": int(g.seed.nunique())})
     return pd.DataFrame(rows, columns=[*by, "mse_m2", "ci95", "seeds"])
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table; floats with two decimals."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return "\n".join(lines)

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from scadf_lib.presets import REFERENCE_DATA_DIR
+
 #: Neighbour radius of a step (m): the 8-neighbourhood of the shipped 1 m grids.
 MAX_STEP_M = 1.5
 
@@ -214,7 +216,7 @@ def study_checkpoints(models_dirs: list[str], scene: str, seed: int) -> dict[str
 
 
 def run_track_studies(out: str, models_dirs: list[str], scenes: tuple[str, ...] = ("munich", "etoile", "florence"),
-                      seeds: tuple[int, ...] = (0, 1, 2), data_dir: str = "data", n_tracks: int = 400,
+                      seeds: tuple[int, ...] = (0, 1, 2), data_dir: str = REFERENCE_DATA_DIR, n_tracks: int = 400,
                       length: int = 20) -> pd.DataFrame:
     """:func:`track_study` for every scene and seed with a checkpoint; writes ``out`` (CSV, atomic,
     rewritten after each (scene, seed)): :func:`score_points` per scene, seed, method, source and band
@@ -257,11 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--tracks", type=int, default=400, help="tracks per scene and seed")
     ap.add_argument("--length", type=int, default=20, help="points per track")
+    ap.add_argument("--data-dir", default=REFERENCE_DATA_DIR,
+                    help="fingerprints the models were trained on (default: the reference set's data version)")
     a = ap.parse_args(argv)
     from scadf_lib.checkpoints import committed_model_folders
     dirs = a.models or [str(f) for f in committed_model_folders(a.results)]
-    run_track_studies(f"{a.results}/tracks.csv", dirs, tuple(a.scenes), tuple(a.seeds), n_tracks=a.tracks,
-                      length=a.length)
+    run_track_studies(f"{a.results}/tracks.csv", dirs, tuple(a.scenes), tuple(a.seeds), data_dir=a.data_dir,
+                      n_tracks=a.tracks, length=a.length)
     return 0
 
 

@@ -361,7 +361,7 @@ def close_epoch(r: RunState, epoch: int, res: EpochResult, mcfg: ModelConfig, t0
     r.history.append(row)
     if write:
         state = checkpoint_state(r.model, res.optimizer_state(), epoch, min(r.best_val, val["localisation"]),
-                                 r.history, r.cfg, mcfg, r.data.norm, r.device)
+                                 r.history, r.cfg, mcfg, r.data.norm, r.device, r.data.data_version)
         r.out.mkdir(parents=True, exist_ok=True)
         if val["localisation"] < r.best_val:
             save_checkpoint(r.out / "best.pt", state)
@@ -474,10 +474,11 @@ def epoch_row(epoch: int, sums: dict[str, Any], seen: int, val: dict[str, float]
 
 def checkpoint_state(model: nn.Module, optimizer_state: dict[str, Any], epoch: int, best_val: float,
                      history: list[dict[str, Any]], cfg: TrainConfig, mcfg: ModelConfig, norm: Normalizer,
-                     device: torch.device) -> dict[str, Any]:
-    """What ``last.pt`` / ``best.pt`` hold: everything a resume or an evaluation needs."""
+                     device: torch.device, data_version: int = 1) -> dict[str, Any]:
+    """What ``last.pt`` / ``best.pt`` hold: everything a resume or an evaluation needs, and the data
+    version of the file trained on (absent in checkpoints from before version 2: they are version 1)."""
     return {"format_version": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer_state,
-            "epoch": epoch, "best_val": best_val,
+            "epoch": epoch, "best_val": best_val, "data_version": data_version,
             "history": history, "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
             "normalizer": norm.state(), **rng_state(device)}
 
