@@ -86,6 +86,11 @@ class TrainConfig:
     stop_patience: int = 5  # epochs: the rule's shortest look-back window
     schedule_epochs: int | None = None  # epochs the lr schedule and curriculum span (None: ``epochs``); the floor holds after
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    #: the model inputs: "oracle" (the ray tracer's dominant path and CFR element 0) or "measured" (what
+    #: the BS measures and estimates, scadf_lib.measured_inputs; needs data version 2), and the
+    #: measurement's settings (scadf_lib.measure.MeasurementConfig fields; defaults where absent)
+    inputs: str = "oracle"
+    measurement: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -116,6 +121,17 @@ class TrainConfig:
                                                      and 1 <= self.schedule_epochs <= self.epochs):
             raise ValueError(f"schedule_epochs must be an integer in [1, epochs={self.epochs}] (None: the schedule spans "
                              f"all epochs), got {self.schedule_epochs!r}")
+        if self.inputs == "measured":
+            from scadf_lib.measure import MeasurementConfig
+            MeasurementConfig(**self.measurement)  # an unknown or bad setting fails here, naming the fix
+            if self.augment:
+                raise ValueError("augment (the degradation study's corruptions of oracle inputs) does not apply to "
+                                 "measured inputs: their noise, offsets and missing features are measured")
+        elif self.inputs != "oracle":
+            raise ValueError(f"unknown inputs {self.inputs!r}: choose 'oracle' (the ray tracer's values) or "
+                             f"'measured' (what the BS estimates)")
+        elif self.measurement:
+            raise ValueError("measurement settings apply to inputs='measured' only")
         if self.compile not in (False, True, *COMPILE_MODES):
             raise ValueError(f"compile must be True, False or one of {COMPILE_MODES}, got {self.compile!r}")
 

@@ -50,7 +50,7 @@ from scadf_lib.models import ModelConfig
 from scadf_lib.schema import KNOWN_BANDS_GHZ, data_version
 from scadf_lib.dataversions import DATA_DIRS
 from scadf_lib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint
-from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, input_features, regime_bands
+from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, model_inputs, regime_bands
 
 #: Keys every checkpoint holds (its layout is :data:`scadf_lib.checkpoints.CHECKPOINT_FORMAT`).
 CHECKPOINT_KEYS = ("model", "model_config", "normalizer", "train_config")
@@ -178,7 +178,8 @@ class Localiser:
         if missing:
             raise LocaliseError(f"the dataset lacks {missing}; a fingerprint dataset (scadf_lib.schema) holds "
                                 f"{list(INPUT_VARIABLES)} per (band, ue)")
-        numeric, cfr = input_features(ds)
+        numeric, cfr = model_inputs(ds, self.train_config.get("inputs", "oracle"),
+                                    self.train_config.get("measurement", {}))
         mc = self.model_config
         if cfr.shape[2:] != (mc.cfr_channels, mc.num_subcarriers):
             raise LocaliseError(f"the dataset's CFR has {cfr.shape[2] // 3} antennas x {cfr.shape[3]} subcarriers; "

@@ -57,7 +57,7 @@ def validation_rows(train_traj: np.ndarray, fraction: float, seed: int) -> np.nd
 def prepare_data(cfg: TrainConfig) -> PreparedData:
     """Load, validate, cluster, split, fit normalisation on training samples, build datasets."""
     ds = load_fingerprints(cfg.data_path)
-    feats = build_features(ds)
+    feats = build_features(ds, cfg.inputs, cfg.measurement)
     train_bands, test_bands = run_bands(cfg, feats.bands)
     split = split_of(cfg, feats.xy)
     tr_idx = [feats.bands.index(b) for b in train_bands]

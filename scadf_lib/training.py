@@ -553,14 +553,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-m", type=float, default=20.0, help="side of a held-out block, m")
     p.add_argument("--compile", default=None, nargs="?", const="default", choices=COMPILE_MODES,
                    help="torch.compile the step ('default' for the bare flag; 'reduce-overhead': CUDA graphs)")
+    p.add_argument("--inputs", default="oracle", choices=["oracle", "measured"],
+                   help="oracle: the ray tracer's features; measured: what the BS measures and estimates")
+    p.add_argument("--tx-power-dbm", type=float, default=None, help="measured inputs: UE transmit power (dBm)")
+    p.add_argument("--timing-offset-std-ns", type=float, default=None,
+                   help="measured inputs: timing offset standard deviation (ns)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    measurement = {k: v for k, v in (("tx_power_dbm", a.tx_power_dbm), ("timing_offset_std_ns", a.timing_offset_std_ns))
+                   if v is not None}
     cfg = TrainConfig(data_path=a.data, model=a.model, regime=a.regime, band=a.band, epochs=a.epochs,
                       batch_size=a.batch_size, lr=a.lr if a.lr is not None else scaled_lr(a.batch_size),
                       seed=a.seed, device=a.device,
                       trajectory_length=a.trajectory_length, radius_m=a.radius,
                       max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile or False, holdout=a.holdout, block_m=a.block_m,
-                      offset_weight=a.offset_weight)
+                      offset_weight=a.offset_weight, inputs=a.inputs, measurement=measurement)
     result = train(cfg, a.out)
     if _dist_info()[0] == 0:
         print(result.metrics[result.metrics.band == "all"].to_string(index=False))

@@ -385,9 +385,21 @@ def input_features(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return numeric, cfr
 
 
-def build_features(ds: xr.Dataset) -> Features:
-    """Turn a validated fingerprint Dataset into :class:`Features` (float32)."""
-    numeric, cfr = input_features(ds)
+def model_inputs(ds: xr.Dataset, inputs: str = "oracle", measurement: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(numeric, cfr) of every (band, UE): the oracle's (:func:`input_features`) or, for
+    ``inputs="measured"``, one measurement's (:func:`scadf_lib.measured_inputs.measured_input_features`)."""
+    if inputs == "oracle":
+        return input_features(ds)
+    from scadf_lib.measure import check_inputs, require_paths
+    check_inputs(inputs)
+    require_paths(ds)
+    from scadf_lib.measured_inputs import measured_input_features
+    return measured_input_features(ds, measurement)
+
+
+def build_features(ds: xr.Dataset, inputs: str = "oracle", measurement: dict | None = None) -> Features:
+    """Turn a validated fingerprint Dataset into :class:`Features` (float32), oracle or measured inputs."""
+    numeric, cfr = model_inputs(ds, inputs, measurement)
     xy = np.stack([ds["x"].values, ds["y"].values], axis=1).astype(np.float64)
     return Features(numeric, cfr, xy, ds["los"].values.astype(bool), tuple(float(b) for b in ds["band"].values))
 

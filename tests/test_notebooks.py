@@ -59,11 +59,11 @@ def test_nbstrip_filter_removes_outputs(tmp_path):
     assert "parameters" in stripped.cells[1].metadata["tags"]
 
 
-def _papermill(tmp_path, **params):
+def _papermill(tmp_path, notebook="03_train.ipynb", **params):
     import papermill as pm
     out = tmp_path / "out.ipynb"
     try:
-        pm.execute_notebook(str(ROOT / "notebooks" / "03_train.ipynb"), str(out), parameters=params,
+        pm.execute_notebook(str(ROOT / "notebooks" / notebook), str(out), parameters=params,
                             kernel_name="python3", cwd=str(ROOT / "notebooks"), progress_bar=False)
         return None, out
     except pm.PapermillExecutionError as exc:
@@ -77,6 +77,15 @@ def test_papermill_band_28_trains_on_the_embedded_data(tmp_path):
     assert "28.0" in metrics and "held-out-NLOS" in metrics
     cfg = json.loads((tmp_path / "run" / "munich_scadf_mix_28_s0" / "config.json").read_text())
     assert cfg["train_bands_ghz"] == [28.0] and cfg["test_bands_ghz"] == [28.0]
+
+
+def test_papermill_trains_on_measured_inputs(tmp_path):
+    exc, out = _papermill(tmp_path, band=28, epochs=1, max_steps_per_epoch=2, out_dir=str(tmp_path / "run"),
+                          inputs="measured", tx_power_dbm=10.0)
+    assert exc is None, exc
+    cfg = json.loads((tmp_path / "run" / "munich_scadf_mix_28_s0_measured" / "config.json").read_text())
+    assert cfg["train_config"]["inputs"] == "measured" and cfg["train_config"]["measurement"]["tx_power_dbm"] == 10.0
+    assert cfg["model_config"]["cfr_channels"] == 16  # the angle-delay profile: 16 beams x 64 delay taps
 
 
 def _bad_file(tmp_path, kind):
@@ -110,6 +119,25 @@ def test_bad_parameters_fail_early_with_a_clear_message(tmp_path, params, messag
     assert exc is not None, "the notebook should have failed"
     assert message in str(exc.evalue), exc.evalue
     assert exc.exec_count <= 3, "the error must come from the first cells"
+
+
+def test_notebook_01_runs_with_measured_inputs_and_a_weaker_link(tmp_path):
+    exc, out = _papermill(tmp_path, "01_data_exploration.ipynb", inputs="measured", tx_power_dbm=3.0,
+                          timing_offset_std_ns=10.0, measured_ues=400)
+    assert exc is None, exc
+    text = out.read_text()
+    assert "bound at median SNR" in text and "measured (3 dBm uplink, 10 ns timing std)" in text
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"inputs": "estimated"}, "unknown inputs 'estimated'"),
+    ({"noise_figure_db": -3.0}, "noise figure is >= 0 dB"),
+    ({"timing_offset_std_ns": -2.0}, "standard deviation is >= 0 ns"),
+])
+def test_notebook_01_refuses_bad_measurement_settings_early(tmp_path, params, message):
+    exc, _ = _papermill(tmp_path, "01_data_exploration.ipynb", **params)
+    assert exc is not None and message in str(exc.evalue), exc
+    assert exc.exec_count <= 3, "the error must come from the first cells (parameters, injected, validation)"
 
 
 def test_a_hanging_cell_fails_the_pipeline_naming_the_notebook_and_the_cell(tmp_path, monkeypatch):
