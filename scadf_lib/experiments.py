@@ -55,7 +55,8 @@ from scadf_lib.planning import PRIORITY, Run, plan, priority  # noqa: F401  (re-
 from scadf_lib.training import (COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, Paused, TrainConfig, extends_budget,
                                 late_gain, scaled_lr, select_device, train)
 
-from scadf_lib.presets import METHODS, PRESETS, REFERENCE_SET, RETRAINED, SCENES, STUDIES  # noqa: F401  (re-exported)
+from scadf_lib.presets import (ALL_STUDIES, METHODS, PRESETS, REFERENCE_SET, RETRAINED, SCENES,  # noqa: F401
+                               STUDIES)  # (re-exported)
 from scadf_lib.tables import csv_flags, mean_ci, summarize  # noqa: F401  (re-exported)
 
 
@@ -791,7 +792,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="scenes of the main study (default: the preset's, else --scenes)")
     ap.add_argument("--regimes", nargs="+", default=None, choices=["mix", "ood"],
                     help="regimes of the main study (default: the preset's, else both)")
-    ap.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
+    ap.add_argument("--studies", nargs="+", default=list(ALL_STUDIES), choices=ALL_STUDIES,
+                    help="limit the preset's studies to these (default: all the preset names)")
     ap.add_argument("--scenes", nargs="+", default=list(SCENES))
     ap.add_argument("--fresh", action="store_true", help="re-run everything from scratch")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (shared by the jobs)")

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scadf_lib.config import PAPER_BATCH, TrainConfig, scaled_lr
-from scadf_lib.presets import ABLATIONS, METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES, preset_data_dir
+from scadf_lib.presets import (ABLATIONS, ALL_STUDIES, METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES,
+                               preset_data_dir)
 from scadf_lib.trajectories import min_cluster_size_for
 
 
@@ -65,6 +66,34 @@ class _Planner:
                 for method in self.methods:
                     self.add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method},
                              model=method, holdout="blocks", seed=seed)
+
+    def measured(self) -> None:
+        """The measured-input study, munich Mix: seed 0 of every method with oracle and with measured
+        inputs, then the link-budget and timing-offset sweeps (seed 0), then the further seeds."""
+        from scadf_lib.measure import MeasurementConfig
+        p, default = self.p, MeasurementConfig()
+
+        def one(method: str, seed: int, inputs: str, suffix: str = "", measurement: dict | None = None,
+                tags: dict | None = None) -> None:
+            self.add(f"meas_munich_mix_{method}_{suffix or inputs}_s{seed}", "measured", "munich",
+                     {"variant": method, "inputs": inputs, **(tags or {})}, model=method, seed=seed, inputs=inputs,
+                     measurement=measurement or {}, epochs=self.base.epochs * self.epoch_factor.get(method, 1))
+
+        # the question's pair first (SCADF-MoE and SoftMoE), each method's oracle and measured runs together
+        first = ("scadf", "softmoe", "transfusion", "fullcon", "concat")
+        methods = sorted(self.methods, key=lambda m: first.index(m) if m in first else len(first))
+        cells = [(m, s, i) for s in p["seeds"] for m in methods for i in ("oracle", "measured")]
+        for method, seed, inputs in cells[:2 * len(self.methods)]:
+            one(method, seed, inputs)
+        for method in (m for m in p.get("sweep_methods", ()) if m in self.methods):
+            for db in p.get("tx_power_offsets_db", ()):
+                one(method, 0, "measured", f"tx{db:+g}dB", {"tx_power_dbm": default.tx_power_dbm + db},
+                    {"param": "tx_power_offset_db", "value": db})
+            for ns in p.get("timing_offsets_ns", ()):
+                one(method, 0, "measured", f"timing{ns:g}ns", {"timing_offset_std_ns": ns},
+                    {"param": "timing_offset_std_ns", "value": ns})
+        for method, seed, inputs in cells[2 * len(self.methods):]:
+            one(method, seed, inputs)
 
     def anchors(self) -> None:
         from scadf_lib.anchors import ANCHORS
@@ -132,7 +161,7 @@ class _Planner:
 
 
 def plan(preset: str = REFERENCE_SET, data_dir: str | None = None, scenes: tuple[str, ...] = SCENES,
-         studies: tuple[str, ...] = STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
+         studies: tuple[str, ...] = ALL_STUDIES, batch_size: int = PAPER_BATCH, compile: bool | str = False,
          epochs: int | None = None, methods: tuple[str, ...] = METHODS, main_scenes: tuple[str, ...] | None = None,
          regimes: tuple[str, ...] | None = None) -> list[Run]:
     """The list of runs of a preset, in the order they are executed. ``batch_size`` other than the
@@ -183,6 +212,8 @@ def plan(preset: str = REFERENCE_SET, data_dir: str | None = None, scenes: tuple
         pl.degradation()
     if "budget" in studies:
         pl.budget()
+    if "measured" in studies and "munich" in scenes:
+        pl.measured()
     runs = pl.runs
     if p.get("order") == "priority":
         runs.sort(key=priority)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 SCENES = ("munich", "etoile", "florence")
+#: The studies of a preset that names none (the paper's evaluation and its checks) ...
 STUDIES = ("main", "anchors", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
+#: ... and every study the driver knows; a preset trains the ones it names (``studies``).
+ALL_STUDIES = STUDIES + ("measured",)
 #: The paper's baselines, then SCADF-MoE (``scadf_lib.models.REGISTRY`` names; a test checks they agree).
 METHODS = ("concat", "fullcon", "transfusion", "softmoe", "scadf")
 #: The paper's ablations (Fig. 4) besides L = 1 (the ``spatial`` study): ``scadf_lib.models.REGISTRY`` names.
@@ -50,6 +53,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "experts": (2, 16), "lambdas": (0.0, 1.0, 10.0), "lengths": (3,), "radii": (3.0,),
         "degradation_seeds": (0, 1, 2), "order": "priority",
         "studies": ("main", "anchors", "budget", "spatial", "ablation", "sensitivity", "degradation")},
+    # The measured-input study (issue 43) on data version 2, munich Mix, the reference set's protocol:
+    # every method with oracle and with measured inputs (default link budget), then SCADF-MoE and
+    # SoftMoE, seed 0, at other transmit powers (dB against the default 23 dBm) and timing offsets (ns).
+    "measured": {
+        "epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
+        "decay_fraction": 0.6, "min_lr_fraction": 0.01, "offset_anneal_fraction": 0.5,
+        "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 6, "fullcon": 2},
+        "max_epoch_factor": 6, "studies": ("measured",), "main_scenes": ("munich",),
+        "sweep_methods": ("scadf", "softmoe"), "tx_power_offsets_db": (-20.0, -10.0, 10.0),
+        "timing_offsets_ns": (0.0, 10.0, 50.0)},
     # The paper's budget (40 epochs of 4 trajectories per point, 5 seeds), for a GPU (bench/gpu_run.sh).
     "paper": {"epochs": 40, "train_per_point": 4.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
               "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},
