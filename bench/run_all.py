@@ -11,7 +11,7 @@ HERE = Path(__file__).resolve().parent
 # torch.compile (inductor) needs minutes of C++ compilation per model on a small CPU: run
 # `python bench/bench_inference.py` alone to include it.
 SCRIPTS = [["bench_clustering.py"], ["bench_training.py"], ["bench_sweep.py"], ["bench_inference.py", "--no-compile"],
-           ["bench_raytrace.py"], ["bench_memory.py"]]
+           ["bench_raytrace.py"], ["bench_memory.py"], ["bench_measure.py"], ["bench_measured_step.py"]]
 
 if __name__ == "__main__":
     only = sys.argv[1:]

@@ -125,8 +125,26 @@ def batch_scaling(r: dict[str, Any]) -> str:
             + f"\n\nLearning curves side by side: `bench/results/{figure}`.")
 
 
+def measure(r: dict[str, Any]) -> str:
+    rows = [[scene, x["ues"], x["load_s"], x["measure_s"], x["estimate_s"], x["measure_over_load"],
+             x["measure_and_estimate_over_load"]] for scene, x in r["scenes"].items()]
+    return (f"**Measuring a scene like a base station** (every UE at every band: the 16-element array CFR "
+            f"from the stored paths with noise and impairments, then the estimators; {_machine(r)})\n\n"
+            + _table(["scene", "UEs", "load file (s)", "measure (s)", "estimate (s)", "measure / load",
+                      "measure + estimate / load"], rows))
+
+
+def measured_step(r: dict[str, Any]) -> str:
+    ms, shapes = r["median_ms_per_step"], r["inputs"]
+    rows = [[k, f"{v['cfr_channels']} x {v['num_subcarriers']}", v["num_numeric"], ms[k]] for k, v in shapes.items()]
+    return (f"**Training step on measured inputs** ({r['model']}, batch {r['batch_size']}, {r['threads']} thread(s), "
+            f"median of {r['repeats']}; {_machine(r)}): measured / oracle = {r['measured_over_oracle']:.2f}\n\n"
+            + _table(["inputs", "CFR branch input per point", "numeric features", "ms per step"], rows))
+
+
 SECTIONS = {"raytrace": raytrace, "clustering": clustering, "training": training, "inference": inference,
-            "memory": memory, "sweep": sweep, "batch_scaling": batch_scaling}
+            "memory": memory, "sweep": sweep, "batch_scaling": batch_scaling, "measure": measure,
+            "measured_step": measured_step}
 
 
 def render() -> str:

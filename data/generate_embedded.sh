@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the embedded dataset in data/ (about 11 minutes on 2 CPU cores, resumable).
+# Regenerates the embedded dataset in data/ (data version 2; about 20 minutes on 2 CPU cores, resumable).
+# Data version 1 (the reference set's) is not regenerated here: `python -m scadf_lib.dataversions restore 1`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

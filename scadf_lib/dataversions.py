@@ -97,6 +97,8 @@ def path_statistics(ds: xr.Dataset) -> dict[str, float]:
         row["mean_stored_paths"] = float(ds["num_stored_paths"].values.mean())
         row["min_stored_power_share"] = float(ds["stored_power_share"].values.min())
         rel = np.concatenate([cfr_rebuild_error(ds, float(b)) for b in ds["band"].values])
+        before = float(ds.attrs.get("paths_before_dropping_duplicates", 0))
+        row["duplicate_path_entries_dropped"] = float(ds.attrs.get("duplicate_paths_dropped", 0)) / before if before else 0.0
         row["cfr_rebuild_error_median"] = float(np.median(rel))
         row["cfr_rebuild_error_p99"] = float(np.percentile(rel, 99))
     return row
@@ -138,6 +140,8 @@ def readme_table(stats: pd.DataFrame) -> str:
         "NLOS dominant / direct (median)": stats.nlos_median_dominant_over_direct.map("{:.2f}".format),
         "NLOS dominant > 2x direct (%)": (100 * stats.nlos_share_dominant_over_2x_direct).map("{:.0f}".format),
         "no-path candidates dropped": stats.candidates_no_path_dropped,
+        "path entries reported twice, dropped (%)": stats.get("duplicate_path_entries_dropped", pd.Series(
+            np.nan, stats.index)).map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}"),
         "stored paths per UE (mean)": stats.get("mean_stored_paths", pd.Series(np.nan, stats.index)).map(
             lambda v: "-" if pd.isna(v) else f"{v:.1f}"),
         "least power share stored (%)": stats.get("min_stored_power_share", pd.Series(np.nan, stats.index)).map(

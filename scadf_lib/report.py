@@ -16,23 +16,16 @@ import pandas as pd
 
 from scadf_lib import analysis as A
 from scadf_lib.fileio import atomic_path, project_path
-from scadf_lib.presets import (AUGMENT_P_MISSING, AUGMENT_P_NOISE, METHODS, PRESETS, REFERENCE_SET, RETRAINED_LABEL,
-                              SCENES)
+from scadf_lib.tables import md_table
+from scadf_lib.measurement_study import report_section as measurement_section
+from scadf_lib.presets import (AUGMENT_P_MISSING, AUGMENT_P_NOISE, METHODS, PRESETS, REFERENCE_DATA_DIR,
+                              REFERENCE_DATA_VERSION, REFERENCE_SET, RETRAINED_LABEL, SCENES)
 
 METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared Euclidean error |p̂ - p|² (m²). "
                "The paper's formula is missing from our text; the first author's earlier public code (AMDNLoc, "
                "`Horizontal666/AMDNloc`) prints `((y - ŷ)**2).mean()` over x and y, i.e. the mean per coordinate: "
                "**half** of ours. Relative claims (reductions against a baseline) are the same in both conventions; "
                "the sub-meter claim is not.")
-
-
-def md_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table; floats with two decimals."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines)
 
 
 def _distinct(values: pd.Series) -> str:
@@ -90,7 +83,17 @@ def header_section(set_dir: Path, runs: pd.DataFrame) -> str:
             f"rerun. Every number is a mean over seeds with its 95 % Student-t interval (±), in m² (MSE: mean "
             f"squared Euclidean error). **held-out**: points in no training trajectory (the headline); **overall**: "
             f"every point of the test trajectories, as the paper scores them (mostly positions the model trained "
-            f"on, placed in the test trajectories as spatial context).\n")
+            f"on, placed in the test trajectories as spatial context).{data_version_text(set_dir)}\n")
+
+
+def data_version_text(set_dir: Path) -> str:
+    """The data version a result set was trained on (the reference set: version 1), and how to get it."""
+    if set_dir.name != REFERENCE_SET:
+        return ""
+    return (f" Trained on ray-traced data version {REFERENCE_DATA_VERSION} (`{REFERENCE_DATA_DIR}/`: the tracing "
+            f"before roof-edge diffraction and the path-loss fix; `python -m scadf_lib.dataversions restore 1` writes "
+            f"it from git history, `data/README.md` says what changed): oracle inputs, the ray tracer's exact dominant "
+            f"path and one noise-free CFR element.")
 
 
 def coverage_section(runs: pd.DataFrame, preset: str) -> str:
@@ -658,6 +661,8 @@ def render(set_dir: Path, preset: str | None = None) -> str:
     if set_dir.name == REFERENCE_SET:
         appendix += [gpu_section(set_dir.parent)]
     appendix += [cost_section(set_dir, runs)]
+    if set_dir.name == REFERENCE_SET:
+        appendix += [measurement_section()]
     return ("\n".join(s for s in lead if s) + "\n# Appendix: method checks and studies beyond the paper\n\n"
             + "\n".join(s for s in appendix if s))
 

@@ -181,3 +181,13 @@ def test_the_track_study_labels_a_retrained_checkpoint_apart_from_the_committed_
     assert study_checkpoints([str(tmp_path)], "etoile", 1) == {}  # the inspector's file stands for seed 0 only
     (tmp_path / "spatial_etoile_mix_nospace_s1_retrained.pt").write_bytes(b"")  # any model may be a retrained sample
     assert set(study_checkpoints([str(tmp_path)], "etoile", 1)) == {"SCADF-MoE, L = 1 (retrained)"}
+
+
+def test_a_model_is_refused_on_ray_traced_data_of_another_version():
+    """The shipped model was trained on data version 1; data/munich.nc is version 2 (another BS
+    placement, other UEs): placing its tracks would be meaningless, so the Localiser says so."""
+    loc = Localiser.from_checkpoint(CKPT)
+    assert loc.data_version == 1
+    ds = load_fingerprints(project_path("data/munich.nc"))
+    with pytest.raises(LocaliseError, match="trained on ray-traced data version 1 and the dataset is version 2.*restore 1"):
+        loc.predict_tracks(ds, [[0, 1, 2, 3, 4]], band=28)

@@ -126,7 +126,7 @@ def test_notebook_01_runs_with_measured_inputs_and_a_weaker_link(tmp_path):
                           timing_offset_std_ns=10.0, measured_ues=400)
     assert exc is None, exc
     text = out.read_text()
-    assert "bound at median SNR" in text and "measured (3 dBm uplink, 10 ns timing std)" in text
+    assert "path length bound (m)" in text and "measured (3 dBm uplink, 10 ns timing std)" in text
 
 
 @pytest.mark.parametrize("params,message", [

@@ -129,6 +129,26 @@ def test_the_shipped_data_pass_the_physical_rules():
         load_fingerprints(project_path(f"data/{scene}.nc"))  # raises on any broken rule
 
 
+@pytest.mark.parametrize("scene", ["munich", "etoile", "florence"])
+def test_the_shipped_data_are_version_2_traced_with_roof_edges_and_hold_999_per_mille_of_the_power(scene):
+    import json
+
+    from scadf_lib.fileio import project_path
+    from scadf_lib.raytrace import DEFAULT_BS_POSITION
+    from scadf_lib.schema import data_version, has_paths
+    ds = load_fingerprints(project_path(f"data/{scene}.nc"))
+    cfg = json.loads(ds.attrs["config_json"])
+    assert data_version(ds) == 2 and has_paths(ds)
+    assert cfg["edge_diffraction"] and cfg["deterministic"] and cfg["chunk_size"] <= 25
+    assert tuple(cfg["bs_position_m"]) == DEFAULT_BS_POSITION[scene]
+    assert (ds["stored_power_share"].values >= 0.999 - 1e-9).all()
+    # the dominant path (the oracle features) is among the stored ones, at every band
+    power = ds["path_coef_real"] ** 2 + ds["path_coef_imag"] ** 2
+    dominant = power.argmax("path").values  # (band, ue)
+    delay = ds["path_delay"].values[np.arange(ds.sizes["ue"])[None, :], dominant]
+    np.testing.assert_allclose(delay * 299_792_458.0, ds["distance"].values, rtol=1e-5)
+
+
 def test_a_dataset_without_cfr_is_flagged_saved_and_loaded(tmp_path, synthetic_ds):
     from scadf_lib.trajectories import build_features
     bare = synthetic_ds.drop_vars(["cfr_real", "cfr_imag"])
