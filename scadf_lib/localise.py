@@ -159,6 +159,15 @@ class Localiser:
         raise LocaliseError(f"the dataset has no {value:g} GHz measurements (its bands: {available} GHz); pass one "
                             f"of those")
 
+    def training_data_path(self) -> Path:
+        """The fingerprint file this model was trained on: its recorded path, or for a model of data
+        version 1 (recorded as ``data/<scene>.nc`` before version 2 existed) ``data/v1/<scene>.nc``."""
+        from scadf_lib.fileio import project_path
+        recorded = Path(str(self.train_config["data_path"]))
+        if self.data_version == 1 and recorded.parent.name == "data":
+            return project_path(f"{DATA_DIRS[1]}/{recorded.name}")
+        return project_path(recorded)
+
     def check_data_version(self, ds: xr.Dataset) -> None:
         """Refuse this project's ray-traced data of another version than the model was trained on
         (the same scene traced anew: other UEs, other BS placement). Imported data are not checked."""

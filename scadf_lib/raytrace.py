@@ -35,8 +35,8 @@ from tqdm import tqdm  # text bars: a saved notebook shows their last state, not
 
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.paths import PATH_KEYS, interaction_codes, path_variables, stored_paths, ue_axis
-from scadf_lib.schema import (DATA_VERSION, KNOWN_BANDS_GHZ, SPEED_OF_LIGHT, fingerprint_content, save_fingerprints,
-                              subcarrier_offsets_hz)
+from scadf_lib.schema import (CFR_FROM_PATHS, DATA_VERSION, KNOWN_BANDS_GHZ, SPEED_OF_LIGHT, cfr_from_stored_paths,
+                              fingerprint_content, save_fingerprints, subcarrier_offsets_hz)
 
 
 #: Default BS position (x, y, z in metres, scene frame) of the bundled city scenes (data version 2;
@@ -502,6 +502,15 @@ def generate(config: TraceConfig, out: str | os.PathLike[str], progress: bool = 
     return ds
 
 
+def cfr_rebuild_error(ds: xr.Dataset) -> np.ndarray:
+    """(band, ue): ||H_paths - H|| / ||H|| of BS element 0, the CFR rebuilt from the stored paths
+    against the tracer's CFR of every path (what the paths left out)."""
+    rebuilt = cfr_from_stored_paths(ds)[:, :, 0]
+    full = (ds["cfr_real"].values + 1j * ds["cfr_imag"].values)[:, :, 0]
+    norm = np.linalg.norm(full, axis=-1)
+    return np.linalg.norm(rebuilt - full, axis=-1) / np.where(norm > 0, norm, 1.0)
+
+
 def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConfig, candidates: int,
                outdoor: int) -> xr.Dataset:
     """Build the schema Dataset from per-band arrays, keeping UEs with a path in every band."""
@@ -509,6 +518,7 @@ def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConf
     per_band = {k: merged[k][:, keep] for k in ("aod", "aoa", "distance", "path_gain", "los", "num_paths")}
     data, coords = fingerprint_content(per_band, xyz[keep], merged["cfr"][:, keep], np.asarray(config.bands_ghz),
                                        config.bandwidth_hz, config.num_subcarriers, has_path=merged["has_path"][:, keep])
+    from_paths = "num_stored_paths" in merged and data["cfr_real"].shape[2] == 1
     if "num_stored_paths" in merged:
         data.update(path_variables({k: np.compress(keep, v, axis=ue_axis(k)) for k, v in merged.items()
                                     if k in PATH_KEYS or k in ("num_stored_paths", "stored_power_share")}))
@@ -555,6 +565,10 @@ def to_dataset(merged: dict[str, np.ndarray], xyz: np.ndarray, config: TraceConf
             "config_json": json.dumps(config.to_json()),
         },
     )
+    if from_paths:  # one element: the file stores no CFR, it is rebuilt from the paths at load
+        ds.attrs["cfr_storage"] = CFR_FROM_PATHS
+        ds["cfr_rebuild_error"] = xr.Variable(("band", "ue"), cfr_rebuild_error(ds).astype(np.float32), {
+            "units": "1", "long_name": "||H(stored paths) - H(all paths)|| / ||H(all paths)|| of BS element 0"})
     return ds
 
 

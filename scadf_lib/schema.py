@@ -316,7 +316,7 @@ CFR_INT16_MAX = 32767
 def pack_cfr(ds: xr.Dataset) -> xr.Dataset:
     """Return ``ds`` with the CFR normalised per (band, ue) and its scale in ``cfr_scale`` (to be
     written as int16; see :data:`CFR_PACKING`). Inverse: :func:`unpack_cfr`."""
-    if ds.attrs.get("cfr_packing") or not has_cfr(ds):
+    if ds.attrs.get("cfr_packing") or not has_cfr(ds) or "cfr_real" not in ds.variables:
         return ds
     peak = np.maximum(np.abs(ds["cfr_real"]).max(("antenna", "subcarrier")),
                       np.abs(ds["cfr_imag"]).max(("antenna", "subcarrier")))
@@ -400,6 +400,39 @@ def path_problems(ds: xr.Dataset) -> list[str]:
     return out
 
 
+#: A file with this ``cfr_storage`` attribute stores no CFR: the CFR of BS element 0 is synthesised
+#: at load from the stored paths (:func:`cfr_from_stored_paths`), and ``cfr_rebuild_error`` (band,
+#: ue) records, from the tracer, how far it lies from the CFR of every path. It halves the files of
+#: data version 2 (the tree must travel to a GPU machine within 48 MiB).
+CFR_FROM_PATHS = "element 0 synthesised at load from the stored paths"
+
+
+def cfr_from_stored_paths(ds: xr.Dataset, block: int = 2048) -> np.ndarray:
+    """The CFR of BS element 0 from the stored paths: H[k] = sum_p c_p exp(-j 2 pi df_k tau_p), as
+    (band, ue, 1, subcarrier) complex64 (c_p includes the carrier phase; df_k the subcarrier offsets)."""
+    offsets = subcarrier_offsets_hz(float(ds.attrs["bandwidth_hz"]), int(ds.attrs["num_subcarriers"]))
+    coef = (ds["path_coef_real"].values + 1j * ds["path_coef_imag"].values).astype(np.complex64)  # (band, ue, P)
+    tau = ds["path_delay"].values.astype(np.float64)
+    out = np.empty(coef.shape[:2] + (1, len(offsets)), np.complex64)
+    for lo in range(0, tau.shape[0], block):
+        sl = slice(lo, lo + block)
+        phase = np.exp(1j * (-2 * np.pi * tau[sl, :, None] * offsets).astype(np.float32))  # (ue, P, K)
+        out[:, sl, 0] = np.einsum("bup,upk->buk", coef[:, sl], phase)
+    return out
+
+
+def with_cfr_from_paths(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the CFR variables synthesised from its paths (files whose ``cfr_storage`` says so)."""
+    if ds.attrs.get("cfr_storage") != CFR_FROM_PATHS or "cfr_real" in ds.variables:
+        return ds
+    h = cfr_from_stored_paths(ds)
+    dims = ("band", "ue", "antenna", "subcarrier")
+    out = ds.assign_coords(antenna=("antenna", np.arange(1), {"long_name": "BS array element index"}))
+    out["cfr_real"] = xr.Variable(dims, h.real, {"units": "1", "long_name": "real part of the channel frequency response"})
+    out["cfr_imag"] = xr.Variable(dims, h.imag, {"units": "1", "long_name": "imaginary part of the channel frequency response"})
+    return out
+
+
 def load_fingerprints(path: str | os.PathLike[str], positions: bool = True) -> xr.Dataset:
     """Open a fingerprint netCDF file, load it into memory and validate it (``positions=False``: the
     UE positions may be absent or NaN, see :func:`validate`).
@@ -414,7 +447,7 @@ def load_fingerprints(path: str | os.PathLike[str], positions: bool = True) -> x
             f"(e.g. data/munich.nc) or {REGENERATE_HINT}.")
     try:
         with xr.open_dataset(p, engine="netcdf4") as ds:
-            ds = unpack_paths(unpack_cfr(ds.load()))
+            ds = with_cfr_from_paths(unpack_paths(unpack_cfr(ds.load())))
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise DatasetError(f"'{p}' is not a readable netCDF4 file ({exc}); it may be truncated or "
                            f"corrupt: {REGENERATE_HINT}.") from exc
@@ -428,11 +461,13 @@ def save_fingerprints(ds: xr.Dataset, path: str | os.PathLike[str], pack: bool =
     (:func:`pack_cfr`, half the bytes of float32); :func:`load_fingerprints` restores float32.
     """
     validate(ds)
+    if ds.attrs.get("cfr_storage") == CFR_FROM_PATHS:  # rebuilt from the paths at load
+        ds = ds.drop_vars([v for v in CFR_VARIABLES if v in ds.variables])
     if pack:
         ds = pack_paths(pack_cfr(ds))
     encoding = {name: {"zlib": True, "complevel": 6, "shuffle": True} for name in ds.data_vars}
     int16 = {"dtype": "int16", "_FillValue": -CFR_INT16_MAX - 1}
-    if pack and has_cfr(ds):
+    if pack and has_cfr(ds) and "cfr_real" in ds.variables:
         for name in CFR_VARIABLES:
             encoding[name].update(int16, scale_factor=1.0 / CFR_INT16_MAX)
     if pack and has_paths(ds):
