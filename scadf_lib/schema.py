@@ -313,31 +313,43 @@ CFR_PACKING = "int16 per (band, ue) scaled, cfr = cfr_packed * cfr_scale"
 CFR_INT16_MAX = 32767
 
 
+def _pack_scaled(ds: xr.Dataset, names: tuple[str, ...], over: tuple[str, ...], scale_name: str, attr: str,
+                 packing: str, long_name: str) -> xr.Dataset:
+    """``ds`` with the real/imaginary pair ``names`` divided by their largest magnitude over the
+    dimensions ``over`` (kept as the float32 variable ``scale_name``), to be written as int16."""
+    peak = np.maximum(np.abs(ds[names[0]]).max(over), np.abs(ds[names[1]]).max(over))
+    scale = xr.where(peak > 0, peak, 1.0).astype(np.float32)
+    out = ds.copy()
+    for name in names:
+        out[name] = (ds[name] / scale).astype(np.float32).assign_attrs(ds[name].attrs)
+    out[scale_name] = scale.assign_attrs(units="1", long_name=long_name)
+    out.attrs[attr] = packing
+    return out
+
+
+def _unpack_scaled(ds: xr.Dataset, names: tuple[str, ...], scale_name: str, attr: str) -> xr.Dataset:
+    """Undo :func:`_pack_scaled` (a dataset without the ``attr`` attribute is returned unchanged)."""
+    if not ds.attrs.get(attr):
+        return ds
+    out = ds.drop_vars(scale_name)
+    for name in names:
+        out[name] = (ds[name] * ds[scale_name]).astype(np.float32).assign_attrs(ds[name].attrs)
+    del out.attrs[attr]
+    return out
+
+
 def pack_cfr(ds: xr.Dataset) -> xr.Dataset:
     """Return ``ds`` with the CFR normalised per (band, ue) and its scale in ``cfr_scale`` (to be
     written as int16; see :data:`CFR_PACKING`). Inverse: :func:`unpack_cfr`."""
     if ds.attrs.get("cfr_packing") or not has_cfr(ds) or "cfr_real" not in ds.variables:
         return ds
-    peak = np.maximum(np.abs(ds["cfr_real"]).max(("antenna", "subcarrier")),
-                      np.abs(ds["cfr_imag"]).max(("antenna", "subcarrier")))
-    scale = xr.where(peak > 0, peak, 1.0).astype(np.float32)
-    out = ds.copy()
-    for name in ("cfr_real", "cfr_imag"):
-        out[name] = (ds[name] / scale).astype(np.float32).assign_attrs(ds[name].attrs)
-    out["cfr_scale"] = scale.assign_attrs(units="1", long_name="per (band, ue) CFR scale: cfr = cfr_packed * cfr_scale")
-    out.attrs["cfr_packing"] = CFR_PACKING
-    return out
+    return _pack_scaled(ds, CFR_VARIABLES, ("antenna", "subcarrier"), "cfr_scale", "cfr_packing", CFR_PACKING,
+                        "per (band, ue) CFR scale: cfr = cfr_packed * cfr_scale")
 
 
 def unpack_cfr(ds: xr.Dataset) -> xr.Dataset:
     """Undo :func:`pack_cfr` (files without packing are returned unchanged)."""
-    if not ds.attrs.get("cfr_packing"):
-        return ds
-    out = ds.drop_vars("cfr_scale")
-    for name in ("cfr_real", "cfr_imag"):
-        out[name] = (ds[name] * ds["cfr_scale"]).astype(np.float32).assign_attrs(ds[name].attrs)
-    del out.attrs["cfr_packing"]
-    return out
+    return _unpack_scaled(ds, CFR_VARIABLES, "cfr_scale", "cfr_packing")
 
 
 def cfr_relative_error(reference: xr.Dataset, decoded: xr.Dataset) -> np.ndarray:
@@ -363,25 +375,13 @@ def pack_paths(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with its path gains normalised per (band, ue) (see :data:`PATH_PACKING`)."""
     if ds.attrs.get("path_packing") or not has_paths(ds):
         return ds
-    peak = np.maximum(np.abs(ds["path_coef_real"]).max("path"), np.abs(ds["path_coef_imag"]).max("path"))
-    scale = xr.where(peak > 0, peak, 1.0).astype(np.float32)
-    out = ds.copy()
-    for name in PATH_COEFS:
-        out[name] = (ds[name] / scale).astype(np.float32).assign_attrs(ds[name].attrs)
-    out["path_coef_scale"] = scale.assign_attrs(units="1", long_name="per (band, ue) path gain scale")
-    out.attrs["path_packing"] = PATH_PACKING
-    return out
+    return _pack_scaled(ds, PATH_COEFS, ("path",), "path_coef_scale", "path_packing", PATH_PACKING,
+                        "per (band, ue) path gain scale")
 
 
 def unpack_paths(ds: xr.Dataset) -> xr.Dataset:
     """Undo :func:`pack_paths` (files without packed paths are returned unchanged)."""
-    if not ds.attrs.get("path_packing"):
-        return ds
-    out = ds.drop_vars("path_coef_scale")
-    for name in PATH_COEFS:
-        out[name] = (ds[name] * ds["path_coef_scale"]).astype(np.float32).assign_attrs(ds[name].attrs)
-    del out.attrs["path_packing"]
-    return out
+    return _unpack_scaled(ds, PATH_COEFS, "path_coef_scale", "path_packing")
 
 
 def path_problems(ds: xr.Dataset) -> list[str]:
