@@ -71,7 +71,7 @@ def run_isolation(cfg: TrainConfig, point_errors: pd.DataFrame) -> dict[str, flo
     from scadf_lib.schema import load_fingerprints
     from scadf_lib.trajectories import build_features
     from scadf_lib.config import run_bands, split_of
-    feats = build_features(load_fingerprints(cfg.data_path))
+    feats = build_features(load_fingerprints(cfg.data_path), cfg.inputs, cfg.measurement)
     train_bands, test_bands = run_bands(cfg, feats.bands)
     split = split_of(cfg, feats.xy)
     norm = Normalizer.fit(feats, split.train_points, [feats.bands.index(b) for b in train_bands])

@@ -52,7 +52,7 @@ def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 40
         raise ValueError(f"the routing inspector needs a SCADF-MoE checkpoint, got {type(loc.model).__name__}")
     data = load_fingerprints(project_path(data_path))
     loc.check_data_version(data)
-    feats = build_features(data)
+    feats = build_features(data, loc.train_config.get("inputs", "oracle"), loc.train_config.get("measurement", {}))
     split = split_of(TrainConfig(**loc.train_config), feats.xy)
     ds = TrajectoryDataset(feats, split.test_traj[:max_trajectories], list(range(len(feats.bands))), loc.norm)
     return SceneModel(str(loc.train_config["data_path"]).split("/")[-1].removesuffix(".nc"), loc.model, loc.norm,

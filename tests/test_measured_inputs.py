@@ -70,3 +70,6 @@ def test_a_model_trains_on_measured_inputs_and_the_localiser_measures_the_same_w
     with torch.no_grad():
         table = loc.predict_tracks(shipped, [list(range(5))], band=28)
     assert np.isfinite(table[["x_m", "y_m"]].to_numpy()).all()
+    from scadf_lib.widgets import load_scene_model
+    sm = load_scene_model(str(tmp_path / "run" / "best.pt"), str(path), max_trajectories=5)
+    assert sm.feats.cfr.shape[2] == 16, "the routing inspector measures as the model was trained"
