@@ -64,16 +64,19 @@ def geometric_positions(distance_m: np.ndarray, aod_rad: np.ndarray, ue_z_m: np.
     return np.stack([bs[0] + r * np.cos(aod_rad), bs[1] + r * np.sin(aod_rad)], axis=-1)
 
 
-def scale_numeric(numeric: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str) -> np.ndarray:
-    """Numeric features (..., 6) in the order of :attr:`Features.NUMERIC_NAMES`, z-scored with the
-    training statistics, then re-weighted by ``scaling`` (one of :data:`WKNN_SCALINGS`)."""
+def scale_numeric(numeric: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str,
+                  names: tuple[str, ...] = ("sin_aod", "cos_aod", "sin_aoa", "cos_aoa", "distance_m", "path_gain_db"),
+                  ) -> np.ndarray:
+    """Numeric features (..., F) named ``names`` (:attr:`Features.numeric_names`: oracle or measured
+    inputs), z-scored with the training statistics, then re-weighted by ``scaling`` (one of
+    :data:`WKNN_SCALINGS`): the angle features x 3, or without the path gain."""
     z = (numeric - mean) / std
     if scaling == "standard":
         return z
     if scaling == "angles_x3":
-        return z * np.array([3, 3, 3, 3, 1, 1], dtype=z.dtype)
+        return z * np.array([3 if n.startswith(("sin_", "cos_")) else 1 for n in names], dtype=z.dtype)
     if scaling == "no_gain":
-        return z[..., :5]
+        return z[..., [i for i, n in enumerate(names) if n != "path_gain_db"]]
     raise ValueError(f"unknown scaling {scaling!r}; choose one of {WKNN_SCALINGS}")
 
 
@@ -124,8 +127,11 @@ def cfr_components(data: Any) -> np.ndarray:
     b, n = feats.numeric.shape[:2]
     if feats.cfr.shape[2] == 0:  # a dataset without a CFR: no components (WKNN + CFR is WKNN)
         return np.zeros((b, n, 0))
-    antennas = feats.cfr.shape[2] // 3
-    mag = feats.cfr[:, :, 2 * antennas:, :].reshape(b * n, -1).astype(np.float64)
+    if feats.inputs == "oracle":  # real, imaginary and magnitude channels: the magnitude
+        antennas = feats.cfr.shape[2] // 3
+        mag = feats.cfr[:, :, 2 * antennas:, :].reshape(b * n, -1).astype(np.float64)
+    else:  # measured: the angle-delay profile's magnitude, every channel
+        mag = feats.cfr.reshape(b * n, -1).astype(np.float64)
     tr_idx = [feats.bands.index(x) for x in data.train_bands]
     rows = (np.asarray(tr_idx)[:, None] * n + data.split.train_points[None, :]).ravel()
     return _cfr_components(mag, rows).reshape(b, n, -1)
@@ -137,7 +143,8 @@ def anchor_features(data: Any, scaling: str, cfr_weight: float, comps: np.ndarra
     whitened principal components (``comps`` from :func:`cfr_components`, computed here if None)
     when ``cfr_weight`` > 0."""
     feats, norm = data.feats, data.norm
-    num = scale_numeric(feats.numeric.astype(np.float64), norm.numeric_mean, norm.numeric_std, scaling)
+    num = scale_numeric(feats.numeric.astype(np.float64), norm.numeric_mean, norm.numeric_std, scaling,
+                        feats.numeric_names)
     if cfr_weight <= 0:
         return num
     comps = cfr_components(data) if comps is None else comps
@@ -199,6 +206,9 @@ def predict_anchor(method: str, data: Any, bs_position_m: np.ndarray, ue_z_m: np
     """Test-set predictions of one anchor (:data:`ANCHORS`) and its chosen settings. ``aod_rad`` and
     ``distance_m`` (B, N) are the dataset's raw dominant-path scalars, ``ue_z_m`` (N,) the UE heights."""
     feats = data.feats
+    if method == "geometric" and feats.inputs != "oracle":
+        raise ValueError("the geometric anchor reads the oracle's global azimuth; a ULA measures the angle from its "
+                         "broadside, which leaves a mirror ambiguity across the array axis: score it on oracle inputs")
     if method == "geometric":
         xy = geometric_positions(distance_m, aod_rad, ue_z_m[None, :], bs_position_m)
         return point_predictions(data, xy), {}

@@ -196,7 +196,7 @@ class Localiser:
                                 f"with the model's array and subcarriers")
         b, n = numeric.shape[:2]
         return Features(numeric, cfr, np.full((n, 2), np.nan), np.zeros((b, n), bool),
-                        tuple(float(x) for x in ds["band"].values))
+                        tuple(float(x) for x in ds["band"].values), self.train_config.get("inputs", "oracle"))
 
     def _check_tracks(self, tracks: Iterable[Sequence[int]], n_ue: int) -> list[np.ndarray]:
         if isinstance(tracks, (str, bytes)) or not isinstance(tracks, Iterable):

@@ -83,6 +83,11 @@ class _Planner:
         first = ("scadf", "softmoe", "transfusion", "fullcon", "concat")
         methods = sorted(self.methods, key=lambda m: first.index(m) if m in first else len(first))
         cells = [(m, s, i) for s in p["seeds"] for m in methods for i in ("oracle", "measured")]
+        for seed in p["seeds"]:  # the anchors first (seconds each): WKNN on each kind of input; the closed form
+            for inputs in ("oracle", "measured"):  # on the oracle only (a ULA's angle is mirror-ambiguous)
+                for anchor in ("wknn", "wknn_cfr") if inputs == "measured" else ("geometric", "wknn", "wknn_cfr"):
+                    self.add(f"anchor_munich_mix_{anchor}_{inputs}_s{seed}", "anchors", "munich",
+                             {"variant": anchor, "inputs": inputs}, seed=seed, inputs=inputs)
         for method, seed, inputs in cells[:2 * len(self.methods)]:
             one(method, seed, inputs)
         for method in (m for m in p.get("sweep_methods", ()) if m in self.methods):

@@ -359,8 +359,17 @@ class Features:
     xy: np.ndarray
     los: np.ndarray
     bands: tuple[float, ...]
+    inputs: str = "oracle"  # "measured": numeric in scadf_lib.measured_inputs.MEASURED_NUMERIC_NAMES' order
 
     NUMERIC_NAMES = ("sin_aod", "cos_aod", "sin_aoa", "cos_aoa", "distance_m", "path_gain_db")
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        """The names of the numeric features, in order (oracle or measured inputs)."""
+        if self.inputs == "oracle":
+            return self.NUMERIC_NAMES
+        from scadf_lib.measured_inputs import MEASURED_NUMERIC_NAMES
+        return MEASURED_NUMERIC_NAMES
 
 
 def input_features(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -401,7 +410,8 @@ def build_features(ds: xr.Dataset, inputs: str = "oracle", measurement: dict | N
     """Turn a validated fingerprint Dataset into :class:`Features` (float32), oracle or measured inputs."""
     numeric, cfr = model_inputs(ds, inputs, measurement)
     xy = np.stack([ds["x"].values, ds["y"].values], axis=1).astype(np.float64)
-    return Features(numeric, cfr, xy, ds["los"].values.astype(bool), tuple(float(b) for b in ds["band"].values))
+    return Features(numeric, cfr, xy, ds["los"].values.astype(bool), tuple(float(b) for b in ds["band"].values),
+                    inputs)
 
 
 @dataclass(frozen=True)

@@ -134,3 +134,14 @@ def test_the_cosine_can_reach_its_floor_early_and_hold_it():
     assert lr_at(999, 1000, replace(cfg, decay_fraction=1.0)) > 5e-5
     with pytest.raises(ValueError, match="decay_fraction"):
         TrainConfig(decay_fraction=0.01)
+
+
+def test_wknn_scalings_follow_the_feature_names_of_measured_inputs():
+    from scadf_lib.anchors import scale_numeric
+    from scadf_lib.measured_inputs import MEASURED_NUMERIC_NAMES
+    x = np.ones((2, 6))
+    mean, std = np.zeros(6), np.ones(6)
+    assert scale_numeric(x, mean, std, "angles_x3", MEASURED_NUMERIC_NAMES)[0].tolist() == [3, 3, 1, 1, 1, 1]
+    assert scale_numeric(x, mean, std, "angles_x3")[0].tolist() == [3, 3, 3, 3, 1, 1]  # oracle: four angle features
+    kept = scale_numeric(np.arange(12.0).reshape(2, 6), mean, std, "no_gain", MEASURED_NUMERIC_NAMES)
+    assert kept[0].tolist() == [0, 1, 2, 4, 5]  # the received power (index 3) left out

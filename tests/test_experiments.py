@@ -713,10 +713,14 @@ def test_the_no_mmd_ablation_is_the_sensitivity_studys_lambda_0_run(tmp_path, sy
 def test_the_measured_study_plans_oracle_and_measured_pairs_then_the_link_sweeps():
     runs = plan("measured")
     names = [r.name for r in runs]
-    assert len(runs) == len(set(names)) == 5 * 2 * 3 + 2 * (3 + 3)
+    assert len(runs) == len(set(names)) == 5 * 2 * 3 + 2 * (3 + 3) + 3 * (3 + 2)
+    anchors = [r for r in runs if r.study == "anchors"]
+    assert {r.tags["variant"] for r in anchors if r.cfg.inputs == "measured"} == {"wknn", "wknn_cfr"}
+    runs = [r for r in runs if r.study == "measured"]
+    names = [r.name for r in runs]
     assert names[:4] == ["meas_munich_mix_scadf_oracle_s0", "meas_munich_mix_scadf_measured_s0",
                          "meas_munich_mix_softmoe_oracle_s0", "meas_munich_mix_softmoe_measured_s0"]
-    assert all(r.cfg.data_path == "data/munich.nc" and r.study == "measured" for r in runs)  # data version 2
+    assert all(r.cfg.data_path == "data/munich.nc" for r in runs + anchors)  # data version 2
     by_name = {r.name: r.cfg for r in runs}
     assert by_name["meas_munich_mix_scadf_tx-20dB_s0"].measurement == {"tx_power_dbm": 3.0}
     assert by_name["meas_munich_mix_softmoe_timing50ns_s0"].measurement == {"timing_offset_std_ns": 50.0}
@@ -731,12 +735,14 @@ def test_the_driver_trains_and_collects_a_measured_input_pair(tmp_path):
     from synthetic import synthetic_fingerprints
     save_fingerprints(synthetic_fingerprints(n_side=12, with_paths=True), tmp_path / "munich.nc")
     small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
+    wanted = {"meas_munich_mix_scadf_oracle_s0", "meas_munich_mix_scadf_measured_s0",
+              "anchor_munich_mix_wknn_measured_s0", "anchor_munich_mix_wknn_cfr_measured_s0"}
     runs = [replace(r, cfg=replace(r.cfg, data_path=str(tmp_path / "munich.nc"), epochs=1, schedule_epochs=None,
                                    max_steps_per_epoch=3, stop_min_gain=None, model_overrides=small))
-            for r in plan("measured")[:2]]
+            for r in plan("measured") if r.name in wanted]
     execute(runs, tmp_path / "work", tmp_path / "results", progress=False)
     table = pd.read_csv(tmp_path / "results" / "runs.csv").set_index("name")
     assert table.loc["meas_munich_mix_scadf_oracle_s0", "inputs"] == "oracle"
     assert table.loc["meas_munich_mix_scadf_measured_s0", "inputs"] == "measured"
     metrics = pd.read_csv(tmp_path / "results" / "all_metrics.csv")
-    assert {"meas_munich_mix_scadf_oracle_s0", "meas_munich_mix_scadf_measured_s0"} <= set(metrics.name)
+    assert wanted <= set(metrics.name), "the anchors score measured inputs too (WKNN on the estimated features)"
