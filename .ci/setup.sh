@@ -55,8 +55,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ .ci/constraints.txt
   touch "$stamp"
 fi
 # The data version the reference set and the shipped models were trained on (data/v1), from git history.
-"$VENV/bin/python" -m scadf_lib.dataversions restore 1 >/dev/null \
-  || echo "[setup] WARNING: data version 1 could not be restored (a clone without history?); the tests and notebooks that use the shipped models skip or fail"
+restore_v1() { "$VENV/bin/python" -m scadf_lib.dataversions restore 1 >/dev/null 2>&1; }
+if ! restore_v1; then
+  if [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = "true" ]; then
+    echo "[setup] shallow clone: fetching the history that holds data version 1"
+    git fetch -q --unshallow 2>/dev/null || true
+  fi
+  restore_v1 || echo "[setup] WARNING: data version 1 could not be restored (a clone without history?); the tests and notebooks that use the shipped models are skipped"
+fi
 # Notebooks in git: strip outputs and diff/merge with nbdime. Absolute paths, so that `git diff` and
 # `git merge` work without activating the venv (local repo config only).
 if [ -d .git ]; then
