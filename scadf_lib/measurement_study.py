@@ -115,19 +115,71 @@ def error_rows(scene: str, ds: xr.Dataset, est: xr.Dataset, num_antennas: int) -
 def run_study(scenes: tuple[str, ...], data_dir: str = "data", out: str = RESULTS,
               mcfg: MeasurementConfig = MeasurementConfig(), ecfg: EstimatorConfig = EstimatorConfig()) -> pd.DataFrame:
     """Measure and estimate every scene, write the error table and the settings; return the table."""
-    rows = []
+    rows, ambiguity = [], []
     for scene in scenes:
         ds = load_fingerprints(project_path(f"{data_dir}/{scene}.nc"))
         est = measured_features(ds, mcfg, ecfg)
         rows += error_rows(scene, ds, est, mcfg.num_antennas)
+        ambiguity += mirror_ambiguity_rows(scene, ds)
         print(f"[measurement] {scene}: {ds.sizes['ue']} UEs x {ds.sizes['band']} bands estimated", flush=True)
     table = pd.DataFrame(rows)
     folder = project_path(out)
     with atomic_path(folder / ERRORS_CSV) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(folder / AMBIGUITY_CSV) as tmp:
+        pd.DataFrame(ambiguity).to_csv(tmp, index=False, float_format="%.6g")
     write_json_atomic(folder / "config.json", {"measurement": mcfg.to_json(), "estimator": dataclasses.asdict(ecfg),
                                                "data_dir": data_dir, "scenes": list(scenes)})
     return table
+
+
+AMBIGUITY_CSV = "mirror_ambiguity.csv"
+
+
+def mirror_ambiguity_rows(scene: str, ds: xr.Dataset, band: float = 28.0, k: int = 5, test_share: float = 0.2,
+                          seed: int = 0) -> list[dict]:
+    """What the ULA's mirror ambiguity alone costs a fingerprint lookup: WKNN (``k`` neighbours,
+    inverse-distance weights, z-scored features) places a random ``test_share`` of the UEs from the
+    others, on oracle features that differ only in the angle: the global azimuth of departure (what
+    the oracle gives) or the angle from the array's broadside (what a ULA measures: UEs mirrored
+    across the array axis look alike); distance and path gain exact, no AoA. A diagnostic on a
+    random split, not the study's protocol (that is the anchors' of ``--preset measured``)."""
+    from sklearn.neighbors import KNeighborsRegressor
+    xy = np.stack([ds["x"].values, ds["y"].values], axis=1)
+    test = np.random.default_rng(seed).random(len(xy)) < test_share
+    oracle, sel = oracle_features(ds, band), ds.sel(band=band)
+    rows = []
+    for angle, a in (("global azimuth", sel["aod"].values.astype(np.float64)), ("angle from broadside", oracle["aod"])):
+        f = np.column_stack([np.sin(a), np.cos(a), oracle["distance"], oracle["path_gain"]])
+        f = (f - f[~test].mean(0)) / f[~test].std(0)
+        model = KNeighborsRegressor(n_neighbors=k, weights="distance").fit(f[~test], xy[~test])
+        err = ((model.predict(f[test]) - xy[test]) ** 2).sum(axis=1)
+        los = oracle["los"][test]
+        rows.append({"scene": scene, "band_ghz": band, "angle": angle, "k": k, "test_share": test_share,
+                     "test_ues": int(test.sum()),
+                     "mse_m2": float(err.mean()), "mse_los_m2": float(err[los].mean()),
+                     "mse_nlos_m2": float(err[~los].mean())})
+    return rows
+
+
+def ambiguity_text(folder: str | Path = RESULTS) -> str:
+    """The report's sentence on the mirror ambiguity ('' without its table)."""
+    path = project_path(folder) / AMBIGUITY_CSV
+    if not path.exists():
+        return ""
+    t = pd.read_csv(path).set_index(["scene", "angle"])
+    parts = [f"{scene} {t.loc[(scene, 'global azimuth'), 'mse_m2']:.1f} -> "
+             f"{t.loc[(scene, 'angle from broadside'), 'mse_m2']:.1f} m² (LOS {t.loc[(scene, 'global azimuth'), 'mse_los_m2']:.1f}"
+             f" -> {t.loc[(scene, 'angle from broadside'), 'mse_los_m2']:.1f})" for scene in t.index.unique("scene")]
+    first = t.iloc[0]
+    return ("**The array, not the estimators, costs most.** A ULA measures the angle from its broadside, the same "
+            "for two UEs mirrored across the array axis, and the BS stands amid its UEs. With every other feature "
+            f"exact (the oracle's distance and path gain, no AoA), a {int(first.k)}-nearest-neighbour lookup at "
+            f"{first.band_ghz:g} GHz ({100 * first.test_share:.0f} % of each scene's UEs held out at random; a "
+            "diagnostic, not the "
+            "study's protocol) goes from the global azimuth to the angle from broadside as: " + "; ".join(parts)
+            + " (`mirror_ambiguity.csv`). A site that sees one side only (a sector panel, or three) would not "
+            "have this ambiguity; this workbook's BS, like the paper's, is one isotropic ULA.")
 
 
 def read_errors(folder: str | Path = RESULTS) -> pd.DataFrame:
@@ -177,6 +229,7 @@ def report_section(folder: str | Path = RESULTS) -> str:
              f"noise. Missing = below the detection threshold ({cfg['estimator']['detection_db']:g} dB above the noise "
              "of a cell of the angle-delay profile).\n"]
     parts.append(summary_text(errors, m["timing_offset_std_ns"]) + "\n")
+    parts.append(ambiguity_text(folder) + "\n")
     for scene in errors.scene.unique():
         parts += [f"**{scene}**\n", md_table(errors_table(errors, scene)), ""]
     return "\n".join(parts) + "\n"

@@ -125,3 +125,16 @@ def test_a_path_reported_twice_is_counted_once():
     # UE 0: path 2 repeats path 0 (same delay and angle), path 4 has another angle; UE 1: path 1 repeats
     # path 0, the invalid padding is never a duplicate
     assert dup.tolist() == [[False, False, True, False, False], [False, True, False, False, False]]
+
+
+def test_the_mirror_ambiguity_check_finds_ues_mirrored_across_the_array_axis(with_paths):
+    """A scene and its mirror image across the array axis (x -> -x about the BS at x = 0): the global
+    azimuth tells them apart, the angle from broadside that a ULA measures does not."""
+    import xarray as xr
+    mirror = with_paths.copy(deep=True)
+    mirror["x"] = -mirror["x"]
+    for name in ("aod", "path_aod_az"):
+        mirror[name] = mirror[name].copy(data=np.angle(np.exp(1j * (np.pi - mirror[name].values))))
+    both = xr.concat([with_paths, mirror.assign_coords(ue=mirror.ue + with_paths.sizes["ue"])], dim="ue")
+    rows = {r["angle"]: r for r in S.mirror_ambiguity_rows("mirrored", both, k=3, test_share=0.3)}
+    assert rows["angle from broadside"]["mse_m2"] > 20 * rows["global azimuth"]["mse_m2"]
