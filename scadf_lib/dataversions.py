@@ -23,7 +23,8 @@ import pandas as pd
 import xarray as xr
 
 from scadf_lib.fileio import PROJECT_ROOT, atomic_path
-from scadf_lib.schema import data_version, has_paths, load_fingerprints
+from scadf_lib.presets import CURRENT_DATA_DIR, REFERENCE_DATA_DIR, REFERENCE_DATA_VERSION
+from scadf_lib.schema import DATA_VERSION, data_version, has_paths, load_fingerprints
 from scadf_lib.tables import md_table
 
 SCENES = ("munich", "etoile", "florence")
@@ -32,16 +33,9 @@ V1_COMMIT = "450c74a1aad1c39376b678f5844727443d8bada6"
 V1_BLOBS = {"munich": "5120a4bd85110d67494b0d12b8bfccb508cc526d",
             "etoile": "e705514d500327a33499667119496b7c8576425a",
             "florence": "40c1e1b83755c45ffdc06c9a36d909d2d18669a7"}
-V1_DIR = "data/v1"
-#: The data folder of each version (relative to the project root).
-DATA_DIRS = {1: V1_DIR, 2: "data"}
-
-
-def data_dir(version: int) -> str:
-    """The folder holding a data version's files (``data/v1`` or ``data``)."""
-    if version not in DATA_DIRS:
-        raise ValueError(f"unknown data version {version}; the versions are {sorted(DATA_DIRS)}")
-    return DATA_DIRS[version]
+V1_DIR = REFERENCE_DATA_DIR
+#: The data folder of each version (relative to the project root): the presets' own names.
+DATA_DIRS = {REFERENCE_DATA_VERSION: REFERENCE_DATA_DIR, DATA_VERSION: CURRENT_DATA_DIR}
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
