@@ -12,7 +12,7 @@ One module per idea:
 - :mod:`scadf_lib.training`    the training loop, DDP, CLI
 - :mod:`scadf_lib.checkpoints` saving and loading a run's weights
 - :mod:`scadf_lib.evaluation`  metrics in metres / square metres
-- :mod:`scadf_lib.analysis`    pure table analysis of result sets
+- :mod:`scadf_lib.studies`     one module per study of a result set: tables, verdicts, report section
 - :mod:`scadf_lib.report`      REPORT.md and the README's headline, from the tables
 - :mod:`scadf_lib.plots`       figures
 - :mod:`scadf_lib.widgets`     routing inspector

@@ -229,7 +229,7 @@ SENSITIVITY_AXES = {"n_experts": "number of experts", "mmd_weight": "λ (MMD wei
 
 def sensitivity_curves(points: pd.DataFrame, title: str = "") -> plt.Figure:
     """One panel per varied setting: held-out and overall MSE (m²) against its value, from
-    :func:`scadf_lib.analysis.sensitivity_points`; the default setting's point is ringed."""
+    :func:`scadf_lib.studies.sensitivity.sensitivity_points`; the default setting's point is ringed."""
     params = [p for p in SENSITIVITY_AXES if p in set(points.param)]
     fig, axes = plt.subplots(1, max(1, len(params)), figsize=(4.5 * max(1, len(params)), 3.6),
                              constrained_layout=True, squeeze=False)
@@ -273,8 +273,8 @@ def degradation_curves(summary: pd.DataFrame, title: str = "") -> plt.Figure:
     """Held-out MSE (m², mean and 95 % CI over seeds) under one corrupted modality: one row per
     training (clean; augmented where it exists), one panel per noise kind against its level (the clean
     score at level 0 / 'clean' SNR), one line per method, and a last panel of bars with each modality
-    missing. ``summary``: :func:`scadf_lib.analysis.degradation_summary`."""
-    from scadf_lib.analysis import label
+    missing. ``summary``: :func:`scadf_lib.studies.degradation.degradation_summary`."""
+    from scadf_lib.studies.common import label
     trainings = [t for t in ("clean", "augmented") if t in set(summary.training)]
     methods = [m for m in METHODS if m in set(summary.model)]
     colours = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
@@ -394,7 +394,7 @@ def track_map(table: pd.DataFrame, grid_xy: np.ndarray, track: object = 0, title
 def save_learning_curves(set_dir: Path, scene: str = "munich") -> Path | None:
     """``<set_dir>/learning_curves.png``: validation curves of the set's main runs of ``scene`` (Mix),
     with the centroid floor and WKNN's held-out test MSE as references; None without curves."""
-    from scadf_lib.analysis import curve_inputs
+    from scadf_lib.studies.budget import curve_inputs
     from scadf_lib.fileio import atomic_path
     if not (set_dir / "curves.csv").exists():
         return None

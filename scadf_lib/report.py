@@ -1,9 +1,9 @@
 """``results/REPORT.md``: the reference set's answer to the paper, written as Markdown from its tables.
 
-One function per section; each reads a result set through :mod:`scadf_lib.analysis` and returns
-Markdown ('' where the set holds nothing for it). Every verdict follows from the tables by the rule
-stated beside it, never by hand. ``python -m scadf_lib.report`` rewrites the report; a test fails when
-the committed report differs from what the committed tables give.
+This module keeps the order of the sections and the README's generated block; each section, with its
+tables and its verdict rule, lives in its study's module under :mod:`scadf_lib.studies`. Every verdict
+follows from the tables by the rule stated beside it, never by hand. ``python -m scadf_lib.report``
+rewrites the report; a test fails when the committed report differs from what the committed tables give.
 """
 
 from __future__ import annotations
@@ -11,643 +11,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from scadf_lib import analysis as A
 from scadf_lib.fileio import atomic_path, project_path
-from scadf_lib.tables import md_table
 from scadf_lib.measurement_study import report_section as measurement_section
-from scadf_lib.presets import (AUGMENT_P_MISSING, AUGMENT_P_NOISE, METHODS, PRESETS, REFERENCE_DATA_DIR,
-                              REFERENCE_DATA_VERSION, REFERENCE_SET, RETRAINED_LABEL, SCENES)
+from scadf_lib.presets import PRESETS, REFERENCE_SET
+from scadf_lib.studies.ablations import ablation_readme_lines, ablation_section
+from scadf_lib.studies.anchor_table import anchors_section
+from scadf_lib.studies.budget import budget_section, flatness_section, settings_section
+from scadf_lib.studies.claims import claims_section, claims_verdicts
+from scadf_lib.studies.common import HEADLINE, not_flat
+from scadf_lib.studies.cost import cost_section, gpu_section
+from scadf_lib.studies.degradation import degradation_section
+from scadf_lib.studies.table_ii import (main_table, offset_slope_section, per_scene_section, table_ii_section,
+                                          tail_text)
+from scadf_lib.studies.ood import ood_readme_lines, ood_section
+from scadf_lib.studies.resultset import coverage, coverage_section, header_section, read_curves, read_set
+from scadf_lib.studies.routing import routing_section
+from scadf_lib.studies.sensitivity import sensitivity_section
+from scadf_lib.studies.spatial import isolation_section, spatial_section
+from scadf_lib.studies.track_table import tracks_section
+from scadf_lib.tables import md_table
 
-METRIC_NOTE = ("Metric convention. Ours: MSE = mean over points of the squared Euclidean error |p̂ - p|² (m²). "
-               "The paper's formula is missing from our text; the first author's earlier public code (AMDNLoc, "
-               "`Horizontal666/AMDNloc`) prints `((y - ŷ)**2).mean()` over x and y, i.e. the mean per coordinate: "
-               "**half** of ours. Relative claims (reductions against a baseline) are the same in both conventions; "
-               "the sub-meter claim is not.")
-
-
-def _distinct(values: pd.Series) -> str:
-    """'a, b': the distinct values of a column, sorted (devices, torch versions)."""
-    return ", ".join(sorted({str(v) for v in values.dropna()}))
-
-
-def _share(values: pd.Series, fmt: str = "{:g}") -> str:
-    """One value, or 'a-b' for a range (how a setting is stated when the runs differ)."""
-    v = values.dropna()
-    if v.empty:
-        return "n/a"
-    lo, hi = v.min(), v.max()
-    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
-
-
-def schedule_text(mruns: pd.DataFrame) -> str:
-    """The training schedule of a set's main runs, as runs.csv records it."""
-    order = [m for m in METHODS if m in set(mruns.model)]
-
-    def per_method(column: pd.Series) -> str:
-        return ", ".join(f"{A.label(m)} {int(e)}" for m, e in column.groupby(mruns.model).max().reindex(order).items())
-
-    held = mruns.schedule_epochs.notna().all()
-    span = "schedule" if held else "budget"
-    text = (f"batch {_share(mruns.batch_size, '{:.0f}')}, AdamW lr {_share(mruns.lr, '{:.3g}')}, 1 training "
-            f"trajectory per training point per epoch, at most {per_method(mruns.epochs)} epochs "
-            f"({int(mruns.steps_trained.max()):,} steps at most trained)")
-    if held:
-        text += (f"; the schedule spans {per_method(mruns.schedule_epochs)} epochs and the floor then holds to the "
-                 f"maximum, where the stopping rule may end a run")
-    return (text + f"; the offset curriculum (w from {_share(mruns.offset_weight)} to 1) reaches the paper's loss at "
-            f"{_share(100 * mruns.offset_anneal_fraction, '{:.0f}')} % of the {span}; the cosine reaches its floor "
-            f"({_share(100 * mruns.min_lr_fraction, '{:g}')} % of the peak lr) at "
-            f"{_share(100 * mruns.decay_fraction, '{:.0f}')} % of the {span} and holds it")
-
-
-def stopping_text(mruns: pd.DataFrame) -> str:
-    """The stopping and flatness rules as the runs record them."""
-    return (f"A run stops when its best validation error (points + centroid, on held-out-style validation points) "
-            f"has fallen by less than {100 * float(mruns.stop_min_gain.max()):g} % over the last "
-            f"max({int(mruns.stop_patience.max())} epochs, a quarter of its epochs). **Flat**: the best validation "
-            f"error fell by less than 2 % over the last quarter of the run's epochs (runs.csv `flat`); a method "
-            f"marked † has a run that did not end flat")
-
-
-# ----------------------------------------------------------------------------- the answer
-
-def header_section(set_dir: Path, runs: pd.DataFrame) -> str:
-    trained = runs[runs.study != "anchors"]
-    return (f"# SCADF-MoE on ray-traced city data: does it do what the paper says?\n\n"
-            f"Generated by `python -m scadf_lib.report` from `results/{set_dir.name}/` ({len(trained)} trained runs and "
-            f"{len(runs) - len(trained)} anchor runs, written by `python -m scadf_lib.experiments --preset "
-            f"{set_dir.name}`; {_distinct(trained.device) if len(trained) else 'no device'}). Do not edit by hand: "
-            f"rerun. Every number is a mean over seeds with its 95 % Student-t interval (±), in m² (MSE: mean "
-            f"squared Euclidean error). **held-out**: points in no training trajectory (the headline); **overall**: "
-            f"every point of the test trajectories, as the paper scores them (mostly positions the model trained "
-            f"on, placed in the test trajectories as spatial context).{data_version_text(set_dir)}\n")
-
-
-def data_version_text(set_dir: Path) -> str:
-    """The data version a result set was trained on (the reference set: version 1), and how to get it."""
-    if set_dir.name != REFERENCE_SET:
-        return ""
-    return (f" Trained on ray-traced data version {REFERENCE_DATA_VERSION} (`{REFERENCE_DATA_DIR}/`: the tracing "
-            f"before roof-edge diffraction and the path-loss fix; `python -m scadf_lib.dataversions restore 1` writes "
-            f"it from git history, `data/README.md` says what changed): oracle inputs, the ray tracer's exact dominant "
-            f"path and one noise-free CFR element.")
-
-
-def coverage_section(runs: pd.DataFrame, preset: str) -> str:
-    """What the set holds against what its preset plans, per cell of the paper's evaluation."""
-    table = A.coverage(runs, PRESETS[preset])
-    if table.empty:
-        return ""
-    missing = table[table.done < table.planned]
-    status = ("Every planned cell is complete." if missing.empty else
-              "Cells still training (the sweep resumes with `python -m scadf_lib.experiments --preset "
-              f"{preset} --jobs 2 --park`; finished runs are never retrained): "
-              + "; ".join(f"{r.cell} {r.done} of {r.planned}" for r in missing.itertuples()) + ".")
-    twin = ("" if "sensitivity" not in PRESETS[preset].get("studies", ()) else
-            " The sensitivity study's λ = 0 is the no-MMD ablation's seed-0 run, trained once and counted in both "
-            "cells.")
-    return "Runs in this report against the plan:\n\n" + md_table(table) + f"\n\n{status}{twin}\n"
-
-
-def table_ii_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    main = metrics[metrics.study == "main"]
-    if main.empty:
-        return ""
-    mruns = runs[runs.study == "main"]
-    return ("## Table II on our three scenes, Mix (all bands in training and test): MSE (m²)\n\n"
-            + md_table(A.main_table(metrics, runs, "mix")) + "\n\n"
-            f"Anchors (no deep model): {geometric_text(metrics)} WKNN = weighted k nearest fingerprints, k and the "
-            f"feature scaling chosen on the validation points.{cfr_anchor_text(runs)} Centroid floor: every point "
-            "placed at its trajectory's true centre, a model whose point MSE is not well below it places "
-            f"trajectories, not points. {stopping_text(mruns)}. `seeds`: per scene, in the order of the columns.\n")
-
-
-def tail_text(set_dir: Path, metrics: pd.DataFrame) -> str:
-    """A paragraph saying how much of the MSE few points carry (``isolation.csv``) and the widest
-    seed-to-seed spread of a method's held-out MSE (:func:`scadf_lib.analysis.seed_spread`)."""
-    iso, spread = A.isolation_by_method(set_dir), A.seed_spread(metrics)
-    if iso.empty or spread.empty:
-        return ""
-    top, med = iso.top1pct_error_pct, iso.median_sq_error_m2
-    w = spread.iloc[0]
-    same = spread[(spread.scene == w.scene) & (spread.worst_seed == w.worst_seed) & (spread.ratio >= 2)].iloc[1:]
-    others = [f"{A.label(r.model)} ({r.low_m2:.2f} to {r.high_m2:.2f} m²)" for r in same.itertuples()]
-    shared = ("" if not others else "; also the highest for " + (", ".join(others[:-1]) + " and " if len(others) > 1
-              else "") + others[-1] + ": a seed sets both the split and the initialisation, and a worst seed "
-              "shared across methods points to its split")
-    return ("**How far a mean can be trusted.** The MSE is carried by few points: the worst 1 % of held-out points "
-            f"hold {top.min():.0f}-{top.max():.0f} % of a trained method's squared error, and the median squared "
-            f"error is {med.min():.2f}-{med.max():.2f} m² (Mix, appendix F). One seed that misplaces a few "
-            "trajectories therefore moves a scene's mean and widens its interval: the widest spread is "
-            f"{A.label(w.model)} on {w.scene}, held-out MSE {w.low_m2:.2f} to {w.high_m2:.2f} m² across seeds "
-            f"(seed {w.worst_seed} the highest{shared}).\n")
-
-
-def geometric_text(metrics: pd.DataFrame) -> str:
-    """What the geometric anchor is, and why its rows are large (its LOS and NLOS held-out MSE)."""
-    text = "geometric = closed form from the dominant path's length and AoD and the BS position"
-    split = A.geometric_los_nlos(metrics)
-    if split is None:
-        return text + " (exact on LOS points)."
-    los, nlos = split
-    return (text + f": exact on LOS points (held-out-LOS {los:.2f} m²), but on an NLOS point the dominant path "
-            "bends (a reflection or a diffraction), and the point at its whole length along its departure direction "
-            f"is not where the UE is (held-out-NLOS {nlos:,.0f} m², mean over scenes): it is there to show that the "
-            "dominant path alone does not localise NLOS points.")
-
-
-def cfr_anchor_text(runs: pd.DataFrame) -> str:
-    """A sentence saying that WKNN + CFR is left out of the tables, where it reduced to WKNN everywhere."""
-    if "wknn_cfr" not in A.redundant_anchors(runs):
-        return ""
-    n = int(((runs.study == "anchors") & (runs.model == "wknn_cfr")).sum())
-    return (" WKNN with the CFR magnitude's principal components added chose CFR weight 0 on all "
-            f"{n} splits (the validation search found no weight that helped), so it equals WKNN (numeric) and is "
-            "not shown (appendix K).")
-
-
-def claims_section(metrics: pd.DataFrame) -> str:
-    main = metrics[metrics.study == "main"]
-    if main.empty:
-        return ""
-    return ("## The paper's claims\n\n" + md_table(A.claims_verdicts(main)) + "\n\n"
-            "Rules: sub-meter = SCADF-MoE's Mix overall MSE below 1 m² on every scene (in both conventions, below); "
-            "the reductions are the mean per-seed reduction of SCADF-MoE's MSE against the best baseline (the "
-            "baseline with the lowest mean MSE on that scene), overall (the paper reports 61-63 %; at least "
-            f"{A.CLAIM_NEEDS['reduction'][1]} % counts) and on held-out NLOS points (the paper's unseen NLOS: about "
-            f"half, 55 % lower; at least {A.CLAIM_NEEDS['unseen'][1]} % counts), needed on every scene. A scene with "
-            "fewer than three seeds of every method makes the verdict provisional.\n\n" + METRIC_NOTE + "\n\n"
-            "Beside the paper's Table II (its WAIR-D scenes, not ours: a check of scale, not a like-for-like):\n\n"
-            + md_table(A.paper_comparison(main, [s for s in SCENES if s in set(main.scene)])) + "\n")
-
-
-def ood_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    ood = metrics[(metrics.study == "main") & (metrics.regime == "ood")]
-    head = "## OOD: train 2.6 + 28 GHz, test 6 GHz (the paper's Fig. 3, bottom): MSE (m²)\n\n"
-    if ood.empty:
-        return head + "No OOD run has finished in this set yet; the anchors' OOD scores are in the appendix.\n"
-    scenes = tuple(s for s in SCENES if s in set(ood.scene))
-    return (head + md_table(A.main_table(metrics, runs, "ood", scenes, (A.HEADLINE, "held-out-NLOS", "overall")))
-            + "\n\nEvery test point is at 6 GHz, a band no training sample holds; the anchors match 6 GHz "
-            "fingerprints against the 2.6 and 28 GHz training fingerprints.\n" + ood_cost_text(metrics))
-
-
-def ood_cost_text(metrics: pd.DataFrame) -> str:
-    """The OOD cost table (:func:`scadf_lib.analysis.ood_cost_table`) with its reading."""
-    cost = A.ood_cost_table(metrics)
-    if cost.empty:
-        return ""
-    return ("\nWhat the unseen band costs: the same held-out 6 GHz test slots scored by the Mix run of the same seed "
-            "(6 GHz in training) and by the OOD run (6 GHz never trained on), held-out MSE (m²); OOD / Mix is the "
-            "per-seed ratio, mean ± 95 % CI:\n\n" + md_table(cost) + "\n")
-
-
-def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
-    table = A.ablation_table(metrics, runs=runs, curves=curves)
-    head = "## Ablations (the paper's Fig. 4), munich Mix\n\n"
-    if table.empty:
-        return head + "No ablation run has finished in this set yet.\n"
-    return (head + md_table(table) + "\n\nEach variant removes one part of SCADF-MoE and is trained on the same "
-            "seeds, split and schedule as the full model; `change` is the per-seed paired change of its MSE against "
-            "the full model (positive: the part helps), mean ± 95 % CI over seeds. `epochs`: what its runs trained "
-            "(the range over seeds): every run stops by the same rule, so a run whose curve kept falling trained "
-            "longer, and part of a change on one seed can be that budget (appendix E: how much the held floor moved "
-            "each method). `val change, equal epochs`: the same pairing with the budget held equal, on the "
-            "validation points: each run's validation point MSE at its best checkpoint within the epochs both runs "
-            "trained.\n" + ablation_verdict_text(metrics, curves))
-
-
-def ablation_verdict_text(metrics: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
-    """One sentence per ablation: does removing the part raise the held-out error, on how many seeds
-    (with ``curves``: and the validation error at equal epochs)."""
-    effects = A.ablation_effects(metrics, curves=curves)
-    if effects.empty:
-        return ""
-    each = [f"{r.variant}: error higher on {r.worse_on} of {r.seeds} seeds, {A.fmt_ci(r.change_pct, r.ci95)} %, "
-            f"**{r.verdict}**" + (f" (at equal epochs on validation: higher on {r.val_worse_on} of {r.val_seeds})"
-                                  if curves is not None and r.val_seeds else "") for r in effects.itertuples()]
-    return ("\nDoes each part help, as the paper's Fig. 4 says (removing any part raises the error)? Held-out MSE, "
-            "paired seed by seed; **the part helps** needs a higher error without it on every seed and the change's "
-            "interval above 0: "
-            + "; ".join(each) + ".\n")
-
-
-def spatial_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    table = A.spatial_table(metrics)
-    if table.empty:
-        return ""
-    return ("## Spatial context (the paper's Fig. 2), munich Mix: SCADF-MoE against the trajectory length L\n\n"
-            + md_table(table) + "\n\nL = 1 trains on single points, as often per point as L = 5 (5 single-point "
-            "trajectories per point); rows are restricted to the seeds L = 1 has, and L = 3 is the sensitivity "
-            "study's seed-0 run.\n" + spatial_tail_text(set_dir, runs))
-
-
-def spatial_tail_text(set_dir: Path, runs: pd.DataFrame, worst: int = 10) -> str:
-    """Where the L = 1 error sits: :func:`scadf_lib.analysis.worst_points` of the L = 1 run and the
-    L = 5 run of the seed that has per-point errors (munich Mix)."""
-    one = runs[(runs.study == "spatial") & (runs.scene == "munich")]
-    five = runs[(runs.study == "main") & (runs.model == "scadf") & (runs.scene == "munich") & (runs.regime == "mix")
-                & runs.seed.isin(one.seed)]
-    L = pd.concat([one.assign(L=1), five.assign(L=5)]).set_index("name").L
-    t = A.worst_points(set_dir, list(L.index), worst)
-    if t.empty or t.name.map(L).nunique() < 2:
-        return ""
-    t.insert(0, "L", t.name.map(L))
-    one_row, five_row = t[t.L == 1].iloc[0], t[t.L == 5].iloc[0]
-    share, without = f"worst_{worst}_share_pct", f"mse_without_worst_{worst}_m2"
-    reading = ("On this seed the trajectory's neighbours guard against a few gross errors, not the typical point's "
-               "accuracy." if one_row[without] <= five_row[without] else
-               "On this seed the neighbours help the typical point as well as the worst ones.")
-    return (f"\nWhere the error sits (per-point errors, written for seed 0): the share of the held-out squared error "
-            f"carried by the {worst} worst held-out slots, the largest error, and the MSE without those "
-            f"{worst}:\n\n" + md_table(t.round(3)) + f"\n\nWithout spatial context, {one_row[share]:.0f} % of the "
-            f"held-out squared error sits on {worst} points (largest error {one_row.max_error_m:.1f} m, against "
-            f"{five_row.max_error_m:.1f} m with L = 5); without them L = 1 scores {one_row[without]:.2f} m² and L = 5 "
-            f"{five_row[without]:.2f} m². " + reading + "\n")
-
-
-# ----------------------------------------------------------------------------- appendix
-
-def settings_section(runs: pd.DataFrame) -> str:
-    mruns = runs[runs.study == "main"]
-    if mruns.empty:
-        return ""
-    by_scene = mruns.groupby("scene", sort=False)
-    sizes = ", ".join(f"{sc} {int(n):,} UEs" for sc, n in by_scene.points.first().items())
-    radii = ", ".join(f"{sc} {r:g} m" for sc, r in by_scene.radius_m.first().items())
-    unused = ", ".join(f"{sc} {c} clusters / {n} points" for sc, c, n in by_scene[
-        ["clusters_too_small", "points_unused_in_small_clusters"]].first().itertuples())
-    share = mruns.held_out_share_of_test_slots
-    return ("## A. Settings\n\n"
-            f"* Data: our Sionna RT fingerprints (`data/`, one BS per scene, 2.6 / 6 / 28 GHz, UEs on a 1 m grid), "
-            f"not WAIR-D: {sizes}. Clustering radius (smallest r with median cluster size >= 8): {radii} (the "
-            f"paper: 2 m); clusters too small for a trajectory leave their points unused: {unused}.\n"
-            "* Split: per cluster, 20 % of the points are held out and never enter a training trajectory; 10 % of "
-            "the rest are validation points in trajectories built like the test ones (they choose the best epoch "
-            f"and stop the run). Held-out points fill {_share(100 * share, '{:.0f}')} % of the test trajectories' "
-            "slots; the others are seen points, the spatial context.\n"
-            f"* Training, identical for every method: {schedule_text(mruns)}. {stopping_text(mruns)}. Default model: "
-            "d = 64, 2 soft-MoE blocks, 8 experts, λ = 0.1 against the MSE in m².\n"
-            f"* Hardware: {_distinct(mruns.device)}, {_distinct(mruns.torch_threads.astype(int))} torch thread(s) per "
-            f"run, torch {_distinct(mruns.torch)}.\n")
-
-
-def per_scene_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    main = metrics[metrics.study == "main"]
-    parts = ["## B. Every group, band and term, per scene\n"]
-    for scene in [s for s in SCENES if s in set(main.scene)]:
-        for regime in [r for r in ("mix", "ood") if ((main.scene == scene) & (main.regime == r)).any()]:
-            parts.append(f"### {scene}, {regime.upper() if regime == 'ood' else 'Mix'}: MSE (m²)\n\n"
-                         + md_table(A.method_table(metrics, runs, scene, regime)) + "\n\n"
-                         + f"Held-out points per test band:\n\n"
-                         + md_table(A.band_table(metrics, scene, regime, runs=runs)) + "\n")
-        dec = A.decomposition_table(main[main.scene == scene])
-        if len(dec):
-            parts.append(f"Where the error lies ({scene}, Mix, all test points, mean over seeds, m²): point MSE = "
-                         "centroid term + offset term; the offset floor is the centroid floor of the same points, "
-                         "`offset_share_explained` = 1 - offset term / floor (the R² of the offsets).\n\n"
-                         + md_table(dec) + "\n")
-    return "\n".join(parts) if len(parts) > 1 else ""
-
-
-def offset_slope_section(metrics: pd.DataFrame) -> str:
-    main = metrics[metrics.study == "main"]
-    if main.empty or "offset_slope" not in main or main.offset_slope.isna().all():
-        return ""
-    piv = A.offset_slopes(main)
-    scadf = piv.loc["scadf"] if "scadf" in piv.index else pd.Series(dtype=float)
-    ok = bool(len(scadf) and (scadf >= A.SLOPE_OK).all())
-    return ("## C. Does each method place each point? (Mix, LOS test points)\n\n"
-            "Offset slope: least-squares slope of each point's predicted offset from its predicted trajectory "
-            "centroid against its true offset from the true centroid (x and y pooled); 1 = points placed around "
-            "their centre as they lie, 0 = every point at the centre. Mean over seeds.\n\n"
-            + md_table(piv.rename(index=A.label).reset_index()) + "\n\n"
-            f"Check: SCADF-MoE's LOS offset slope is at least {A.SLOPE_OK} on every scene: **{'yes' if ok else 'no'}**.\n")
-
-
-def flatness_section(set_dir: Path, runs: pd.DataFrame, curves: pd.DataFrame | None) -> str:
-    mruns = runs[runs.study == "main"]
-    if mruns.empty:
-        return ""
-    table = A.flatness_table(runs, curves)
-    table["model"] = table.model.map(A.label)
-    gain = 100 * mruns.val_late_gain
-    fig = set_dir / "learning_curves.png"
-    return ("## D. How each run's curve ended\n\n"
-            f"{int(A.csv_flags(mruns['flat']).sum())} of {len(mruns)} main runs ended flat (late gain median "
-            f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
-            f"{int(mruns.epochs_trained.max())}). Late gain: drop of the best validation error over the last quarter "
-            "of the epochs; train_min: training wall time per run while other runs shared the 2 cores; floor "
-            "exponent: α of a power law best validation error ∝ step^-α fitted to the epochs at the lr floor (on a "
-            "pure power law the 2 % rule needs α < 0.07 however long the run; doubling the budget gains 1 - 2^-α); "
-            "α early / late: the same fit on the first and second half of the floor (log steps); budget x to best: "
-            "the multiple of its steps a run would need, on that power law, to reach the best method's median "
-            "validation error (an extrapolation).\n\n" + md_table(table) + "\n"
-            + (f"\nLearning curves: `results/{set_dir.name}/learning_curves.png` (and notebook 04).\n" if fig.exists() else "")
-            + reproduction_text(set_dir))
-
-
-def budget_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    parts = []
-    check = A.budget_check(metrics, runs)
-    if len(check):
-        parts.append("The `budget` runs repeat a main run (same method, seed, split and schedule shape) with twice the "
-                     "schedule (both held to the same maximum epochs where the floor is held):\n\n"
-                     + md_table(check.assign(method=check.method.map(A.label))) + "\n")
-    hold = A.hold_check(set_dir.parent, longer=set_dir.name)
-    if len(hold):
-        other = hold.attrs["other_schedule"]
-        parts.append("`flat_schedule_end` holds the same runs as they stood at the end of their schedule; this set "
-                     "holds the floor on to the maximum budget until the rule ends the run. Paired by run; where the "
-                     "change's CI holds 0, the longer training did not move the held-out number"
-                     + (f" (left out: {', '.join(map(A.label, other))}, whose schedule differs between the two)" if other else "")
-                     + ":\n\n" + md_table(hold.assign(method=hold.method.astype(str).map(A.label))) + "\n")
-    if not parts:
-        return ""
-    return "## E. Is a flat curve a final number? (munich, Mix)\n\n" + "\n".join(parts)
-
-
-def isolation_section(set_dir: Path) -> str:
-    g = A.isolation_by_method(set_dir)
-    if g.empty:
-        return ""
-    return ("## F. Where the held-out error sits: fingerprints with no match nearby (Mix)\n\n"
-            "Per held-out (band, UE) point, the training point with the most similar numeric fingerprint (AoD, AoA, "
-            "distance, gain, standardised) is found; the point is *isolated* when that training point lies more than "
-            "10 m away. Any fingerprint method must extrapolate there. MSEs here are per-point means (each point "
-            "once), not the trajectory-slot means of the tables above (`scadf_lib.diagnostics`).\n\n"
-            + md_table(g.assign(model=g.model.astype(str).map(A.label))) + "\n")
-
-
-def tracks_section(set_dir: Path) -> str:
-    path = set_dir / "tracks.csv"
-    if not path.exists():
-        return ""
-    tracks = pd.read_csv(path)
-    facts = tracks.groupby("scene")[["n_tracks", "mean_length", "held_out_share"]].first()
-    retrained = sorted(m for m in tracks.method.unique() if m.endswith(RETRAINED_LABEL))
-    return ("## G. Tracks instead of clusters at test time (`python -m scadf_lib.tracks`)\n\n"
-            "The paper's test trajectories are clusters of the true positions. Here each held-out point is also placed "
-            "inside a random walk (1-1.41 m steps to grid neighbours, keeping its heading where the street allows) "
-            "by the `Localiser` (sliding windows of L, each point the mean of its windows). Only held-out points are "
-            "scored, the three bands pooled; the centroid floor places each point at the true centre of its "
-            "window(s). Tracks reach held-out points the paper's protocol never scores (clusters too small for a "
-            "trajectory); 'cluster-tested points' keeps only the held-out points some cluster test trajectory holds. "
-            "Tracks per scene: "
-            + ", ".join(f"{sc} {int(r.n_tracks)} of {r.mean_length:.1f} points ({100 * r.held_out_share:.0f} % "
-                        f"held-out)" for sc, r in facts.iterrows())
-            + ".\n\n" + md_table(A.tracks_table(tracks)) + "\n"
-            + (f"\n{', '.join(retrained)}: seed 0 trained again on this protocol to rebuild weights the sweep never "
-               "shipped; it did not reproduce the committed run (appendix D), so its scores here are another sample "
-               "of the method, not the Table II run's.\n" if retrained else ""))
-
-
-def degradation_verdict_text(r) -> str:
-    """One training's verdict row of :func:`scadf_lib.analysis.degradation_verdicts` as a clause."""
-    if r.verdict == "waits":
-        return (f"trained {r.training}: waits for {', '.join(A.METHOD_LABELS[m] for m in r.missing)}"
-                + (f" (among the methods scored so far SCADF-MoE is best on {r.best_on} of {r.corruptions})"
-                   if r.corruptions else ""))
-    note = f", provisional: seeds {r.seeds}" if r.provisional else ""
-    return f"trained {r.training}: SCADF-MoE is best on {r.best_on} of {r.corruptions} (**{r.verdict}**{note})"
-
-
-def best_baseline_paragraph(table: pd.DataFrame) -> str:
-    """The winners' ranks seed by seed (:func:`scadf_lib.analysis.degradation_against_best_baseline`):
-    the table, and per training on how many corruptions SCADF-MoE is lower on every seed, and how many
-    of the changes' intervals lie below 0."""
-    paired = A.degradation_against_best_baseline(table)
-    if paired.empty:
-        return ""
-    clauses = [f"trained {training}: lower on every seed in {int((g.scadf_lower_on == g.seeds).sum())} of {len(g)}, "
-               f"interval below 0 in {int((g.change_pct + g.ci95 < 0).sum())}"
-               for training, g in paired.groupby("training", sort=False)]
-    return ("The same ranks seed by seed: SCADF-MoE against the baseline with the lowest mean MSE at each corruption, "
-            "over the seeds both have (`change_pct`: mean per-seed change of SCADF-MoE's MSE against it, negative: "
-            "SCADF-MoE lower):\n\n" + md_table(paired) + "\n\n"
-            "Does a rank hold on every seed? " + "; ".join(clauses) + ".\n")
-
-
-def augmented_loss_paragraph(table: pd.DataFrame, effect: pd.DataFrame) -> str:
-    """Where the augmented runs' training error sits (:func:`scadf_lib.analysis.augmented_loss_shares`):
-    a table of shares per method and the part that carries most, beside the clean samples' share; with
-    ``effect`` (:func:`scadf_lib.analysis.augmentation_effect`), the methods whose clean error rose."""
-    shares = A.augmented_loss_shares(table)
-    if shares.empty:
-        return ""
-    mean = shares.groupby(["model", "part"], sort=False).agg(share=("share_pct", "mean"), p=("probability", "first"),
-                                                             seeds=("seed", "nunique")).reset_index()
-    piv = mean.assign(method=mean.model.map(A.METHOD_LABELS)).pivot_table(index="method", columns="part",
-                                                                          values="share", sort=False)
-    piv.insert(0, "seeds", mean.groupby(mean.model.map(A.METHOD_LABELS)).seeds.max())
-    piv = piv.reindex([A.METHOD_LABELS[m] for m in A.METHODS if A.METHOD_LABELS[m] in piv.index])
-    by_part = mean.groupby("part", sort=False).agg(share=("share", "mean"), p=("p", "first"))
-    top = by_part.share.idxmax()
-    clean = effect[effect.label == "clean"]
-    rose = [A.METHOD_LABELS[m] for m in clean[clean.change_pct > 0].model]
-    why = (f": a likely reason why the clean held-out error rose with augmentation ({', '.join(rose)}), since the loss "
-           "weights every sample's squared error alike and samples no model can place well dominate it" if rose else "")
-    return ("Where the augmented training error sits: each part of the training mixture's share (%) of the expected "
-            "squared error, estimated from each augmented run's own overall scores (a noise kind at the mean of its "
-            "grid levels), mean over seeds:\n\n" + md_table(piv.round(1).reset_index()) + "\n\n"
-            f"Over the methods in so far, {top} ({100 * by_part.p[top]:g} % of training samples) carries "
-            f"{by_part.share[top]:.0f} % of it and the clean samples ({100 * by_part.p['clean']:g} %) "
-            f"{by_part.share['clean']:.0f} %{why}.\n")
-
-
-def degradation_section(set_dir: Path) -> str:
-    path = set_dir / "degradation.csv"
-    if not path.exists():
-        return ""
-    table = pd.read_csv(path)
-    if not table.model.eq("scadf").any():
-        return ""
-    summary = A.degradation_summary(table)
-    coverage = A.degradation_coverage(table)
-    augmented = (coverage.training == "augmented").any()
-    trained = ("Every method trained clean (the `main` runs) and trained with augmentation (each sample clean with "
-               f"probability {1 - 4 * (AUGMENT_P_NOISE + AUGMENT_P_MISSING):g}, else one of 4 noise kinds at a random "
-               f"level ({AUGMENT_P_NOISE:g} each) or one of 4 modalities missing ({AUGMENT_P_MISSING:g} each), with "
-               "missing-modality flags as 4 extra inputs), then scored" if augmented else
-               "Every method as trained clean in the `main` runs (the augmented training half of this study has not "
-               "run yet), scored")
-    seeds = (f"{sorted(int(x) for x in table.seed.unique())}" if len(coverage) == 1 else
-             "; ".join(f"{r.seeds} trained {r.training}" for r in coverage.itertuples()) +
-             " (within a training, every method over the seeds all of them have)")
-    parts = ["## H. Beyond the paper: one modality degraded at test time (munich, Mix, held-out MSE m²)\n",
-             f"{trained} on a fixed subset of 600 test trajectories with one modality corrupted: CFR white noise at "
-             "an SNR relative to its power; Gaussian errors on AoA/AoD (degrees), distance (%) and path gain (dB); or "
-             f"the modality missing (set to its training mean). Mean ± 95 % CI over seeds {seeds}. "
-             "Curves: notebook 07.\n"]
-    for r in coverage[coverage.missing.str.len() > 0].itertuples():
-        parts.append(f"Trained {r.training}, not in yet: {', '.join(A.METHOD_LABELS[m] for m in r.missing)} "
-                     f"({r.runs} run(s) of this training are in so far); its rows are partial.\n")
-    for modality, kind in (("CFR", "cfr_snr_db"), ("angles", "angle_deg"), ("distance", "distance_pct"),
-                           ("gain", "gain_db")):
-        sel = summary[(summary.corruption == kind) | (summary.label == "clean")
-                      | (summary.label == f"missing {modality.lower()}")].copy()
-        sel["cell"] = [A.fmt_ci(a, b) for a, b in zip(sel.mse_m2, sel.ci95)]
-        piv = sel.pivot_table(index=["model", "training"], columns="label", values="cell", aggfunc="first")
-        order = [label for label in dict.fromkeys(table.label) if label in piv.columns]  # the grid's order
-        parts.append(f"**{modality}**\n\n" + md_table(piv[order].reset_index()) + "\n")
-    win = A.degradation_winners(summary)
-    verdict = [degradation_verdict_text(r) for r in A.degradation_verdicts(win, coverage).itertuples()]
-    parts.append("Who copes best at each corruption's worst level (`scadf_over_clean`: SCADF-MoE's MSE relative to "
-                 "its own clean MSE, beside the best baseline's ratio):\n\n" + md_table(win) + "\n\n"
-                 f"Verdict, \"dynamic fusion copes best when a modality degrades\" (SCADF-MoE lowest held-out MSE on at "
-                 f"least {A.COPES_MIN} of the {len(A.WORST)} worst-level corruptions): " + "; ".join(verdict) + ".\n")
-    parts.append(best_baseline_paragraph(table))
-    effect = A.augmentation_effect(table)
-    if len(effect):
-        effect["cell"] = [f"{A.fmt_ci(c, h)} % ({n}/{k})" for c, h, n, k in
-                          zip(effect.change_pct, effect.ci95, effect.helped_on, effect.seeds)]
-        effect["method"] = effect.model.map(A.METHOD_LABELS)
-        piv = effect.pivot_table(index="method", columns="label", values="cell", aggfunc="first")
-        piv = piv.reindex(index=[A.METHOD_LABELS[m] for m in A.METHODS if A.METHOD_LABELS[m] in piv.index],
-                          columns=[c for c in ("clean",) + A.WORST if c in piv.columns])
-        parts.append("What augmentation buys: per method and test-time corruption (clean and the worst levels), the "
-                     "per-seed change of the held-out MSE trained augmented against trained clean, on the seeds it "
-                     "has both (negative: augmentation helped; in brackets, on how many of those seeds it helped):"
-                     "\n\n" + md_table(piv.reset_index()) + "\n")
-        parts.append(augmented_loss_paragraph(table, effect))
-    rpath = set_dir / "routing_response.csv"
-    if rpath.exists():
-        shift = A.routing_shift(pd.read_csv(rpath))
-        moved = [f"trained {r.training}: {A.fmt_ci(r.drop_clean_to_0dB, r.ci95)} ("
-                 f"{'**yes**' if np.isfinite(r.ci95) and r.drop_clean_to_0dB - r.ci95 > 0 else '**no**'}"
-                 f"{f', provisional: {r.seeds} seed(s)' if r.seeds < 3 else ''})"
-                 for r in shift[shift.layer == "task"].itertuples()]
-        parts.append("SCADF-MoE's routing against the CFR's SNR: share of the experts' dispatched input that comes "
-                     "from CFR tokens (mean over experts and seeds), per layer:\n\n" + md_table(shift) + "\n\n"
-                     "Does the task router shift weight away from the CFR as its SNR drops (drop of the CFR share from "
-                     "clean to 0 dB, interval above 0)? " + "; ".join(moved) + ".\n")
-    return "\n".join(parts)
-
-
-def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
-    table = A.sensitivity_table(metrics, runs, curves=curves)
-    if table.empty:
-        return ""
-    flips = ""
-    if A.EQUAL_EPOCHS in table:
-        varied = table[~table.param.str.startswith("default")]
-        flip = varied[np.sign(varied[f"{A.HEADLINE} change (%)"]) * np.sign(varied[A.EQUAL_EPOCHS]) < 0]
-        flips = ("\n\nSettings whose held-out change and equal-epoch validation change differ in sign (the budget, "
-                 "not the setting, may carry the held-out change): "
-                 + (", ".join(f"{r.param} {r.value}" for r in flip.itertuples()) or "none") + ".")
-    return ("## I. Sensitivity (munich, Mix, seed 0)\n\n"
-            "One setting changed per run. The clustering radius (m) sets which clusters are too small for a "
-            "trajectory, so it changes the training set (`train_samples`, `points_unused_in_small_clusters`); "
-            "`final_val_mmd` is the task routers' MMD² on the validation set at the end. "
-            "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once). `held-out change`: "
-            "against the default run (positive: the setting does worse); one seed each, so a change is a single "
-            "sample, and a run that trained far fewer or more epochs than the default differs in budget too "
-            "(every run stops by the same rule; `flat` says whether it ended flat). `val change, equal epochs`: "
-            "against the default with the budget held equal, on the validation points (each run's validation point "
-            "MSE at its best checkpoint within the epochs both trained; the radius and L change the split, so "
-            "there the validation points differ too).\n\n"
-            + md_table(table) + flips + "\n")
-
-
-def routing_section(runs: pd.DataFrame) -> str:
-    table = A.routing_entropy(runs)
-    if table.empty:
-        return ""
-    return ("## J. How sharply SCADF-MoE routes (Mix, validation set, end of training)\n\n"
-            "Normalised entropy of the dispatch columns (over the tokens a router reads) and of the combine rows "
-            "(over the slots): 1 = uniform weights, 0 = one token / one slot. Mean over seeds.\n\n"
-            + md_table(table) + "\n")
-
-
-def anchors_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
-    table = A.anchors_table(metrics)
-    if table.empty:
-        return ""
-    chosen = runs[runs.study == "anchors"]
-    cfr = chosen[chosen.model == "wknn_cfr"]
-    return ("## K. Anchors on every scene and regime (mean over seeds, m²)\n\n"
-            "Same splits, groups and scoring code as the models (`scadf_lib.anchors`). A seen point is in WKNN's "
-            "reference set, so its seen error is ~0 in Mix.\n\n"
-            + md_table(table.assign(anchor=table.anchor.map(A.label))) + "\n\n"
-            f"WKNN + CFR chose a CFR weight > 0 in {int((cfr.anchor_cfr_weight > 0).sum())} of {len(cfr)} splits"
-            + (" (where it chose 0 everywhere its rows equal WKNN (numeric)'s and are left out of every table; a likely "
-               "reason: the CFR magnitude fades over fractions of a wavelength, so on a 1 m grid a neighbour's CFR says "
-               "little about a point's)" if "wknn_cfr" in A.redundant_anchors(runs) else "") + "; "
-            f"chosen k: {_distinct(chosen.anchor_k.dropna().astype(int))}; scalings: "
-            f"{_distinct(chosen.anchor_scaling.dropna())}.\n")
-
-
-def gpu_section(results: Path, subdir: str = "paper") -> str:
-    """The paper-budget set made on a GPU by ``bench/gpu_run.sh``: where it exists, its summary; else
-    the command that makes it."""
-    sub = results / subdir
-    head = "## L. Paper-budget results on a GPU (`results/paper`)\n\n"
-    if not (sub / "all_metrics.csv").exists() or not (sub / "runs.csv").exists():
-        return (head + "Not produced yet: no GPU was lent to the sessions that wrote this report. On a machine with an "
-                "NVIDIA GPU, `bash bench/gpu_run.sh` (after `make setup`; rerun until it prints \"all done\") trains "
-                "the `paper` preset as stacked models (`scadf_lib.engine`) into `results/paper/` with its own "
-                "REPORT.md.\n")
-    metrics, runs = A.read_set(sub)
-    return (head + f"{len(runs)} runs on {_distinct(runs.device)}, torch {_distinct(runs.torch)}; full report: "
-            "`results/paper/REPORT.md`.\n\nMix, MSE (m²):\n\n" + md_table(A.main_table(metrics, runs, "mix")) + "\n")
-
-
-def _rel_diff_text(x: float) -> str:
-    return "n/a (curves of different lengths)" if np.isinf(x) else f"{x:.2g}"
-
-
-def reproduction_text(set_dir: Path) -> str:
-    """What ``rebuilds.csv`` says (``python -m scadf_lib.experiments --rebuild-checkpoints``): how many
-    committed runs were retrained from scratch and whether they gave their committed results."""
-    path = set_dir / "rebuilds.csv"
-    if not path.exists():
-        return ""
-    t = pd.read_csv(path)
-    same = t[A.csv_flags(t.reproduced)]
-    text = (f"\nReproduction: {len(t)} committed run(s) retrained from scratch in a new process, on the device and "
-            f"CPU threads their runs recorded (to ship weights that finished before the sweep shipped them: "
-            f"`rebuilds.csv`); {len(same)} gave their committed learning curve and test MSEs (largest relative "
-            f"difference {_rel_diff_text(t.curve_max_rel_diff.max())} on the curves, "
-            f"{_rel_diff_text(t.metrics_max_rel_diff.max())} on the MSEs).")
-    differ = t[~t.name.isin(same.name)]
-    if len(differ):
-        text += (" Not reproduced (their weights ship as `<name>_retrained.pt`, labelled \"retrained\" in the track "
-                 "study, never as the committed run): ") + "; ".join(
-            f"{r.name} (first epoch: training loss {r.first_epoch_train_rel_diff:.1g}, validation error "
-            f"{r.first_epoch_val_rel_diff:.1g}; held-out MSE {r.held_out_mse_m2_committed:.2f} m² committed, "
-            f"{r.held_out_mse_m2_retrained:.2f} m² retrained on {r.cpu_capability})"
-            for r in differ.itertuples()) + (
-            ". The same code, data and thread count give identical runs on one machine (tested); these runs were "
-            "committed from other machines, whose CPU's vector instructions or libraries round differently: the "
-            "difference appears within the first epoch and training amplifies it like a change of seed, so a "
-            "retrained run is another sample of its method, not the committed one.")
-    return text + "\n"
-
-
-def cost_section(set_dir: Path, runs: pd.DataFrame) -> str:
-    path = set_dir / "sweeps.csv"
-    mruns = runs[runs.study == "main"]
-    if not path.exists() or mruns.empty:
-        return ""
-    log = pd.read_csv(path)
-    tp = mruns.groupby("model")[["trajectories_per_s", "parameters"]].median()
-    tp["parameters"] = tp.parameters.astype(int)
-    tp = tp.reindex([m for m in METHODS if m in tp.index]).rename(index=A.label)
-    return (f"## M. Cost\n\nThe sweep commands ran {len(log)} time(s), {log.wall_s.sum() / 3600:.1f} h of wall clock "
-            f"in all ({_distinct(log.device)}; {int(log.jobs.max())} run(s) at once). Median training throughput "
-            "of the main runs (shared cores: see `bench/README.md` for clean figures):\n\n"
-            + md_table(tp.reset_index()) + "\n")
-
-
-# ----------------------------------------------------------------------------- the document
 
 def render(set_dir: Path, preset: str | None = None) -> str:
     """The whole report of the result set ``set_dir`` as Markdown."""
-    metrics, runs = A.read_set(set_dir)
-    curves = A.read_curves(set_dir)
+    metrics, runs = read_set(set_dir)
+    curves = read_curves(set_dir)
     preset = preset or set_dir.name
     lead = [header_section(set_dir, runs), coverage_section(runs, preset) if preset in PRESETS else "",
             table_ii_section(metrics, runs), tail_text(set_dir, metrics), claims_section(metrics),
@@ -682,25 +72,27 @@ def write_report(set_dir: Path, preset: str | None = None) -> Path:
 
 
 README_BEGIN = "<!-- BEGIN GENERATED by `python -m scadf_lib.report` from results/flat: do not edit -->"
+
+
 README_END = "<!-- END GENERATED -->"
 
 
 def readme_block(set_dir: Path) -> str:
     """The README's headline: Table II's held-out MSE per scene, the claims' verdicts and what is
     still training, from the reference set's tables."""
-    metrics, runs = A.read_set(set_dir)
+    metrics, runs = read_set(set_dir)
     main = metrics[metrics.study == "main"]
-    table = A.main_table(metrics, runs, "mix", groups=(A.HEADLINE,))
-    table.columns = [c.removesuffix(f" {A.HEADLINE}") for c in table.columns]
-    claims = A.claims_verdicts(main)
-    cover = A.coverage(runs, PRESETS[set_dir.name]) if set_dir.name in PRESETS else pd.DataFrame()
+    table = main_table(metrics, runs, "mix", groups=(HEADLINE,))
+    table.columns = [c.removesuffix(f" {HEADLINE}") for c in table.columns]
+    claims = claims_verdicts(main)
+    cover = coverage(runs, PRESETS[set_dir.name]) if set_dir.name in PRESETS else pd.DataFrame()
     from scadf_lib.planning import plan  # the driver's plan (imports torch): the run count --status shows
     planned = {r.name for r in plan(set_dir.name)} if len(cover) else set()
     done = (f"{int(runs.name.isin(planned).sum())} of {len(planned)} planned runs are in (as "
             "`python -m scadf_lib.experiments --status` counts them); still training: "
             + ", ".join(f"{r.cell} ({r.done}/{r.planned})" for r in cover[cover.done < cover.planned].itertuples())
             if len(cover) and (cover.done < cover.planned).any() else "every planned run is in")
-    short = A.not_flat(runs, "mix")
+    short = not_flat(runs, "mix")
     trained = ("every run trained until its validation curve was flat" if short.empty else
                f"every run trained until its validation curve was flat or to its maximum budget "
                f"({int(short.epochs_trained.max())} epochs); † marks a method with a run that ended there, not flat: "
@@ -717,36 +109,6 @@ def readme_block(set_dir: Path) -> str:
             f"{r.claim}: {r.verdict}" for r in claims.itertuples()) + ".", "",
         *ablation_readme_lines(metrics),
         f"Reference set: {done}.", README_END])
-
-
-def ablation_readme_lines(metrics: pd.DataFrame) -> list[str]:
-    """The README's ablation sentence: per part of SCADF-MoE, the verdict of :func:`A.ablation_effects`
-    and on how many seeds removing it raised the held-out error; [] without ablation runs."""
-    effects = A.ablation_effects(metrics)
-    if effects.empty:
-        return []
-    return ["Does each part help, as the paper's ablations (Fig. 4) say? Each variant removes one part; munich, "
-            "held-out MSE against the full model, seed by seed: "
-            + "; ".join(f"{r.variant}: error higher on {r.worse_on} of {r.seeds} seeds, {r.verdict}"
-                        for r in effects.itertuples()) + ".", ""]
-
-
-def ood_readme_lines(metrics: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
-    """The README's OOD sentence: per scene with OOD runs, each trained method's held-out MSE on the
-    unseen 6 GHz band and how many times its Mix error on the same slots that is, and the OOD runs
-    that ended at their maximum budget, not flat; [] without OOD runs."""
-    cost = A.ood_cost(metrics)
-    cost = cost[cost.model.isin(METHODS)]
-    if cost.empty:
-        return []
-    parts = [f"{scene}: " + ", ".join(f"{A.label(r.model)} {r.ood_m2:.2f}" for r in g.itertuples())
-             + f" (mean of {_distinct(g.seeds)} seeds; intervals in REPORT.md), {g.ratio.min():.1f}-"
-             f"{g.ratio.max():.1f} times each method's Mix error on the same 6 GHz slots"
-             for scene, g in cost.groupby("scene", sort=False)]
-    short = A.not_flat(runs, "ood")
-    ended = "" if short.empty else " Ended at the maximum budget, not flat: " + ", ".join(short.name) + "."
-    return ["OOD (trained on 2.6 + 28 GHz, tested on 6 GHz), held-out MSE (m²), " + "; ".join(parts) + "." + ended,
-            ""]
 
 
 def update_readme(readme: Path, set_dir: Path) -> bool:

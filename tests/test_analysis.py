@@ -1,4 +1,4 @@
-"""Pure table analysis (:mod:`scadf_lib.analysis`) on small hand-made tables whose answers are known."""
+"""The studies of a result set (:mod:`scadf_lib.studies`) on small hand-made tables whose answers are known."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scadf_lib import analysis as A, plots
+from scadf_lib import plots, presets
+from scadf_lib.studies import ablations, claims, degradation, ood, resultset, sensitivity, spatial, table_ii
 from scadf_lib.tables import csv_flags, mean_ci
 
 
@@ -28,7 +29,7 @@ def test_mean_ci():
 
 
 def test_budget_check_puts_each_longer_run_beside_its_main_run():
-    from scadf_lib.analysis import budget_check
+    from scadf_lib.studies.budget import budget_check
     runs = pd.DataFrame([
         {"name": "main_s0", "study": "main", "scene": "munich", "regime": "mix", "model": "softmoe", "seed": 0,
          "epochs": 40, "epochs_trained": 33, "val_late_gain": 0.015, "flat": True},
@@ -48,7 +49,7 @@ def test_budget_check_puts_each_longer_run_beside_its_main_run():
 
 
 def test_band_table_marks_a_method_with_a_run_that_was_not_flat():
-    from scadf_lib.analysis import band_table
+    from scadf_lib.studies.table_ii import band_table
     metrics = pd.DataFrame([{"name": f"{m}_s{s}", "study": "main", "scene": "munich", "regime": "mix", "model": m,
                              "seed": s, "band": b, "group": "held-out", "mse_m2": 1.0 + s}
                             for m in ("concat", "scadf") for s in (0, 1) for b in ("2.6", "28", "all")])
@@ -60,7 +61,7 @@ def test_band_table_marks_a_method_with_a_run_that_was_not_flat():
 
 
 def test_floor_exponent_recovers_a_power_law_at_the_lr_floor_and_ignores_the_decay():
-    from scadf_lib.analysis import floor_exponent
+    from scadf_lib.studies.budget import floor_exponent
     step = np.arange(1, 41) * 100
     lr = np.where(step <= 2400, 3e-3 * (1 - step / 2500), 3e-5)  # decay, then a held floor
     decay = np.where(step <= 2400, 5.0 - step / 1000, np.nan)  # anything during the decay
@@ -77,7 +78,7 @@ def test_floor_exponent_recovers_a_power_law_at_the_lr_floor_and_ignores_the_dec
 
 
 def test_paired_reduction_skips_a_scene_with_no_baseline():
-    from scadf_lib.analysis import paired_reduction
+    from scadf_lib.studies.common import paired_reduction
     rows = [{"scene": sc, "model": m, "seed": s, "regime": "mix", "group": "overall", "band": "all",
              "mse_m2": (0.5 if m == "scadf" else 1.0) + 0.1 * s}
             for sc, models in (("munich", ("softmoe", "scadf")), ("etoile", ("scadf",))) for m in models for s in (0, 1)]
@@ -87,7 +88,7 @@ def test_paired_reduction_skips_a_scene_with_no_baseline():
 
 
 def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method():
-    from scadf_lib.analysis import power_law_budget
+    from scadf_lib.studies.budget import power_law_budget
     steps = np.arange(100, 1100, 100)
     lr = np.where(steps <= 400, 1.0, 0.01)  # the floor from step 500
 
@@ -103,7 +104,7 @@ def test_power_law_budget_says_how_far_a_falling_curve_is_from_the_best_method()
 
 
 def test_floor_bend_tells_a_curve_bending_toward_flat_from_a_pure_power_law():
-    from scadf_lib.analysis import floor_bend, floor_exponent
+    from scadf_lib.studies.budget import floor_bend, floor_exponent
     steps = np.arange(100, 4100, 100).astype(float)
     lr = np.where(steps <= 500, 1.0, 0.01)  # the floor from step 600
     power = 2.0 * steps ** -0.2  # gains 1 - 0.75^0.2 = 5.6 % over any last quarter
@@ -119,7 +120,7 @@ def test_floor_bend_tells_a_curve_bending_toward_flat_from_a_pure_power_law():
 
 
 def test_hold_check_pairs_each_run_at_its_schedule_end_and_after_the_held_floor(tmp_path):
-    from scadf_lib.analysis import hold_check
+    from scadf_lib.studies.budget import hold_check
     assert hold_check(tmp_path).empty
 
     def write(name, epochs, mse, flat, schedule=None):
@@ -174,7 +175,7 @@ def test_main_table_gives_every_method_anchor_and_the_floor_with_seeds_per_scene
                           "seed": s, "flat": not (m == "softmoe" and s == 2)}
                          for sc in ("munich", "etoile") for m in ("softmoe", "scadf")
                          for s in ((0, 1, 2) if sc == "munich" else (0,))])
-    t = A.main_table(metrics, runs).set_index("method")
+    t = table_ii.main_table(metrics, runs).set_index("method")
     assert list(t.index) == ["SoftMoE †", "SCADF-MoE", "WKNN (numeric)", "centroid floor"]
     assert list(t.columns) == ["munich held-out", "munich overall", "etoile held-out", "etoile overall", "seeds"]
     half = mean_ci(np.array([2.0, 3.0, 4.0]))[1]
@@ -190,7 +191,7 @@ def test_ablation_table_pairs_each_variant_with_the_full_model_seed_by_seed():
     nospace = [("spatial", "munich", "mix", "scadf_nospace", 0, g, 3.0) for g in ("held-out", "held-out-NLOS", "overall")]
     metrics = _metrics(full + abl + nospace)
     metrics.loc[metrics.study == "spatial", "variant"] = "scadf_nospace"
-    t = A.ablation_table(metrics).set_index("variant")
+    t = ablations.ablation_table(metrics).set_index("variant")
     assert list(t.index) == ["full model", "no spatial context (L = 1)", "no MMD (λ = 0)"]
     assert t.loc["full model", "seeds"] == 2  # the seeds some variant has
     assert t.loc["no MMD (λ = 0)", "held-out change (%)"] == "10.00 ± 0.00"  # +10 % on both seeds
@@ -199,10 +200,10 @@ def test_ablation_table_pairs_each_variant_with_the_full_model_seed_by_seed():
     runs = pd.DataFrame({"name": ["main_munich_mix_scadf_s0", "main_munich_mix_scadf_s1", "main_munich_mix_scadf_s2",
                                   "ablation_munich_mix_scadf_no_mmd_s0", "ablation_munich_mix_scadf_no_mmd_s1"],
                          "epochs_trained": [203.0, 35.0, 400.0, 32.0, 32.0]})
-    e = A.ablation_table(metrics, runs=runs).set_index("variant").epochs
+    e = ablations.ablation_table(metrics, runs=runs).set_index("variant").epochs
     assert e["full model"] == "35-203"  # seed 2 has no variant: not in the range
     assert e["no MMD (λ = 0)"] == "32" and e["no spatial context (L = 1)"] == ""  # not in runs
-    assert A.ablation_table(_metrics(full)).empty
+    assert ablations.ablation_table(_metrics(full)).empty
 
 
 def test_spatial_table_compares_trajectory_lengths_on_the_seeds_of_the_l1_runs():
@@ -210,10 +211,10 @@ def test_spatial_table_compares_trajectory_lengths_on_the_seeds_of_the_l1_runs()
     rows += [("spatial", "munich", "mix", "scadf", 0, g, 1.5) for g in ("held-out", "held-out-LOS", "held-out-NLOS", "overall")]
     rows += [("sensitivity", "munich", "mix", "scadf", 0, g, 0.9, {"param": "trajectory_length", "value": "3"})
              for g in ("held-out", "held-out-LOS", "held-out-NLOS", "overall")]
-    t = A.spatial_table(_metrics(rows)).set_index("L (points per trajectory)")
+    t = spatial.spatial_table(_metrics(rows)).set_index("L (points per trajectory)")
     assert list(t.index) == [1, 3, 5] and (t.seeds == 1).all()
     assert list(t["held-out (m²)"]) == ["1.50", "0.90", "0.50"]
-    assert A.spatial_table(_metrics(rows[:12])).empty  # no L = 1 run: nothing to compare
+    assert spatial.spatial_table(_metrics(rows[:12])).empty  # no L = 1 run: nothing to compare
 
 
 def test_coverage_counts_planned_and_finished_runs_per_cell():
@@ -222,7 +223,7 @@ def test_coverage_counts_planned_and_finished_runs_per_cell():
     runs = pd.DataFrame([run] * 15 + [{**run, "regime": "ood"}] * 4
                         + [{**run, "study": "ablation", "model": "scadf_single_expert"}] * 2
                         + [{**run, "study": "spatial"}])
-    t = A.coverage(runs, PRESETS["flat"]).set_index("cell")
+    t = resultset.coverage(runs, PRESETS["flat"]).set_index("cell")
     assert t.loc["Table II Mix, munich"].tolist() == [15, 15] and t.loc["Table II Mix, etoile"].tolist() == [15, 0]
     assert t.loc["OOD, munich"].tolist() == [15, 4] and t.loc["ablations, munich"].tolist() == [15, 3]
     assert t.loc["sensitivity, munich seed 0"].tolist() == [7, 0]
@@ -237,10 +238,10 @@ def test_claims_need_every_scene_and_say_when_seeds_are_missing():
     complete = table(0.3, 1.0)  # every method, three seeds, three scenes
     complete = pd.concat([complete] + [complete[complete.model == "concat"].assign(model=m)
                                        for m in ("fullcon", "transfusion")])
-    v = A.claims_verdicts(complete).set_index("claim").verdict
+    v = claims.claims_verdicts(complete).set_index("claim").verdict
     assert v.iloc[0] == "**reproduces**" and v.iloc[1] == "**reproduces**"  # 70 % lower on every scene
-    assert A.claims_verdicts(table(0.5, 1.0)).verdict.iloc[1].startswith("**does not reproduce**")  # 50 % < 61 %
-    two = A.claims_verdicts(table(0.3, 1.0, scenes=("munich", "etoile"))).set_index("claim")
+    assert claims.claims_verdicts(table(0.5, 1.0)).verdict.iloc[1].startswith("**does not reproduce**")  # 50 % < 61 %
+    two = claims.claims_verdicts(table(0.3, 1.0, scenes=("munich", "etoile"))).set_index("claim")
     assert two.verdict.iloc[0].startswith("**does not reproduce**") and "provisional" in two.verdict.iloc[0]
     assert two.florence.iloc[0] == "n/a"
 
@@ -251,14 +252,14 @@ def test_wknn_with_the_cfr_leaves_the_tables_only_where_it_chose_cfr_weight_zero
                          for m in ("wknn", "wknn_cfr") for s in (0, 1)])
     metrics = _metrics([("anchors", "munich", "mix", m, s, "held-out", 6.0)
                         for m in ("wknn", "wknn_cfr") for s in (0, 1)])
-    assert A.redundant_anchors(runs) == {"wknn_cfr"}
-    assert set(A.without_redundant_anchors(metrics, runs).model) == {"wknn"}
+    assert resultset.redundant_anchors(runs) == {"wknn_cfr"}
+    assert set(resultset.without_redundant_anchors(metrics, runs).model) == {"wknn"}
     runs.loc[runs.index[-1], "anchor_cfr_weight"] = 0.5  # one split where the CFR helped: it stays
-    assert A.redundant_anchors(runs) == set()
-    assert set(A.without_redundant_anchors(metrics, runs).model) == {"wknn", "wknn_cfr"}
+    assert resultset.redundant_anchors(runs) == set()
+    assert set(resultset.without_redundant_anchors(metrics, runs).model) == {"wknn", "wknn_cfr"}
     metrics.to_csv(tmp_path / "all_metrics.csv", index=False)
     runs.assign(anchor_cfr_weight=0.0).to_csv(tmp_path / "runs.csv", index=False)
-    read, read_runs = A.read_set(tmp_path)
+    read, read_runs = resultset.read_set(tmp_path)
     assert set(read.model) == {"wknn"} and set(read_runs.model) == {"wknn", "wknn_cfr"}
 
 
@@ -272,15 +273,15 @@ def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unle
     runs = metrics.drop_duplicates("name")[["name", "study", "scene", "regime", "model", "seed", "param", "value"]].assign(
         train_samples=100, points_unused_in_small_clusters=0, final_val_mmd=0.0, epochs_trained=30,
         flat=["True", "False", "True", "True"])  # as read back from runs.csv: the experts-2 run not flat
-    t = A.sensitivity_table(metrics, runs).set_index(["param", "value"])
+    t = sensitivity.sensitivity_table(metrics, runs).set_index(["param", "value"])
     assert t.loc[("mmd_weight", "0"), "held-out (m²)"] == 3.0  # the seed-0 ablation, not seed 1's 4.0
     assert t.loc[("n_experts", "2"), "held-out (m²)"] == 2.0 and len(t) == 3  # default, experts 2, λ 0
     assert t.loc[("n_experts", "2"), "held-out change (%)"] == 100.0  # 2.0 against the default's 1.0
     assert t.loc[("mmd_weight", "0"), "held-out change (%)"] == 200.0
     assert t["flat"].tolist() == [True, True, False] and t["epochs"].eq(30).all()  # default, λ 0, experts 2
-    assert A.coverage(runs, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 2]
+    assert resultset.coverage(runs, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 2]
     no_seed0 = runs[~((runs.model == "scadf_no_mmd") & (runs.seed == 0))]  # only seed 1's ablation: no λ = 0 yet
-    assert A.coverage(no_seed0, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 1]
+    assert resultset.coverage(no_seed0, PRESETS["flat"]).set_index("cell").loc["sensitivity, munich seed 0"].tolist() == [7, 1]
     own = pd.concat([metrics, _metrics([("sensitivity", "munich", "mix", "scadf", 0, g, 9.0,
                                      {"name": "sens_lambda0.0", "param": "mmd_weight", "value": 0.0})
                                     for g in ("held-out", "overall")])])
@@ -288,10 +289,10 @@ def test_the_sensitivity_studys_lambda_0_is_the_no_mmd_ablation_of_its_seed_unle
                                          {"name": "sens_experts16", "param": "n_experts", "value": 16.0})
                                         for g in ("held-out", "overall")])])
     runs16 = pd.concat([runs, runs.iloc[[1]].assign(name="sens_experts16")])
-    order = A.sensitivity_table(two, runs16)[["param", "value"]].apply(tuple, axis=1).tolist()
+    order = sensitivity.sensitivity_table(two, runs16)[["param", "value"]].apply(tuple, axis=1).tolist()
     assert order[0][0].startswith("default") and order[1:] == [("mmd_weight", "0"), ("n_experts", "2"),
                                                                 ("n_experts", "16")]  # numeric, not text, order
-    t = A.sensitivity_table(own, runs).set_index(["param", "value"])
+    t = sensitivity.sensitivity_table(own, runs).set_index(["param", "value"])
     assert t.loc[("mmd_weight", "0"), "held-out (m²)"] == 9.0 and len(t) == 3  # its own run wins
 
 
@@ -302,7 +303,7 @@ def test_seed_spread_ranks_methods_by_their_worst_seed_against_their_best_and_sk
              ("anchors", "munich", "mix", "wknn", 0, "held-out", 1.0), ("anchors", "munich", "mix", "wknn", 1,
                                                                          "held-out", 50.0),  # not a trained method
              ("main", "munich", "mix", "scadf", 0, "overall", 100.0)]  # another group
-    s = A.seed_spread(_metrics(rows))
+    s = table_ii.seed_spread(_metrics(rows))
     assert list(zip(s.scene, s.model)) == [("munich", "scadf"), ("munich", "softmoe")]
     assert s.iloc[0].worst_seed == 2 and s.iloc[0].ratio == pytest.approx(5.0)
     assert (s.iloc[0].low_m2, s.iloc[0].high_m2) == (0.4, 2.0)
@@ -310,7 +311,7 @@ def test_seed_spread_ranks_methods_by_their_worst_seed_against_their_best_and_sk
 
 
 def test_the_tail_paragraph_quotes_the_isolation_table_and_the_methods_sharing_the_worst_seed(tmp_path):
-    from scadf_lib.report import tail_text
+    from scadf_lib.studies.table_ii import tail_text
     rows = [("main", "munich", "mix", m, s, "held-out", v * k) for m, k in (("scadf", 1.0), ("softmoe", 0.9),
                                                                             ("fullcon", 3.0))
             for s, v in ((0, 0.5), (1, 0.4), (2, 2.0))]
@@ -337,17 +338,17 @@ def test_ood_cost_pairs_each_seeds_mix_and_ood_runs_on_the_unseen_band_only():
     rows += [row("ood", "scadf", s, b, v) for s, v in ((0, 1.0), (1, 2.0)) for b in ("all", "6.0")]  # no seed 2
     rows += [row("mix", "softmoe", 0, "6.0", 1.0)]  # Mix only: not in the table
     rows += [row(r, "wknn", 0, "6.0", 4.0, "anchors") for r in ("mix", "ood")]
-    t = A.ood_cost_table(pd.DataFrame(rows)).set_index("method")
+    t = ood.ood_cost_table(pd.DataFrame(rows)).set_index("method")
     assert list(t.index) == ["SCADF-MoE", "WKNN (numeric)"]
     assert t.loc["SCADF-MoE", "seeds"] == 2
     assert t.loc["SCADF-MoE", "Mix, 6.0 GHz in training"] == "0.50 ± 0.00"  # the 6 GHz slots, not 'all'
     assert t.loc["SCADF-MoE", "OOD / Mix (x)"] == f"3.00 ± {mean_ci(np.array([2.0, 4.0]))[1]:.2f}"
     assert t.loc["WKNN (numeric)", "OOD / Mix (x)"] == "1.00"
-    assert A.ood_cost_table(pd.DataFrame(rows[:9])).empty  # no OOD run
+    assert ood.ood_cost_table(pd.DataFrame(rows[:9])).empty  # no OOD run
 
 
 def test_the_readme_states_each_methods_ood_error_and_its_cost_against_mix_and_nothing_without_ood_runs():
-    from scadf_lib.report import ood_readme_lines
+    from scadf_lib.studies.ood import ood_readme_lines
 
     def row(regime, model, seed, mse, study="main"):
         return {"name": f"{study}_munich_{regime}_{model}_s{seed}", "study": study, "scene": "munich",
@@ -370,7 +371,7 @@ def test_worst_points_measures_the_share_of_error_on_the_largest_errors_of_the_h
     err = np.r_[np.full(95, 0.1), np.full(5, 10.0), np.full(50, 99.0)]  # the 99 m errors are seen slots
     pd.DataFrame({"error_m": err, "held_out": [True] * 100 + [False] * 50}).to_csv(
         tmp_path / "errors" / "run_a.csv.gz", index=False)
-    t = A.worst_points(tmp_path, ["run_a", "run_without_errors"], worst=5)
+    t = spatial.worst_points(tmp_path, ["run_a", "run_without_errors"], worst=5)
     assert list(t.name) == ["run_a"] and t.held_out_slots.iloc[0] == 100
     assert t.max_error_m.iloc[0] == pytest.approx(10.0)
     assert t.worst_5_share_pct.iloc[0] == pytest.approx(100 * 500 / (500 + 95 * 0.01))
@@ -381,7 +382,7 @@ def test_worst_points_measures_the_share_of_error_on_the_largest_errors_of_the_h
 def test_sensitivity_points_put_the_default_run_on_every_varied_settings_curve():
     from scadf_lib.config import TrainConfig
     from scadf_lib.models import ModelConfig
-    assert A.SENSITIVITY_DEFAULTS == {"n_experts": ModelConfig().n_experts, "mmd_weight": ModelConfig().mmd_weight,
+    assert sensitivity.SENSITIVITY_DEFAULTS == {"n_experts": ModelConfig().n_experts, "mmd_weight": ModelConfig().mmd_weight,
                                       "trajectory_length": TrainConfig().trajectory_length}
     g2 = ("held-out", "overall")
     rows = [("main", "munich", "mix", "scadf", 0, g, 1.0 + (g == "overall")) for g in g2 + ("held-out-LOS",)]
@@ -391,7 +392,7 @@ def test_sensitivity_points_put_the_default_run_on_every_varied_settings_curve()
     rows += [("ablation", "munich", "mix", "scadf_no_mmd", 0, g, 6.0) for g in g2]
     metrics = _metrics(rows)
     runs = metrics.drop_duplicates("name")[["name"]].assign(radius_m=4.5)
-    pts = A.sensitivity_points(metrics, runs)
+    pts = sensitivity.sensitivity_points(metrics, runs)
     held = pts[pts.group == "held-out"].set_index(["param", "value"])
     assert held.mse_m2.to_dict() == {("mmd_weight", 0.0): 6.0, ("mmd_weight", 0.1): 1.0, ("n_experts", 2.0): 3.0,
                                      ("n_experts", 8.0): 1.0, ("n_experts", 16.0): 4.0, ("radius_m", 3.0): 5.0,
@@ -400,7 +401,7 @@ def test_sensitivity_points_put_the_default_run_on_every_varied_settings_curve()
     fig = plots.sensitivity_curves(pts)
     assert [ax.get_xlabel() for ax in fig.axes] == ["number of experts", "λ (MMD weight)", "clustering radius (m)"]
     assert all("MSE" in ax.get_ylabel() for ax in fig.axes)
-    assert A.sensitivity_points(metrics[metrics.study != "sensitivity"], runs).empty
+    assert sensitivity.sensitivity_points(metrics[metrics.study != "sensitivity"], runs).empty
 
 
 def test_ablation_effects_call_a_part_helpful_only_when_removing_it_hurts_on_every_seed():
@@ -414,14 +415,14 @@ def test_ablation_effects_call_a_part_helpful_only_when_removing_it_hurts_on_eve
     abl += [("spatial", "munich", "mix", "scadf_nospace", 0, g, 2.0) for g in groups]  # one seed
     metrics = _metrics(full + abl)
     metrics.loc[metrics.study == "spatial", "variant"] = "scadf_nospace"
-    e = A.ablation_effects(metrics).set_index("variant")
+    e = ablations.ablation_effects(metrics).set_index("variant")
     assert e.verdict.to_dict() == {
         "no spatial context (L = 1)": "the part helps on every seed, interval spans 0 (provisional)",  # one seed
         "no dynamic routing": "the part hurts on every seed", "single expert": "the part helps on every seed, "
         "interval spans 0", "no MMD (λ = 0)": "the part helps", "no task embeddings": "no consistent effect"}
     assert e.loc["no task embeddings", ["seeds", "worse_on"]].tolist() == [3, 2]
     assert e.loc["no MMD (λ = 0)", "change_pct"] == pytest.approx(55.0)
-    from scadf_lib.report import ablation_verdict_text
+    from scadf_lib.studies.ablations import ablation_verdict_text
     text = ablation_verdict_text(metrics)
     assert "no MMD (λ = 0): error higher on 3 of 3 seeds, 55.00 ± " in text and "**the part helps**" in text
     assert ablation_verdict_text(metrics[metrics.study == "main"]) == ""
@@ -437,12 +438,12 @@ def _curve(name, val_m2, val_loc=None):
 def test_equal_epoch_val_change_compares_two_runs_at_the_budget_both_trained():
     # the reference kept falling for 6 epochs; the variant stopped after 3, level with the reference's first 3
     curves = pd.concat([_curve("ref", [4.0, 2.0, 1.0, 0.8, 0.6, 0.5]), _curve("var", [4.0, 2.5, 1.0])])
-    assert A.equal_epoch_val_change(curves, "var", "ref") == pytest.approx(0.0)  # not +100 % (1.0 vs 0.5)
-    assert A.equal_epoch_val_change(curves, "ref", "var") == pytest.approx(0.0)  # symmetric in the budget
+    assert ablations.equal_epoch_val_change(curves, "var", "ref") == pytest.approx(0.0)  # not +100 % (1.0 vs 0.5)
+    assert ablations.equal_epoch_val_change(curves, "ref", "var") == pytest.approx(0.0)  # symmetric in the budget
     # the checkpoint is the one the stopping criterion picks, not the lowest point MSE
     picky = pd.concat([_curve("ref", [1.0, 1.0]), _curve("var", [1.5, 0.5], val_loc=[0.1, 0.2])])
-    assert A.equal_epoch_val_change(picky, "var", "ref") == pytest.approx(50.0)
-    assert np.isnan(A.equal_epoch_val_change(curves, "missing", "ref"))
+    assert ablations.equal_epoch_val_change(picky, "var", "ref") == pytest.approx(50.0)
+    assert np.isnan(ablations.equal_epoch_val_change(curves, "missing", "ref"))
 
 
 def test_ablation_and_sensitivity_tables_hold_the_budget_equal_with_curves():
@@ -457,18 +458,18 @@ def test_ablation_and_sensitivity_tables_hold_the_budget_equal_with_curves():
     curves = pd.concat([_curve(full.format(0), [2.0, 1.0, 0.5]), _curve(abl.format(0), [2.0, 0.9]),  # -10 %
                         _curve(full.format(1), [1.0, 1.0]), _curve(abl.format(1), [0.9, 0.9]),  # -10 %
                         _curve("sens_experts2", [3.0, 1.1])])  # +10 % against the default's first 2 epochs
-    t = A.ablation_table(metrics, curves=curves).set_index("variant")
-    assert t.loc["no MMD (λ = 0)", A.EQUAL_EPOCHS] == "-10.00 ± 0.00" and t.loc["full model", A.EQUAL_EPOCHS] == ""
+    t = ablations.ablation_table(metrics, curves=curves).set_index("variant")
+    assert t.loc["no MMD (λ = 0)", ablations.EQUAL_EPOCHS] == "-10.00 ± 0.00" and t.loc["full model", ablations.EQUAL_EPOCHS] == ""
     assert t.loc["no MMD (λ = 0)", "held-out change (%)"] == "20.00 ± 0.00"  # the test change, budget not held
-    e = A.ablation_effects(metrics, curves=curves).iloc[0]
+    e = ablations.ablation_effects(metrics, curves=curves).iloc[0]
     assert (e.worse_on, e.val_worse_on, e.val_seeds) == (2, 0, 2)
-    assert "val_worse_on" not in A.ablation_effects(metrics)
+    assert "val_worse_on" not in ablations.ablation_effects(metrics)
     runs = metrics.drop_duplicates("name")[["name"]].assign(train_samples=1, points_unused_in_small_clusters=0,
                                                              final_val_mmd=0.0, epochs_trained=2, flat="True")
-    s = A.sensitivity_table(metrics, runs, curves=curves).set_index("param")
-    assert s.loc["n_experts", A.EQUAL_EPOCHS] == pytest.approx(10.0)
+    s = sensitivity.sensitivity_table(metrics, runs, curves=curves).set_index("param")
+    assert s.loc["n_experts", ablations.EQUAL_EPOCHS] == pytest.approx(10.0)
     assert s.loc["n_experts", "held-out change (%)"] == pytest.approx(30.0)
-    from scadf_lib.report import ablation_verdict_text, sensitivity_section
+    from scadf_lib.studies.ablations import ablation_verdict_text; from scadf_lib.studies.sensitivity import sensitivity_section
     assert "(at equal epochs on validation: higher on 0 of 2)" in ablation_verdict_text(metrics, curves)
     # λ = 0 (the no-MMD seed-0 run): +20 % held-out but -10 % at equal epochs; 2 experts: +30 % and +10 %
     assert "differ in sign (the budget, not the setting, may carry the held-out change): mmd_weight 0." in \
@@ -484,32 +485,32 @@ def _degradation(cells):
 
 
 def test_a_partial_augmented_half_averages_every_method_over_shared_seeds_and_waits_for_missing_methods():
-    labels = ("clean",) + A.WORST
-    clean = [(m, s, False, lab, 1.0 + s + 0.5 * (m == "scadf")) for m in A.METHODS for s in (0, 1, 2)
+    labels = ("clean",) + degradation.WORST
+    clean = [(m, s, False, lab, 1.0 + s + 0.5 * (m == "scadf")) for m in presets.METHODS for s in (0, 1, 2)
              for lab in labels]
     # augmented so far: concat on seeds 0 and 1 (seed 1 much worse), scadf on seed 0 only
     aug = ([("concat", s, True, lab, 10.0 * (1 + 9 * s)) for s in (0, 1) for lab in labels]
            + [("scadf", 0, True, lab, 5.0) for lab in labels])
     table = _degradation(clean + aug)
-    cov = A.degradation_coverage(table).set_index("training")
+    cov = degradation.degradation_coverage(table).set_index("training")
     assert cov.loc["clean", "seeds"] == [0, 1, 2] and cov.loc["clean", "missing"] == []
     assert cov.loc["augmented", "seeds"] == [0] and cov.loc["augmented", "missing"] == ["fullcon", "transfusion",
                                                                                           "softmoe"]
-    summary = A.degradation_summary(table).set_index(["model", "training", "label"])
+    summary = degradation.degradation_summary(table).set_index(["model", "training", "label"])
     # concat's augmented seed 1 is left out: scadf has seed 0 only
     assert summary.loc[("concat", "augmented", "clean"), "mse_m2"] == pytest.approx(10.0)
     assert summary.loc[("concat", "augmented", "clean"), "seeds"] == 1
     assert summary.loc[("concat", "clean", "clean"), "mse_m2"] == pytest.approx(2.0)  # clean keeps all seeds
-    verdicts = A.degradation_verdicts(A.degradation_winners(A.degradation_summary(table)), A.degradation_coverage(table))
+    verdicts = degradation.degradation_verdicts(degradation.degradation_winners(degradation.degradation_summary(table)), degradation.degradation_coverage(table))
     v = verdicts.set_index("training")
     assert v.loc["augmented", "verdict"] == "waits" and not v.loc["augmented", "provisional"]
-    assert v.loc["augmented", "best_on"] == len(A.WORST)  # scadf 5.0 beats concat 10.0 everywhere, so far
+    assert v.loc["augmented", "best_on"] == len(degradation.WORST)  # scadf 5.0 beats concat 10.0 everywhere, so far
     assert v.loc["clean", "verdict"] == "no" and v.loc["clean", "best_on"] == 0  # scadf is worst trained clean
     # every method in, seed 0 only: a verdict, marked provisional
-    aug_all = [(m, 0, True, lab, 5.0 if m == "scadf" else 6.0) for m in A.METHODS for lab in labels]
+    aug_all = [(m, 0, True, lab, 5.0 if m == "scadf" else 6.0) for m in presets.METHODS for lab in labels]
     table = _degradation(clean + aug_all)
-    v = A.degradation_verdicts(A.degradation_winners(A.degradation_summary(table)),
-                               A.degradation_coverage(table)).set_index("training")
+    v = degradation.degradation_verdicts(degradation.degradation_winners(degradation.degradation_summary(table)),
+                               degradation.degradation_coverage(table)).set_index("training")
     assert v.loc["augmented", "verdict"] == "yes" and v.loc["augmented", "provisional"]
 
 
@@ -517,11 +518,11 @@ def test_augmentation_effect_pairs_each_methods_augmented_and_clean_runs_seed_by
     labels = ("clean", "missing cfr")
     clean = [(m, s, False, lab, 2.0 if lab == "clean" else 100.0) for m in ("concat", "scadf") for s in (0, 1, 2)
              for lab in labels]
-    assert A.augmentation_effect(_degradation(clean)).empty
+    assert degradation.augmentation_effect(_degradation(clean)).empty
     # augmented: scadf on seeds 0 and 1 only; missing CFR drops to 10 m^2 on seed 0, 50 m^2 on seed 1
     aug = [("scadf", s, True, "clean", 2.2) for s in (0, 1)] + [("scadf", 0, True, "missing cfr", 10.0),
                                                                ("scadf", 1, True, "missing cfr", 50.0)]
-    effect = A.augmentation_effect(_degradation(clean + aug), labels=labels).set_index(["model", "label"])
+    effect = degradation.augmentation_effect(_degradation(clean + aug), labels=labels).set_index(["model", "label"])
     assert set(effect.index.get_level_values("model")) == {"scadf"}  # concat has no augmented run
     row = effect.loc[("scadf", "missing cfr")]
     assert row.seeds == 2 and row.helped_on == 2
@@ -535,13 +536,13 @@ def test_degradation_curves_draw_only_the_methods_each_training_has():
     import matplotlib.pyplot as plt
     labels = ("clean", "cfr_snr_db=30", "cfr_snr_db=0", "angle_deg=10", "distance_pct=10", "gain_db=6",
               "missing cfr", "missing angles", "missing distance", "missing gain")
-    clean = [(m, s, False, lab, 1.0 + s) for m in A.METHODS for s in (0, 1) for lab in labels]
+    clean = [(m, s, False, lab, 1.0 + s) for m in presets.METHODS for s in (0, 1) for lab in labels]
     aug = [(m, 0, True, lab, 2.0) for m in ("concat", "scadf") for lab in labels]
     table = _degradation(clean + aug)
     table["level"] = [float(lab.split("=")[1]) if "=" in lab else np.nan for lab in table.label]
-    fig = plots.degradation_curves(A.degradation_summary(table))
+    fig = plots.degradation_curves(degradation.degradation_summary(table))
     axes = np.array(fig.axes[:10]).reshape(2, 5)
-    assert [len(ax.containers) for ax in axes[:, 0]] == [len(A.METHODS), 2]  # an errorbar per method drawn
+    assert [len(ax.containers) for ax in axes[:, 0]] == [len(presets.METHODS), 2]  # an errorbar per method drawn
     for ax in axes.ravel():
         assert ax.get_ylabel() == "held-out MSE (m$^2$)" and ax.get_xlabel()
     plt.close(fig)
@@ -549,7 +550,7 @@ def test_degradation_curves_draw_only_the_methods_each_training_has():
 
 def test_augmented_loss_shares_weigh_each_parts_error_by_its_probability_in_the_training_mixture():
     from scadf_lib.presets import AUGMENT_P_MISSING, AUGMENT_P_NOISE
-    from scadf_lib.report import augmented_loss_paragraph
+    from scadf_lib.studies.degradation import augmented_loss_paragraph
     labels = ["clean", "cfr_snr_db=30", "cfr_snr_db=0", "angle_deg=10", "distance_pct=10", "gain_db=6",
               "missing cfr", "missing angles", "missing distance", "missing gain"]
     mse = {"clean": 1.0, "cfr_snr_db=30": 1.0, "cfr_snr_db=0": 3.0, "angle_deg=10": 10.0, "distance_pct=10": 4.0,
@@ -559,7 +560,7 @@ def test_augmented_loss_shares_weigh_each_parts_error_by_its_probability_in_the_
     table["corruption"] = [lab.split("=")[0] if "=" in lab else ("missing" if lab.startswith("missing") else "clean")
                            for lab in table.label]
     table = pd.concat([table.assign(group="overall"), table.assign(group="held-out")], ignore_index=True)
-    shares = A.augmented_loss_shares(table).set_index("part")
+    shares = degradation.augmented_loss_shares(table).set_index("part")
     assert set(shares.name) == {"concat_s0_aug"}  # the clean-trained run has no training mixture
     p_clean = 1 - 4 * AUGMENT_P_NOISE - 4 * AUGMENT_P_MISSING
     total = (p_clean * 1.0 + AUGMENT_P_NOISE * (2.0 + 10.0 + 4.0 + 1.0)  # the CFR at the mean of its two levels
@@ -568,21 +569,21 @@ def test_augmented_loss_shares_weigh_each_parts_error_by_its_probability_in_the_
     assert shares.loc["missing angles", "share_pct"] == pytest.approx(100 * AUGMENT_P_MISSING * 400.0 / total)
     assert shares.share_pct.sum() == pytest.approx(100.0)
     assert shares.probability.sum() == pytest.approx(1.0)
-    text = augmented_loss_paragraph(table, A.augmentation_effect(table))
+    text = augmented_loss_paragraph(table, degradation.augmentation_effect(table))
     assert "missing angles (5 % of training samples)" in text
     assert "clean held-out error rose with augmentation (Concat)" in text.replace("\n", " ")
     # where augmentation lowered the clean held-out error, no reason for a rise is offered
     table.loc[~table.augmented & (table.label == "clean"), "mse_m2"] = 5.0
-    assert "rose" not in augmented_loss_paragraph(table, A.augmentation_effect(table))
+    assert "rose" not in augmented_loss_paragraph(table, degradation.augmentation_effect(table))
 
 
 def test_the_degradation_ranks_are_checked_seed_by_seed_against_the_best_baseline():
-    from scadf_lib.report import best_baseline_paragraph
+    from scadf_lib.studies.degradation import best_baseline_paragraph
     # missing cfr: scadf's mean (2.0) beats softmoe's (2.5) and concat's (9), but softmoe wins seed 2
     mse = {"scadf": (1.0, 1.0, 4.0), "softmoe": (3.0, 1.5, 3.0), "concat": (9.0, 9.0, 9.0)}
     cells = [(m, s, False, "missing cfr", v[s]) for m, v in mse.items() for s in (0, 1, 2)]
     cells += [(m, s, False, "gain_db=6", 1.0 if m == "scadf" else 2.0) for m in mse for s in (0, 1, 2)]
-    paired = A.degradation_against_best_baseline(_degradation(cells)).set_index("corruption")
+    paired = degradation.degradation_against_best_baseline(_degradation(cells)).set_index("corruption")
     row = paired.loc["missing cfr"]
     assert row.best_baseline == "softmoe" and row.seeds == 3 and row.scadf_lower_on == 2
     assert row.change_pct == pytest.approx(np.mean([100 * (1 / 3 - 1), 100 * (1 / 1.5 - 1), 100 * (4 / 3 - 1)]))

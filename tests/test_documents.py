@@ -31,10 +31,11 @@ def test_readme_is_short_and_quotes_no_result_outside_its_generated_block():
 
 
 def test_the_readme_block_says_which_mix_runs_did_not_end_flat():
-    from scadf_lib import analysis as A
-    _, runs = A.read_set(SET_DIR)
+    from scadf_lib import tables
+    from scadf_lib.studies import resultset
+    _, runs = resultset.read_set(SET_DIR)
     mix = runs[(runs.study == "main") & (runs.regime == "mix")]
-    short = mix[~A.csv_flags(mix["flat"])]
+    short = mix[~tables.csv_flags(mix["flat"])]
     block = readme_block(SET_DIR)
     assert all(name in block for name in short.name)
     assert ("flat or to its maximum budget" in block) == (len(short) > 0)
@@ -43,12 +44,12 @@ def test_the_readme_block_says_which_mix_runs_did_not_end_flat():
 def test_the_readme_counts_runs_as_the_sweep_driver_does():
     """One run fills two cells (the no-MMD ablation's seed 0 is the sensitivity study's λ = 0), so the
     README counts runs from the driver's plan, not by summing the report's cells."""
-    from scadf_lib import analysis as A
     from scadf_lib.planning import plan
     from scadf_lib.presets import PRESETS
-    _, runs = A.read_set(SET_DIR)
+    from scadf_lib.studies import resultset
+    _, runs = resultset.read_set(SET_DIR)
     planned = {r.name for r in plan(REFERENCE_SET)}
-    assert A.coverage(runs, PRESETS[REFERENCE_SET]).planned.sum() == len(planned) + 1  # the twin
+    assert resultset.coverage(runs, PRESETS[REFERENCE_SET]).planned.sum() == len(planned) + 1  # the twin
     done = len(set(runs.name) & planned)
     if done < len(planned):
         assert f"{done} of {len(planned)} planned runs are in" in readme_block(SET_DIR)

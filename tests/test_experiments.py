@@ -173,7 +173,7 @@ def test_nospace_is_paired_with_scadf_on_the_same_held_out_points(smoke_results)
 def test_degradation_study_scores_clean_and_augmented_runs_and_reports_a_verdict(smoke_results, tmp_path):
     root, runs, metrics = smoke_results
     from scadf_lib.degradation import degradation_grid
-    from scadf_lib.report import degradation_section
+    from scadf_lib.studies.degradation import degradation_section
     out = root / "results_degradation"  # another test re-collects a subset into results/
     collect(runs, root / "work", out)
     table = pd.read_csv(out / "degradation.csv")
@@ -249,7 +249,7 @@ def test_runs_trained_in_parallel_processes_give_the_same_metrics(smoke_results,
 
 
 def test_report_verdicts_follow_the_numbers(smoke_results):
-    from scadf_lib.analysis import claims_verdicts
+    from scadf_lib.studies.claims import claims_verdicts
     from scadf_lib.report import render
     root, _, metrics = smoke_results
     text = render(root / "results", "smoke")
@@ -419,7 +419,7 @@ def test_the_gpu_command_runs_end_to_end_and_packs_a_resumable_state(tmp_path, s
 
 
 def test_report_points_to_the_gpu_result_set_or_to_the_command_that_makes_it(smoke_results, tmp_path):
-    from scadf_lib.report import gpu_section
+    from scadf_lib.studies.cost import gpu_section
     root, runs, metrics = smoke_results
     missing = gpu_section(tmp_path)
     assert "Not produced yet" in missing and "bash bench/gpu_run.sh" in missing
@@ -527,7 +527,7 @@ def test_a_finished_run_trains_on_at_the_floor_when_its_preset_raises_the_budget
 
 
 def test_schedule_text_states_a_held_floor_only_where_the_runs_have_one():
-    from scadf_lib.report import schedule_text
+    from scadf_lib.studies.budget import schedule_text
     runs = pd.DataFrame({"model": ["concat", "scadf"], "epochs": [160, 80], "steps_trained": [16320, 9000],
                          "min_lr_fraction": 0.01, "decay_fraction": 0.6, "offset_anneal_fraction": 0.5,
                          "batch_size": 64, "lr": 0.003, "offset_weight": 100.0, "schedule_epochs": float("nan")})
@@ -656,7 +656,7 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     shutil.rmtree(tmp_path / "work" / "rebuild")  # a fresh machine of the same kind does not try again
     rebuild_checkpoints(runs, tmp_path / "work", results, progress=False)
     assert not (tmp_path / "work" / "rebuild" / target.name).exists()
-    from scadf_lib.report import reproduction_text
+    from scadf_lib.studies.budget import reproduction_text
     text = reproduction_text(results)
     assert "1 committed run(s) retrained" in text and "0 gave their committed" in text
     assert "never as the committed run): " + f"{target.name} (first epoch: training loss 0, validation error 0.001" in text

@@ -11,21 +11,33 @@ import scadf_lib
 PACKAGE = Path(scadf_lib.__file__).parent
 
 
+def module_names() -> dict[str, Path]:
+    """Every module of the package by its dotted name under scadf_lib ('report', 'studies.claims')."""
+    return {".".join(p.relative_to(PACKAGE).with_suffix("").parts): p for p in PACKAGE.rglob("*.py")
+            if p.stem != "__init__"}
+
+
+def _imported(node: ast.AST, modules: set[str]) -> set[str]:
+    """The scadf_lib modules one import statement names."""
+    if isinstance(node, ast.ImportFrom) and node.module and (node.module + ".").startswith("scadf_lib."):
+        base = node.module.removeprefix("scadf_lib").removeprefix(".")
+        named = {f"{base}.{a.name}".lstrip(".") for a in node.names}
+        return (named & modules) | ({base} & modules)
+    if isinstance(node, ast.Import):
+        return {a.name.removeprefix("scadf_lib.") for a in node.names} & modules
+    return set()
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module name -> the scadf_lib modules it imports anywhere in its source."""
-    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    paths = module_names()
+    modules = set(paths)
     graph: dict[str, set[str]] = {}
-    for name in modules:
+    for name, path in paths.items():
         deps: set[str] = set()
-        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module.startswith("scadf_lib."):
-                    deps.add(node.module.split(".")[1])
-                elif node.module == "scadf_lib":
-                    deps |= {a.name for a in node.names if a.name in modules}
-            elif isinstance(node, ast.Import):
-                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("scadf_lib.")}
-        graph[name] = (deps & modules) - {name}
+        for node in ast.walk(ast.parse(path.read_text())):
+            deps |= _imported(node, modules)
+        graph[name] = deps - {name}
     return graph
 
 
@@ -57,6 +69,11 @@ def test_the_cycle_finder_finds_a_circle():
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
 
 
+def test_the_graph_sees_the_studies_package():
+    graph = import_graph()
+    assert "studies.claims" in graph["report"] and "studies.common" in graph["studies.claims"]
+
+
 def test_no_import_circle_between_scadf_lib_modules():
     graph = import_graph()
     assert {"training", "experiments", "report", "degradation"} <= set(graph)
@@ -79,14 +96,14 @@ def test_the_readers_of_runs_do_not_import_the_training_engine():
     """Anchors, diagnostics, the routing inspector, the Localiser and the report read a run's data,
     configuration and checkpoint from their own homes (config, rundata, checkpoints)."""
     graph = import_graph()
-    for module in ("anchors", "diagnostics", "widgets", "localise", "report", "analysis", "config", "rundata"):
+    for module in ("anchors", "diagnostics", "widgets", "localise", "report", "studies.table_ii", "config", "rundata"):
         assert "training" not in reachable(graph, module) and "engine" not in reachable(graph, module), module
 
 
 def test_the_configuration_and_the_report_import_without_torch():
     import subprocess
     import sys
-    code = ("import sys; import scadf_lib.config, scadf_lib.report, scadf_lib.analysis; "
+    code = ("import sys; import scadf_lib.config, scadf_lib.report; "
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('scadf_lib'))")
     subprocess.run([sys.executable, "-c", code], check=True)
 

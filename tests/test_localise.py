@@ -146,7 +146,7 @@ def test_random_walks_step_to_grid_neighbours_and_the_model_places_them(munich):
 
 
 def test_tracks_table_gives_mean_and_ci_over_seeds_per_scene_and_method():
-    from scadf_lib.analysis import tracks_table
+    from scadf_lib.studies.track_table import tracks_table
     rows = [{"scene": "munich", "method": m, "source": src, "band_ghz": "all", "group": "all", "seed": s,
              "mse_m2": base * (1 + 0.1 * s) * (2 if src == "track" else 1), "median_m": 0.1}
             for m, base in (("WKNN", 6.0), ("SCADF-MoE", 0.5)) for src in ("cluster", "track") for s in (0, 1, 2)]
