@@ -20,7 +20,7 @@ import torch
 
 from common import write
 from scadf_lib.training import run_model_config
-from scadf_lib.experiments import plan
+from scadf_lib.planning import plan
 from scadf_lib.models import build_model
 from scadf_lib.training import TrainConfig, compute_loss, prepare_data
 

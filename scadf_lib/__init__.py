@@ -12,6 +12,10 @@ One module per idea:
 - :mod:`scadf_lib.training`    the training loop, DDP, CLI
 - :mod:`scadf_lib.checkpoints` saving and loading a run's weights
 - :mod:`scadf_lib.evaluation`  metrics in metres / square metres
+- :mod:`scadf_lib.experiments` the sweep driver (``python -m scadf_lib.experiments --preset ...``); with
+  :mod:`~scadf_lib.planning` (which runs), :mod:`~scadf_lib.runfolder` (a run's folder and its state),
+  :mod:`~scadf_lib.sweep_tables` (the result set's tables), :mod:`~scadf_lib.rebuild` (re-training shipped
+  weights) and :mod:`~scadf_lib.pool` (worker processes)
 - :mod:`scadf_lib.studies`     one module per study of a result set: tables, verdicts, report section
 - :mod:`scadf_lib.report`      REPORT.md and the README's headline, from the tables
 - :mod:`scadf_lib.plots`       figures

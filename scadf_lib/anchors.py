@@ -22,6 +22,9 @@ means the same for an anchor as for a model. The centroid "head" of an anchor is
 ``wknn_cfr``    the same with the CFR appended: the first principal components of the CFR magnitude
                 (rms-normalised, 64 subcarriers), whitened and weighted by a factor also chosen on the
                 validation points (0 = the CFR is not used).
+``hybrid``      what a practitioner would deploy: ``geometric`` on the points the data flag LOS (in
+                that band), ``wknn`` on the others. It reads the data's LOS flag, which a receiver would
+                have to detect (an oracle flag, like the oracle inputs it is scored on).
 
 A test band that is no training band (OOD: 6 GHz) is looked up in the pooled training bands' references.
 """
@@ -37,10 +40,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scadf_lib.checkpoints import RUN_CONFIG, RUN_METRICS
 from scadf_lib.evaluation import Predictions, metrics_table
 from scadf_lib.fileio import atomic_path, write_json_atomic
 
-ANCHORS = ("geometric", "wknn", "wknn_cfr")
+from scadf_lib.presets import ANCHORS  # noqa: F401  (re-exported: the anchors every preset scores)
 
 #: Search grid of the WKNN anchors (chosen on validation points).
 WKNN_K = (1, 2, 3, 5, 8, 13, 21)
@@ -201,20 +205,11 @@ def point_predictions(data: Any, xy_of_band_ue: np.ndarray) -> Predictions:
                        feats.los[band_idx[:, None], ue], split.unseen[ue])
 
 
-def predict_anchor(method: str, data: Any, bs_position_m: np.ndarray, ue_z_m: np.ndarray,
-                   aod_rad: np.ndarray, distance_m: np.ndarray) -> tuple[Predictions, dict[str, Any]]:
-    """Test-set predictions of one anchor (:data:`ANCHORS`) and its chosen settings. ``aod_rad`` and
-    ``distance_m`` (B, N) are the dataset's raw dominant-path scalars, ``ue_z_m`` (N,) the UE heights."""
+def wknn_positions(data: Any, use_cfr: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """(B, N, 2) positions (m) of every test band's UEs placed by WKNN (``use_cfr``: with the CFR's
+    components), its setting chosen on the validation points (:func:`select_wknn`), and that setting."""
     feats = data.feats
-    if method == "geometric" and feats.inputs != "oracle":
-        raise ValueError("the geometric anchor reads the oracle's global azimuth; a ULA measures the angle from its "
-                         "broadside, which leaves a mirror ambiguity across the array axis: score it on oracle inputs")
-    if method == "geometric":
-        xy = geometric_positions(distance_m, aod_rad, ue_z_m[None, :], bs_position_m)
-        return point_predictions(data, xy), {}
-    if method not in ("wknn", "wknn_cfr"):
-        raise ValueError(f"unknown anchor {method!r}; choose one of {ANCHORS}")
-    best, grid = select_wknn(data, use_cfr=method == "wknn_cfr")
+    best, grid = select_wknn(data, use_cfr=use_cfr)
     x = anchor_features(data, best["scaling"], best["cfr_weight"])
     tr_idx = [feats.bands.index(b) for b in data.train_bands]
     model = WKNN(best["k"]).fit(_point_sets(x, feats.xy, feats.bands, tr_idx, data.split.train_points))
@@ -222,7 +217,28 @@ def predict_anchor(method: str, data: Any, bs_position_m: np.ndarray, ue_z_m: np
     for j, band in enumerate(feats.bands):
         if band in data.test_bands:
             xy[j] = model.predict(band, x[j])
-    return point_predictions(data, xy), {**best, "grid_size": len(grid)}
+    return xy, {**best, "grid_size": len(grid)}
+
+
+def predict_anchor(method: str, data: Any, bs_position_m: np.ndarray, ue_z_m: np.ndarray,
+                   aod_rad: np.ndarray, distance_m: np.ndarray) -> tuple[Predictions, dict[str, Any]]:
+    """Test-set predictions of one anchor (:data:`ANCHORS`) and its chosen settings. ``aod_rad`` and
+    ``distance_m`` (B, N) are the dataset's raw dominant-path scalars, ``ue_z_m`` (N,) the UE heights."""
+    feats = data.feats
+    if method not in ANCHORS:
+        raise ValueError(f"unknown anchor {method!r}; choose one of {ANCHORS}")
+    if method in ("geometric", "hybrid") and feats.inputs != "oracle":
+        raise ValueError(f"the {method} anchor reads the oracle's global azimuth; a ULA measures the angle from its "
+                         "broadside, which leaves a mirror ambiguity across the array axis: score it on oracle inputs")
+    if method in ("geometric", "hybrid"):
+        geo = geometric_positions(distance_m, aod_rad, ue_z_m[None, :], bs_position_m)
+        if method == "geometric":
+            return point_predictions(data, geo), {}
+        wknn, settings = wknn_positions(data, use_cfr=False)
+        los = np.asarray(feats.los, dtype=bool)[..., None]
+        return point_predictions(data, np.where(los, geo, wknn)), settings
+    xy, settings = wknn_positions(data, use_cfr=method == "wknn_cfr")
+    return point_predictions(data, xy), settings
 
 
 def run_anchor(method: str, cfg: Any, out_dir: Path) -> pd.DataFrame:
@@ -242,9 +258,9 @@ def run_anchor(method: str, cfg: Any, out_dir: Path) -> pd.DataFrame:
     metrics = metrics_table(pred).assign(model=method, regime=cfg.regime, train_band=cfg.band, seed=cfg.seed,
                                          scene=Path(cfg.data_path).stem, trajectory_length=cfg.trajectory_length)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "metrics.csv") as tmp:
+    with atomic_path(out_dir / RUN_METRICS) as tmp:
         metrics.to_csv(tmp, index=False)
-    write_json_atomic(out_dir / "config.json", {"train_config": json.loads(json.dumps(cfg.to_dict())),
+    write_json_atomic(out_dir / RUN_CONFIG, {"train_config": json.loads(json.dumps(cfg.to_dict())),
                                                 "split": data.split.report, "parameters": 0, "anchor": method,
                                                 "train_bands_ghz": data.train_bands, "test_bands_ghz": data.test_bands})
     write_json_atomic(out_dir / "anchor.json", {"method": method, **settings, "wall_s": time.perf_counter() - t0,

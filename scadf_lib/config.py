@@ -16,7 +16,7 @@ import numpy as np
 
 from scadf_lib.fileio import project_path
 from scadf_lib.presets import ABLATIONS, METHODS
-from scadf_lib.schema import parse_band
+from scadf_lib.schema import file_bands, parse_band
 
 if TYPE_CHECKING:  # the split's module builds torch Datasets too: imported where a split is made
     from scadf_lib.trajectories import SpatialSplit
@@ -97,8 +97,8 @@ class TrainConfig:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODEL_NAMES)}")
         if self.regime not in ("mix", "ood"):
             raise ValueError(f"unknown regime {self.regime!r}; choose 'mix' or 'ood'")
-        if str(self.band) != "mix":
-            parse_band(self.band)
+        if str(self.band) != "mix":  # one of the file's bands (a declared one too), or a number until the file exists
+            parse_band(self.band, file_bands(project_path(self.data_path)))
             if self.regime != "mix":
                 raise ValueError("a single band is a Mix-regime setting; use band='mix' with regime='ood'")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from scadf_lib.checkpoints import LAST
 from scadf_lib.models import ModelConfig, build_model
 from scadf_lib.training import (EpochResult, PreparedData, RunResult, RunState, TrainConfig, check_same_run,
                                 compute_loss, decay_groups, finish_run, load_checkpoint, lr_at, make_optimizer,
@@ -245,7 +246,7 @@ def train_stack(cfgs: list[TrainConfig], out_dirs: list[Path], progress: bool = 
     mcfg = mcfgs[0]
     base = runs[0].model
     for r in runs:  # resume each run from its own last.pt (written by either engine)
-        last = r.out / "last.pt"
+        last = r.out / LAST
         if last.exists():
             state = load_checkpoint(last)
             check_same_run(state["train_config"], r.cfg, last)

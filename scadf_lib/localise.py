@@ -47,29 +47,17 @@ import xarray as xr
 from tqdm import tqdm
 
 from scadf_lib.models import ModelConfig
-from scadf_lib.schema import KNOWN_BANDS_GHZ, data_version
+from scadf_lib.schema import data_version, parse_band
 from scadf_lib.dataversions import DATA_DIRS
-from scadf_lib.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint
+from scadf_lib.checkpoints import checkpoint_bands, checkpoint_problem, load_checkpoint, model_from_checkpoint
 from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, model_inputs, regime_bands
 
-#: Keys every checkpoint holds (its layout is :data:`scadf_lib.checkpoints.CHECKPOINT_FORMAT`).
-CHECKPOINT_KEYS = ("model", "model_config", "normalizer", "train_config")
 #: Variables inference reads (positions are not among them).
 INPUT_VARIABLES = ("aod", "aoa", "distance", "path_gain", "cfr_real", "cfr_imag")
 
 
 class LocaliseError(ValueError):
     """Bad input to the Localiser: the message names the problem and the fix."""
-
-
-def checkpoint_bands(train_config: dict[str, Any]) -> tuple[float, ...]:
-    """The bands (GHz) a run trained or was tested on: every band of the paper for Mix, 2.6 + 28 GHz
-    (trained) and 6 GHz (tested) for OOD, or the one band of a single-band run."""
-    band = str(train_config.get("band", "mix"))
-    if band != "mix":
-        return (float(band),)
-    train, test = regime_bands(train_config.get("regime", "mix"), KNOWN_BANDS_GHZ)
-    return tuple(sorted(set(train) | set(test)))
 
 
 def track_windows(n: int, length: int) -> np.ndarray:
@@ -123,41 +111,38 @@ class Localiser:
         ``results/**/models/``. Clear errors for a missing file, a file that is not a checkpoint, and a
         checkpoint of another layout (``format_version``) or with weights that do not fit its model."""
         state = load_checkpoint(path, map_location=device)
-        if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
-            have = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise LocaliseError(f"'{path}' is not a workbook checkpoint (it holds {have}; a checkpoint holds "
-                                f"{list(CHECKPOINT_KEYS)}): pass a best.pt of a training run or a file from "
-                                f"results/models/")
-        version = state.get("format_version", 1)
-        if version != CHECKPOINT_FORMAT:
-            raise LocaliseError(f"'{path}' has checkpoint format {version}, this workbook reads format "
-                                f"{CHECKPOINT_FORMAT}: load it with the workbook version that wrote it, or retrain")
+        problem = checkpoint_problem(state)
+        if problem:
+            raise LocaliseError(f"'{path}' {problem}")
         try:
             model, norm = model_from_checkpoint(state)
         except TypeError as exc:  # a model_config with fields this version does not know
             raise LocaliseError(f"'{path}' was written by another version of the models ({exc}): retrain it "
                                 f"with this workbook") from exc
         return cls(model.to(device).eval(), norm, ModelConfig(**state["model_config"]), dict(state["train_config"]),
-                   checkpoint_bands(state["train_config"]), str(path), list(state.get("history", [])),
+                   checkpoint_bands(state), str(path), list(state.get("history", [])),
                    int(state.get("data_version", 1)))
 
     # ------------------------------------------------------------------------------------- inputs
 
     def _band_index(self, ds: xr.Dataset, band: float | str) -> int:
+        """The index along ``ds``'s band axis of ``band`` (GHz), a band this model trained or was tested on
+        (:func:`scadf_lib.schema.parse_band`, as everywhere)."""
         try:
-            value = float(band)
-        except (TypeError, ValueError):
-            raise LocaliseError(f"band {band!r} is not a number; choose one of {list(self.bands)} (GHz)") from None
-        known = [b for b in self.bands if abs(b - value) < 1e-6]
-        if not known:
-            raise LocaliseError(f"band {value:g} GHz is not a band this model was trained or tested on; choose one of "
-                                f"{list(self.bands)} (GHz)")
-        available = [float(b) for b in ds["band"].values]
-        for j, b in enumerate(available):
-            if abs(b - value) < 1e-6:
-                return j
-        raise LocaliseError(f"the dataset has no {value:g} GHz measurements (its bands: {available} GHz); pass one "
-                            f"of those")
+            value = parse_band(band, None)  # a positive number of GHz
+        except ValueError as exc:
+            raise LocaliseError(f"{exc}; this model knows {list(self.bands)} (GHz)") from None
+        try:
+            value = parse_band(value, self.bands)
+        except ValueError:
+            raise LocaliseError(f"band {value:g} GHz is not a band this model trained or was tested on; choose one of "
+                                f"{list(self.bands)} (GHz)") from None
+        available = tuple(float(b) for b in ds["band"].values)
+        try:
+            return available.index(parse_band(value, available))
+        except ValueError:
+            raise LocaliseError(f"the dataset has no {value:g} GHz measurements (its bands: {list(available)} GHz); "
+                                f"pass one of those") from None
 
     def training_data_path(self) -> Path:
         """The fingerprint file this model was trained on: its recorded path, or for a model of data

@@ -200,7 +200,7 @@ def predictions_map(pred: Predictions, max_points: int = 1500, seed: int = 0) ->
 
 
 def method_bars(summary: pd.DataFrame, x: str, hue: str, title: str = "", log: bool = True) -> plt.Figure:
-    """Bars of mean MSE (m^2) with 95 % CI error bars, from :func:`scadf_lib.experiments.summarize`."""
+    """Bars of mean MSE (m^2) with 95 % CI error bars, from :func:`scadf_lib.tables.summarize`."""
     xs = list(dict.fromkeys(summary[x]))
     hues = list(dict.fromkeys(summary[hue]))
     if not xs:
@@ -338,7 +338,7 @@ def routing_response_plot(resp: pd.DataFrame, title: str = "") -> plt.Figure:
 def run_curves(curves: pd.DataFrame, floor_m2: float | None = None, anchors: Mapping[str, float] | None = None,
                title: str = "") -> plt.Figure:
     """Validation point MSE (m², held-out-style validation points) against optimiser steps, one line
-    per run (``results/<set>/curves.csv``: :func:`scadf_lib.experiments.learning_curves`), one colour
+    per run (``results/<set>/curves.csv``: :func:`scadf_lib.sweep_tables.learning_curves`), one colour
     per method, one panel per method; ``floor_m2`` (the centroid floor) and ``anchors`` (name ->
     validation-free test MSE, m², e.g. WKNN held-out) as horizontal references."""
     models = list(dict.fromkeys(curves.model))

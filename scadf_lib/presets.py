@@ -10,6 +10,9 @@ from typing import Any
 
 SCENES = ("munich", "etoile", "florence")
 #: The studies of a preset that names none (the paper's evaluation and its checks) ...
+#: The classical anchors every preset's ``anchors`` study scores (:mod:`scadf_lib.anchors`).
+ANCHORS = ("geometric", "wknn", "wknn_cfr", "hybrid")
+
 STUDIES = ("main", "anchors", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
 #: ... and every study the driver knows; a preset trains the ones it names (``studies``).
 ALL_STUDIES = STUDIES + ("measured",)
@@ -78,6 +81,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 AUGMENT_P_NOISE, AUGMENT_P_MISSING = 0.1, 0.05
 
 #: File suffix of the weights of a run retrained to rebuild a checkpoint never shipped, where it did not
-#: reproduce the committed run (``scadf_lib.experiments.rebuild_one``), and the label suffix the track
+#: reproduce the committed run (``scadf_lib.rebuild.rebuild_one``), and the label suffix the track
 #: study gives them: another sample of the method, never passed off as the committed run.
 RETRAINED, RETRAINED_LABEL = "_retrained", " (retrained)"

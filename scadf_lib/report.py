@@ -26,7 +26,8 @@ from scadf_lib.studies.degradation import degradation_section
 from scadf_lib.studies.table_ii import (main_table, offset_slope_section, per_scene_section, table_ii_section,
                                           tail_text)
 from scadf_lib.studies.ood import ood_readme_lines, ood_section
-from scadf_lib.studies.resultset import coverage, coverage_section, header_section, read_curves, read_set
+from scadf_lib.studies.overview import coverage, coverage_section, header_section
+from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.studies.routing import routing_section
 from scadf_lib.studies.sensitivity import sensitivity_section
 from scadf_lib.studies.spatial import isolation_section, spatial_section
@@ -36,22 +37,16 @@ from scadf_lib.tables import md_table
 
 def render(set_dir: Path, preset: str | None = None) -> str:
     """The whole report of the result set ``set_dir`` as Markdown."""
-    metrics, runs = read_set(set_dir)
-    curves = read_curves(set_dir)
-    preset = preset or set_dir.name
-    lead = [header_section(set_dir, runs), coverage_section(runs, preset) if preset in PRESETS else "",
-            table_ii_section(metrics, runs), tail_text(set_dir, metrics), claims_section(metrics),
-            ood_section(metrics, runs), ablation_section(metrics, runs, curves),
-            spatial_section(set_dir, metrics, runs)]
-    appendix = [settings_section(runs), per_scene_section(metrics, runs), offset_slope_section(metrics),
-                flatness_section(set_dir, runs, curves), budget_section(set_dir, metrics, runs),
-                isolation_section(set_dir),
-                tracks_section(set_dir), degradation_section(set_dir), sensitivity_section(metrics, runs, curves),
-                routing_section(runs), anchors_section(metrics, runs)]
-    if set_dir.name == REFERENCE_SET:
-        appendix += [gpu_section(set_dir.parent)]
-    appendix += [cost_section(set_dir, runs)]
-    if set_dir.name == REFERENCE_SET:
+    rs = ResultSet(set_dir)
+    lead = [header_section(rs), coverage_section(rs, preset), table_ii_section(rs), tail_text(rs, rs.metrics),
+            claims_section(rs), ood_section(rs), ablation_section(rs), spatial_section(rs)]
+    appendix = [settings_section(rs), per_scene_section(rs), offset_slope_section(rs), flatness_section(rs),
+                budget_section(rs), isolation_section(rs), tracks_section(rs), degradation_section(rs),
+                sensitivity_section(rs), routing_section(rs), anchors_section(rs)]
+    if rs.name == REFERENCE_SET:
+        appendix += [gpu_section(rs)]
+    appendix += [cost_section(rs)]
+    if rs.name == REFERENCE_SET:
         appendix += [measurement_section()]
     return ("\n".join(s for s in lead if s) + "\n# Appendix: method checks and studies beyond the paper\n\n"
             + "\n".join(s for s in appendix if s))
@@ -80,7 +75,8 @@ README_END = "<!-- END GENERATED -->"
 def readme_block(set_dir: Path) -> str:
     """The README's headline: Table II's held-out MSE per scene, the claims' verdicts and what is
     still training, from the reference set's tables."""
-    metrics, runs = read_set(set_dir)
+    rs = ResultSet(set_dir)
+    metrics, runs = rs.metrics, rs.runs
     main = metrics[metrics.study == "main"]
     table = main_table(metrics, runs, "mix", groups=(HEADLINE,))
     table.columns = [c.removesuffix(f" {HEADLINE}") for c in table.columns]

@@ -33,6 +33,11 @@ class PreparedData:
     val_seen: TrajectoryDataset | None = None
     data_version: int = 1  # of the fingerprint file (scadf_lib.schema.data_version), kept in checkpoints
 
+    @property
+    def bands_ghz(self) -> tuple[float, ...]:
+        """Every band (GHz) the run trains or is tested on, ascending (kept in checkpoints)."""
+        return tuple(sorted(set(self.train_bands) | set(self.test_bands)))
+
 
 def validation_rows(train_traj: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Indices of about ``fraction`` of the training trajectories to validate on (model selection),

@@ -480,16 +480,36 @@ def save_fingerprints(ds: xr.Dataset, path: str | os.PathLike[str], pack: bool =
     return Path(path)
 
 
-def parse_band(band: str | float, available: tuple[float, ...] = KNOWN_BANDS_GHZ) -> float:
-    """Turn a band given as text or number (GHz) into one of ``available``; clear error otherwise."""
+def parse_band(band: str | float, available: tuple[float, ...] | None = KNOWN_BANDS_GHZ) -> float:
+    """Turn a band given as text or number (GHz) into one of ``available`` (the paper's bands by
+    default; a file's own bands: :func:`file_bands`), or into any positive number where ``available``
+    is None; a clear error otherwise. The one band parser of the workbook."""
     try:
         value = float(band)
     except (TypeError, ValueError):
-        raise ValueError(f"band {band!r} is not a number; choose one of {list(available)} (GHz)") from None
+        choose = f"choose one of {list(available)} (GHz)" if available is not None else "give it in GHz, e.g. 28"
+        raise ValueError(f"band {band!r} is not a number; {choose}") from None
+    if available is None:
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"band {band!r} GHz is not a positive carrier frequency; give it in GHz, e.g. 28")
+        return value
     for b in available:
         if abs(b - value) < 1e-6:
             return b
     raise ValueError(f"unknown band {band!r} GHz; choose one of {list(available)} (GHz)")
+
+
+def file_bands(path: str | os.PathLike[str]) -> tuple[float, ...] | None:
+    """The bands (GHz) a fingerprint file holds, read from its ``band`` coordinate without loading the
+    rest; None where the file does not exist or is not a fingerprint file."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        with xr.open_dataset(p, engine="netcdf4") as ds:
+            return tuple(float(b) for b in ds["band"].values)
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def complex_cfr(ds: xr.Dataset) -> xr.DataArray:

@@ -24,6 +24,24 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]
     return float(v.mean()), float(half)
 
 
+def ratio_ci(ratios: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Per-seed ratios summarised on the log scale, so that no one seed dominates: the geometric mean
+    and its Student-t interval, (mean, low, high); low and high are NaN for one ratio."""
+    r = np.asarray(ratios, dtype=float)
+    r = r[np.isfinite(r) & (r > 0)]
+    if not len(r):
+        return np.nan, np.nan, np.nan
+    mean, half = mean_ci(np.log(r), confidence)
+    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half))
+
+
+def fmt_ratio(mean: float, low: float, high: float) -> str:
+    """'0.95× (0.62-1.45)': a geometric-mean ratio with its 95 % interval, or '0.95×' for one seed."""
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.2f}×" + (f" ({low:.2f}-{high:.2f})" if np.isfinite(low) else "")
+
+
 def summarize(metrics: pd.DataFrame, by: list[str], group: str, band: str = "all") -> pd.DataFrame:
     """Mean MSE (m^2) and 95 % CI over seeds for one metric group, per ``by`` keys."""
     sel = metrics[(metrics.group == group) & (metrics.band == band)]

@@ -189,7 +189,7 @@ def _wknn_positions(data: Any) -> np.ndarray:
 
 
 #: Checkpoints of the track study, by label, as the reference sweep names them in ``<results>/models/``
-#: (:func:`scadf_lib.experiments.ships_checkpoint`). Each may also be found as a retrained sample
+#: (:func:`scadf_lib.runfolder.ships_checkpoint`). Each may also be found as a retrained sample
 #: (:data:`scadf_lib.presets.RETRAINED`: a rebuild that did not reproduce the committed run; ``rebuilds.csv``
 #: scores both), labelled with :data:`scadf_lib.presets.RETRAINED_LABEL`.
 STUDY_MODELS = {"SCADF-MoE": "main_{scene}_mix_scadf_s{seed}", "SoftMoE": "main_{scene}_mix_softmoe_s{seed}",

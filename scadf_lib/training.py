@@ -44,7 +44,8 @@ from scadf_lib.degradation import flag_columns
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
-from scadf_lib.checkpoints import (CHECKPOINT_FORMAT, load_checkpoint, model_from_checkpoint,  # noqa: F401
+from scadf_lib.checkpoints import (BEST, CHECKPOINT_FORMAT, LAST, RUN_CONFIG, RUN_HISTORY, RUN_METRICS,  # noqa: F401
+                                    RUN_POINT_ERRORS, checkpoint_state, load_checkpoint, model_from_checkpoint,
                                     save_checkpoint)
 from scadf_lib.rundata import PreparedData, prepare_data, validation_rows  # noqa: F401  (re-exported)
 from scadf_lib.trajectories import Normalizer, TrajectoryDataset
@@ -361,11 +362,12 @@ def close_epoch(r: RunState, epoch: int, res: EpochResult, mcfg: ModelConfig, t0
     r.history.append(row)
     if write:
         state = checkpoint_state(r.model, res.optimizer_state(), epoch, min(r.best_val, val["localisation"]),
-                                 r.history, r.cfg, mcfg, r.data.norm, r.device, r.data.data_version)
+                                 r.history, r.cfg, mcfg, r.data.norm, rng_state(r.device), r.data.data_version,
+                                 r.data.bands_ghz)
         r.out.mkdir(parents=True, exist_ok=True)
         if val["localisation"] < r.best_val:
-            save_checkpoint(r.out / "best.pt", state)
-        save_checkpoint(r.out / "last.pt", state)
+            save_checkpoint(r.out / BEST, state)
+        save_checkpoint(r.out / LAST, state)
     r.best_val = min(r.best_val, val["localisation"])
     r.done = epoch + 1 >= r.cfg.epochs or r.ended()
     if progress:
@@ -428,7 +430,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], progress: bool = Tr
     steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * world))
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    last_path = out / "last.pt"
+    last_path = out / LAST
     history: list[dict[str, Any]] = []
     start_epoch, best_val = 0, float("inf")
     if resume and last_path.exists():
@@ -472,22 +474,11 @@ def epoch_row(epoch: int, sums: dict[str, Any], seen: int, val: dict[str, float]
             "elapsed_s": (history[-1].get("elapsed_s", 0.0) if history else 0.0) + epoch_s}
 
 
-def checkpoint_state(model: nn.Module, optimizer_state: dict[str, Any], epoch: int, best_val: float,
-                     history: list[dict[str, Any]], cfg: TrainConfig, mcfg: ModelConfig, norm: Normalizer,
-                     device: torch.device, data_version: int = 1) -> dict[str, Any]:
-    """What ``last.pt`` / ``best.pt`` hold: everything a resume or an evaluation needs, and the data
-    version of the file trained on (absent in checkpoints from before version 2: they are version 1)."""
-    return {"format_version": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer_state,
-            "epoch": epoch, "best_val": best_val, "data_version": data_version,
-            "history": history, "train_config": json.loads(json.dumps(cfg.to_dict())), "model_config": mcfg.to_dict(),
-            "normalizer": norm.state(), **rng_state(device)}
-
-
 def finish_run(out: Path, cfg: TrainConfig, mcfg: ModelConfig, data: PreparedData, model: nn.Module,
                history: list[dict[str, Any]], device: torch.device, throughput: float, write: bool = True) -> RunResult:
     """Load the run's ``best.pt`` into ``model``, score it on the test set and (``write``) write the
     run's result files (:func:`write_results`)."""
-    model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+    model.load_state_dict(load_checkpoint(out / BEST)["model"])
     preds = predict(model, data.test, data.feats, data.norm, data.split.unseen, device)
     metrics = metrics_table(preds)
     hist = pd.DataFrame(history)
@@ -519,13 +510,13 @@ def write_results(out: Path, cfg: TrainConfig, mcfg: ModelConfig, data: Prepared
     point_errors.csv (:func:`per_point_errors`, for paired comparisons), all atomic."""
     tagged = metrics.assign(model=cfg.model, regime=cfg.regime, train_band=cfg.band, seed=cfg.seed,
                             scene=Path(cfg.data_path).stem, trajectory_length=cfg.trajectory_length)
-    frames = [("metrics.csv", tagged), ("history.csv", history)]
+    frames = [(RUN_METRICS, tagged), (RUN_HISTORY, history)]
     if preds is not None:
-        frames.append(("point_errors.csv", per_point_errors(preds).round({"sq_error_m2": 4})))
+        frames.append((RUN_POINT_ERRORS, per_point_errors(preds).round({"sq_error_m2": 4})))
     for name, frame in frames:
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
-    write_json_atomic(out / "config.json", {
+    write_json_atomic(out / RUN_CONFIG, {
         "train_config": cfg.to_dict(), "model_config": mcfg.to_dict(), "parameters": n_params,
         "split": data.split.report, "train_bands_ghz": data.train_bands, "test_bands_ghz": data.test_bands,
         "torch": torch.__version__})
@@ -536,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="data/munich.nc")
     p.add_argument("--model", default="scadf", choices=sorted(REGISTRY))
     p.add_argument("--regime", default="mix", choices=["mix", "ood"])
-    p.add_argument("--band", default="mix", help="'mix' or one band in GHz (2.6, 6, 28)")
+    p.add_argument("--band", default="mix",
+                   help="'mix' or one band in GHz: 2.6, 6, 28 or a band the data file declares (e.g. 60)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None,

@@ -39,6 +39,19 @@ def test_geometric_anchor_is_exact_on_los_points_and_wrong_on_nlos_ones(syntheti
     assert set(saved.model) == {"geometric"} and set(saved.regime) == {"mix"}
 
 
+def test_the_hybrid_anchor_is_the_closed_form_on_los_points_and_wknn_on_the_others(synthetic_nc, tmp_path):
+    cfg = TrainConfig(data_path=str(synthetic_nc), train_per_point=1.0, test_per_point=1.0)
+    scores = {m: run_anchor(m, cfg, tmp_path / m).query("band == 'all'").set_index("group").mse_m2
+              for m in ("geometric", "wknn", "hybrid")}
+    assert scores["hybrid"]["held-out-LOS"] < 1e-6  # exact where the data say LOS
+    assert scores["hybrid"]["held-out-NLOS"] == pytest.approx(scores["wknn"]["held-out-NLOS"], rel=1e-9)
+    assert scores["hybrid"]["held-out"] < min(scores["geometric"]["held-out"], scores["wknn"]["held-out"])
+    from types import SimpleNamespace
+    measured = SimpleNamespace(feats=SimpleNamespace(inputs="measured"))
+    with pytest.raises(ValueError, match="hybrid anchor reads the oracle"):
+        predict_anchor("hybrid", measured, np.zeros(3), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)))
+
+
 def test_wknn_is_exact_on_its_own_references_and_interpolates_between_them():
     xy = np.array([[0.0, 0.0], [10.0, 0.0]])
     feats = np.array([[0.0], [1.0]])

@@ -46,10 +46,10 @@ def test_the_readme_counts_runs_as_the_sweep_driver_does():
     README counts runs from the driver's plan, not by summing the report's cells."""
     from scadf_lib.planning import plan
     from scadf_lib.presets import PRESETS
-    from scadf_lib.studies import resultset
+    from scadf_lib.studies import overview, resultset
     _, runs = resultset.read_set(SET_DIR)
     planned = {r.name for r in plan(REFERENCE_SET)}
-    assert resultset.coverage(runs, PRESETS[REFERENCE_SET]).planned.sum() == len(planned) + 1  # the twin
+    assert overview.coverage(runs, PRESETS[REFERENCE_SET]).planned.sum() == len(planned) + 1  # the twin
     done = len(set(runs.name) & planned)
     if done < len(planned):
         assert f"{done} of {len(planned)} planned runs are in" in readme_block(SET_DIR)

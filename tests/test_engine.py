@@ -98,7 +98,8 @@ def test_runs_of_other_architectures_or_with_augmentation_are_refused(synthetic_
 
 
 def test_a_stacked_sweep_writes_the_tables_of_an_unstacked_one(synthetic_nc, tmp_path):
-    from scadf_lib.experiments import execute, make_jobs, plan
+    from scadf_lib.experiments import execute, make_jobs
+    from scadf_lib.planning import plan
     (tmp_path / "data").mkdir()
     shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
     runs = plan("smoke", data_dir=str(tmp_path / "data"), scenes=("munich",), studies=("main", "anchors"),

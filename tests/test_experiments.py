@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from scadf_lib.experiments import collect, degradation_targets, execute, mean_ci, plan
-from scadf_lib.models import model_config
+from scadf_lib.experiments import degradation_targets, execute
+from scadf_lib.planning import plan
+from scadf_lib.sweep_tables import collect
 from scadf_lib.dataversions import v1_available
 from scadf_lib.presets import REFERENCE_DATA_DIR, REFERENCE_SET
 from scadf_lib.training import BASE_LR, lr_at
@@ -359,7 +360,7 @@ def test_a_paused_runs_wall_time_counts_every_call(tmp_path, synthetic_nc, monke
     import json
     import time
     from dataclasses import replace
-    from scadf_lib import experiments
+    from scadf_lib import experiments, runfolder
     from scadf_lib.training import Paused
     (tmp_path / "data").mkdir()
     shutil.copy(synthetic_nc, tmp_path / "data" / "munich.nc")
@@ -376,7 +377,7 @@ def test_a_paused_runs_wall_time_counts_every_call(tmp_path, synthetic_nc, monke
     work, results = tmp_path / "work", tmp_path / "results"
     assert experiments.run_one(run, work, results).endswith("(paused: time limit)")
     assert experiments.run_one(run, work, results).endswith("(paused: time limit)")
-    paused = json.loads((work / run.name / experiments.PAUSED_WALL).read_text())["wall_s"]
+    paused = json.loads((work / run.name / runfolder.PAUSED_WALL).read_text())["wall_s"]
     assert 0.6 <= paused < 1.0
     monkeypatch.setattr(experiments, "train", real_train)
     t0 = time.perf_counter()
@@ -384,7 +385,7 @@ def test_a_paused_runs_wall_time_counts_every_call(tmp_path, synthetic_nc, monke
     last_call = time.perf_counter() - t0
     info = json.loads((work / run.name / "run.json").read_text())
     assert paused + last_call - 0.1 <= info["wall_s"] <= paused + last_call
-    assert not (work / run.name / experiments.PAUSED_WALL).exists()
+    assert not (work / run.name / runfolder.PAUSED_WALL).exists()
 
 
 def test_the_gpu_command_runs_end_to_end_and_packs_a_resumable_state(tmp_path, synthetic_nc):
@@ -421,10 +422,10 @@ def test_the_gpu_command_runs_end_to_end_and_packs_a_resumable_state(tmp_path, s
 def test_report_points_to_the_gpu_result_set_or_to_the_command_that_makes_it(smoke_results, tmp_path):
     from scadf_lib.studies.cost import gpu_section
     root, runs, metrics = smoke_results
-    missing = gpu_section(tmp_path)
+    missing = gpu_section(tmp_path / "flat")
     assert "Not produced yet" in missing and "bash bench/gpu_run.sh" in missing
     shutil.copytree(root / "results", tmp_path / "paper")
-    found = gpu_section(tmp_path)
+    found = gpu_section(tmp_path / "flat")
     n = len(pd.read_csv(root / "results" / "runs.csv"))
     assert f"{n} runs on cpu" in found and "| SCADF-MoE †" in found  # Table II, the smoke runs not flat
 
@@ -569,7 +570,9 @@ def test_a_parked_run_resumes_on_a_fresh_clone_as_if_never_interrupted(tmp_path,
     from dataclasses import replace
 
     import scadf_lib.training as training
-    from scadf_lib.experiments import PARKED, Run, park_unfinished, restore_parked, run_one, sweep_status
+    from scadf_lib.experiments import run_one
+    from scadf_lib.planning import Run
+    from scadf_lib.runfolder import PARKED, park_unfinished, restore_parked, sweep_status
     from scadf_lib.training import TrainConfig
     cfg = TrainConfig(data_path=str(synthetic_nc), model="concat", epochs=3, max_steps_per_epoch=3,
                       model_overrides={"d_model": 16})
@@ -620,7 +623,8 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     """A committed run whose weights were never shipped (a fresh clone: no run folder) is retrained
     from scratch; its weights ship when its curve and test MSEs equal the committed ones, and the
     comparison is kept in rebuilds.csv. A committed curve the retraining does not give ships nothing."""
-    from scadf_lib.experiments import missing_checkpoints, rebuild_checkpoints, ships_checkpoint
+    from scadf_lib.rebuild import missing_checkpoints, rebuild_checkpoints
+    from scadf_lib.runfolder import ships_checkpoint
     root, runs, _ = smoke_results
     results = tmp_path / "results"
     shutil.copytree(root / "results", results)
@@ -683,7 +687,7 @@ def test_only_the_reference_set_falls_back_to_the_projects_shipped_models(tmp_pa
 
 
 def test_the_reference_sweep_ships_seed_0_checkpoints_of_the_track_studys_models_only():
-    from scadf_lib.experiments import ships_checkpoint
+    from scadf_lib.runfolder import ships_checkpoint
     shipped = {r.name for r in plan("flat") if ships_checkpoint(r)}
     assert shipped == {f"main_{sc}_mix_{m}_s0" for sc in ("munich", "etoile", "florence") for m in ("scadf", "softmoe")} \
         | {"spatial_munich_mix_nospace_s0"}

@@ -158,3 +158,37 @@ def test_the_anchors_work_on_data_without_a_cfr(synthetic_ds, tmp_path):
     plain = run_anchor("wknn", cfg, tmp_path / "wknn")
     with_cfr = run_anchor("wknn_cfr", cfg, tmp_path / "wknn_cfr")
     np.testing.assert_allclose(plain.mse_m2.to_numpy(), with_cfr.mse_m2.to_numpy())
+
+
+def test_a_declared_60_ghz_band_trains_with_band_60_and_the_model_localises_it(tmp_path):
+    """A file that declares 60 GHz (beside 6 and 28) trains with ``--band 60`` from the CLI; the model
+    records the bands it trained on, and the Localiser places tracks of that band from the CLI and the
+    API, and refuses a band the model never saw, naming the one it has."""
+    from scadf_lib.localise import Localiser, LocaliseError, main as localise
+    from scadf_lib.training import main as train_cli
+    xs, ys = np.meshgrid(np.arange(12.0), np.arange(12.0))
+    rx = np.stack([xs.ravel() + 10, ys.ravel() + 10, np.full(xs.size, 1.5)], 1)
+    folders = []
+    for i, f in enumerate((6e9, 28e9, 60e9)):
+        write_deepmimo_scenario(tmp_path / f"scen_{i}", f, rx, seed=i)
+        folders.append(str(tmp_path / f"scen_{i}"))
+    out = tmp_path / "dm60.nc"
+    assert main(["deepmimo", *folders, "--out", str(out), "--scene", "fixture60"]) == 0
+    ds = load_fingerprints(out)
+    assert 60.0 in ds.band.values and 60.0 in np.atleast_1d(ds.attrs["declared_bands_ghz"])
+    torch.set_num_threads(1)
+    assert train_cli(["--data", str(out), "--model", "concat", "--band", "60", "--epochs", "1",
+                      "--max-steps-per-epoch", "3", "--out", str(tmp_path / "run")]) == 0
+    loc = Localiser.from_checkpoint(tmp_path / "run" / "best.pt")
+    assert loc.bands == (60.0,)
+    tracks = pd.DataFrame({"track": 0, "step": range(5), "ue": range(5)})
+    tracks.to_csv(tmp_path / "tracks.csv", index=False)
+    api = loc.predict_tracks(ds, tracks, band=60)
+    assert len(api) == 5 and np.isfinite(api[["x_m", "y_m"]].to_numpy()).all() and (api.band_ghz == 60).all()
+    assert localise(["--checkpoint", str(tmp_path / "run" / "best.pt"), "--data", str(out), "--tracks",
+                     str(tmp_path / "tracks.csv"), "--band", "60", "--out", str(tmp_path / "pred.csv")]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "pred.csv")[["x_m", "y_m"]], api[["x_m", "y_m"]], rtol=1e-6)
+    with pytest.raises(LocaliseError, match=r"band 28 GHz is not a band this model trained .*choose one of \[60.0\]"):
+        loc.predict_tracks(ds, tracks, band=28)
+    with pytest.raises(ValueError, match=r"unknown band '61' GHz; choose one of \[6.0, 28.0, 60.0\]"):
+        train_cli(["--data", str(out), "--band", "61", "--out", str(tmp_path / "bad")])

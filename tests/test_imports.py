@@ -112,3 +112,24 @@ def test_every_model_name_the_configuration_accepts_is_registered():
     from scadf_lib.config import MODEL_NAMES
     from scadf_lib.models import REGISTRY
     assert set(MODEL_NAMES) == set(REGISTRY)
+
+
+def test_the_localiser_imports_neither_the_report_nor_the_sweep_driver():
+    """Localising new measurements needs a checkpoint and a fingerprint file, not the results side."""
+    graph = import_graph()
+    results_side = {"report", "experiments", "runfolder", "sweep_tables", "rebuild", "planning"}
+    reached = reachable(graph, "localise")
+    assert not reached & results_side and not any(m.startswith("studies.") for m in reached), sorted(reached)
+
+
+def test_no_module_over_800_lines_and_no_function_over_80():
+    """One idea per module, short functions: a module that outgrows this is two ideas."""
+    long_modules, long_functions = [], []
+    for name, path in module_names().items():
+        src = path.read_text()
+        if len(src.splitlines()) > 800:
+            long_modules.append(f"{name} ({len(src.splitlines())} lines)")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long_functions.append(f"{name}.{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long_modules and not long_functions, long_modules + long_functions

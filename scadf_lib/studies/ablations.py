@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from scadf_lib.studies.common import ABLATION_LABELS, HEADLINE, fmt_ci, label
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import md_table, mean_ci, summarize
 
 
@@ -146,7 +149,9 @@ def ablation_rows(metrics: pd.DataFrame, scene: str = "munich") -> tuple[pd.Data
             mix[(mix.study == "main") & (mix.model == "scadf")])
 
 
-def ablation_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
+def ablation_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs, curves = rs.metrics, rs.runs, rs.curves
     table = ablation_table(metrics, runs=runs, curves=curves)
     head = "## Ablations (the paper's Fig. 4), munich Mix\n\n"
     if table.empty:

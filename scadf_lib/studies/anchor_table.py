@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from scadf_lib.studies.common import _distinct, label
-from scadf_lib.studies.resultset import redundant_anchors
+from scadf_lib.studies.resultset import ResultSet, as_set, redundant_anchors
 from scadf_lib.tables import md_table
 
 
@@ -52,7 +54,9 @@ def cfr_anchor_text(runs: pd.DataFrame) -> str:
             "not shown (appendix K).")
 
 
-def anchors_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
+def anchors_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs = rs.metrics, rs.runs
     table = anchors_table(metrics)
     if table.empty:
         return ""

@@ -9,6 +9,7 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS, SCENES
 from scadf_lib.studies.common import HEADLINE, _distinct, _share, fmt_ci, label
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, md_table, mean_ci
 
 
@@ -17,12 +18,12 @@ from scadf_lib.tables import csv_flags, md_table, mean_ci
 RULE_ERROR = "val_localisation"
 
 
-def curve_inputs(cdir: Path, scene: str = "munich") -> tuple[pd.DataFrame, float, dict[str, float]]:
+def curve_inputs(rs: ResultSet | Path, scene: str = "munich") -> tuple[pd.DataFrame, float, dict[str, float]]:
     """The main runs' learning curves of ``scene`` (Mix), the centroid floor of their test
     points and WKNN's held-out test MSE (m²): the inputs of :func:`scadf_lib.plots.run_curves`."""
-    curves = pd.read_csv(cdir / "curves.csv")
+    rs = as_set(rs)
+    curves, metrics = rs.required(rs.CURVES), rs.required(rs.METRICS)
     curves = curves[(curves.study == "main") & (curves.scene == scene) & (curves.regime == "mix")]
-    metrics = pd.read_csv(cdir / "all_metrics.csv", dtype={"band": str})
     sel = metrics[(metrics.scene == scene) & (metrics.regime == "mix") & (metrics.band == "all")
                   & (metrics.group == "held-out")]
     wknn = float(sel[sel.model == "wknn"].mse_m2.mean())
@@ -30,22 +31,22 @@ def curve_inputs(cdir: Path, scene: str = "munich") -> tuple[pd.DataFrame, float
     return curves, floor, ({"WKNN held-out (test)": wknn} if np.isfinite(wknn) else {})
 
 
-def hold_check(results: Path, longer: str = "flat", shorter: str = "flat_schedule_end", scene: str = "munich",
+def hold_check(rs: ResultSet | Path, shorter: str = "flat_schedule_end", scene: str = "munich",
                group: str = HEADLINE) -> pd.DataFrame:
-    """The same main runs (``scene`` Mix) at the end of their schedule (set ``shorter``) and with the
-    floor held on past the schedule to the set's maximum (set ``longer``), paired by run: per method, how many runs
+    """The same main runs (``scene`` Mix) at the end of their schedule (the set ``shorter`` beside
+    ``rs``) and with the floor held on past the schedule to the set's maximum (``rs``), paired by run: per method, how many runs
     trained on, how many were flat before and after, the mean ``group`` MSE (m²) before and after,
     and the change of each run that trained on (mean ± 95 % CI over those runs, %, and the largest);
     a number that moves by less than its spread
     between the two is as final as the test metric can show. Only runs on the same schedule in
     both sets pair; ``attrs["other_schedule"]`` lists the methods left out for that. Empty without
     both sets."""
-    paths = [results / n for n in (shorter, longer)]
-    if not all((p / "all_metrics.csv").exists() and (p / "runs.csv").exists() for p in paths):
+    sets = [as_set(rs).sibling(shorter), as_set(rs)]
+    if not all(s.has(s.METRICS) and s.has(s.RUNS) for s in sets):
         return pd.DataFrame()
     per_set = []
-    for p in paths:
-        m, r = pd.read_csv(p / "all_metrics.csv", dtype={"band": str}), pd.read_csv(p / "runs.csv")
+    for s in sets:
+        m, r = s.required(s.METRICS), s.runs
         m = m[(m.study == "main") & (m.scene == scene) & (m.regime == "mix") & (m.group == group) & (m.band == "all")]
         r = r[(r.study == "main") & (r.scene == scene) & (r.regime == "mix")].set_index("name")
         # flat_schedule_end's runs.csv predates the schedule_epochs column: there the schedule spans the run
@@ -227,7 +228,8 @@ def stopping_text(mruns: pd.DataFrame) -> str:
             f"marked † has a run that did not end flat")
 
 
-def settings_section(runs: pd.DataFrame) -> str:
+def settings_section(rs: ResultSet | Path) -> str:
+    runs = as_set(rs).runs
     mruns = runs[runs.study == "main"]
     if mruns.empty:
         return ""
@@ -251,14 +253,15 @@ def settings_section(runs: pd.DataFrame) -> str:
             f"run, torch {_distinct(mruns.torch)}.\n")
 
 
-def flatness_section(set_dir: Path, runs: pd.DataFrame, curves: pd.DataFrame | None) -> str:
+def flatness_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    runs, curves = rs.runs, rs.curves
     mruns = runs[runs.study == "main"]
     if mruns.empty:
         return ""
     table = flatness_table(runs, curves)
     table["model"] = table.model.map(label)
     gain = 100 * mruns.val_late_gain
-    fig = set_dir / "learning_curves.png"
     return ("## D. How each run's curve ended\n\n"
             f"{int(csv_flags(mruns['flat']).sum())} of {len(mruns)} main runs ended flat (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
@@ -269,18 +272,20 @@ def flatness_section(set_dir: Path, runs: pd.DataFrame, curves: pd.DataFrame | N
             "α early / late: the same fit on the first and second half of the floor (log steps); budget x to best: "
             "the multiple of its steps a run would need, on that power law, to reach the best method's median "
             "validation error (an extrapolation).\n\n" + md_table(table) + "\n"
-            + (f"\nLearning curves: `results/{set_dir.name}/learning_curves.png` (and notebook 04).\n" if fig.exists() else "")
-            + reproduction_text(set_dir))
+            + (f"\nLearning curves: `results/{rs.name}/{rs.LEARNING_CURVES}` (and notebook 04).\n" if rs.has(rs.LEARNING_CURVES) else "")
+            + reproduction_text(rs))
 
 
-def budget_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
+def budget_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs = rs.metrics, rs.runs
     parts = []
     check = budget_check(metrics, runs)
     if len(check):
         parts.append("The `budget` runs repeat a main run (same method, seed, split and schedule shape) with twice the "
                      "schedule (both held to the same maximum epochs where the floor is held):\n\n"
                      + md_table(check.assign(method=check.method.map(label))) + "\n")
-    hold = hold_check(set_dir.parent, longer=set_dir.name)
+    hold = hold_check(rs)
     if len(hold):
         other = hold.attrs["other_schedule"]
         parts.append("`flat_schedule_end` holds the same runs as they stood at the end of their schedule; this set "
@@ -297,13 +302,12 @@ def _rel_diff_text(x: float) -> str:
     return "n/a (curves of different lengths)" if np.isinf(x) else f"{x:.2g}"
 
 
-def reproduction_text(set_dir: Path) -> str:
+def reproduction_text(rs: ResultSet | Path) -> str:
     """What ``rebuilds.csv`` says (``python -m scadf_lib.experiments --rebuild-checkpoints``): how many
     committed runs were retrained from scratch and whether they gave their committed results."""
-    path = set_dir / "rebuilds.csv"
-    if not path.exists():
+    t = as_set(rs).table(ResultSet.REBUILDS)
+    if t is None:
         return ""
-    t = pd.read_csv(path)
     same = t[csv_flags(t.reproduced)]
     text = (f"\nReproduction: {len(t)} committed run(s) retrained from scratch in a new process, on the device and "
             f"CPU threads their runs recorded (to ship weights that finished before the sweep shipped them: "

@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scadf_lib.tables import csv_flags, mean_ci
+from scadf_lib.tables import csv_flags, ratio_ci
 
 
 #: How methods and anchors are named in tables and figures.
 METHOD_LABELS = {"concat": "Concat", "fullcon": "FullCon", "transfusion": "TransFusion", "softmoe": "SoftMoE",
                  "scadf": "SCADF-MoE", "geometric": "geometric (closed form)", "wknn": "WKNN (numeric)",
-                 "wknn_cfr": "WKNN (numeric + CFR)"}
+                 "wknn_cfr": "WKNN (numeric + CFR)", "hybrid": "hybrid (closed form on LOS, WKNN on NLOS)"}
 
 
-ANCHORS = ("geometric", "wknn", "wknn_cfr")
 
 
 #: The paper's ablations (Fig. 4) as the driver names them, with how tables label them.
@@ -43,8 +42,9 @@ def fmt_ci(mean: float, half: float) -> str:
 
 
 def paired_reduction(main: pd.DataFrame, regime: str, group: str) -> pd.DataFrame:
-    """Per scene: best baseline (lowest mean MSE), and the per-seed relative reduction of SCADF-MoE
-    against it, 100 (1 - scadf / baseline), with a 95 % CI over seeds."""
+    """Per scene: the best baseline (lowest mean MSE), and SCADF-MoE's MSE over it seed by seed, as a
+    geometric mean with its 95 % interval (``ratio``, ``ratio_low``, ``ratio_high``: log scale, so no
+    one seed dominates), and the reduction that ratio is, 100 (1 - ratio) (%)."""
     sel = main[(main.regime == regime) & (main.group == group) & (main.band == "all")]
     rows = []
     for scene, g in sel.groupby("scene"):
@@ -53,10 +53,10 @@ def paired_reduction(main: pd.DataFrame, regime: str, group: str) -> pd.DataFram
             continue
         best = means.drop("scadf").idxmin()
         per_seed = g.pivot_table(index="seed", columns="model", values="mse_m2")[["scadf", best]].dropna()
-        red = 100 * (1 - per_seed["scadf"] / per_seed[best])
-        mean, half = mean_ci(red.values)
+        ratio, low, high = ratio_ci((per_seed["scadf"] / per_seed[best]).to_numpy())
         rows.append({"scene": scene, "best_baseline": best, "baseline_mse": means[best], "scadf_mse": means["scadf"],
-                     "reduction_pct": mean, "ci95": half, "seeds": len(red)})
+                     "ratio": ratio, "ratio_low": low, "ratio_high": high, "reduction_pct": 100 * (1 - ratio),
+                     "seeds": len(per_seed)})
     return pd.DataFrame(rows)
 
 
@@ -93,3 +93,33 @@ def _share(values: pd.Series, fmt: str = "{:g}") -> str:
         return "n/a"
     lo, hi = v.min(), v.max()
     return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
+def ratio_verdict(low: float, high: float) -> str:
+    """What a ratio's 95 % interval shows: 'lower' (below 1), 'higher' (above 1), or 'no difference
+    shown' (it holds 1, or one seed gives no interval)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "no difference shown"
+    return "lower" if high < 1 else "higher" if low > 1 else "no difference shown"
+
+
+def pairwise_ratios(metrics: pd.DataFrame, regime: str = "mix", group: str = HEADLINE, ref: str = "scadf",
+                    studies: tuple[str, ...] = ("main", "anchors")) -> pd.DataFrame:
+    """Per scene and other method: ``ref``'s ``group`` MSE over the other's, seed by seed on the
+    seeds both have, as a geometric mean with its 95 % interval (:func:`scadf_lib.tables.ratio_ci`),
+    on how many seeds ``ref`` was lower, and :func:`ratio_verdict`."""
+    sel = metrics[metrics.study.isin(studies) & (metrics.regime == regime) & (metrics.group == group)
+                  & (metrics.band == "all")]
+    cols = ["scene", "other", "ratio", "low", "high", "seeds", "lower_on", "verdict"]
+    rows = []
+    for scene, g in sel.groupby("scene", sort=False):
+        per = g.pivot_table(index="seed", columns="model", values="mse_m2")
+        if ref not in per:
+            continue
+        for other in [m for m in per.columns if m != ref]:
+            pair = per[[ref, other]].dropna()
+            ratio = (pair[ref] / pair[other]).to_numpy()
+            mean, low, high = ratio_ci(ratio)
+            rows.append({"scene": scene, "other": other, "ratio": mean, "low": low, "high": high, "seeds": len(pair),
+                         "lower_on": int((ratio < 1).sum()), "verdict": ratio_verdict(low, high)})
+    return pd.DataFrame(rows, columns=cols)

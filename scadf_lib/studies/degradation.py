@@ -9,6 +9,7 @@ import pandas as pd
 
 from scadf_lib.presets import AUGMENT_P_MISSING, AUGMENT_P_NOISE, METHODS
 from scadf_lib.studies.common import HEADLINE, METHOD_LABELS, fmt_ci
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.studies.routing import routing_shift
 from scadf_lib.tables import md_table, mean_ci
 
@@ -214,12 +215,10 @@ def augmented_loss_paragraph(table: pd.DataFrame, effect: pd.DataFrame) -> str:
             f"{by_part.share['clean']:.0f} %{why}.\n")
 
 
-def degradation_section(set_dir: Path) -> str:
-    path = set_dir / "degradation.csv"
-    if not path.exists():
-        return ""
-    table = pd.read_csv(path)
-    if not table.model.eq("scadf").any():
+def degradation_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    table = rs.table(rs.DEGRADATION)
+    if table is None or not table.model.eq("scadf").any():
         return ""
     summary = degradation_summary(table)
     coverage = degradation_coverage(table)
@@ -269,9 +268,8 @@ def degradation_section(set_dir: Path) -> str:
                      "has both (negative: augmentation helped; in brackets, on how many of those seeds it helped):"
                      "\n\n" + md_table(piv.reset_index()) + "\n")
         parts.append(augmented_loss_paragraph(table, effect))
-    rpath = set_dir / "routing_response.csv"
-    if rpath.exists():
-        shift = routing_shift(pd.read_csv(rpath))
+    if rs.has(rs.ROUTING_RESPONSE):
+        shift = routing_shift(rs.table(rs.ROUTING_RESPONSE))
         moved = [f"trained {r.training}: {fmt_ci(r.drop_clean_to_0dB, r.ci95)} ("
                  f"{'**yes**' if np.isfinite(r.ci95) and r.drop_clean_to_0dB - r.ci95 > 0 else '**no**'}"
                  f"{f', provisional: {r.seeds} seed(s)' if r.seeds < 3 else ''})"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from scadf_lib.presets import METHODS, SCENES
-from scadf_lib.studies.common import ANCHORS, HEADLINE, _distinct, fmt_ci, label, not_flat
+from scadf_lib.presets import ANCHORS, METHODS, SCENES
+from scadf_lib.studies.common import HEADLINE, _distinct, fmt_ci, label, not_flat
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.studies.table_ii import main_table
 from scadf_lib.tables import md_table, mean_ci
 
@@ -44,7 +47,9 @@ def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLI
                          "OOD / Mix (x)": [fmt_ci(m, h) for m, h in zip(c.ratio, c.ratio_ci)], "seeds": c.seeds})
 
 
-def ood_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
+def ood_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs = rs.metrics, rs.runs
     ood = metrics[(metrics.study == "main") & (metrics.regime == "ood")]
     head = "## OOD: train 2.6 + 28 GHz, test 6 GHz (the paper's Fig. 3, bottom): MSE (m²)\n\n"
     if ood.empty:

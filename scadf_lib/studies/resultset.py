@@ -1,4 +1,4 @@
-"""What a result set holds and how it is read; the report's header and coverage sections."""
+"""A result set: its folder, the names of its files, and its tables, each read once."""
 
 from __future__ import annotations
 
@@ -6,27 +6,112 @@ from pathlib import Path
 
 import pandas as pd
 
-from scadf_lib.presets import ABLATIONS, METHODS, PRESETS, REFERENCE_DATA_DIR, REFERENCE_DATA_VERSION, REFERENCE_SET, SCENES
-from scadf_lib.studies.common import ANCHORS, _distinct
-from scadf_lib.studies.sensitivity import _has_own_lambda_0, _no_mmd_ablation
-from scadf_lib.tables import md_table
+
+
+class ResultSet:
+    """A result set's folder (``results/<name>/``, written by ``python -m scadf_lib.experiments``) and
+    its tables, each read at most once. The file names live here and nowhere else: the sweep driver
+    writes them through :meth:`file`, the studies read them through :meth:`table`.
+
+    ``tables`` pre-fills tables by file name (a test's hand-made tables)."""
+
+    METRICS = "all_metrics.csv"        #: one row per run, point group and band: MSE (m²) and more
+    RUNS = "runs.csv"                  #: one row per run: its settings, epochs, flatness, cost
+    CURVES = "curves.csv"              #: one row per run and epoch: the learning curves
+    PAIRED_POINTS = "paired_points.csv"  #: SCADF-MoE against L = 1 on the same held-out points
+    ISOLATION = "isolation.csv"        #: held-out error on points with no training fingerprint nearby
+    SWEEPS = "sweeps.csv"              #: one row per sweep command: wall clock, device, jobs
+    REBUILDS = "rebuilds.csv"          #: committed runs retrained from scratch, and whether they matched
+    TRACKS = "tracks.csv"              #: walked tracks scored with the Localiser
+    DEGRADATION = "degradation.csv"    #: test-time corruptions per run
+    ROUTING_RESPONSE = "routing_response.csv"  #: SCADF-MoE's CFR share under corruption
+    ERRORS = "errors"                  #: per-point errors (m) of some runs, ``<run>.csv.gz``
+    LEARNING_CURVES = "learning_curves.png"
+
+    def __init__(self, path: Path | str, tables: dict[str, pd.DataFrame] | None = None):
+        self.path = Path(path)
+        self._tables: dict[str, pd.DataFrame | None] = dict(tables or {})
+
+    @classmethod
+    def of_tables(cls, metrics: pd.DataFrame | None = None, runs: pd.DataFrame | None = None,
+                  curves: pd.DataFrame | None = None, path: Path | str = ".") -> "ResultSet":
+        """A set held in memory (a test's or a notebook's tables); ``metrics`` is taken as it is."""
+        rs = cls(path, {cls.RUNS: runs, cls.CURVES: curves})
+        rs._tables["metrics"] = metrics
+        return rs
+
+    def __repr__(self) -> str:
+        return f"ResultSet({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        """The path of one of the set's files (a name of this class's constants)."""
+        return self.path / name
+
+    def has(self, name: str) -> bool:
+        if name in self._tables:
+            return self._tables[name] is not None
+        return self.file(name).exists()
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """One of the set's tables, read once (``band`` stays text); None where the set has none."""
+        if name not in self._tables:
+            path = self.file(name)
+            dtype = {"band": str} if name == self.METRICS else None
+            self._tables[name] = pd.read_csv(path, dtype=dtype) if path.exists() else None
+        return self._tables[name]
+
+    def required(self, name: str) -> pd.DataFrame:
+        """:meth:`table`, or an error naming the command that writes the set."""
+        table = self.table(name)
+        if table is None:
+            raise FileNotFoundError(f"{self.file(name)} not found: a result set is written by "
+                                    f"`python -m scadf_lib.experiments --preset <name>` into results/<name>/")
+        return table
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        return self.required(self.RUNS)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """``all_metrics.csv`` without anchors that duplicate another on every split
+        (:func:`redundant_anchors`); :attr:`runs` keeps them."""
+        if "metrics" not in self._tables:
+            self._tables["metrics"] = without_redundant_anchors(self.required(self.METRICS), self.runs)
+        return self._tables["metrics"]
+
+    @property
+    def curves(self) -> pd.DataFrame | None:
+        return self.table(self.CURVES)
+
+    def errors(self, run: str) -> pd.DataFrame | None:
+        """The per-point errors of one run (``errors/<run>.csv.gz``), or None where not kept."""
+        path = self.path / self.ERRORS / f"{run}.csv.gz"
+        return pd.read_csv(path) if path.exists() else None
+
+    def sibling(self, name: str) -> "ResultSet":
+        """Another set beside this one (``results/<name>/``)."""
+        return ResultSet(self.path.parent / name)
+
+
+def as_set(rs: ResultSet | Path | str) -> ResultSet:
+    """A :class:`ResultSet`, from itself or from its folder."""
+    return rs if isinstance(rs, ResultSet) else ResultSet(rs)
 
 
 def read_set(set_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, runs) of a result set; ``band`` stays text ('all', '2.6', ...). The metrics leave
-    out anchors that duplicate another on every split (:func:`redundant_anchors`); ``runs`` keeps them."""
-    for name in ("all_metrics.csv", "runs.csv"):
-        if not (set_dir / name).exists():
-            raise FileNotFoundError(f"{set_dir / name} not found: a result set is written by "
-                                    f"`python -m scadf_lib.experiments --preset <name>` into results/<name>/")
-    runs = pd.read_csv(set_dir / "runs.csv")
-    return without_redundant_anchors(pd.read_csv(set_dir / "all_metrics.csv", dtype={"band": str}), runs), runs
+    """(metrics, runs) of a result set (:class:`ResultSet`)."""
+    rs = ResultSet(set_dir)
+    return rs.metrics, rs.runs
 
 
 def read_curves(set_dir: Path) -> pd.DataFrame | None:
     """A result set's learning curves (``curves.csv``: one row per run and epoch), or None without."""
-    path = set_dir / "curves.csv"
-    return pd.read_csv(path) if path.exists() else None
+    return ResultSet(set_dir).curves
 
 
 def redundant_anchors(runs: pd.DataFrame) -> set[str]:
@@ -42,76 +127,3 @@ def without_redundant_anchors(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.D
     """``metrics`` without the rows of :func:`redundant_anchors` (they duplicate another anchor's)."""
     drop = redundant_anchors(runs)
     return metrics[~((metrics.study == "anchors") & metrics.model.isin(drop))]
-
-
-def coverage(runs: pd.DataFrame, preset: dict) -> pd.DataFrame:
-    """Per cell of the evaluation (Table II per scene, OOD, ablations, sensitivity, budget checks,
-    augmented degradation, anchors): the runs a preset plans and those ``runs`` holds."""
-    seeds = len(preset["seeds"])
-    main = runs[runs.study == "main"]
-    cells = []
-    for scene in preset.get("main_scenes", SCENES):
-        cells.append((f"Table II Mix, {scene}", len(METHODS) * seeds,
-                      ((main.scene == scene) & (main.regime == "mix")).sum()))
-    if "ood" in preset.get("main_regimes", ("mix", "ood")):
-        for scene in preset.get("ood_scenes", SCENES):
-            cells.append((f"OOD, {scene}", len(METHODS) * seeds, ((main.scene == scene) & (main.regime == "ood")).sum()))
-    studies = preset.get("studies", ())
-    if "ablation" in studies:
-        cells.append(("ablations, munich", len(ABLATIONS) * len(preset.get("ablation_seeds", preset["seeds"]))
-                      + len(preset.get("spatial_scenes", SCENES)) * seeds,
-                      runs.study.isin(["ablation", "spatial"]).sum()))
-    if "sensitivity" in studies:
-        sens = runs[runs.study == "sensitivity"]
-        twin = (0.0 in preset.get("lambdas", ()) and not _has_own_lambda_0(sens)
-                and not _no_mmd_ablation(runs, preset["seeds"][0]).empty)
-        cells.append(("sensitivity, munich seed 0", sum(len(preset.get(k, ())) for k in ("experts", "lambdas", "lengths", "radii")),
-                      len(sens) + int(twin)))
-    if "budget" in studies:
-        extra = sum(len(s) for _, _, s in preset.get("budget_extra", ()))
-        cells.append(("budget checks, munich", len(preset.get("budget_methods", METHODS)) * len(preset.get("budget_seeds", ()))
-                      + extra, (runs.study == "budget").sum()))
-    if "degradation" in studies:
-        cells.append(("degradation, augmented training", len(METHODS) * len(preset.get("degradation_seeds", preset["seeds"])),
-                      (runs.study == "degradation").sum()))
-    if "anchors" in studies:
-        cells.append(("anchors, 3 scenes x Mix/OOD", len(ANCHORS) * len(SCENES) * 2 * seeds, (runs.study == "anchors").sum()))
-    return pd.DataFrame(cells, columns=["cell", "planned", "done"]).astype({"planned": int, "done": int})
-
-
-def header_section(set_dir: Path, runs: pd.DataFrame) -> str:
-    trained = runs[runs.study != "anchors"]
-    return (f"# SCADF-MoE on ray-traced city data: does it do what the paper says?\n\n"
-            f"Generated by `python -m scadf_lib.report` from `results/{set_dir.name}/` ({len(trained)} trained runs and "
-            f"{len(runs) - len(trained)} anchor runs, written by `python -m scadf_lib.experiments --preset "
-            f"{set_dir.name}`; {_distinct(trained.device) if len(trained) else 'no device'}). Do not edit by hand: "
-            f"rerun. Every number is a mean over seeds with its 95 % Student-t interval (±), in m² (MSE: mean "
-            f"squared Euclidean error). **held-out**: points in no training trajectory (the headline); **overall**: "
-            f"every point of the test trajectories, as the paper scores them (mostly positions the model trained "
-            f"on, placed in the test trajectories as spatial context).{data_version_text(set_dir)}\n")
-
-
-def data_version_text(set_dir: Path) -> str:
-    """The data version a result set was trained on (the reference set: version 1), and how to get it."""
-    if set_dir.name != REFERENCE_SET:
-        return ""
-    return (f" Trained on ray-traced data version {REFERENCE_DATA_VERSION} (`{REFERENCE_DATA_DIR}/`: the tracing "
-            f"before roof-edge diffraction and the path-loss fix; `python -m scadf_lib.dataversions restore 1` writes "
-            f"it from git history, `data/README.md` says what changed): oracle inputs, the ray tracer's exact dominant "
-            f"path and one noise-free CFR element.")
-
-
-def coverage_section(runs: pd.DataFrame, preset: str) -> str:
-    """What the set holds against what its preset plans, per cell of the paper's evaluation."""
-    table = coverage(runs, PRESETS[preset])
-    if table.empty:
-        return ""
-    missing = table[table.done < table.planned]
-    status = ("Every planned cell is complete." if missing.empty else
-              "Cells still training (the sweep resumes with `python -m scadf_lib.experiments --preset "
-              f"{preset} --jobs 2 --park`; finished runs are never retrained): "
-              + "; ".join(f"{r.cell} {r.done} of {r.planned}" for r in missing.itertuples()) + ".")
-    twin = ("" if "sensitivity" not in PRESETS[preset].get("studies", ()) else
-            " The sensitivity study's λ = 0 is the no-MMD ablation's seed-0 run, trained once and counted in both "
-            "cells.")
-    return "Runs in this report against the plan:\n\n" + md_table(table) + f"\n\n{status}{twin}\n"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import md_table, mean_ci
 
 
@@ -34,7 +37,8 @@ def routing_entropy(runs: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def routing_section(runs: pd.DataFrame) -> str:
+def routing_section(rs: ResultSet | Path) -> str:
+    runs = as_set(rs).runs
     table = routing_entropy(runs)
     if table.empty:
         return ""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from scadf_lib.studies.ablations import EQUAL_EPOCHS, equal_epoch_val_change
 from scadf_lib.studies.common import HEADLINE
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, md_table
 
 
@@ -100,7 +103,9 @@ def sensitivity_points(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str = "
     return out.sort_values(["param", "group", "value"]).reset_index(drop=True)
 
 
-def sensitivity_section(metrics: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
+def sensitivity_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs, curves = rs.metrics, rs.runs, rs.curves
     table = sensitivity_table(metrics, runs, curves=curves)
     if table.empty:
         return ""

@@ -9,6 +9,7 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS, SCENES
 from scadf_lib.studies.common import HEADLINE, fmt_ci, label
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import md_table, mean_ci, summarize
 
 
@@ -42,14 +43,13 @@ def blocks_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def isolation_by_method(cdir: Path) -> pd.DataFrame:
-    """Where a set's held-out error sits (``isolation.csv``, :func:`scadf_lib.experiments.isolation_table`):
+def isolation_by_method(rs: ResultSet | Path) -> pd.DataFrame:
+    """Where a set's held-out error sits (``isolation.csv``, :func:`scadf_lib.sweep_tables.isolation_table`):
     per scene and method (Mix, mean over seeds), the share of the squared error on held-out points
     whose fingerprint matches no training point within 10 m, and the MSE with and without them (m²)."""
-    path = cdir / "isolation.csv"
-    if not path.exists():
+    iso = as_set(rs).table(ResultSet.ISOLATION)
+    if iso is None:
         return pd.DataFrame()
-    iso = pd.read_csv(path)
     iso = iso[iso.regime == "mix"]
     if iso.empty:
         return pd.DataFrame()
@@ -67,17 +67,16 @@ def isolation_by_method(cdir: Path) -> pd.DataFrame:
                                                      "median_sq_error_m2": 4})
 
 
-def worst_points(results: Path, names: list[str], worst: int = 10) -> pd.DataFrame:
+def worst_points(rs: ResultSet | Path, names: list[str], worst: int = 10) -> pd.DataFrame:
     """How much of each run's held-out MSE its ``worst`` points carry, from its per-point errors
     (``errors/<name>.csv.gz``, written for the first seed of the Mix runs; runs without one are left
     out): held-out slots, MSE and median squared error (m²), the share of the squared error on the
     ``worst`` largest errors (%), the largest error (m) and the MSE without those points (m²)."""
     rows = []
     for name in names:
-        path = results / "errors" / f"{name}.csv.gz"
-        if not path.exists():
+        e = as_set(rs).errors(name)
+        if e is None:
             continue
-        e = pd.read_csv(path)
         sq = np.sort(e.error_m[e.held_out].to_numpy() ** 2)[::-1]
         if len(sq) <= worst:
             continue
@@ -112,24 +111,26 @@ def spatial_table(metrics: pd.DataFrame, scene: str = "munich") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def spatial_section(set_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
+def spatial_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs = rs.metrics, rs.runs
     table = spatial_table(metrics)
     if table.empty:
         return ""
     return ("## Spatial context (the paper's Fig. 2), munich Mix: SCADF-MoE against the trajectory length L\n\n"
             + md_table(table) + "\n\nL = 1 trains on single points, as often per point as L = 5 (5 single-point "
             "trajectories per point); rows are restricted to the seeds L = 1 has, and L = 3 is the sensitivity "
-            "study's seed-0 run.\n" + spatial_tail_text(set_dir, runs))
+            "study's seed-0 run.\n" + spatial_tail_text(rs, runs))
 
 
-def spatial_tail_text(set_dir: Path, runs: pd.DataFrame, worst: int = 10) -> str:
-    """Where the L = 1 error sits: :func:`scadf_lib.analysis.worst_points` of the L = 1 run and the
+def spatial_tail_text(rs: ResultSet | Path, runs: pd.DataFrame, worst: int = 10) -> str:
+    """Where the L = 1 error sits: :func:`worst_points` of the L = 1 run and the
     L = 5 run of the seed that has per-point errors (munich Mix)."""
     one = runs[(runs.study == "spatial") & (runs.scene == "munich")]
     five = runs[(runs.study == "main") & (runs.model == "scadf") & (runs.scene == "munich") & (runs.regime == "mix")
                 & runs.seed.isin(one.seed)]
     L = pd.concat([one.assign(L=1), five.assign(L=5)]).set_index("name").L
-    t = worst_points(set_dir, list(L.index), worst)
+    t = worst_points(rs, list(L.index), worst)
     if t.empty or t.name.map(L).nunique() < 2:
         return ""
     t.insert(0, "L", t.name.map(L))
@@ -146,8 +147,8 @@ def spatial_tail_text(set_dir: Path, runs: pd.DataFrame, worst: int = 10) -> str
             f"{five_row[without]:.2f} m². " + reading + "\n")
 
 
-def isolation_section(set_dir: Path) -> str:
-    g = isolation_by_method(set_dir)
+def isolation_section(rs: ResultSet | Path) -> str:
+    g = isolation_by_method(rs)
     if g.empty:
         return ""
     return ("## F. Where the held-out error sits: fingerprints with no match nearby (Mix)\n\n"

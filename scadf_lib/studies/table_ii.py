@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scadf_lib.presets import METHODS, SCENES
+from scadf_lib.presets import ANCHORS, METHODS, SCENES
 from scadf_lib.studies.anchor_table import cfr_anchor_text, geometric_text
 from scadf_lib.studies.budget import stopping_text
-from scadf_lib.studies.common import ANCHORS, GROUPS, HEADLINE, _not_flat_mark, flat_counts, fmt_ci, label
+from scadf_lib.studies.common import GROUPS, HEADLINE, _not_flat_mark, flat_counts, fmt_ci, label
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.studies.spatial import isolation_by_method
 from scadf_lib.tables import md_table, summarize
 
@@ -140,7 +141,9 @@ def offset_slopes(main: pd.DataFrame) -> pd.DataFrame:
     return piv.reindex([m for m in METHODS if m in piv.index])[[s for s in SCENES if s in piv.columns]]
 
 
-def table_ii_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
+def table_ii_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs = rs.metrics, rs.runs
     main = metrics[metrics.study == "main"]
     if main.empty:
         return ""
@@ -153,10 +156,10 @@ def table_ii_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
             f"trajectories, not points. {stopping_text(mruns)}. `seeds`: per scene, in the order of the columns.\n")
 
 
-def tail_text(set_dir: Path, metrics: pd.DataFrame) -> str:
+def tail_text(rs: ResultSet | Path, metrics: pd.DataFrame) -> str:
     """A paragraph saying how much of the MSE few points carry (``isolation.csv``) and the widest
     seed-to-seed spread of a method's held-out MSE (:func:`scadf_lib.analysis.seed_spread`)."""
-    iso, spread = isolation_by_method(set_dir), seed_spread(metrics)
+    iso, spread = isolation_by_method(rs), seed_spread(metrics)
     if iso.empty or spread.empty:
         return ""
     top, med = iso.top1pct_error_pct, iso.median_sq_error_m2
@@ -174,7 +177,9 @@ def tail_text(set_dir: Path, metrics: pd.DataFrame) -> str:
             f"(seed {w.worst_seed} the highest{shared}).\n")
 
 
-def per_scene_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
+def per_scene_section(rs: ResultSet | Path) -> str:
+    rs = as_set(rs)
+    metrics, runs = rs.metrics, rs.runs
     main = metrics[metrics.study == "main"]
     parts = ["## B. Every group, band and term, per scene\n"]
     for scene in [s for s in SCENES if s in set(main.scene)]:
@@ -192,7 +197,8 @@ def per_scene_section(metrics: pd.DataFrame, runs: pd.DataFrame) -> str:
     return "\n".join(parts) if len(parts) > 1 else ""
 
 
-def offset_slope_section(metrics: pd.DataFrame) -> str:
+def offset_slope_section(rs: ResultSet | Path) -> str:
+    metrics = as_set(rs).metrics
     main = metrics[metrics.study == "main"]
     if main.empty or "offset_slope" not in main or main.offset_slope.isna().all():
         return ""

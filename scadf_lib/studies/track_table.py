@@ -8,6 +8,7 @@ import pandas as pd
 
 from scadf_lib.presets import RETRAINED_LABEL, SCENES
 from scadf_lib.studies.common import fmt_ci
+from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import md_table, mean_ci
 
 
@@ -43,11 +44,10 @@ def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:
                            ).reset_index(drop=True)
 
 
-def tracks_section(set_dir: Path) -> str:
-    path = set_dir / "tracks.csv"
-    if not path.exists():
+def tracks_section(rs: ResultSet | Path) -> str:
+    tracks = as_set(rs).table(ResultSet.TRACKS)
+    if tracks is None:
         return ""
-    tracks = pd.read_csv(path)
     facts = tracks.groupby("scene")[["n_tracks", "mean_length", "held_out_share"]].first()
     retrained = sorted(m for m in tracks.method.unique() if m.endswith(RETRAINED_LABEL))
     return ("## G. Tracks instead of clusters at test time (`python -m scadf_lib.tracks`)\n\n"
