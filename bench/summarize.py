@@ -61,7 +61,25 @@ def clustering(r: dict[str, Any]) -> str:
                       "split before (s)", "after (s)", "speed-up"], before))
 
 
+def stale_models(r: dict[str, Any]) -> list[str]:
+    """The models of a figure file whose recorded parameter count is not today's: the figures describe
+    another model and are not shown (rerun the benchmark)."""
+    import sys
+    sys.path.insert(0, str(HERE.parent))
+    from scadf_lib.models import build_model, count_parameters, model_config
+    return [f"{name} ({m['parameters']:,} parameters then, {count_parameters(build_model(model_config(name))):,} now)"
+            for name, m in r["models"].items()
+            if "parameters" in m and m["parameters"] != count_parameters(build_model(model_config(name)))]
+
+
+def _stale_text(title: str, script: str, stale: list[str]) -> str:
+    return (f"**{title}**: stale, not shown: these figures were measured on earlier models ({'; '.join(stale)}). "
+            f"Rerun `python bench/{script}` on an idle machine.")
+
+
 def training(r: dict[str, Any]) -> str:
+    if stale := stale_models(r):
+        return _stale_text("Training throughput", "bench_training.py", stale)
     compiled = r.get("compiled", False)
     graphs = compiled and all("after_cudagraphs_trajectories_per_s" in m for m in r["models"].values())
     rows = []
@@ -87,6 +105,8 @@ def training(r: dict[str, Any]) -> str:
 
 
 def inference(r: dict[str, Any]) -> str:
+    if stale := stale_models(r):
+        return _stale_text("Edge inference", "bench_inference.py", stale)
     rows = [[name, m["eager_ms"], m["torchscript_ms"], m.get("compile_ms", m.get("compile_error", "not run")),
              f"{m['parameters']:,}", m["size_mb"]] for name, m in r["models"].items()]
     return (f"**Edge inference** (batch {r['batch']}, {r['threads']} thread; {_machine(r)})\n\n"

@@ -98,6 +98,12 @@ def is_reference_set(results: str | os.PathLike[str]) -> bool:
     return Path(results).resolve() == project_path(f"results/{REFERENCE_SET}").resolve()
 
 
+def inspector_name(scene: str) -> str:
+    """The file name (without ``.pt``) of a scene's SCADF-MoE seed-0 Mix weights in ``results/models/``:
+    what the routing inspector, the track study and notebook 03's reference read."""
+    return f"{scene}_scadf"
+
+
 def committed_model_folders(results: str | os.PathLike[str]) -> list[Path]:
     """Where a result set's committed checkpoints are looked for, first match wins: ``<results>/models``
     and, for the reference set only, the project's ``results/models`` (the routing inspector's

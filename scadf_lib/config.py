@@ -7,6 +7,8 @@ Units: distances in m, bands in GHz, learning rate per optimiser step.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -145,6 +147,13 @@ def run_bands(cfg: TrainConfig, available: tuple[float, ...]) -> tuple[tuple[flo
         band = parse_band(cfg.band, available)
         return (band,), (band,)
     return regime_bands(cfg.regime, available)  # type: ignore[arg-type]
+
+
+def run_name(cfg: TrainConfig) -> str:
+    """A folder name that says what a run is: ``<scene>_<model>_<regime>_<band>_s<seed>`` (and
+    ``_measured`` on measured inputs), the scene being the data file's stem."""
+    return (f"{Path(cfg.data_path).stem}_{cfg.model}_{cfg.regime}_{cfg.band}_s{cfg.seed}"
+            + ("_measured" if cfg.inputs == "measured" else ""))
 
 
 def split_of(cfg: TrainConfig, xy: np.ndarray) -> SpatialSplit:

@@ -57,6 +57,7 @@ from scadf_lib.rebuild import rebuild_checkpoints
 from scadf_lib.runfolder import (PARKED, PAUSED_WALL, add_paused_wall, clear_run, committed_runs, park_unfinished,
                                  paused_wall, print_status, restore_parked, run_done, run_extended, run_finished,
                                  ship_checkpoint, ships_checkpoint, start_extension, sweep_status)
+from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.sweep_tables import collect, log_sweep
 from scadf_lib.training import COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, Paused, late_gain, scaled_lr, train
 
@@ -184,7 +185,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
                if k == "val_mmd" or k.startswith("val_task_") or k.startswith("val_block")}}
     if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
         table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "held_out", "error_m"]]
-        with atomic_path(results / "errors" / f"{run.name}.csv.gz") as tmp:
+        with atomic_path(results / ResultSet.ERRORS / f"{run.name}.csv.gz") as tmp:
             table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
     if ships_checkpoint(run):
         ship_checkpoint(run, run_dir, results)
@@ -228,7 +229,7 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     if threads:
         torch.set_num_threads(threads)
     run_dir = work / run.name
-    if (run_dir / "degradation.csv").exists() or not run_finished(run_dir, run.cfg):
+    if (run_dir / ResultSet.DEGRADATION).exists() or not run_finished(run_dir, run.cfg):
         return run.name
     state = load_checkpoint(run_dir / BEST)
     model, _ = model_from_checkpoint(state)
@@ -236,10 +237,10 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     tags = {"name": run.name, "model": run.cfg.model, "seed": run.cfg.seed, "augmented": run.cfg.augment}
     if run.cfg.model == "scadf":
         resp = routing_response(model, data, run.cfg.augment).assign(**tags)
-        with atomic_path(run_dir / "routing_response.csv") as tmp:
+        with atomic_path(run_dir / ResultSet.ROUTING_RESPONSE) as tmp:
             resp.to_csv(tmp, index=False)
     table = degraded_metrics(model, data, run.cfg.augment).assign(**tags)
-    with atomic_path(run_dir / "degradation.csv") as tmp:
+    with atomic_path(run_dir / ResultSet.DEGRADATION) as tmp:
         table.to_csv(tmp, index=False)
     return run.name
 
@@ -247,7 +248,7 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
 def score_pending(targets: list[Run], work: Path, jobs: int, progress: bool, stop_at: float | None) -> None:
     """Score the finished runs of ``targets`` that have no ``degradation.csv`` yet
     (:func:`evaluate_degradation`), unless past ``stop_at``."""
-    pending = [r for r in targets if run_finished(work / r.name, r.cfg) and not (work / r.name / "degradation.csv").exists()]
+    pending = [r for r in targets if run_finished(work / r.name, r.cfg) and not (work / r.name / ResultSet.DEGRADATION).exists()]
     if pending and (stop_at is None or time.time() < stop_at):
         bar = tqdm(total=len(pending), desc="corrupted inputs", unit="run", disable=not progress)
         in_pool(evaluate_degradation, pending, (work,), jobs, bar)
@@ -373,9 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     if metrics.empty:
         print("no run has finished yet: no tables or report written")
         return 0
-    from scadf_lib.plots import save_learning_curves
+    from scadf_lib.plots import save_error_cdfs, save_learning_curves
     from scadf_lib.report import update_readme, write_report  # the report reads the tables only
     save_learning_curves(results)
+    save_error_cdfs(results)
     print("report:", write_report(results, a.preset))
     if is_reference_set(results):
         update_readme(project_path("README.md"), results)

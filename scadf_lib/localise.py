@@ -50,7 +50,7 @@ from scadf_lib.models import ModelConfig
 from scadf_lib.schema import data_version, parse_band
 from scadf_lib.dataversions import DATA_DIRS
 from scadf_lib.checkpoints import checkpoint_bands, checkpoint_problem, load_checkpoint, model_from_checkpoint
-from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, model_inputs, regime_bands
+from scadf_lib.trajectories import Features, Normalizer, TrajectoryDataset, model_inputs
 
 #: Variables inference reads (positions are not among them).
 INPUT_VARIABLES = ("aod", "aoa", "distance", "path_gain", "cfr_real", "cfr_imag")
@@ -272,6 +272,52 @@ class Localiser:
 
 
 # ----------------------------------------------------------------------------------------- model card
+
+def split_scores(loc: Localiser, fingerprints: xr.Dataset, split: Any, band: float | str) -> dict[str, float]:
+    """A model's scores on every test trajectory of ``split`` at ``band``: held-out MSE (points in no
+    training trajectory), MSE over all test points (m²) and the median error (m)."""
+    t = loc.predict_tracks(fingerprints, split.test_traj, band)
+    held = split.unseen[t.ue]
+    return {"held-out MSE (m²)": float((t.error_m[held] ** 2).mean()), "overall MSE (m²)": float((t.error_m ** 2).mean()),
+            "median error (m)": float(t.error_m.median())}
+
+
+def reference_checkpoint(scene: str, regime: str = "mix", model: str = "scadf") -> Path | None:
+    """The committed seed-0 checkpoint of the reference set for ``scene``, ``regime`` and ``model``
+    where one ships (``results/<set>/models/main_<scene>_<regime>_<model>_s0.pt``, or the routing
+    inspector's ``results/models/<scene>_scadf.pt`` for Mix), else None."""
+    from scadf_lib.checkpoints import inspector_name
+    from scadf_lib.fileio import project_path
+    from scadf_lib.presets import REFERENCE_SET
+    candidates = [project_path(f"results/{REFERENCE_SET}/models/main_{scene}_{regime}_{model}_s0.pt")]
+    if regime == "mix" and model == "scadf":
+        candidates.append(project_path(f"results/models/{inspector_name(scene)}.pt"))
+    return next((c for c in candidates if c.exists()), None)
+
+
+def compare_with_reference(mine: Localiser, split: Any, fingerprints: xr.Dataset, band: float | str, scene: str,
+                           ) -> pd.DataFrame:
+    """A freshly trained model beside the committed reference run of its scene, regime and method
+    (:func:`reference_checkpoint`), each on its own test split (:func:`split_scores`); the reference
+    reads the data version it was trained on. Empty, with ``attrs["why"]``, where none compares."""
+    from scadf_lib.config import TrainConfig, split_of
+    from scadf_lib.schema import load_fingerprints
+    tc = mine.train_config
+    reference = reference_checkpoint(scene, tc.get("regime", "mix"), tc.get("model", "scadf"))
+    if reference is None or str(tc.get("band", "mix")) != "mix":
+        out = pd.DataFrame()
+        out.attrs["why"] = (f"no committed reference for {scene}, {tc.get('regime')}, {tc.get('model')}, band "
+                            f"{tc.get('band')}: results/models/ and results/flat/models/ hold the Mix SCADF-MoE of every "
+                            "scene and the runs of the reference set that ship one")
+        return out
+    ref = Localiser.from_checkpoint(reference)
+    ref_data = load_fingerprints(ref.training_data_path())
+    ref_split = split_of(TrainConfig(**ref.train_config), np.stack([ref_data.x.values, ref_data.y.values], 1))
+    rows = [{"model": "this run", **split_scores(mine, fingerprints, split, band)},
+            {"model": f"reference {reference.name} (data version {ref.data_version}, {len(ref.history)} epochs)",
+             **split_scores(ref, ref_data, ref_split, band)}]
+    return pd.DataFrame(rows)
+
 
 def checkpoint_facts(path: Path) -> dict[str, Any]:
     """What a checkpoint says about its run: scene, method, regime, seed, L, bands, the saved (best)

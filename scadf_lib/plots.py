@@ -16,6 +16,7 @@ from scadf_lib.clustering import Clustering
 from scadf_lib.evaluation import Predictions
 from scadf_lib.presets import METHODS
 from scadf_lib.schema import SPEED_OF_LIGHT, complex_cfr
+from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.trajectories import SpatialSplit
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -339,7 +340,7 @@ def run_curves(curves: pd.DataFrame, floor_m2: float | None = None, anchors: Map
                title: str = "") -> plt.Figure:
     """Validation point MSE (m², held-out-style validation points) against optimiser steps, one line
     per run (``results/<set>/curves.csv``: :func:`scadf_lib.sweep_tables.learning_curves`), one colour
-    per method, one panel per method; ``floor_m2`` (the centroid floor) and ``anchors`` (name ->
+    per method, one panel per method; ``floor_m2`` (the centroid reference) and ``anchors`` (name ->
     validation-free test MSE, m², e.g. WKNN held-out) as horizontal references."""
     models = list(dict.fromkeys(curves.model))
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(3.3 * max(1, len(models)), 3.4), sharey=True,
@@ -351,7 +352,7 @@ def run_curves(curves: pd.DataFrame, floor_m2: float | None = None, anchors: Map
             best = g.val_mse_points_m2.idxmin()
             ax.plot(g.step[best], g.val_mse_points_m2[best], "o", color=colours[model], ms=4)
         if floor_m2 is not None:
-            ax.axhline(floor_m2, color="k", ls="--", lw=1, label="centroid floor")
+            ax.axhline(floor_m2, color="k", ls="--", lw=1, label="centroid reference (oracle)")
         for (name, value), ls in zip((anchors or {}).items(), (":", "-.", (0, (5, 1)))):
             ax.axhline(value, color="grey", ls=ls, lw=1, label=name)
         ax.set_yscale("log")
@@ -393,17 +394,57 @@ def track_map(table: pd.DataFrame, grid_xy: np.ndarray, track: object = 0, title
 
 def save_learning_curves(set_dir: Path, scene: str = "munich") -> Path | None:
     """``<set_dir>/learning_curves.png``: validation curves of the set's main runs of ``scene`` (Mix),
-    with the centroid floor and WKNN's held-out test MSE as references; None without curves."""
+    with the centroid reference and WKNN's held-out test MSE as references; None without curves."""
     from scadf_lib.studies.budget import curve_inputs
     from scadf_lib.fileio import atomic_path
-    if not (set_dir / "curves.csv").exists():
+    if not (set_dir / ResultSet.CURVES).exists():
         return None
     curves, floor, anchors = curve_inputs(set_dir, scene)
     if curves.empty:
         return None
     fig = run_curves(curves, floor_m2=floor, anchors=anchors, title=f"{scene} Mix:")
-    out = set_dir / "learning_curves.png"
+    out = set_dir / ResultSet.LEARNING_CURVES
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return out
+
+
+def error_cdfs(errors: Mapping[str, Mapping[str, pd.DataFrame]], title: str = "") -> plt.Figure:
+    """Empirical CDFs of the held-out point errors (m, log axis), one panel per scene and one line per
+    method: ``errors[scene][method]`` is a per-point error table (``errors/<run>.csv.gz``: columns
+    ``held_out``, ``error_m``)."""
+    scenes = list(errors)
+    fig, axes = plt.subplots(1, max(1, len(scenes)), figsize=(3.6 * max(1, len(scenes)), 3.2), sharey=True,
+                             constrained_layout=True, squeeze=False)
+    for ax, scene in zip(axes[0], scenes):
+        for method, e in errors[scene].items():
+            err = np.sort(e.error_m[e.held_out.astype(bool)].to_numpy())
+            ax.plot(np.maximum(err, 1e-3), np.arange(1, len(err) + 1) / len(err), lw=1.3, label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("held-out point error (m)")
+        ax.set_title(f"{title} {scene}".strip(), fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].set_ylabel("share of held-out points")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def save_error_cdfs(set_dir: Path, seed: int = 0) -> Path | None:
+    """``<set_dir>/error_cdf.png``: :func:`error_cdfs` of the Mix main runs of ``seed`` that kept their
+    per-point errors (``errors/``); None without any."""
+    from scadf_lib.fileio import atomic_path
+    from scadf_lib.presets import METHODS, SCENES
+    from scadf_lib.studies.common import label
+    rs = ResultSet(set_dir)
+    errors = {scene: {label(m): e for m in METHODS if (e := rs.errors(f"main_{scene}_mix_{m}_s{seed}")) is not None}
+              for scene in SCENES}
+    errors = {scene: e for scene, e in errors.items() if e}
+    if not errors:
+        return None
+    fig = error_cdfs(errors, title=f"Mix, seed {seed}:")
+    out = set_dir / ResultSet.ERROR_CDF
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return out

@@ -19,6 +19,7 @@ from scadf_lib.planning import Run
 from scadf_lib.pool import device_name, in_pool
 from scadf_lib.presets import RETRAINED
 from scadf_lib.runfolder import committed_runs, ship_checkpoint, shipped_checkpoint, ships_checkpoint
+from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.sweep_tables import keep_committed
 from scadf_lib.tables import csv_flags
 from scadf_lib.training import train
@@ -51,12 +52,12 @@ def reproduction_check(run: Run, run_dir: Path, results: Path) -> dict[str, Any]
     difference over its learning curve (:data:`REPRODUCED_CURVE`, every epoch, ``curves.csv``) and over
     its test MSEs (every group and band, ``all_metrics.csv``); infinite where the epochs or the rows
     differ in number. ``reproduced``: both within :data:`REPRODUCE_RTOL`."""
-    curves = pd.read_csv(results / "curves.csv")
+    curves = pd.read_csv(results / ResultSet.CURVES)
     old_curve = curves[curves.name == run.name].sort_values("epoch")
     new_curve = pd.read_csv(run_dir / RUN_HISTORY)
     cols = list(REPRODUCED_CURVE)
     curve = (_max_rel_diff(new_curve[cols], old_curve[cols]) if len(new_curve) == len(old_curve) > 0 else np.inf)
-    metrics = pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
+    metrics = pd.read_csv(results / ResultSet.METRICS, dtype={"band": str})
     old_m = metrics[metrics.name == run.name]
     both = old_m.merge(pd.read_csv(run_dir / RUN_METRICS, dtype={"band": str}), on=["group", "band"],
                        suffixes=("_old", "_new"))
@@ -107,8 +108,8 @@ def rebuild_one(run: Run, work: Path, results: Path, threads: int | None = None)
     another sample of the method, scored in ``rebuilds.csv``, labelled so by the track study). A run
     that cannot be reproduced here (:func:`rebuild_blocker`) is skipped, and says why. ``threads`` (the
     pool's share) is ignored: the recorded count decides."""
-    row = pd.read_csv(results / "runs.csv").set_index("name").loc[run.name]
-    tried = pd.read_csv(results / "rebuilds.csv") if (results / "rebuilds.csv").exists() else None
+    row = pd.read_csv(results / ResultSet.RUNS).set_index("name").loc[run.name]
+    tried = pd.read_csv(results / ResultSet.REBUILDS) if (results / ResultSet.REBUILDS).exists() else None
     blocker = rebuild_blocker(row, device_name(run.cfg.device), tried)
     if blocker:
         return f"{run.name}: not rebuilt ({blocker}; a rebuild reproduces a run on its own kind of machine only)"
@@ -139,8 +140,8 @@ def rebuild_checkpoints(runs: list[Run], work: Path, results: Path, jobs: int = 
     bar.close()
     checks = [work / "rebuild" / r.name / "rebuild.json" for r in todo]
     table = pd.DataFrame([json.loads(c.read_text()) for c in checks if c.exists()])
-    table = keep_committed(results, "rebuilds.csv", table, set(table.name) if len(table) else set())
+    table = keep_committed(results, ResultSet.REBUILDS, table, set(table.name) if len(table) else set())
     if len(table):
-        with atomic_path(results / "rebuilds.csv") as tmp:
+        with atomic_path(results / ResultSet.REBUILDS) as tmp:
             table.to_csv(tmp, index=False)
     return table

@@ -22,7 +22,7 @@ from scadf_lib.studies.budget import budget_section, flatness_section, settings_
 from scadf_lib.studies.claims import claims_section, claims_verdicts
 from scadf_lib.studies.common import HEADLINE, not_flat
 from scadf_lib.studies.cost import cost_section, gpu_section
-from scadf_lib.studies.degradation import degradation_section
+from scadf_lib.studies.degradation import degradation_document, degradation_section
 from scadf_lib.studies.table_ii import (main_table, offset_slope_section, per_scene_section, table_ii_section,
                                           tail_text)
 from scadf_lib.studies.ood import ood_readme_lines, ood_section
@@ -31,6 +31,7 @@ from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.studies.routing import routing_section
 from scadf_lib.studies.sensitivity import sensitivity_section
 from scadf_lib.studies.spatial import isolation_section, spatial_section
+from scadf_lib.studies.summary import holds_text, summary_section
 from scadf_lib.studies.track_table import tracks_section
 from scadf_lib.tables import md_table
 
@@ -38,9 +39,9 @@ from scadf_lib.tables import md_table
 def render(set_dir: Path, preset: str | None = None) -> str:
     """The whole report of the result set ``set_dir`` as Markdown."""
     rs = ResultSet(set_dir)
-    lead = [header_section(rs), coverage_section(rs, preset), table_ii_section(rs), tail_text(rs, rs.metrics),
+    lead = [header_section(rs), summary_section(rs), table_ii_section(rs), tail_text(rs, rs.metrics),
             claims_section(rs), ood_section(rs), ablation_section(rs), spatial_section(rs)]
-    appendix = [settings_section(rs), per_scene_section(rs), offset_slope_section(rs), flatness_section(rs),
+    appendix = [coverage_section(rs, preset), settings_section(rs), per_scene_section(rs), offset_slope_section(rs), flatness_section(rs),
                 budget_section(rs), isolation_section(rs), tracks_section(rs), degradation_section(rs),
                 sensitivity_section(rs), routing_section(rs), anchors_section(rs)]
     if rs.name == REFERENCE_SET:
@@ -58,11 +59,16 @@ def report_path(set_dir: Path) -> Path:
 
 
 def write_report(set_dir: Path, preset: str | None = None) -> Path:
-    """Renders :func:`render` to :func:`report_path` atomically; returns the path."""
+    """Renders :func:`render` to :func:`report_path` atomically, and the degradation study's own
+    document beside the set's tables where it has one; returns the report's path."""
     path = report_path(set_dir)
     text = render(set_dir, preset)
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+    detail = degradation_document(set_dir)
+    if detail:
+        with atomic_path(Path(set_dir) / ResultSet.DEGRADATION_REPORT) as tmp:
+            tmp.write_text(detail)
     return path
 
 
@@ -97,13 +103,14 @@ def readme_block(set_dir: Path) -> str:
         README_BEGIN, "",
         f"Held-out MSE (m², points in no training trajectory), Mix, mean ± 95 % CI over seeds, {trained} "
         "(`results/flat/`):", "", md_table(table), "",
-        "Anchors without a deep model: geometric = closed form from the dominant path's length and angle (exact on "
-        "LOS points, far off on NLOS ones, where the path bends); WKNN = weighted k nearest fingerprints; "
-        "centroid floor = every point placed at its trajectory's true centre.", "",
+        "Anchors without a deep model: WKNN = weighted k nearest fingerprints; hybrid = the closed form from the "
+        "dominant path's length and angle on LOS points (exact there on oracle inputs), WKNN on the others; centroid "
+        "reference = an oracle that places every point at its trajectory's true centre.", "",
+        holds_text(metrics), "",
         *ood_readme_lines(metrics, runs),
         "The paper's claims on our data: " + "; ".join(
             f"{r.claim}: {r.verdict}" for r in claims.itertuples()) + ".", "",
-        *ablation_readme_lines(metrics),
+        *ablation_readme_lines(metrics, rs.curves),
         f"Reference set: {done}.", README_END])
 
 
@@ -125,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None, help="the set's folder, if not results/<set>")
     a = ap.parse_args(argv)
     set_dir = project_path(a.results or f"results/{a.set}")
-    from scadf_lib.plots import save_learning_curves  # the figure the report points to
+    from scadf_lib.plots import save_error_cdfs, save_learning_curves  # the figures the report shows
     save_learning_curves(set_dir)
+    save_error_cdfs(set_dir)
     print(write_report(set_dir))
     if set_dir.name == REFERENCE_SET and update_readme(project_path("README.md"), set_dir):
         print(project_path("README.md"), "(headline block)")

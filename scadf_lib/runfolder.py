@@ -14,9 +14,10 @@ import pandas as pd
 import torch
 
 from scadf_lib.checkpoints import (BEST, LAST, RUN_CONFIG, RUN_INFO, RUN_METRICS, committed_model_folders,
-                                   slim_state)
+                                   inspector_name, slim_state)
 from scadf_lib.fileio import atomic_path, write_json_atomic
 from scadf_lib.planning import Run
+from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.training import TrainConfig, extends_budget, late_gain
 
 
@@ -24,7 +25,7 @@ def committed_runs(results: Path) -> set[str]:
     """Names of the runs whose results are already in ``results/runs.csv`` (committed tables). Such
     a run counts as done although its folder under the work directory may be gone (a fresh clone):
     the driver never trains it again, and :func:`collect` keeps its rows."""
-    path = results / "runs.csv"
+    path = results / ResultSet.RUNS
     return set(pd.read_csv(path, usecols=["name"])["name"]) if path.exists() else set()
 
 
@@ -64,7 +65,7 @@ def run_extended(run_dir: Path, cfg: TrainConfig) -> bool:
 def start_extension(run_dir: Path) -> float:
     """Before a finished run trains on (:func:`run_extended`): drop its corrupted-input scores (they
     scored the shorter run's best checkpoint) and return the wall time it has taken so far (s)."""
-    (run_dir / "degradation.csv").unlink(missing_ok=True)
+    (run_dir / ResultSet.DEGRADATION).unlink(missing_ok=True)
     return float(json.loads((run_dir / RUN_INFO).read_text()).get("wall_s", 0.0))
 
 
@@ -96,7 +97,7 @@ def _checkpoint_names(run: Run) -> list[str]:
     """The file names (without ``.pt``) a shipping run's weights go to: its own name and, for SCADF-MoE
     seed 0 Mix, the routing inspector's ``<scene>_scadf``."""
     inspector = run.cfg.model == "scadf" and run.cfg.seed == 0 and run.study == "main"
-    return [run.name] + ([f"{run.tags['scene']}_scadf"] if inspector else [])
+    return [run.name] + ([inspector_name(run.tags["scene"])] if inspector else [])
 
 
 def ship_checkpoint(run: Run, run_dir: Path, results: Path, names: list[str] | None = None) -> None:
@@ -173,7 +174,7 @@ def sweep_status(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     of the best validation error over the last quarter of its epochs; the rule, where the run has one,
     ends it below ``rule_pct``)."""
     from scadf_lib.checkpoints import load_checkpoint
-    committed = set(pd.read_csv(results / "runs.csv").name) if (results / "runs.csv").exists() else set()
+    committed = set(pd.read_csv(results / ResultSet.RUNS).name) if (results / ResultSet.RUNS).exists() else set()
     rows = []
     for run in runs:
         row: dict[str, Any] = {"run": run.name, "study": run.study, "state": "waiting"}

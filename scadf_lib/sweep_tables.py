@@ -14,11 +14,12 @@ from scadf_lib.checkpoints import RUN_CONFIG, RUN_HISTORY, RUN_INFO, RUN_METRICS
 from scadf_lib.fileio import atomic_path
 from scadf_lib.planning import Run
 from scadf_lib.runfolder import run_finished
+from scadf_lib.studies.resultset import ResultSet
 
 
 def log_sweep(results: Path, row: dict[str, Any]) -> None:
     """Append one row to ``results/sweeps.csv`` (atomically: the file is rewritten whole)."""
-    path = results / "sweeps.csv"
+    path = results / ResultSet.SWEEPS
     old = pd.read_csv(path) if path.exists() else pd.DataFrame()
     with atomic_path(path) as tmp:
         pd.concat([old, pd.DataFrame([row])], ignore_index=True).to_csv(tmp, index=False)
@@ -136,19 +137,19 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
         frames.append(m.assign(name=run.name, study=run.study, variant=info.get("variant", run.cfg.model),
                                param=info.get("param"), value=info.get("value")))
     renewed = {i["name"] for i in infos}
-    metrics = keep_committed(results, "all_metrics.csv",
+    metrics = keep_committed(results, ResultSet.METRICS,
                               pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), renewed)
     if not len(metrics):
         raise RuntimeError("no finished runs to collect")
-    tables = [("all_metrics.csv", metrics), ("runs.csv", pd.DataFrame(infos)), ("curves.csv", learning_curves(runs, work)),
-              ("paired_points.csv", paired_points(runs, work)), ("isolation.csv", isolation_table(runs, work))]
-    for name in ("degradation.csv", "routing_response.csv"):
+    tables = [(ResultSet.METRICS, metrics), (ResultSet.RUNS, pd.DataFrame(infos)), (ResultSet.CURVES, learning_curves(runs, work)),
+              (ResultSet.PAIRED_POINTS, paired_points(runs, work)), (ResultSet.ISOLATION, isolation_table(runs, work))]
+    for name in (ResultSet.DEGRADATION, ResultSet.ROUTING_RESPONSE):
         found = [pd.read_csv(work / r.name / name) for r in runs if (work / r.name / name).exists()]
         tables.append((name, pd.concat(found, ignore_index=True) if found else pd.DataFrame()))
     for name, frame in tables:
-        if name != "all_metrics.csv":
+        if name != ResultSet.METRICS:
             frame = keep_committed(results, name, frame, renewed)
         if len(frame):
             with atomic_path(results / name) as tmp:
                 frame.to_csv(tmp, index=False)
-    return pd.read_csv(results / "all_metrics.csv", dtype={"band": str})
+    return pd.read_csv(results / ResultSet.METRICS, dtype={"band": str})

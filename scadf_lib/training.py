@@ -150,6 +150,15 @@ class RunResult:
     throughput: float  # training trajectories per second (last epoch)
 
 
+def run_summary(result: RunResult, cfg: TrainConfig, mode: str = "") -> str:
+    """One sentence on a finished run of ``cfg``: what it was, its epochs, and its overall and held-out
+    MSE (m²)."""
+    m = result.metrics[(result.metrics.band == "all") & result.metrics.group.isin(["overall", "held-out"])]
+    what = f"{cfg.model}, {Path(cfg.data_path).stem}, {cfg.regime}, band {cfg.band}, "
+    return (f"this run ({what}{len(result.history)} epochs{', ' + mode if mode else ''}): "
+            + ", ".join(f"{r.group} {r.mse_m2:.2f} m²" for r in m.itertuples()))
+
+
 def make_loss_fn(net: nn.Module, mmd_weight: float, xy_scale_m: float, use_amp: bool,
                  compile: bool | str = False) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
     """batch -> loss terms: the forward pass (bf16 autocast on CUDA when ``use_amp``) and

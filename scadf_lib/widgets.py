@@ -17,6 +17,7 @@ papermill / nbval) and, in JupyterLab, behind ipywidgets controls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -57,6 +58,26 @@ def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 40
     ds = TrajectoryDataset(feats, split.test_traj[:max_trajectories], list(range(len(feats.bands))), loc.norm)
     return SceneModel(str(loc.train_config["data_path"]).split("/")[-1].removesuffix(".nc"), loc.model, loc.norm,
                       feats, ds)
+
+
+def load_scene_models(results_dir: str | Path = "results", scenes: tuple[str, ...] | None = None
+                      ) -> dict[str, SceneModel]:
+    """Every scene's SCADF-MoE seed-0 Mix model that ``<results_dir>/models/`` holds
+    (:func:`scadf_lib.checkpoints.inspector_name`), on the data version it was trained on; an error
+    naming the command that writes them where there is none."""
+    from scadf_lib.checkpoints import inspector_name
+    from scadf_lib.presets import SCENES
+    folder = project_path(results_dir) / "models"
+    models = {}
+    for scene in scenes or SCENES:
+        ckpt = folder / f"{inspector_name(scene)}.pt"
+        if ckpt.exists():
+            loc = Localiser.from_checkpoint(ckpt)
+            models[scene] = load_scene_model(str(ckpt), str(loc.training_data_path()))
+    if not models:
+        raise FileNotFoundError(f"no SCADF-MoE checkpoint in {folder} (<scene>_scadf.pt); run `python -m "
+                                "scadf_lib.experiments` (the reference set ships them)")
+    return models
 
 
 def layers(sm: SceneModel) -> list[str]:
@@ -135,7 +156,8 @@ def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: 
     n = sm.model.cfg.n_experts
     is_task = d.dim() == 3
     d_show, c_show = (d[task], c[task]) if is_task else (d, c)
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    axes = axes.ravel()
     m = d_show.shape[0]
     half = m // 2
     for ax, mat, name in ((axes[0], d_show, "dispatch (softmax over tokens)"),
@@ -160,6 +182,7 @@ def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: 
     if is_task:
         sns.heatmap(usage, ax=axes[3], cmap="viridis", cbar_kws={"label": "mean combine weight"},
                     yticklabels=[task_name(t, usage.shape[0] - 1) for t in range(usage.shape[0])])
+        axes[3].tick_params(axis="y", labelrotation=0)  # task names read across, one per row
         axes[3].set_title("per-task expert usage")
     else:
         axes[3].bar(np.arange(n), usage, color="tab:green")
@@ -211,7 +234,8 @@ class RoutingInspector:
         bands = list(first.feats.bands)
         L = first.model.cfg.trajectory_length
         scene = w.Dropdown(options=list(self.models), value=start, description="scene")
-        band = w.Dropdown(options=bands, value=band if band in bands else bands[0], description="band (GHz)")
+        band = w.Dropdown(options=[(f"{b:g} GHz", b) for b in bands], value=band if band in bands else bands[0],
+                          description="band")
         sample = w.IntSlider(trajectory, 0, len(first.dataset.trajectories) - 1, description="trajectory")
         layer = w.Dropdown(options=layers(first), value=layer, description="layer")
         task = w.Dropdown(options=[(task_name(t, L), t) for t in range(L + 1)], value=task, description="task")
@@ -220,6 +244,11 @@ class RoutingInspector:
             sm = self.models[scene]
             _show(plot_sample(sm, min(trajectory, len(sm.dataset.trajectories) - 1), band, layer, task))
 
+        def draw_bands(scene: str, layer: str) -> None:  # the notebook's question: per band, not per sample
+            _show(plot_band_shift(self.models[scene], layer))
+            _show(plot_sharpness(self.models[scene]))
+
         out = w.interactive_output(draw, {"scene": scene, "band": band, "trajectory": sample, "layer": layer,
                                           "task": task})
-        return w.VBox([w.HBox([scene, band, layer]), w.HBox([sample, task]), out])
+        per_band = w.interactive_output(draw_bands, {"scene": scene, "layer": layer})
+        return w.VBox([w.HBox([scene, band, layer]), w.HBox([sample, task]), out, per_band])

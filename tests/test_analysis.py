@@ -178,13 +178,13 @@ def test_main_table_gives_every_method_anchor_and_the_floor_with_seeds_per_scene
                          for sc in ("munich", "etoile") for m in ("softmoe", "scadf")
                          for s in ((0, 1, 2) if sc == "munich" else (0,))])
     t = table_ii.main_table(metrics, runs).set_index("method")
-    assert list(t.index) == ["SoftMoE †", "SCADF-MoE", "WKNN (numeric)", "centroid floor"]
+    assert list(t.index) == ["SoftMoE †", "SCADF-MoE", "WKNN (numeric)", "centroid reference (oracle)"]
     assert list(t.columns) == ["munich held-out", "munich overall", "etoile held-out", "etoile overall", "seeds"]
     half = mean_ci(np.array([2.0, 3.0, 4.0]))[1]
     assert t.loc["SCADF-MoE", "munich held-out"] == f"3.00 ± {half:.2f}"
     assert t.loc["SCADF-MoE", "etoile held-out"] == "2.00"  # one seed: no interval
     assert t.loc["SCADF-MoE", "seeds"] == "3 / 1" and t.loc["WKNN (numeric)", "etoile held-out"] == "n/a"
-    assert t.loc["centroid floor", "munich held-out"] == "1.50"
+    assert t.loc["centroid reference (oracle)", "munich held-out"] == "1.50"
 
 
 def test_ablation_table_pairs_each_variant_with_the_full_model_seed_by_seed():
@@ -196,8 +196,8 @@ def test_ablation_table_pairs_each_variant_with_the_full_model_seed_by_seed():
     t = ablations.ablation_table(metrics).set_index("variant")
     assert list(t.index) == ["full model", "no spatial context (L = 1)", "no MMD (λ = 0)"]
     assert t.loc["full model", "seeds"] == 2  # the seeds some variant has
-    assert t.loc["no MMD (λ = 0)", "held-out change (%)"] == "10.00 ± 0.00"  # +10 % on both seeds
-    assert t.loc["no spatial context (L = 1)", "held-out change (%)"] == "200.00"  # 3.0 against 1.0, seed 0 only
+    assert t.loc["no MMD (λ = 0)", "held-out: ratio to the full model"] == "1.10× (1.10-1.10)"  # on both seeds
+    assert t.loc["no spatial context (L = 1)", "held-out: ratio to the full model"] == "3.00×"  # seed 0 only
     assert "epochs" not in t
     runs = pd.DataFrame({"name": ["main_munich_mix_scadf_s0", "main_munich_mix_scadf_s1", "main_munich_mix_scadf_s2",
                                   "ablation_munich_mix_scadf_no_mmd_s0", "ablation_munich_mix_scadf_no_mmd_s1"],
@@ -344,8 +344,10 @@ def test_ood_cost_pairs_each_seeds_mix_and_ood_runs_on_the_unseen_band_only():
     assert list(t.index) == ["SCADF-MoE", "WKNN (numeric)"]
     assert t.loc["SCADF-MoE", "seeds"] == 2
     assert t.loc["SCADF-MoE", "Mix, 6.0 GHz in training"] == "0.50 ± 0.00"  # the 6 GHz slots, not 'all'
-    assert t.loc["SCADF-MoE", "OOD / Mix (x)"] == f"3.00 ± {mean_ci(np.array([2.0, 4.0]))[1]:.2f}"
-    assert t.loc["WKNN (numeric)", "OOD / Mix (x)"] == "1.00"
+    from scadf_lib.tables import fmt_ratio, ratio_ci
+    assert t.loc["SCADF-MoE", "OOD / Mix"] == fmt_ratio(*ratio_ci(np.array([2.0, 4.0])))  # geometric: 2.83×
+    assert t.loc["SCADF-MoE", "OOD / Mix"].startswith("2.83×")
+    assert t.loc["WKNN (numeric)", "OOD / Mix"] == "1.00×"
     assert ood.ood_cost_table(pd.DataFrame(rows[:9])).empty  # no OOD run
 
 
@@ -411,22 +413,25 @@ def test_ablation_effects_call_a_part_helpful_only_when_removing_it_hurts_on_eve
     full = [("main", "munich", "mix", "scadf", s, g, 1.0) for s in (0, 1, 2) for g in groups]
     change = {"scadf_no_mmd": (1.5, 1.6, 1.55),  # worse on every seed, tight: helps
               "scadf_single_expert": (1.1, 3.0, 1.01),  # worse on every seed, wide: interval spans 0
-              "scadf_no_routing": (0.9, 0.8, 0.95),  # better on every seed
+              "scadf_no_routing": (0.8, 0.82, 0.79),  # better on every seed, tight: hurts
               "scadf_no_task_emb": (1.2, 0.9, 1.1)}  # mixed
     abl = [("ablation", "munich", "mix", v, s, g, x[s]) for v, x in change.items() for s in (0, 1, 2) for g in groups]
     abl += [("spatial", "munich", "mix", "scadf_nospace", 0, g, 2.0) for g in groups]  # one seed
     metrics = _metrics(full + abl)
     metrics.loc[metrics.study == "spatial", "variant"] = "scadf_nospace"
     e = ablations.ablation_effects(metrics).set_index("variant")
+    shown = "error higher on every seed; not shown beyond the seeds"
     assert e.verdict.to_dict() == {
-        "no spatial context (L = 1)": "the part helps on every seed, interval spans 0 (provisional)",  # one seed
-        "no dynamic routing": "the part hurts on every seed", "single expert": "the part helps on every seed, "
-        "interval spans 0", "no MMD (λ = 0)": "the part helps", "no task embeddings": "no consistent effect"}
+        "no spatial context (L = 1)": f"{shown} (provisional)",  # one seed: no interval
+        "no dynamic routing": "the part hurts", "single expert": shown,  # wide: the interval holds 1
+        "no MMD (λ = 0)": "the part helps", "no task embeddings": "no consistent effect"}
     assert e.loc["no task embeddings", ["seeds", "worse_on"]].tolist() == [3, 2]
-    assert e.loc["no MMD (λ = 0)", "change_pct"] == pytest.approx(55.0)
+    ratio = (1.5 * 1.6 * 1.55) ** (1 / 3)  # the geometric mean of the per-seed ratios
+    assert e.loc["no MMD (λ = 0)", "ratio"] == pytest.approx(ratio)
+    assert e.loc["no MMD (λ = 0)", "change_pct"] == pytest.approx(100 * (ratio - 1))
     from scadf_lib.studies.ablations import ablation_verdict_text
     text = ablation_verdict_text(metrics)
-    assert "no MMD (λ = 0): error higher on 3 of 3 seeds, 55.00 ± " in text and "**the part helps**" in text
+    assert f"no MMD (λ = 0): error higher on 3 of 3 seeds, {ratio:.2f}× (" in text and "**the part helps**" in text
     assert ablation_verdict_text(metrics[metrics.study == "main"]) == ""
 
 
@@ -461,18 +466,20 @@ def test_ablation_and_sensitivity_tables_hold_the_budget_equal_with_curves():
                         _curve(full.format(1), [1.0, 1.0]), _curve(abl.format(1), [0.9, 0.9]),  # -10 %
                         _curve("sens_experts2", [3.0, 1.1])])  # +10 % against the default's first 2 epochs
     t = ablations.ablation_table(metrics, curves=curves).set_index("variant")
-    assert t.loc["no MMD (λ = 0)", ablations.EQUAL_EPOCHS] == "-10.00 ± 0.00" and t.loc["full model", ablations.EQUAL_EPOCHS] == ""
-    assert t.loc["no MMD (λ = 0)", "held-out change (%)"] == "20.00 ± 0.00"  # the test change, budget not held
+    assert t.loc["no MMD (λ = 0)", ablations.EQUAL_EPOCHS] == "0.90× (0.90-0.90)"
+    assert t.loc["full model", ablations.EQUAL_EPOCHS] == ""
+    assert t.loc["no MMD (λ = 0)", "held-out: ratio to the full model"] == "1.20× (1.20-1.20)"  # budget not held
     e = ablations.ablation_effects(metrics, curves=curves).iloc[0]
     assert (e.worse_on, e.val_worse_on, e.val_seeds) == (2, 0, 2)
+    assert e.verdict == "error higher on every seed, higher at equal epochs on 0 of 2; not shown beyond the seeds (provisional)"
     assert "val_worse_on" not in ablations.ablation_effects(metrics)
     runs = metrics.drop_duplicates("name")[["name"]].assign(train_samples=1, points_unused_in_small_clusters=0,
                                                              final_val_mmd=0.0, epochs_trained=2, flat="True")
     s = sensitivity.sensitivity_table(metrics, runs, curves=curves).set_index("param")
-    assert s.loc["n_experts", ablations.EQUAL_EPOCHS] == pytest.approx(10.0)
+    assert s.loc["n_experts", ablations.EQUAL_EPOCHS_PCT] == pytest.approx(10.0)
     assert s.loc["n_experts", "held-out change (%)"] == pytest.approx(30.0)
     from scadf_lib.studies.ablations import ablation_verdict_text; from scadf_lib.studies.sensitivity import sensitivity_section
-    assert "(at equal epochs on validation: higher on 0 of 2)" in ablation_verdict_text(metrics, curves)
+    assert "higher at equal epochs on 0 of 2" in ablation_verdict_text(metrics, curves)
     # λ = 0 (the no-MMD seed-0 run): +20 % held-out but -10 % at equal epochs; 2 experts: +30 % and +10 %
     assert "differ in sign (the budget, not the setting, may carry the held-out change): mmd_weight 0." in \
         sensitivity_section(resultset.ResultSet.of_tables(metrics, runs, curves))
@@ -516,6 +523,23 @@ def test_a_partial_augmented_half_averages_every_method_over_shared_seeds_and_wa
     assert v.loc["augmented", "verdict"] == "yes" and v.loc["augmented", "provisional"]
 
 
+def test_copes_best_needs_the_seeds_to_agree_not_only_the_means():
+    """SCADF-MoE has the lowest mean at every worst-level corruption, carried by one seed: SoftMoE is lower
+    on the other two. The means alone would say yes; seed by seed it is not shown."""
+    labels = ("clean",) + degradation.WORST
+    mse = {"scadf": (0.1, 2.0, 2.0), "softmoe": (3.0, 1.5, 1.5)}
+    cells = [(m, s, aug, lab, mse.get(m, (9.0, 9.0, 9.0))[s]) for m in presets.METHODS for s in (0, 1, 2)
+             for aug in (False,) for lab in labels]
+    table = _degradation(cells)
+    win = degradation.degradation_winners(degradation.degradation_summary(table))
+    cov = degradation.degradation_coverage(table)
+    assert (win.scadf_rank == 1).all()
+    assert degradation.degradation_verdicts(win, cov).verdict.iloc[0] == "yes"  # the means alone
+    paired = degradation.degradation_against_best_baseline(table)
+    v = degradation.degradation_verdicts(win, cov, paired=paired).iloc[0]
+    assert v.verdict == "not shown seed by seed" and v.every_seed_on == 0
+
+
 def test_augmentation_effect_pairs_each_methods_augmented_and_clean_runs_seed_by_seed():
     labels = ("clean", "missing cfr")
     clean = [(m, s, False, lab, 2.0 if lab == "clean" else 100.0) for m in ("concat", "scadf") for s in (0, 1, 2)
@@ -528,7 +552,8 @@ def test_augmentation_effect_pairs_each_methods_augmented_and_clean_runs_seed_by
     assert set(effect.index.get_level_values("model")) == {"scadf"}  # concat has no augmented run
     row = effect.loc[("scadf", "missing cfr")]
     assert row.seeds == 2 and row.helped_on == 2
-    assert row.change_pct == pytest.approx(np.mean([-90.0, -50.0]))
+    assert row.ratio == pytest.approx(np.sqrt(0.1 * 0.5))  # geometric: seed 0's 10x drop does not dominate
+    assert row.change_pct == pytest.approx(100 * (np.sqrt(0.1 * 0.5) - 1))
     assert row.clean_trained_mse == pytest.approx(100.0)  # over the paired seeds 0 and 1, not seed 2
     assert effect.loc[("scadf", "clean"), "change_pct"] == pytest.approx(10.0)
     assert effect.loc[("scadf", "clean"), "helped_on"] == 0
@@ -588,7 +613,31 @@ def test_the_degradation_ranks_are_checked_seed_by_seed_against_the_best_baselin
     paired = degradation.degradation_against_best_baseline(_degradation(cells)).set_index("corruption")
     row = paired.loc["missing cfr"]
     assert row.best_baseline == "softmoe" and row.seeds == 3 and row.scadf_lower_on == 2
-    assert row.change_pct == pytest.approx(np.mean([100 * (1 / 3 - 1), 100 * (1 / 1.5 - 1), 100 * (4 / 3 - 1)]))
-    assert paired.loc["gain_db=6", "scadf_lower_on"] == 3 and paired.loc["gain_db=6", "ci95"] == pytest.approx(0)
+    assert row.ratio == pytest.approx((1 / 3 * 1 / 1.5 * 4 / 3) ** (1 / 3))
+    assert paired.loc["gain_db=6", "scadf_lower_on"] == 3 and paired.loc["gain_db=6", "high"] == pytest.approx(0.5)
     text = best_baseline_paragraph(_degradation(cells))
-    assert "trained clean: lower on every seed in 1 of 2, interval below 0 in 1" in text
+    assert "trained clean: lower on every seed in 1 of 2, interval below 1 in 1" in text
+
+
+def test_the_scene_table_gives_each_seed_the_median_and_p90_beside_the_mean_and_no_closed_form_row():
+    rows = [("main", "munich", "mix", "scadf", s, g, 1.0 + s) for s in (0, 1, 2) for g in ("held-out", "overall")]
+    rows += [("anchors", "munich", "mix", a, s, g, 9.0) for a in ("geometric", "wknn", "hybrid") for s in (0, 1, 2)
+             for g in ("held-out", "overall")]
+    metrics = _metrics(rows).assign(median_m=0.25, p90_m=1.5, offset_floor_m2=1.6)
+    runs = pd.DataFrame({"name": [f"main_munich_mix_scadf_s{s}" for s in (0, 1, 2)], "study": "main",
+                         "scene": "munich", "regime": "mix", "model": "scadf", "seed": [0, 1, 2], "flat": True})
+    t = table_ii.scene_table(metrics, runs, "munich").set_index("method")
+    assert list(t.index) == ["SCADF-MoE", "WKNN (numeric)", "hybrid (closed form on LOS, WKNN on NLOS)",
+                             table_ii.CENTROID_REFERENCE]
+    assert t.loc["SCADF-MoE", "per seed (m²)"] == "1.00 / 2.00 / 3.00"
+    assert t.loc["SCADF-MoE", "median error (m)"] == "0.25" and t.loc["SCADF-MoE", "p90 error (m)"] == "1.50"
+    assert t.loc[table_ii.CENTROID_REFERENCE, "held-out MSE (m²)"] == "1.60"
+
+
+def test_headers_are_words_with_units():
+    from scadf_lib.studies.common import words
+    t = words(pd.DataFrame({"model": ["scadf"], "mse_m2": [1.0], "isolated": [3.0], "worst_10_share_pct": [50.0],
+                            "cfr_snr_db=30": [1.0], "corruption": ["angle_deg=10"]}))
+    assert list(t.columns) == ["method", "MSE (m²)", "isolated points (count, mean over seeds)",
+                               "squared error on the 10 worst (%)", "CFR SNR 30 dB", "corruption"]
+    assert t.method.iloc[0] == "SCADF-MoE" and t.corruption.iloc[0] == "angle error 10°"

@@ -8,12 +8,31 @@ from scadf_lib.presets import REFERENCE_SET
 from scadf_lib.report import README_BEGIN, README_END, readme_block, render
 
 SET_DIR = project_path(f"results/{REFERENCE_SET}")
-FIX = "rerun `python -m scadf_lib.report` and commit REPORT.md and README.md with the tables"
+FIX = "rerun `python -m scadf_lib.report` and commit REPORT.md, DEGRADATION.md and README.md with the tables"
 
 
 def test_report_is_what_the_committed_tables_render_to():
     committed = project_path("results/REPORT.md").read_text()
     assert committed == render(SET_DIR), f"results/REPORT.md differs from the tables: {FIX}"
+
+
+def test_the_degradation_document_is_what_the_committed_tables_render_to():
+    from scadf_lib.studies.degradation import degradation_document
+    from scadf_lib.studies.resultset import ResultSet
+    committed = (SET_DIR / ResultSet.DEGRADATION_REPORT).read_text()
+    assert committed == degradation_document(SET_DIR), f"the degradation document differs from the tables: {FIX}"
+
+
+def test_the_report_opens_with_a_short_summary_and_shows_its_figures():
+    text = render(SET_DIR)
+    summary = text.split("## In short\n\n", 1)[1].split("\n## ", 1)[0]
+    assert len(summary.strip().splitlines()) <= 10
+    assert all(word in summary for word in ("**Compared.**", "**What holds.**", "**What does not.**",
+                                            "**What bounds it.**"))
+    from scadf_lib.studies.resultset import ResultSet
+    for figure in (ResultSet.ERROR_CDF, ResultSet.LEARNING_CURVES):
+        assert f"]({REFERENCE_SET}/{figure})" in text and (SET_DIR / figure).exists()
+    assert "| geometric (closed form) |" not in text.split("# Appendix")[0], "the closed form is a sanity line"
 
 
 def test_readme_headline_is_generated_from_the_same_tables():
@@ -53,3 +72,20 @@ def test_the_readme_counts_runs_as_the_sweep_driver_does():
     done = len(set(runs.name) & planned)
     if done < len(planned):
         assert f"{done} of {len(planned)} planned runs are in" in readme_block(SET_DIR)
+
+
+def test_bench_readme_is_what_the_figure_files_render_to_and_hides_figures_of_earlier_models():
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("bench_summarize", project_path("bench/summarize.py"))
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    readme = project_path("bench/README.md").read_text()
+    block = readme.split(summarize.START, 1)[1].split(summarize.END, 1)[0]
+    assert block == f"\n{summarize.render()}\n", "bench/README.md differs from bench/results: run python bench/summarize.py"
+    from scadf_lib.models import build_model, count_parameters, model_config
+    now = {"scadf": {"parameters": count_parameters(build_model(model_config("scadf")))}}
+    assert summarize.stale_models({"models": now}) == []
+    assert summarize.stale_models({"models": {"scadf": {"parameters": 1}}})[0].startswith("scadf (1 parameters then")
+    r = json.loads(project_path("bench/results/training.json").read_text())
+    assert ("stale, not shown" in summarize.training(r)) == bool(summarize.stale_models(r))

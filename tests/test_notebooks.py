@@ -33,6 +33,16 @@ def test_committed_without_outputs_and_with_a_parameters_cell(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_only_the_training_notebook_imports_the_training_engine_and_none_reads_result_files_by_hand(path):
+    """Settings come from the torch-free config; result files are read through the library (ResultSet),
+    which owns their names."""
+    code = "".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    if path.name != "03_train.ipynb":
+        assert "scadf_lib.training" not in code and "scadf_lib.engine" not in code
+    assert "pd.read_csv" not in code and ".csv\"" not in code and ".csv.gz" not in code
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_ends_with_a_summary(path):
     """The last section is a Summary: the reader's takeaway, computed where it quotes numbers."""
     nb = nbformat.read(path, as_version=4)

@@ -1,4 +1,4 @@
-"""The anchors without a deep model (closed form, WKNN, WKNN + CFR) and what they say."""
+"""The anchors without a deep model (closed form, WKNN, WKNN + CFR, hybrid) and what they say."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scadf_lib.studies.common import _distinct, label
+from scadf_lib.studies.common import _distinct, label, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set, redundant_anchors
-from scadf_lib.tables import md_table
 
 
 def geometric_los_nlos(metrics: pd.DataFrame, regime: str = "mix") -> tuple[float, float] | None:
@@ -44,6 +43,18 @@ def geometric_text(metrics: pd.DataFrame) -> str:
             "dominant path alone does not localise NLOS points.")
 
 
+def geometric_los_text(metrics: pd.DataFrame) -> str:
+    """The closed form as a sanity line: its held-out LOS MSE (exact: the oracle's direct path), and why
+    it is no row of the headline table."""
+    split = geometric_los_nlos(metrics)
+    if split is None:
+        return ""
+    los, nlos = split
+    return (f"Sanity line: the closed form from the dominant path's length and departure angle places held-out LOS "
+            f"points with MSE {los:.2f} m² (exact, as oracle inputs allow); it is no row of the table because on NLOS "
+            f"points the path bends and it lands far away ({nlos:,.0f} m², mean over scenes; appendix K).")
+
+
 def cfr_anchor_text(runs: pd.DataFrame) -> str:
     """A sentence saying that WKNN + CFR is left out of the tables, where it reduced to WKNN everywhere."""
     if "wknn_cfr" not in redundant_anchors(runs):
@@ -65,7 +76,7 @@ def anchors_section(rs: ResultSet | Path) -> str:
     return ("## K. Anchors on every scene and regime (mean over seeds, m²)\n\n"
             "Same splits, groups and scoring code as the models (`scadf_lib.anchors`). A seen point is in WKNN's "
             "reference set, so its seen error is ~0 in Mix.\n\n"
-            + md_table(table.assign(anchor=table.anchor.map(label))) + "\n\n"
+            + report_table(table.assign(anchor=table.anchor.map(label))) + "\n\n"
             f"WKNN + CFR chose a CFR weight > 0 in {int((cfr.anchor_cfr_weight > 0).sum())} of {len(cfr)} splits"
             + (" (where it chose 0 everywhere its rows equal WKNN (numeric)'s and are left out of every table; a likely "
                "reason: the CFR magnitude fades over fractions of a wavelength, so on a 1 m grid a neighbour's CFR says "

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib.presets import METHODS, SCENES
-from scadf_lib.studies.common import HEADLINE, _distinct, _share, fmt_ci, label
+from scadf_lib.studies.common import HEADLINE, _distinct, fmt_ci, label, report_table, _share
 from scadf_lib.studies.resultset import ResultSet, as_set
-from scadf_lib.tables import csv_flags, md_table, mean_ci
+from scadf_lib.tables import csv_flags, mean_ci
 
 
 #: The validation error the stopping rule and the flatness rule read (points + centroid MSE,
@@ -192,7 +192,7 @@ def flatness_table(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd
         fits = fits.round({"floor_exponent_median": 3, "floor_alpha_early_median": 3, "floor_alpha_late_median": 3})
         per = per.merge(fits, on=["scene", "regime", "model"], how="left")
         per["budget_x_to_best_median"] = per.budget_x_to_best_median.map(
-            lambda x: "" if pd.isna(x) else ("never" if np.isinf(x) else f"{x:.2g}"))
+            lambda x: "" if pd.isna(x) else ("never" if np.isinf(x) else "> 100" if x > 100 else f"{x:.2g}"))
     per["model"] = pd.Categorical(per.model, [m for m in METHODS if m in set(per.model)], ordered=True)
     per["scene"] = pd.Categorical(per.scene, [s for s in SCENES if s in set(per.scene)], ordered=True)
     return per.sort_values(["scene", "regime", "model"]).reset_index(drop=True)
@@ -266,12 +266,13 @@ def flatness_section(rs: ResultSet | Path) -> str:
             f"{int(csv_flags(mruns['flat']).sum())} of {len(mruns)} main runs ended flat (late gain median "
             f"{gain.median():.1f} %, max {gain.max():.1f} %; epochs trained {int(mruns.epochs_trained.min())}-"
             f"{int(mruns.epochs_trained.max())}). Late gain: drop of the best validation error over the last quarter "
-            "of the epochs; train_min: training wall time per run while other runs shared the 2 cores; floor "
-            "exponent: α of a power law best validation error ∝ step^-α fitted to the epochs at the lr floor (on a "
-            "pure power law the 2 % rule needs α < 0.07 however long the run; doubling the budget gains 1 - 2^-α); "
-            "α early / late: the same fit on the first and second half of the floor (log steps); budget x to best: "
-            "the multiple of its steps a run would need, on that power law, to reach the best method's median "
-            "validation error (an extrapolation).\n\n" + md_table(table) + "\n"
+            "of the epochs; training time: wall time per run while other runs shared the 2 cores; floor exponent: α "
+            "of a power law best validation error ∝ step^-α fitted to the epochs at the lr floor (on a pure power law "
+            "the 2 % rule needs α < 0.07 however long the run; doubling the budget gains 1 - 2^-α); α, first and "
+            "second half: the same fit on each half of the floor (log steps); budget multiple: the multiple of its "
+            "steps a run would need, on that power law, to reach the best method's median validation error (an "
+            "extrapolation; '> 100' where it runs past anything a power law fitted to a few epochs can say).\n\n"
+            + report_table(table) + "\n"
             + (f"\nLearning curves: `results/{rs.name}/{rs.LEARNING_CURVES}` (and notebook 04).\n" if rs.has(rs.LEARNING_CURVES) else "")
             + reproduction_text(rs))
 
@@ -284,7 +285,7 @@ def budget_section(rs: ResultSet | Path) -> str:
     if len(check):
         parts.append("The `budget` runs repeat a main run (same method, seed, split and schedule shape) with twice the "
                      "schedule (both held to the same maximum epochs where the floor is held):\n\n"
-                     + md_table(check.assign(method=check.method.map(label))) + "\n")
+                     + report_table(check.assign(method=check.method.map(label))) + "\n")
     hold = hold_check(rs)
     if len(hold):
         other = hold.attrs["other_schedule"]
@@ -292,7 +293,7 @@ def budget_section(rs: ResultSet | Path) -> str:
                      "holds the floor on to the maximum budget until the rule ends the run. Paired by run; where the "
                      "change's CI holds 0, the longer training did not move the held-out number"
                      + (f" (left out: {', '.join(map(label, other))}, whose schedule differs between the two)" if other else "")
-                     + ":\n\n" + md_table(hold.assign(method=hold.method.astype(str).map(label))) + "\n")
+                     + ":\n\n" + report_table(hold.assign(method=hold.method.astype(str).map(label))) + "\n")
     if not parts:
         return ""
     return "## E. Is a flat curve a final number? (munich, Mix)\n\n" + "\n".join(parts)

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib.presets import METHODS, SCENES
-from scadf_lib.studies.common import label, paired_reduction
+from scadf_lib.studies.common import label, paired_reduction, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
-from scadf_lib.tables import fmt_ratio, md_table, summarize
+from scadf_lib.tables import fmt_ratio, summarize
 
 
 PAPER_CLAIMS = {
@@ -109,7 +109,7 @@ def claims_section(rs: ResultSet | Path) -> str:
     main = metrics[metrics.study == "main"]
     if main.empty:
         return ""
-    return ("## The paper's claims\n\n" + md_table(claims_verdicts(main)) + "\n\n"
+    return ("## The paper's claims\n\n" + report_table(claims_verdicts(main)) + "\n\n"
             "Rules, fixed before the runs: sub-meter = SCADF-MoE's Mix MSE below 1 m² on every scene, judged on "
             "held-out points (the headline) and on all test points (the paper's scoring), in both conventions "
             "(below). The reductions compare SCADF-MoE with the best baseline (the lowest mean MSE on that scene) "
@@ -119,4 +119,4 @@ def claims_section(rs: ResultSet | Path) -> str:
             f"half, 55 % lower; at least {CLAIM_NEEDS['unseen'][1]} % counts), needed on every scene. A scene with "
             "fewer than three seeds of every method makes the verdict provisional.\n\n" + METRIC_NOTE + "\n\n"
             "Beside the paper's Table II (its WAIR-D scenes, not ours: a check of scale, not a like-for-like):\n\n"
-            + md_table(paper_comparison(main, [s for s in SCENES if s in set(main.scene)])) + "\n")
+            + report_table(paper_comparison(main, [s for s in SCENES if s in set(main.scene)])) + "\n")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from scadf_lib.tables import csv_flags, ratio_ci
+from scadf_lib.tables import csv_flags, md_table, ratio_ci
 
 
 #: How methods and anchors are named in tables and figures.
@@ -123,3 +125,68 @@ def pairwise_ratios(metrics: pd.DataFrame, regime: str = "mix", group: str = HEA
             rows.append({"scene": scene, "other": other, "ratio": mean, "low": low, "high": high, "seeds": len(pair),
                          "lower_on": int((ratio < 1).sum()), "verdict": ratio_verdict(low, high)})
     return pd.DataFrame(rows, columns=cols)
+
+
+#: Column identifiers of the study tables and how the report heads them: words, with units.
+COLUMN_WORDS = {
+    "model": "method", "anchor": "anchor", "held_out_slots": "held-out slots", "mse_m2": "MSE (m²)",
+    "median_sq_error_m2": "median squared error (m²)", "max_error_m": "largest error (m)",
+    "centroid_term_m2": "centroid term (m²)", "offset_term_m2": "offset term (m²)",
+    "offset_floor_m2": "centroid reference, same points (m²)", "centroid_head_m2": "centroid head MSE (m²)",
+    "mean_of_points_m2": "mean of the points as centroid (m²)", "offset_share_explained": "offsets explained (R²)",
+    "late_gain_pct_mean": "late gain, mean (%)", "late_gain_pct_max": "late gain, max (%)",
+    "best_epoch_median": "best epoch (median)", "train_min_mean": "training time, mean (min)",
+    "floor_exponent_median": "floor exponent α (median)",
+    "budget_x_to_best_median": "budget multiple to reach the best method (median, extrapolated)",
+    "floor_alpha_early_median": "α, first half of the floor (median)",
+    "floor_alpha_late_median": "α, second half of the floor (median)", "held_out_points": "held-out points",
+    "isolated": "isolated points (count, mean over seeds)", "isolated_error_pct": "squared error on isolated points (%)",
+    "mse_without_isolated_m2": "MSE without isolated points (m²)",
+    "top1pct_error_pct": "squared error on the worst 1 % of points (%)", "best": "lowest mean",
+    "best_mse": "lowest mean MSE (m²)", "scadf_mse": "SCADF-MoE MSE (m²)", "scadf_rank": "SCADF-MoE rank",
+    "scadf_over_clean": "SCADF-MoE / its clean MSE", "best_baseline_over_clean": "best baseline / its clean MSE",
+    "share_clean": "CFR share, clean", "share_30dB": "CFR share, 30 dB", "share_10dB": "CFR share, 10 dB",
+    "share_0dB": "CFR share, 0 dB", "share_cfr_missing": "CFR share, CFR missing",
+    "drop_clean_to_0dB": "drop of the CFR share, clean to 0 dB", "ci95": "± (95 % interval)",
+    "low_m2": "lowest seed (m²)", "high_m2": "highest seed (m²)", "worst_seed": "highest seed", "ratio": "ratio",
+    "held_out_points_mse": "held-out points MSE (m²)", "held_out_blocks_mse": "held-out blocks MSE (m²)",
+    "blocks_over_points": "blocks / points", "pairs": "pairs", "scadf_closer_share": "share where SCADF-MoE is closer",
+    "nospace_mse": "L = 1 MSE (m²)", "nospace_minus_scadf": "L = 1 minus SCADF-MoE (m²)",
+}
+
+
+def corruption_words(name: str) -> str:
+    """'cfr_snr_db=30' -> 'CFR SNR 30 dB', 'angle_deg=10' -> 'angles ±10°' ...: a test-time corruption
+    (:mod:`scadf_lib.degradation`) in words; other names unchanged."""
+    kind, _, level = str(name).partition("=")
+    form = {"cfr_snr_db": "CFR SNR {} dB", "angle_deg": "angle error {}°", "distance_pct": "distance error {} %",
+            "gain_db": "gain error {} dB"}.get(kind)
+    return form.format(level) if form and level else (form.split(" {}")[0] if form else str(name))
+
+
+def words(table: pd.DataFrame) -> pd.DataFrame:
+    """A study table as the report shows it: identifiers in the headers replaced by words with units
+    (:data:`COLUMN_WORDS`, corruption labels by :func:`corruption_words`), methods by their names."""
+    t = table.copy()
+    if "model" in t:
+        t["model"] = t.model.astype(str).map(label)
+    for col in ("corruption", "best", "best_baseline"):
+        if col in t:
+            t[col] = t[col].map(lambda v: label(corruption_words(v)) if isinstance(v, str) else v)
+    return t.rename(columns=column_words)
+
+
+def column_words(name: str) -> str:
+    """One column identifier in words (:data:`COLUMN_WORDS`, the worst-n columns, corruption labels)."""
+    if name in COLUMN_WORDS:
+        return COLUMN_WORDS[name]
+    if m := re.fullmatch(r"worst_(\d+)_share_pct", str(name)):
+        return f"squared error on the {m.group(1)} worst (%)"
+    if m := re.fullmatch(r"mse_without_worst_(\d+)_m2", str(name)):
+        return f"MSE without the {m.group(1)} worst (m²)"
+    return corruption_words(name)
+
+
+def report_table(table: pd.DataFrame) -> str:
+    """A study table as Markdown, headed in words (:func:`words`)."""
+    return md_table(words(table))

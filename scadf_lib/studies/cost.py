@@ -6,10 +6,9 @@ from pathlib import Path
 
 
 from scadf_lib.presets import METHODS
-from scadf_lib.studies.common import _distinct, label
+from scadf_lib.studies.common import _distinct, label, report_table
 from scadf_lib.studies.table_ii import main_table
 from scadf_lib.studies.resultset import ResultSet, as_set
-from scadf_lib.tables import md_table
 
 
 def gpu_section(rs: ResultSet | Path, subdir: str = "paper") -> str:
@@ -24,7 +23,7 @@ def gpu_section(rs: ResultSet | Path, subdir: str = "paper") -> str:
                 "REPORT.md.\n")
     metrics, runs = sub.metrics, sub.runs
     return (head + f"{len(runs)} runs on {_distinct(runs.device)}, torch {_distinct(runs.torch)}; full report: "
-            "`results/paper/REPORT.md`.\n\nMix, MSE (m²):\n\n" + md_table(main_table(metrics, runs, "mix")) + "\n")
+            "`results/paper/REPORT.md`.\n\nMix, MSE (m²):\n\n" + report_table(main_table(metrics, runs, "mix")) + "\n")
 
 
 def cost_section(rs: ResultSet | Path) -> str:
@@ -39,4 +38,4 @@ def cost_section(rs: ResultSet | Path) -> str:
     return (f"## M. Cost\n\nThe sweep commands ran {len(log)} time(s), {log.wall_s.sum() / 3600:.1f} h of wall clock "
             f"in all ({_distinct(log.device)}; {int(log.jobs.max())} run(s) at once). Median training throughput "
             "of the main runs (shared cores: see `bench/README.md` for clean figures):\n\n"
-            + md_table(tp.reset_index()) + "\n")
+            + report_table(tp.reset_index()) + "\n")

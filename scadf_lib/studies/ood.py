@@ -7,22 +7,23 @@ from pathlib import Path
 import pandas as pd
 
 from scadf_lib.presets import ANCHORS, METHODS, SCENES
-from scadf_lib.studies.common import HEADLINE, _distinct, fmt_ci, label, not_flat
+from scadf_lib.studies.common import HEADLINE, _distinct, fmt_ci, label, not_flat, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.studies.table_ii import main_table
-from scadf_lib.tables import md_table, mean_ci
+from scadf_lib.tables import fmt_ratio, mean_ci, ratio_ci
 
 
 def ood_cost(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLINE) -> pd.DataFrame:
     """What leaving a band out of training costs: per scene and method (model names), the held-out
     MSE on the ``band`` (GHz) test slots of the Mix runs (the band in training: ``mix_m2``) and of the
     OOD runs (never trained on: ``ood_m2``), m², mean over seeds with 95 % CI half-widths (``*_ci``),
-    and the per-seed ratio OOD / Mix (``ratio``, ``ratio_ci``). A seed's Mix and OOD runs share the
-    split, so both score the same test slots; seeds without both are left out."""
+    and the per-seed ratio OOD / Mix as a geometric mean with its 95 % interval (``ratio``,
+    ``ratio_low``, ``ratio_high``). A seed's Mix and OOD runs share the split, so both score the same
+    test slots; seeds without both are left out. The closed form reads no band: it is left out."""
     sel = metrics[metrics.study.isin(["main", "anchors"]) & (metrics.group == group) & (metrics.band == band)]
     rows = []
     for scene in [s for s in SCENES if s in set(sel[sel.regime == "ood"].scene)]:
-        for m in [m for m in (*METHODS, *ANCHORS) if m in set(sel.model)]:
+        for m in [m for m in (*METHODS, *ANCHORS) if m in set(sel.model) and m != "geometric"]:
             g = sel[(sel.scene == scene) & (sel.model == m)]
             pair = g.pivot_table(index="seed", columns="regime", values="mse_m2")
             if not {"mix", "ood"} <= set(pair.columns):
@@ -31,11 +32,11 @@ def ood_cost(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLINE) ->
             if pair.empty:
                 continue
             (mix, mix_ci), (ood, ood_ci) = mean_ci(pair.mix.values), mean_ci(pair.ood.values)
-            ratio, ratio_ci = mean_ci((pair.ood / pair.mix).values)
+            ratio, low, high = ratio_ci((pair.ood / pair.mix).to_numpy())
             rows.append({"scene": scene, "model": m, "mix_m2": mix, "mix_ci": mix_ci, "ood_m2": ood, "ood_ci": ood_ci,
-                         "ratio": ratio, "ratio_ci": ratio_ci, "seeds": len(pair)})
+                         "ratio": ratio, "ratio_low": low, "ratio_high": high, "seeds": len(pair)})
     return pd.DataFrame(rows, columns=["scene", "model", "mix_m2", "mix_ci", "ood_m2", "ood_ci", "ratio",
-                                       "ratio_ci", "seeds"])
+                                       "ratio_low", "ratio_high", "seeds"])
 
 
 def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLINE) -> pd.DataFrame:
@@ -44,7 +45,8 @@ def ood_cost_table(metrics: pd.DataFrame, band: str = "6.0", group: str = HEADLI
     return pd.DataFrame({"scene": c.scene, "method": c.model.map(label),
                          f"Mix, {band} GHz in training": [fmt_ci(m, h) for m, h in zip(c.mix_m2, c.mix_ci)],
                          f"OOD, {band} GHz never trained on": [fmt_ci(m, h) for m, h in zip(c.ood_m2, c.ood_ci)],
-                         "OOD / Mix (x)": [fmt_ci(m, h) for m, h in zip(c.ratio, c.ratio_ci)], "seeds": c.seeds})
+                         "OOD / Mix": [fmt_ratio(*r) for r in zip(c.ratio, c.ratio_low, c.ratio_high)],
+                         "seeds": c.seeds})
 
 
 def ood_section(rs: ResultSet | Path) -> str:
@@ -55,7 +57,7 @@ def ood_section(rs: ResultSet | Path) -> str:
     if ood.empty:
         return head + "No OOD run has finished in this set yet; the anchors' OOD scores are in the appendix.\n"
     scenes = tuple(s for s in SCENES if s in set(ood.scene))
-    return (head + md_table(main_table(metrics, runs, "ood", scenes, (HEADLINE, "held-out-NLOS", "overall")))
+    return (head + report_table(main_table(metrics, runs, "ood", scenes, (HEADLINE, "held-out-NLOS", "overall")))
             + "\n\nEvery test point is at 6 GHz, a band no training sample holds; the anchors match 6 GHz "
             "fingerprints against the 2.6 and 28 GHz training fingerprints.\n" + ood_cost_text(metrics))
 
@@ -67,7 +69,7 @@ def ood_cost_text(metrics: pd.DataFrame) -> str:
         return ""
     return ("\nWhat the unseen band costs: the same held-out 6 GHz test slots scored by the Mix run of the same seed "
             "(6 GHz in training) and by the OOD run (6 GHz never trained on), held-out MSE (m²); OOD / Mix is the "
-            "per-seed ratio, mean ± 95 % CI:\n\n" + md_table(cost) + "\n")
+            "per-seed ratio as a geometric mean with its 95 % interval:\n\n" + report_table(cost) + "\n")
 
 
 def ood_readme_lines(metrics: pd.DataFrame, runs: pd.DataFrame) -> list[str]:

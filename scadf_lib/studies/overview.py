@@ -8,10 +8,9 @@ import pandas as pd
 
 from scadf_lib.presets import (ABLATIONS, ANCHORS, METHODS, PRESETS, REFERENCE_DATA_DIR, REFERENCE_DATA_VERSION,
                                REFERENCE_SET, SCENES)
-from scadf_lib.studies.common import _distinct
+from scadf_lib.studies.common import _distinct, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.studies.sensitivity import _has_own_lambda_0, _no_mmd_ablation
-from scadf_lib.tables import md_table
 
 
 def coverage(runs: pd.DataFrame, preset: dict) -> pd.DataFrame:
@@ -90,4 +89,4 @@ def coverage_section(rs: ResultSet | Path, preset: str | None = None) -> str:
     twin = ("" if "sensitivity" not in PRESETS[preset].get("studies", ()) else
             " The sensitivity study's λ = 0 is the no-MMD ablation's seed-0 run, trained once and counted in both "
             "cells.")
-    return "Runs in this report against the plan:\n\n" + md_table(table) + f"\n\n{status}{twin}\n"
+    return "## Runs in this report against the plan\n\n" + report_table(table) + f"\n\n{status}{twin}\n"

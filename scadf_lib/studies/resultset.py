@@ -26,7 +26,9 @@ class ResultSet:
     DEGRADATION = "degradation.csv"    #: test-time corruptions per run
     ROUTING_RESPONSE = "routing_response.csv"  #: SCADF-MoE's CFR share under corruption
     ERRORS = "errors"                  #: per-point errors (m) of some runs, ``<run>.csv.gz``
-    LEARNING_CURVES = "learning_curves.png"
+    LEARNING_CURVES = "learning_curves.png"  #: figure: the main runs' validation curves (munich)
+    ERROR_CDF = "error_cdf.png"        #: figure: held-out error CDFs per scene (seed 0)
+    DEGRADATION_REPORT = "DEGRADATION.md"  #: the degradation study in full (the report keeps a summary)
 
     def __init__(self, path: Path | str, tables: dict[str, pd.DataFrame] | None = None):
         self.path = Path(path)

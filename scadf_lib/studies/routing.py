@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from scadf_lib.studies.common import report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
-from scadf_lib.tables import md_table, mean_ci
+from scadf_lib.tables import mean_ci
 
 
 def routing_shift(resp: pd.DataFrame) -> pd.DataFrame:
@@ -45,4 +46,4 @@ def routing_section(rs: ResultSet | Path) -> str:
     return ("## J. How sharply SCADF-MoE routes (Mix, validation set, end of training)\n\n"
             "Normalised entropy of the dispatch columns (over the tokens a router reads) and of the combine rows "
             "(over the slots): 1 = uniform weights, 0 = one token / one slot. Mean over seeds.\n\n"
-            + md_table(table) + "\n")
+            + report_table(table) + "\n")

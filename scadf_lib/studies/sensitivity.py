@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scadf_lib.studies.ablations import EQUAL_EPOCHS, equal_epoch_val_change
-from scadf_lib.studies.common import HEADLINE
+from scadf_lib.studies.ablations import EQUAL_EPOCHS_PCT as EQUAL_EPOCHS, equal_epoch_val_change
+from scadf_lib.studies.common import HEADLINE, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
-from scadf_lib.tables import csv_flags, md_table
+from scadf_lib.tables import csv_flags
 
 
 def _has_own_lambda_0(sens: pd.DataFrame) -> bool:
@@ -123,8 +123,8 @@ def sensitivity_section(rs: ResultSet | Path) -> str:
             "λ = 0 is the no-MMD ablation's seed-0 run (the same training; it is trained once). `held-out change`: "
             "against the default run (positive: the setting does worse); one seed each, so a change is a single "
             "sample, and a run that trained far fewer or more epochs than the default differs in budget too "
-            "(every run stops by the same rule; `flat` says whether it ended flat). `val change, equal epochs`: "
+            "(every run stops by the same rule; `flat` says whether it ended flat). `validation change at equal epochs`: "
             "against the default with the budget held equal, on the validation points (each run's validation point "
             "MSE at its best checkpoint within the epochs both trained; the radius and L change the split, so "
             "there the validation points differ too).\n\n"
-            + md_table(table) + flips + "\n")
+            + report_table(table) + flips + "\n")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib.presets import METHODS, SCENES
-from scadf_lib.studies.common import HEADLINE, fmt_ci, label
+from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
-from scadf_lib.tables import md_table, mean_ci, summarize
+from scadf_lib.tables import mean_ci, summarize
 
 
 def paired_spatial(paired: pd.DataFrame) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def spatial_section(rs: ResultSet | Path) -> str:
     if table.empty:
         return ""
     return ("## Spatial context (the paper's Fig. 2), munich Mix: SCADF-MoE against the trajectory length L\n\n"
-            + md_table(table) + "\n\nL = 1 trains on single points, as often per point as L = 5 (5 single-point "
+            + report_table(table) + "\n\nL = 1 trains on single points, as often per point as L = 5 (5 single-point "
             "trajectories per point); rows are restricted to the seeds L = 1 has, and L = 3 is the sensitivity "
             "study's seed-0 run.\n" + spatial_tail_text(rs, runs))
 
@@ -141,7 +141,7 @@ def spatial_tail_text(rs: ResultSet | Path, runs: pd.DataFrame, worst: int = 10)
                "On this seed the neighbours help the typical point as well as the worst ones.")
     return (f"\nWhere the error sits (per-point errors, written for seed 0): the share of the held-out squared error "
             f"carried by the {worst} worst held-out slots, the largest error, and the MSE without those "
-            f"{worst}:\n\n" + md_table(t.round(3)) + f"\n\nWithout spatial context, {one_row[share]:.0f} % of the "
+            f"{worst}:\n\n" + report_table(t.round(3)) + f"\n\nWithout spatial context, {one_row[share]:.0f} % of the "
             f"held-out squared error sits on {worst} points (largest error {one_row.max_error_m:.1f} m, against "
             f"{five_row.max_error_m:.1f} m with L = 5); without them L = 1 scores {one_row[without]:.2f} m² and L = 5 "
             f"{five_row[without]:.2f} m². " + reading + "\n")
@@ -156,4 +156,4 @@ def isolation_section(rs: ResultSet | Path) -> str:
             "distance, gain, standardised) is found; the point is *isolated* when that training point lies more than "
             "10 m away. Any fingerprint method must extrapolate there. MSEs here are per-point means (each point "
             "once), not the trajectory-slot means of the tables above (`scadf_lib.diagnostics`).\n\n"
-            + md_table(g.assign(model=g.model.astype(str).map(label))) + "\n")
+            + report_table(g.assign(model=g.model.astype(str).map(label))) + "\n")

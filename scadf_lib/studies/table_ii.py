@@ -8,16 +8,24 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib.presets import ANCHORS, METHODS, SCENES
-from scadf_lib.studies.anchor_table import cfr_anchor_text, geometric_text
+from scadf_lib.studies.anchor_table import cfr_anchor_text, geometric_los_text
 from scadf_lib.studies.budget import stopping_text
-from scadf_lib.studies.common import GROUPS, HEADLINE, _not_flat_mark, flat_counts, fmt_ci, label
+from scadf_lib.studies.common import GROUPS, HEADLINE, flat_counts, fmt_ci, label, _not_flat_mark, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.studies.spatial import isolation_by_method
-from scadf_lib.tables import md_table, summarize
+from scadf_lib.tables import summarize
 
 
 #: LOS offset slope from which a method counts as localising each point, not only the trajectory.
 SLOPE_OK = 0.8
+
+#: The anchors of the headline tables. The closed form is exact on LOS points and meaningless on NLOS
+#: ones (it follows a bent path to its end): a sanity line under the table, not a row of it.
+HEADLINE_ANCHORS = tuple(a for a in ANCHORS if a != "geometric")
+
+#: The centroid reference's row: an oracle that knows each trajectory's true centre. The models go
+#: below it (they place points, not only trajectories), so it is a reference, not a floor.
+CENTROID_REFERENCE = "centroid reference (oracle: each point at its trajectory's true centre)"
 
 
 def metrics_floor(main: pd.DataFrame) -> dict[str, float]:
@@ -71,7 +79,7 @@ def method_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str, regime: 
             row[grp] = fmt_ci(s.mse_m2.iloc[0], s.ci95.iloc[0]) if len(s) else "n/a"
         rows.append(row)
     floor = sel[(sel.band == band) & sel.group.isin(groups)].groupby("group").offset_floor_m2.mean()
-    rows.append({"method": "centroid floor (every point at its true centroid)", "runs flat": "",
+    rows.append({"method": CENTROID_REFERENCE, "runs flat": "",
                  **{g: f"{floor[g]:.2f}" if g in floor and np.isfinite(floor[g]) else "" for g in groups}})
     return pd.DataFrame(rows)
 
@@ -109,16 +117,27 @@ def seed_spread(metrics: pd.DataFrame, regime: str = "mix", group: str = HEADLIN
     return pd.DataFrame(rows, columns=cols).sort_values("ratio", ascending=False, ignore_index=True)
 
 
+def per_band_summary(metrics: pd.DataFrame, scene: str, regime: str = "mix", group: str = HEADLINE) -> pd.DataFrame:
+    """``group`` MSE (m², mean and 95 % CI over seeds) per trained method and test band of ``scene``:
+    the input of :func:`scadf_lib.plots.method_bars` (columns model, method, band, mse_m2, ci95)."""
+    sel = metrics[(metrics.study == "main") & (metrics.regime == regime) & (metrics.scene == scene)]
+    bands = sorted(set(sel.band) - {"all"}, key=float)
+    if not bands:
+        return pd.DataFrame(columns=["model", "mse_m2", "ci95", "seeds", "band", "method"])
+    out = pd.concat([summarize(sel, ["model"], group, band=b).assign(band=f"{float(b):g} GHz") for b in bands])
+    return out.assign(method=out.model.map(label))
+
+
 def main_table(metrics: pd.DataFrame, runs: pd.DataFrame, regime: str = "mix", scenes: tuple[str, ...] = SCENES,
                groups: tuple[str, ...] = (HEADLINE, "overall")) -> pd.DataFrame:
-    """Table II as a frame: one row per method, then the anchors, then the centroid floor; per scene
+    """Table II as a frame: one row per method, then the headline anchors, then the centroid reference; per scene
     and group the MSE (m², mean ± 95 % CI over seeds; 'n/a' where the cell has no run), and the seeds
     per scene. A method with a run whose curve did not end flat is marked '†'."""
     sel = metrics[(metrics.regime == regime) & metrics.study.isin(["main", "anchors"]) & metrics.scene.isin(scenes)]
     scenes = tuple(s for s in scenes if s in set(sel.scene))
     flags = flat_counts(runs[(runs.regime == regime) & runs.scene.isin(scenes)])
     rows = []
-    for m in [m for m in (*METHODS, *ANCHORS) if m in set(sel.model)]:
+    for m in [m for m in (*METHODS, *HEADLINE_ANCHORS) if m in set(sel.model)]:
         g = sel[sel.model == m]
         row = {"method": label(m) + _not_flat_mark(m, flags)}
         for scene in scenes:
@@ -128,7 +147,7 @@ def main_table(metrics: pd.DataFrame, runs: pd.DataFrame, regime: str = "mix", s
         row["seeds"] = " / ".join(str(g[g.scene == sc].seed.nunique()) for sc in scenes)
         rows.append(row)
     floor = sel[(sel.band == "all") & (sel.study == "main")].groupby(["scene", "group"]).offset_floor_m2.mean()
-    rows.append({"method": "centroid floor", **{f"{sc} {g}": f"{floor[(sc, g)]:.2f}" if (sc, g) in floor else ""
+    rows.append({"method": "centroid reference (oracle)", **{f"{sc} {g}": f"{floor[(sc, g)]:.2f}" if (sc, g) in floor else ""
                                                 for sc in scenes for g in groups}, "seeds": ""})
     return pd.DataFrame(rows)
 
@@ -141,6 +160,39 @@ def offset_slopes(main: pd.DataFrame) -> pd.DataFrame:
     return piv.reindex([m for m in METHODS if m in piv.index])[[s for s in SCENES if s in piv.columns]]
 
 
+def scene_table(metrics: pd.DataFrame, runs: pd.DataFrame, scene: str, regime: str = "mix",
+                group: str = HEADLINE) -> pd.DataFrame:
+    """Table II for one scene, for a reader: per method (the trained ones, then :data:`HEADLINE_ANCHORS`,
+    then the centroid reference) the ``group`` MSE (m², mean ± 95 % CI over seeds), each seed's MSE
+    (seeds in order), the median and 90th percentile of the point errors (m; each run's, mean over
+    seeds) and the MSE over all test points (the paper's scoring). '†': a run that did not end flat."""
+    sel = metrics[(metrics.scene == scene) & (metrics.regime == regime) & metrics.study.isin(["main", "anchors"])
+                  & (metrics.band == "all")]
+    flags = flat_counts(runs[(runs.scene == scene) & (runs.regime == regime)])
+    rows = []
+    for m in [m for m in (*METHODS, *HEADLINE_ANCHORS) if m in set(sel.model)]:
+        g = sel[(sel.model == m) & (sel.group == group)].sort_values("seed")
+        s = summarize(sel[sel.model == m], ["model"], group)
+        o = summarize(sel[sel.model == m], ["model"], "overall")
+        rows.append({"method": label(m) + _not_flat_mark(m, flags),
+                     "held-out MSE (m²)": fmt_ci(s.mse_m2.iloc[0], s.ci95.iloc[0]),
+                     "per seed (m²)": " / ".join(f"{v:.2f}" for v in g.mse_m2),
+                     "median error (m)": f"{g.median_m.mean():.2f}", "p90 error (m)": f"{g.p90_m.mean():.2f}",
+                     "all test points MSE (m²)": fmt_ci(o.mse_m2.iloc[0], o.ci95.iloc[0]) if len(o) else "n/a"})
+    floor = sel[sel.study == "main"].groupby("group").offset_floor_m2.mean()
+    rows.append({"method": CENTROID_REFERENCE, "held-out MSE (m²)": f"{floor.get(group, np.nan):.2f}",
+                 "per seed (m²)": "", "median error (m)": "", "p90 error (m)": "",
+                 "all test points MSE (m²)": f"{floor.get('overall', np.nan):.2f}"})
+    return pd.DataFrame(rows)
+
+
+def figure_link(rs: ResultSet, name: str) -> str:
+    """The path of a figure of ``rs`` as the report that shows it links it: ``results/REPORT.md`` for
+    the reference set, ``<set>/REPORT.md`` for any other."""
+    from scadf_lib.presets import REFERENCE_SET
+    return f"{rs.name}/{name}" if rs.name == REFERENCE_SET else name
+
+
 def table_ii_section(rs: ResultSet | Path) -> str:
     rs = as_set(rs)
     metrics, runs = rs.metrics, rs.runs
@@ -148,12 +200,20 @@ def table_ii_section(rs: ResultSet | Path) -> str:
     if main.empty:
         return ""
     mruns = runs[runs.study == "main"]
-    return ("## Table II on our three scenes, Mix (all bands in training and test): MSE (m²)\n\n"
-            + md_table(main_table(metrics, runs, "mix")) + "\n\n"
-            f"Anchors (no deep model): {geometric_text(metrics)} WKNN = weighted k nearest fingerprints, k and the "
-            f"feature scaling chosen on the validation points.{cfr_anchor_text(runs)} Centroid floor: every point "
-            "placed at its trajectory's true centre, a model whose point MSE is not well below it places "
-            f"trajectories, not points. {stopping_text(mruns)}. `seeds`: per scene, in the order of the columns.\n")
+    scenes = [s for s in SCENES if s in set(main[main.regime == "mix"].scene)]
+    tables = "\n".join(f"**{scene}**\n\n" + report_table(scene_table(metrics, runs, scene)) + "\n" for scene in scenes)
+    geo = geometric_los_text(metrics)
+    figures = "".join(f"\n![{alt}]({figure_link(rs, name)})\n" for name, alt in (
+        (rs.ERROR_CDF, "Held-out error CDF per scene, seed 0"), (rs.LEARNING_CURVES, "Learning curves, munich"))
+        if rs.has(name))
+    return ("## Table II on our three scenes, Mix (all bands in training and test)\n\n" + tables + "\n"
+            "Held-out MSE: mean over seeds with its 95 % interval, then each seed's (seeds 0, 1, 2). Median and p90: "
+            "of each run's held-out point errors in metres, mean over seeds (the MSE is carried by few points: see "
+            f"below). Anchors without a deep model: WKNN = weighted k nearest fingerprints, k and the feature scaling "
+            f"chosen on the validation points; hybrid = the closed form on the points the data flag LOS, WKNN on the "
+            f"others, the baseline a practitioner would deploy.{cfr_anchor_text(runs)} {geo} The centroid reference "
+            "knows each trajectory's true centre; a model below it places points, not only trajectories. "
+            f"{stopping_text(mruns)}.\n" + figures)
 
 
 def tail_text(rs: ResultSet | Path, metrics: pd.DataFrame) -> str:
@@ -172,7 +232,8 @@ def tail_text(rs: ResultSet | Path, metrics: pd.DataFrame) -> str:
     return ("**How far a mean can be trusted.** The MSE is carried by few points: the worst 1 % of held-out points "
             f"hold {top.min():.0f}-{top.max():.0f} % of a trained method's squared error, and the median squared "
             f"error is {med.min():.2f}-{med.max():.2f} m² (Mix, appendix F). One seed that misplaces a few "
-            "trajectories therefore moves a scene's mean and widens its interval: the widest spread is "
+            "trajectories therefore moves a scene's mean and widens its interval: the widest spread by ratio "
+            "(highest seed / lowest) is "
             f"{label(w.model)} on {w.scene}, held-out MSE {w.low_m2:.2f} to {w.high_m2:.2f} m² across seeds "
             f"(seed {w.worst_seed} the highest{shared}).\n")
 
@@ -185,15 +246,15 @@ def per_scene_section(rs: ResultSet | Path) -> str:
     for scene in [s for s in SCENES if s in set(main.scene)]:
         for regime in [r for r in ("mix", "ood") if ((main.scene == scene) & (main.regime == r)).any()]:
             parts.append(f"### {scene}, {regime.upper() if regime == 'ood' else 'Mix'}: MSE (m²)\n\n"
-                         + md_table(method_table(metrics, runs, scene, regime)) + "\n\n"
+                         + report_table(method_table(metrics, runs, scene, regime)) + "\n\n"
                          + "Held-out points per test band:\n\n"
-                         + md_table(band_table(metrics, scene, regime, runs=runs)) + "\n")
+                         + report_table(band_table(metrics, scene, regime, runs=runs)) + "\n")
         dec = decomposition_table(main[main.scene == scene])
         if len(dec):
             parts.append(f"Where the error lies ({scene}, Mix, all test points, mean over seeds, m²): point MSE = "
                          "centroid term + offset term; the offset floor is the centroid floor of the same points, "
                          "`offset_share_explained` = 1 - offset term / floor (the R² of the offsets).\n\n"
-                         + md_table(dec) + "\n")
+                         + report_table(dec) + "\n")
     return "\n".join(parts) if len(parts) > 1 else ""
 
 
@@ -209,5 +270,5 @@ def offset_slope_section(rs: ResultSet | Path) -> str:
             "Offset slope: least-squares slope of each point's predicted offset from its predicted trajectory "
             "centroid against its true offset from the true centroid (x and y pooled); 1 = points placed around "
             "their centre as they lie, 0 = every point at the centre. Mean over seeds.\n\n"
-            + md_table(piv.rename(index=label).reset_index()) + "\n\n"
+            + report_table(piv.rename(index=label).reset_index()) + "\n\n"
             f"Check: SCADF-MoE's LOS offset slope is at least {SLOPE_OK} on every scene: **{'yes' if ok else 'no'}**.\n")

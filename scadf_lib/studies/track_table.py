@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from scadf_lib.presets import RETRAINED_LABEL, SCENES
-from scadf_lib.studies.common import fmt_ci
+from scadf_lib.studies.common import fmt_ci, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
-from scadf_lib.tables import md_table, mean_ci
+from scadf_lib.tables import mean_ci
 
 
 #: Row order of the track study's methods (:data:`scadf_lib.tracks.STUDY_MODELS` and the anchors).
@@ -60,7 +60,7 @@ def tracks_section(rs: ResultSet | Path) -> str:
             "Tracks per scene: "
             + ", ".join(f"{sc} {int(r.n_tracks)} of {r.mean_length:.1f} points ({100 * r.held_out_share:.0f} % "
                         f"held-out)" for sc, r in facts.iterrows())
-            + ".\n\n" + md_table(tracks_table(tracks)) + "\n"
+            + ".\n\n" + report_table(tracks_table(tracks)) + "\n"
             + (f"\n{', '.join(retrained)}: seed 0 trained again on this protocol to rebuild weights the sweep never "
                "shipped; it did not reproduce the committed run (appendix D), so its scores here are another sample "
                "of the method, not the Table II run's.\n" if retrained else ""))
