@@ -156,7 +156,18 @@ def run_job(job: Run | list[Run], work: Path, results: Path, fresh: bool = False
     for run in job if isinstance(job, list) else [job]:
         if run.name in scored:
             evaluate_degradation(run, work, threads)
+        score_routing_quality(run, work)
     return done
+
+
+def score_routing_quality(run: Run, work: Path) -> None:
+    """For a finished SCADF-MoE run of the measured-input study without its routing-against-quality
+    table (:mod:`scadf_lib.routing_quality`), write it while the run folder's ``best.pt`` exists."""
+    from scadf_lib.routing_quality import ROUTING_QUALITY, score_run
+    run_dir = work / run.name
+    if (run.study == "measured" and run.cfg.model == "scadf" and run_finished(run_dir, run.cfg)
+            and not (run_dir / ROUTING_QUALITY).exists()):
+        score_run(run_dir)
 
 
 def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, extra: dict[str, Any] | None = None) -> str:
@@ -287,6 +298,8 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
             collect(runs, work, results)
     targets = degradation_targets(runs)
     score_pending(targets, work, jobs, progress, stop_at)  # finished earlier, not yet scored (an older driver)
+    for run in runs:  # the same for the routing-against-quality tables
+        score_routing_quality(run, work)
     in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at, frozenset(r.name for r in targets)),
              jobs, bar, tables_so_far)
     bar.close()

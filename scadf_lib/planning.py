@@ -75,7 +75,7 @@ class _Planner:
 
         def one(method: str, seed: int, inputs: str, suffix: str = "", measurement: dict | None = None,
                 tags: dict | None = None) -> None:
-            self.add(f"meas_munich_mix_{method}_{suffix or inputs}_s{seed}", "measured", "munich",
+            self.add(measured_run_name("munich", method, suffix or inputs, seed), "measured", "munich",
                      {"variant": method, "inputs": inputs, **(tags or {})}, model=method, seed=seed, inputs=inputs,
                      measurement=measurement or {}, epochs=self.base.epochs * self.epoch_factor.get(method, 1))
 
@@ -163,6 +163,12 @@ class _Planner:
                 self.add(f"budget_munich_mix_{method}_e{epochs}_s{seed}", "budget", "munich",
                          {"variant": method, "param": "epochs", "value": epochs}, model=method, epochs=epochs,
                          seed=seed)
+
+
+def measured_run_name(scene: str, method: str, setting: str, seed: int) -> str:
+    """The name of a run of the measured-input study: ``setting`` is 'oracle', 'measured' (the default
+    link budget) or a sweep's setting ('tx-10dB', 'timing50ns')."""
+    return f"meas_{scene}_mix_{method}_{setting}_s{seed}"
 
 
 def plan(preset: str = REFERENCE_SET, data_dir: str | None = None, scenes: tuple[str, ...] = SCENES,

@@ -86,11 +86,13 @@ def add_paused_wall(run_dir: Path, seconds: float) -> None:
 
 def ships_checkpoint(run: Run) -> bool:
     """Whether a run's best weights go to ``<results>/models/<name>.pt`` (for :mod:`scadf_lib.localise`
-    and the track study): the seed-0 Mix runs of SCADF-MoE and SoftMoE and the seed-0 runs without
-    spatial context (L = 1). Seed 0 only: ~2 MB each, and the working tree must travel to a GPU
-    machine (64 MiB at most, data and wheels included)."""
+    and the track study): the seed-0 Mix runs of SCADF-MoE and SoftMoE, the seed-0 runs without
+    spatial context (L = 1) and the measured-input study's seed-0 SCADF-MoE at the default link budget
+    (oracle and measured: the routing inspector's measured-input models). Seed 0 only: ~2 MB each, and
+    the working tree must travel to a GPU machine (64 MiB at most, data and wheels included)."""
     main = run.study == "main" and run.cfg.regime == "mix" and run.cfg.model in ("scadf", "softmoe")
-    return (main or run.study == "spatial") and run.cfg.seed == 0
+    measured = run.study == "measured" and run.cfg.model == "scadf" and "param" not in run.tags
+    return (main or measured or run.study == "spatial") and run.cfg.seed == 0
 
 
 def _checkpoint_names(run: Run) -> list[str]:

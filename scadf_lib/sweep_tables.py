@@ -143,7 +143,7 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
         raise RuntimeError("no finished runs to collect")
     tables = [(ResultSet.METRICS, metrics), (ResultSet.RUNS, pd.DataFrame(infos)), (ResultSet.CURVES, learning_curves(runs, work)),
               (ResultSet.PAIRED_POINTS, paired_points(runs, work)), (ResultSet.ISOLATION, isolation_table(runs, work))]
-    for name in (ResultSet.DEGRADATION, ResultSet.ROUTING_RESPONSE):
+    for name in (ResultSet.DEGRADATION, ResultSet.ROUTING_RESPONSE, ResultSet.ROUTING_QUALITY):
         found = [pd.read_csv(work / r.name / name) for r in runs if (work / r.name / name).exists()]
         tables.append((name, pd.concat(found, ignore_index=True) if found else pd.DataFrame()))
     for name, frame in tables:
@@ -151,5 +151,5 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
             frame = keep_committed(results, name, frame, renewed)
         if len(frame):
             with atomic_path(results / name) as tmp:
-                frame.to_csv(tmp, index=False)
+                frame.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
     return pd.read_csv(results / ResultSet.METRICS, dtype={"band": str})

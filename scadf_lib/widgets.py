@@ -44,6 +44,9 @@ class SceneModel:
     norm: Normalizer
     feats: Features
     dataset: TrajectoryDataset  # test trajectories at every band
+    train_config: dict[str, Any] | None = None  # the run's settings (inputs, link budget)
+    data: Any = None  # the scene's fingerprints (xarray Dataset)
+    snr_db: np.ndarray | None = None  # (B, N) measurement SNR, computed on first use (plot_share_vs_snr)
 
 
 def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 400) -> SceneModel:
@@ -57,26 +60,30 @@ def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 40
     split = split_of(TrainConfig(**loc.train_config), feats.xy)
     ds = TrajectoryDataset(feats, split.test_traj[:max_trajectories], list(range(len(feats.bands))), loc.norm)
     return SceneModel(str(loc.train_config["data_path"]).split("/")[-1].removesuffix(".nc"), loc.model, loc.norm,
-                      feats, ds)
+                      feats, ds, dict(loc.train_config), data)
 
 
-def load_scene_models(results_dir: str | Path = "results", scenes: tuple[str, ...] | None = None
-                      ) -> dict[str, SceneModel]:
+def load_scene_models(results_dir: str | Path = "results", scenes: tuple[str, ...] | None = None,
+                      inputs: str = "oracle") -> dict[str, SceneModel]:
     """Every scene's SCADF-MoE seed-0 Mix model that ``<results_dir>/models/`` holds
-    (:func:`scadf_lib.checkpoints.inspector_name`), on the data version it was trained on; an error
-    naming the command that writes them where there is none."""
+    (:func:`scadf_lib.checkpoints.inspector_name`; with ``inputs='measured'``, the measured-input
+    study's run on measured inputs at the default link budget), on the data version it was trained on;
+    an error naming the command that writes them where there is none."""
     from scadf_lib.checkpoints import inspector_name
+    from scadf_lib.planning import measured_run_name
     from scadf_lib.presets import SCENES
     folder = project_path(results_dir) / "models"
     models = {}
     for scene in scenes or SCENES:
-        ckpt = folder / f"{inspector_name(scene)}.pt"
+        name = inspector_name(scene) if inputs == "oracle" else measured_run_name(scene, "scadf", inputs, 0)
+        ckpt = folder / f"{name}.pt"
         if ckpt.exists():
             loc = Localiser.from_checkpoint(ckpt)
             models[scene] = load_scene_model(str(ckpt), str(loc.training_data_path()))
     if not models:
-        raise FileNotFoundError(f"no SCADF-MoE checkpoint in {folder} (<scene>_scadf.pt); run `python -m "
-                                "scadf_lib.experiments` (the reference set ships them)")
+        raise FileNotFoundError(f"no SCADF-MoE checkpoint on {inputs} inputs in {folder}; run `python -m "
+                                "scadf_lib.experiments` (the reference set ships the oracle ones, `--preset measured` the "
+                                "measured ones)")
     return models
 
 
@@ -193,6 +200,34 @@ def plot_sample(sm: SceneModel, trajectory: int, band: float, layer: str, task: 
     return fig
 
 
+def plot_share_vs_snr(sm: SceneModel, layer: str = "task") -> plt.Figure | None:
+    """Each test sample's CFR share of ``layer``'s experts against its measurement SNR (dB, mean over its
+    points; the run's link budget, the default one for an oracle-input model), one colour per band,
+    NLOS-heavy samples hollow: does the router lean on the CFR where the numeric estimates are poor?
+    None for data that store no paths (data version 1: no measurement, so no SNR)."""
+    from scadf_lib.config import TrainConfig
+    from scadf_lib.schema import has_paths
+    if not has_paths(sm.data):
+        return None
+    from scadf_lib.routing_quality import cfr_shares, sample_quality, snr_per_band_ue
+    cfg = TrainConfig(**sm.train_config)
+    if sm.snr_db is None:
+        sm.snr_db = snr_per_band_ue(cfg, sm.data)
+    q = sample_quality(sm.feats, sm.dataset, sm.snr_db)
+    share = cfr_shares(sm.model, sm.dataset)[layer]
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for band, g in q.groupby("band_ghz"):
+        nlos = g.nlos_share > 0.5
+        line = ax.scatter(g.snr_db[~nlos], share[g.index[~nlos]], s=8, alpha=0.5, label=f"{band:g} GHz")
+        ax.scatter(g.snr_db[nlos], share[g.index[nlos]], s=8, alpha=0.5, facecolors="none",
+                   edgecolors=line.get_facecolor()[0])
+    ax.set_xlabel("measurement SNR per element and subcarrier (dB, mean over the trajectory)")
+    ax.set_ylabel(f"CFR share of the {layer} experts' input")
+    ax.set_title(f"{sm.scene}, {cfg.inputs} inputs: routing against SNR (hollow: mostly NLOS)")
+    ax.legend(fontsize=8, markerscale=2)
+    return fig
+
+
 def plot_band_shift(sm: SceneModel, layer: str) -> plt.Figure:
     df = band_shift(sm, layer)
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -203,8 +238,10 @@ def plot_band_shift(sm: SceneModel, layer: str) -> plt.Figure:
     return fig
 
 
-def _show(fig: plt.Figure) -> None:
-    """Display a figure once (in a notebook or a widget output) and release it."""
+def _show(fig: plt.Figure | None) -> None:
+    """Display a figure once (in a notebook or a widget output) and release it; None is skipped."""
+    if fig is None:
+        return
     from IPython.display import display
     display(fig)
     plt.close(fig)
@@ -223,6 +260,7 @@ class RoutingInspector:
         _show(plot_sample(sm, trajectory, band, layer, task))
         _show(plot_band_shift(sm, layer))
         _show(plot_sharpness(sm))
+        _show(plot_share_vs_snr(sm, layer))
 
     def widget(self, scene: str | None = None, band: float | None = None, trajectory: int = 0, layer: str = "task",
                task: int = 0) -> Any:
@@ -247,6 +285,7 @@ class RoutingInspector:
         def draw_bands(scene: str, layer: str) -> None:  # the notebook's question: per band, not per sample
             _show(plot_band_shift(self.models[scene], layer))
             _show(plot_sharpness(self.models[scene]))
+            _show(plot_share_vs_snr(self.models[scene], layer))
 
         out = w.interactive_output(draw, {"scene": scene, "band": band, "trajectory": sample, "layer": layer,
                                           "task": task})

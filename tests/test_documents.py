@@ -89,3 +89,11 @@ def test_bench_readme_is_what_the_figure_files_render_to_and_hides_figures_of_ea
     assert summarize.stale_models({"models": {"scadf": {"parameters": 1}}})[0].startswith("scadf (1 parameters then")
     r = json.loads(project_path("bench/results/training.json").read_text())
     assert ("stale, not shown" in summarize.training(r)) == bool(summarize.stale_models(r))
+
+
+def test_the_measured_input_studys_report_is_what_its_tables_render_to():
+    from scadf_lib.studies.measured import MEASURED_SET
+    set_dir = project_path(f"results/{MEASURED_SET}")
+    committed = (set_dir / "REPORT.md").read_text()
+    assert committed == render(set_dir, MEASURED_SET), f"results/{MEASURED_SET}/REPORT.md differs: {FIX}"
+    assert "## The paper's question on measured inputs" in committed and "| SCADF-MoE |" in committed

@@ -174,3 +174,12 @@ def test_headless_runs_build_no_live_widget():
     assert 'os.environ.get("SCADF_HEADLESS") != "1"' in src
     assert ("if interactive:\n    display(inspector.widget(scene, band, trajectory, layer, task))\n"
             "else:\n    inspector.show_static(scene, band, trajectory, layer, task)") in src
+
+
+def test_notebook_06_inspects_the_measured_input_model_and_draws_its_routing_against_snr(tmp_path):
+    exc, out = _papermill(tmp_path, "06_routing_inspector.ipynb", inputs="measured", interactive=False)
+    assert exc is None, exc
+    nb = nbformat.read(out, as_version=4)
+    images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                 if "image/png" in o.get("data", {}))
+    assert images >= 4  # one sample, the band shift, the sharpness and the routing against SNR

@@ -1,0 +1,194 @@
+"""The paper's question under measured inputs (``results/measured``, data version 2, munich Mix): every
+method on the ray tracer's oracle inputs against the features a base station estimates, the link-budget
+and timing-offset sweeps, and whether SCADF-MoE's routers weigh the modalities by their quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scadf_lib.presets import METHODS
+from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table
+from scadf_lib.studies.resultset import ResultSet, as_set
+from scadf_lib.tables import csv_flags, fmt_ratio, ratio_ci, summarize
+
+#: The result set of this study.
+MEASURED_SET = "measured"
+
+
+def _rows(rs: ResultSet) -> pd.DataFrame:
+    """The set's metric rows (all bands), with each run's inputs ('oracle' or 'measured') and sweep
+    setting (``param``, ``value``; empty for the default link budget) from ``runs.csv``."""
+    runs = rs.runs.set_index("name")
+    m = rs.metrics[rs.metrics.band == "all"].copy()
+    m["inputs"] = m.name.map(runs["inputs"]) if "inputs" in runs else "oracle"
+    for col in ("param", "value"):
+        m[col] = m.name.map(runs[col]) if col in runs else np.nan
+    return m
+
+
+def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
+    """Per method (trained, then anchors), at the default link budget: ``group`` MSE (m², mean ± 95 %
+    CI over seeds, each seed's) on oracle and on measured inputs, and measured over oracle seed by
+    seed (geometric mean with its interval); the runs of each cell that did not end flat are counted."""
+    m = _rows(rs)
+    m = m[m.param.isna() & (m.group == group)]
+    runs = rs.runs.set_index("name")
+    rows = []
+    for model in [x for x in (*METHODS, "wknn", "wknn_cfr") if x in set(m.model)]:
+        g = m[m.model == model]
+        row = {"method": label(model)}
+        per = g.pivot_table(index="seed", columns="inputs", values="mse_m2")
+        for inputs in ("oracle", "measured"):
+            s = summarize(g[g.inputs == inputs], ["model"], group)
+            row[f"{inputs} (m²)"] = fmt_ci(s.mse_m2.iloc[0], s.ci95.iloc[0]) if len(s) else "n/a"
+            row[f"{inputs}, per seed"] = " / ".join(f"{v:.2f}" for v in per[inputs].dropna()) if inputs in per else ""
+        pair = per.dropna() if {"oracle", "measured"} <= set(per.columns) else pd.DataFrame()
+        row["measured / oracle"] = fmt_ratio(*ratio_ci((pair.measured / pair.oracle).to_numpy())) if len(pair) else ""
+        trained = g[g.model.isin(METHODS)].name.unique()
+        short = [n for n in trained if n in runs.index and not csv_flags(pd.Series([runs.at[n, "flat"]])).iloc[0]]
+        row["runs not flat"] = len(short) if len(trained) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_table(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
+    """The link-budget and timing sweeps (seed 0, measured inputs): per method and setting, the
+    ``group`` MSE (m²), with the default setting's run as its reference row."""
+    m = _rows(rs)
+    m = m[(m.group == group) & (m.inputs == "measured") & (m.seed == 0) & m.model.isin(METHODS)]
+    swept = m[m.param.notna()]
+    if swept.empty:
+        return pd.DataFrame()
+    default = m[m.param.isna()].assign(param="default link budget (23 dBm, 2 ns)", value="")
+    t = pd.concat([default, swept])
+    t = t.assign(method=t.model.map(label), setting=t.param.astype(str) + " " + t.value.astype(str))
+    return t.pivot_table(index="setting", columns="method", values="mse_m2", sort=False).reset_index()
+
+
+def quality_contrasts(table: pd.DataFrame, layer: str = "task") -> pd.DataFrame:
+    """Per run: the CFR share of ``layer`` in the lowest SNR quartile minus the highest (``snr``: the
+    rule's contrast, quartiles over the run's validation samples, bands pooled), the same with the
+    quartiles taken within each band and averaged over bands (``snr_within_band``: a check that the
+    band, which sets much of the SNR, does not carry it), on samples with a missing feature minus
+    without (``missing``), on mostly-NLOS samples minus mostly-LOS (``nlos``); NaN where a side is
+    empty. Positive: more CFR where the numeric estimates are worse."""
+    rows = []
+    for (name, inputs, seed), g in table.groupby(["name", "inputs", "seed"], sort=False):
+        lo, hi = g.snr_db.quantile([0.25, 0.75])
+        s = g[layer]
+
+        def diff(worse: pd.Series, better: pd.Series) -> float:
+            return float(s[worse].mean() - s[better].mean()) if worse.any() and better.any() else np.nan
+        by_band = [diff((b.snr_db <= b.snr_db.quantile(0.25)).reindex(g.index, fill_value=False),
+                        (b.snr_db >= b.snr_db.quantile(0.75)).reindex(g.index, fill_value=False))
+                   for _, b in g.groupby("band_ghz")]
+        rows.append({"name": name, "inputs": inputs, "seed": int(seed), "samples": len(g),
+                     "default_budget": str(name).endswith(f"_{inputs}_s{int(seed)}"),
+                     "share": float(s.mean()), "snr": diff(g.snr_db <= lo, g.snr_db >= hi),
+                     "snr_within_band": float(np.nanmean(by_band)) if by_band else np.nan,
+                     "missing": diff(g.missing.astype(bool), ~g.missing.astype(bool)),
+                     "nlos": diff(g.nlos_share > 0.5, g.nlos_share <= 0.5)})
+    return pd.DataFrame(rows, columns=["name", "inputs", "seed", "samples", "default_budget", "share", "snr",
+                                       "snr_within_band", "missing", "nlos"])
+
+
+def quality_verdict(contrasts: pd.DataFrame) -> str:
+    """Do the routers move weight toward the CFR where the numeric estimates are poor (the paper's
+    hypothesis)? The rule, fixed before any number of the study was looked at, on the default link
+    budget's runs (one oracle and one measured run per seed): **supported** when, on measured inputs,
+    the task router's CFR share is higher in the lowest SNR quartile than in the highest
+    (:func:`quality_contrasts`' ``snr``) on every seed, and that difference exceeds the oracle-input
+    run's on every seed; **contradicted** when it is higher on no seed; otherwise **mixed**; one seed
+    makes it provisional; 'waits' without a seed that has both. Missing features and NLOS points are
+    reported beside it with the same contrast, not voted on."""
+    default = contrasts[contrasts.default_budget.astype(bool)]
+    pair = default.pivot_table(index="seed", columns="inputs", values="snr").dropna()
+    if not {"oracle", "measured"} <= set(pair.columns) or pair.empty:
+        return "waits"
+    higher = pair.measured > 0
+    beyond = pair.measured > pair.oracle
+    verdict = "supported" if (higher & beyond).all() else "contradicted" if not higher.any() else "mixed"
+    return verdict + (" (provisional: one seed)" if len(pair) < 2 else "")
+
+
+def routing_quality_text(rs: ResultSet) -> str:
+    """The routing verdict of :mod:`scadf_lib.routing_quality` with its contrasts, or '' without data."""
+    table = rs.table(rs.ROUTING_QUALITY)
+    if table is None or table.empty:
+        return ""
+    c = quality_contrasts(table)
+    shown = c.drop(columns=["samples"]).rename(columns={
+        "default_budget": "default link budget", "share": "task router CFR share",
+        "snr": "low SNR - high SNR", "snr_within_band": "the same within each band",
+        "missing": "missing feature - none", "nlos": "NLOS - LOS"})
+    return ("\n**Do the routers weigh the modalities by their quality?** Per SCADF-MoE run, the task router's CFR share "
+            "(mean over experts and tasks) on its validation samples, and how it differs between samples whose numeric "
+            "estimates are poor and good (positive: more CFR where the estimates are worse):\n\n"
+            + report_table(shown) + "\n\n"
+            "Rule, fixed in `scadf_lib.studies.measured.quality_verdict` before any of these numbers was looked at: the hypothesis is "
+            "supported when, on measured inputs, the CFR share is higher in the lowest SNR quartile than in the "
+            "highest on every seed and by more than the oracle-input run's on every seed; contradicted when it is "
+            f"higher on no seed. Verdict: **{quality_verdict(c)}**.\n")
+
+
+def measured_section(rs: ResultSet | Path) -> str:
+    """The study's section, '' where its result set does not exist yet."""
+    rs = as_set(rs)
+    if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
+        return ""
+    table = oracle_vs_measured(rs)
+    sweep = sweep_table(rs)
+    rows = _rows(rs)
+    geo = rows[(rows.model == "geometric") & (rows.group == "held-out-LOS")].mse_m2
+    sanity = ("" if geo.empty else f"Sanity line: the closed form on oracle inputs places held-out LOS points with MSE "
+              f"{geo.mean():.2f} m² (it is no row: on NLOS points it follows a bent path to its end).")
+    runs = rs.runs
+    trained = runs[runs.study == "measured"]
+    from scadf_lib.planning import plan  # the driver's plan (imports torch): what is still to train
+    planned = plan(MEASURED_SET)
+    return ("## The paper's question on measured inputs (data version 2, munich Mix)\n\n"
+            f"`results/{rs.name}/`, {len(trained)} trained runs and {int((runs.study == 'anchors').sum())} anchor runs "
+            f"of {len(planned)} planned (`python -m scadf_lib.experiments --preset measured --jobs 2 --park` resumes "
+            "it). Oracle inputs: the ray tracer's dominant path and one noise-free CFR element; measured: what a "
+            "16-element ULA base station estimates from one uplink pilot (first-path length, angle from broadside, "
+            "power, missing flags; the angle-delay profile as the CFR input), 23 dBm, 2 ns timing offset. Held-out "
+            "MSE (m²), mean ± 95 % interval over the seeds in so far, then each seed's; measured / oracle seed by seed "
+            "on a log scale:\n\n" + report_table(table) + "\n" + (f"\n{sanity}\n" if sanity else "")
+            + ("" if sweep.empty else "\nLink budget and timing offset (seed 0, held-out MSE m²):\n\n"
+               + report_table(sweep.round(2)) + "\n")
+            + routing_quality_text(rs)
+            + "\nA ULA measures the angle from its broadside, the same for two UEs mirrored across the array axis "
+              "(\"What a base station measures\", below): part of what the measured inputs cost is this array, not "
+              "the estimators.\n")
+
+
+def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
+    """The README's sentence on the measured-input study: each trained method's held-out MSE on oracle
+    and on measured inputs (seeds in so far) and the routing verdict; [] before the study has runs."""
+    rs = as_set(rs)
+    if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
+        return []
+    m = _rows(rs)
+    m = m[m.param.isna() & (m.group == HEADLINE) & m.model.isin(METHODS)]
+    if m.empty:
+        return []
+    cells = []
+    for model in [x for x in METHODS if x in set(m.model)]:
+        g = m[m.model == model].groupby("inputs").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
+        if {"oracle", "measured"} <= set(g.index):
+            cells.append(f"{label(model)} {g.mse['oracle']:.2f} → {g.mse['measured']:.2f} "
+                         f"({int(g.seeds.min())} seed{'s' if g.seeds.min() > 1 else ''})")
+    table = rs.table(rs.ROUTING_QUALITY)
+    verdict = ("" if table is None or table.empty else
+               f" Do SCADF-MoE's routers move weight to the CFR where the numeric estimates are poor (rule fixed "
+               f"beforehand)? **{quality_verdict(quality_contrasts(table))}**.")
+    from scadf_lib.planning import plan  # the driver's plan (imports torch): how many runs are in
+    planned = {r.name for r in plan(MEASURED_SET)}
+    done = len(set(rs.runs.name) & planned)
+    state = "every planned run in" if done == len(planned) else f"{done} of {len(planned)} planned runs in"
+    return [f"Measured inputs (`results/{rs.name}/`, munich Mix, data version 2, {state}): held-out MSE "
+            "(m²) on the ray tracer's oracle inputs → on what a 16-element ULA base station estimates: "
+            + "; ".join(cells) + "." + verdict, ""]

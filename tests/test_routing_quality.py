@@ -1,0 +1,62 @@
+"""The routers' CFR share against the quality of each sample's numeric estimates: the rule fixed
+before the measured-input study's data, and the per-sample tables it reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scadf_lib.routing_quality import cfr_shares, sample_quality
+from scadf_lib.studies.measured import quality_contrasts, quality_verdict
+
+
+def _table(effect: dict[str, float], seeds=(0, 1)) -> pd.DataFrame:
+    """Validation samples of one oracle and one measured run per seed: the task CFR share rises by
+    ``effect[inputs]`` from the best to the worst SNR (a uniform grid of SNRs, 40 samples)."""
+    rows = []
+    snr = np.linspace(0, 40, 40)
+    for seed in seeds:
+        for inputs, e in effect.items():
+            task = 0.5 + e * (40 - snr) / 40
+            rows.append(pd.DataFrame({"band_ghz": 28.0, "snr_db": snr, "missing": snr < 5, "nlos_share": 0.0,
+                                      "task": task, "name": f"meas_munich_mix_scadf_{inputs}_s{seed}",
+                                      "inputs": inputs, "seed": seed}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_rule_needs_more_cfr_at_low_snr_on_measured_inputs_than_on_oracle_ones_on_every_seed():
+    c = quality_contrasts(_table({"oracle": 0.0, "measured": 0.1})).set_index(["inputs", "seed"])
+    assert c.loc[("measured", 0), "snr"] == pytest.approx(0.075, abs=0.01)  # lowest quartile minus highest
+    assert c.loc[("oracle", 0), "snr"] == pytest.approx(0.0) and c.loc[("measured", 0), "missing"] > 0
+    assert np.isnan(c.loc[("oracle", 0), "nlos"])  # no NLOS sample: no contrast
+    assert quality_verdict(quality_contrasts(_table({"oracle": 0.0, "measured": 0.1}))) == "supported"
+    assert quality_verdict(quality_contrasts(_table({"oracle": 0.0, "measured": -0.1}))) == "contradicted"
+    assert quality_verdict(quality_contrasts(_table({"oracle": 0.2, "measured": 0.1}))) == "mixed"  # not beyond
+    one = quality_contrasts(_table({"oracle": 0.0, "measured": 0.1}, seeds=(0,)))
+    assert quality_verdict(one) == "supported (provisional: one seed)"
+    assert quality_verdict(quality_contrasts(_table({"measured": 0.1}))) == "waits"
+    swept = _table({"oracle": 0.0, "measured": 0.1}).replace({"name": {"meas_munich_mix_scadf_measured_s1":
+                                                                          "meas_munich_mix_scadf_tx-20dB_s1"}})
+    c = quality_contrasts(swept)
+    assert not c.set_index("name").loc["meas_munich_mix_scadf_tx-20dB_s1", "default_budget"]
+    assert quality_verdict(c) == "supported (provisional: one seed)"  # the link-budget sweep does not vote
+
+
+def test_every_validation_sample_gets_its_quality_and_each_layers_cfr_share(synthetic_nc, tmp_path):
+    from scadf_lib.config import TrainConfig
+    from scadf_lib.training import train
+    torch.set_num_threads(1)
+    cfg = TrainConfig(data_path=str(synthetic_nc), model="scadf", epochs=1, max_steps_per_epoch=2,
+                      model_overrides={"d_model": 16, "expert_hidden": 32, "n_blocks": 1})
+    res = train(cfg, tmp_path / "run", progress=False)
+    val = res.data.val
+    snr = np.arange(np.prod(res.data.feats.los.shape), dtype=float).reshape(res.data.feats.los.shape)
+    q = sample_quality(res.data.feats, val, snr)
+    assert len(q) == len(val) and not q.missing.any()  # oracle inputs: nothing missing
+    first = val.trajectories[0]
+    assert q.snr_db.iloc[0] == pytest.approx(snr[val.band_idx[0], first].mean())
+    shares = cfr_shares(res.model, val)
+    assert len(shares) == len(val) and {"block0", "task"} <= set(shares.columns)
+    assert ((shares >= 0) & (shares <= 1)).all().all()
