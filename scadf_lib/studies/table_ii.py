@@ -252,8 +252,8 @@ def per_scene_section(rs: ResultSet | Path) -> str:
         dec = decomposition_table(main[main.scene == scene])
         if len(dec):
             parts.append(f"Where the error lies ({scene}, Mix, all test points, mean over seeds, m²): point MSE = "
-                         "centroid term + offset term; the offset floor is the centroid floor of the same points, "
-                         "`offset_share_explained` = 1 - offset term / floor (the R² of the offsets).\n\n"
+                         "centroid term + offset term; the centroid reference of the same points is every point at its true centroid, "
+                         "offsets explained = 1 - offset term / centroid reference (the R² of the offsets).\n\n"
                          + report_table(dec) + "\n")
     return "\n".join(parts) if len(parts) > 1 else ""
 

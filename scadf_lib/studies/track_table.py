@@ -40,8 +40,9 @@ def tracks_table(tracks: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     order = {m: i for i, m in enumerate(TRACK_METHODS)}
     order.update({m + RETRAINED_LABEL: i + 0.5 for m, i in order.items()})
     scenes = {sc: i for i, sc in enumerate(SCENES)}
-    return out.sort_values(["scene", "method"], key=lambda c: c.map(scenes if c.name == "scene" else order)
-                           ).reset_index(drop=True)
+    out = out.sort_values(["scene", "method"], key=lambda c: c.map(scenes if c.name == "scene" else order)
+                          ).reset_index(drop=True)
+    return out.assign(method=out.method.replace({"centroid floor": "centroid reference (oracle)"}))
 
 
 def tracks_section(rs: ResultSet | Path) -> str:
@@ -54,8 +55,8 @@ def tracks_section(rs: ResultSet | Path) -> str:
             "The paper's test trajectories are clusters of the true positions. Here each held-out point is also placed "
             "inside a random walk (1-1.41 m steps to grid neighbours, keeping its heading where the street allows) "
             "by the `Localiser` (sliding windows of L, each point the mean of its windows). Only held-out points are "
-            "scored, the three bands pooled; the centroid floor places each point at the true centre of its "
-            "window(s). Tracks reach held-out points the paper's protocol never scores (clusters too small for a "
+            "scored, the three bands pooled; the centroid reference, an oracle, places each point at the true centre of "
+            "its window(s). Tracks reach held-out points the paper's protocol never scores (clusters too small for a "
             "trajectory); 'cluster-tested points' keeps only the held-out points some cluster test trajectory holds. "
             "Tracks per scene: "
             + ", ".join(f"{sc} {int(r.n_tracks)} of {r.mean_length:.1f} points ({100 * r.held_out_share:.0f} % "
