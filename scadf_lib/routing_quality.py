@@ -57,6 +57,18 @@ def sample_quality(feats, dataset, snr_db: np.ndarray) -> pd.DataFrame:
 
 
 @torch.no_grad()
+def sample_errors(model: torch.nn.Module, dataset, xy_scale_m: float, batch_size: int = 512) -> np.ndarray:
+    """Per sample, the mean over its points of the squared position error (m²)."""
+    model.eval()
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        b = dataset.batch(np.arange(start, min(start + batch_size, len(dataset))))
+        pred = model(b["numeric"], b["cfr"]).points
+        out.append((((pred - b["target"]) * xy_scale_m) ** 2).sum(-1).mean(-1).cpu().numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
 def cfr_shares(model: torch.nn.Module, dataset, batch_size: int = 512) -> pd.DataFrame:
     """Per sample and layer, the CFR share of the experts' dispatched input (mean over experts and,
     in the task MoE, over tasks); one column per layer. Empty for a model without routing weights."""
@@ -87,7 +99,7 @@ def snr_per_band_ue(cfg, ds) -> np.ndarray:
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     """The table as it is stored: SNR to 0.01 dB, shares to 1e-4 (a few hundred kB per run)."""
     shares = [c for c in table.columns if c.startswith("block") or c == "task"]
-    return table.round({"snr_db": 2, "nlos_share": 3, **{c: 4 for c in shares}})
+    return table.round({"snr_db": 2, "nlos_share": 3, "sq_error_m2": 3, **{c: 4 for c in shares}})
 
 
 def score_run(run_dir: Path) -> pd.DataFrame | None:
@@ -106,6 +118,7 @@ def score_run(run_dir: Path) -> pd.DataFrame | None:
     if shares.empty:
         return None
     quality = sample_quality(data.feats, data.val, snr_per_band_ue(cfg, load_fingerprints(cfg.data_path)))
+    quality["sq_error_m2"] = sample_errors(model, data.val, data.norm.xy_scale)
     table = pd.concat([quality, shares], axis=1).assign(name=run_dir.name, inputs=cfg.inputs, seed=cfg.seed,
                                                        tx_power_dbm=(cfg.measurement or {}).get("tx_power_dbm"),
                                                        timing_offset_std_ns=(cfg.measurement or {}).get(
@@ -117,14 +130,16 @@ def score_run(run_dir: Path) -> pd.DataFrame | None:
 
 
 def collect(work: Path, results: Path, names: list[str] | None = None) -> pd.DataFrame:
-    """Score every finished SCADF-MoE run folder under ``work`` (or those ``names``) that lacks its table,
+    """Score every finished SCADF-MoE run folder under ``work`` (or those ``names``) that lacks its table
+    (or holds one of an earlier layout, without ``sq_error_m2``, and still has its weights),
     gather every run folder's table into ``<results>/routing_quality.csv.gz`` (rows of runs whose folder
     is gone are kept) and return it."""
     frames = []
     for run_dir in sorted(p for p in work.iterdir() if p.is_dir() and (names is None or p.name in names)):
         path = run_dir / ROUTING_QUALITY
-        if path.exists():
-            frames.append(pd.read_csv(path))
+        old = pd.read_csv(path) if path.exists() else None
+        if old is not None and ("sq_error_m2" in old or not (run_dir / BEST).exists()):
+            frames.append(old)
         elif "_scadf_" in run_dir.name and (run_dir / RUN_METRICS).exists():
             t = score_run(run_dir)
             if t is not None:

@@ -89,3 +89,13 @@ def test_the_measured_study_pairs_each_methods_oracle_and_measured_runs_seed_by_
     c = measured_claims(rs).set_index("inputs")
     assert c.loc["oracle", "sub-metre (held-out MSE)"].endswith("meets only per coordinate")  # 1.05 m² mean
     assert c.loc["measured", "61-63 % below the best baseline (all test points)"].startswith("0.80× (")
+
+
+def test_accuracy_is_tabled_per_quarter_of_the_measurement_snr():
+    from scadf_lib.studies.measured import accuracy_by_snr
+    t = _table({"oracle": 0.0, "measured": 0.1}, seeds=(0,))
+    assert accuracy_by_snr(t).empty  # a table of an earlier layout: no errors, no accuracy
+    t["sq_error_m2"] = np.where(t.snr_db < 10, 100.0, 1.0)  # the lowest quarter is ten times off
+    a = accuracy_by_snr(t).set_index("inputs")
+    assert a.loc["measured", "MSE, SNR quarter 1 (m²)"] == pytest.approx(100.0)
+    assert a.loc["measured", "MSE, SNR quarter 4 (m²)"] == pytest.approx(1.0)

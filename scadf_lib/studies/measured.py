@@ -144,12 +144,33 @@ def measured_claims(rs: ResultSet) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def accuracy_by_snr(table: pd.DataFrame) -> pd.DataFrame:
+    """Per SCADF-MoE run (:mod:`scadf_lib.routing_quality`'s table), the validation samples' MSE (m²: the
+    mean over their points of the squared error) in each quarter of their measurement SNR, lowest
+    first, with each quarter's SNR range (dB): how accuracy follows the link."""
+    if "sq_error_m2" not in table:
+        return pd.DataFrame()
+    rows = []
+    for (name, inputs), g in table.dropna(subset=["sq_error_m2"]).groupby(["name", "inputs"], sort=False):
+        q = pd.qcut(g.snr_db, 4, labels=False, duplicates="drop")
+        edges = g.snr_db.quantile([0.25, 0.5, 0.75])
+        row = {"run": name, "inputs": inputs, "SNR quartile edges (dB)": " / ".join(f"{e:.0f}" for e in edges)}
+        for k, part in g.groupby(q):
+            row[f"MSE, SNR quarter {int(k) + 1} (m²)"] = part.sq_error_m2.mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def routing_quality_text(rs: ResultSet) -> str:
     """The routing verdict of :mod:`scadf_lib.routing_quality` with its contrasts, or '' without data."""
     table = rs.table(rs.ROUTING_QUALITY)
     if table is None or table.empty:
         return ""
     c = quality_contrasts(table)
+    accuracy = accuracy_by_snr(table)
+    accuracy_text = ("" if accuracy.empty else "\nAccuracy against the link: the same validation samples' MSE per "
+                     "quarter of their measurement SNR, lowest first (for an oracle-input run the SNR its "
+                     "inputs would have had: they do not degrade):\n\n" + report_table(accuracy.round(2)) + "\n")
     shown = c.drop(columns=["samples"]).rename(columns={
         "default_budget": "default link budget", "share": "task router CFR share",
         "snr": "low SNR - high SNR", "snr_within_band": "the same within each band",
@@ -161,7 +182,7 @@ def routing_quality_text(rs: ResultSet) -> str:
             "Rule, fixed in `scadf_lib.studies.measured.quality_verdict` before any of these numbers was looked at: the hypothesis is "
             "supported when, on measured inputs, the CFR share is higher in the lowest SNR quartile than in the "
             "highest on every seed and by more than the oracle-input run's on every seed; contradicted when it is "
-            f"higher on no seed. Verdict: **{quality_verdict(c)}**.\n")
+            f"higher on no seed. Verdict: **{quality_verdict(c)}**.\n" + accuracy_text)
 
 
 def measured_section(rs: ResultSet | Path) -> str:
@@ -215,6 +236,14 @@ def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
             cells.append(f"{label(model)} {g.mse['oracle']:.2f} → {g.mse['measured']:.2f} "
                          f"({int(g.seeds.min())} seed{'s' if g.seeds.min() > 1 else ''})")
     table = rs.table(rs.ROUTING_QUALITY)
+    accuracy = pd.DataFrame() if table is None else accuracy_by_snr(table)
+    accuracy = accuracy[accuracy.run.str.endswith(tuple(f"_measured_s{s}" for s in range(10)))] if len(accuracy) \
+        else accuracy
+    link = ("" if accuracy.empty else
+            f" On measured inputs the error follows the link: SCADF-MoE's validation MSE is "
+            f"{accuracy['MSE, SNR quarter 1 (m²)'].mean():.2f} m² in the lowest SNR quarter of its samples and "
+            f"{accuracy['MSE, SNR quarter 4 (m²)'].mean():.2f} m² in the highest (edges "
+            f"{accuracy['SNR quartile edges (dB)'].iloc[0]} dB).")
     verdict = ("" if table is None or table.empty else
                f" Do SCADF-MoE's routers move weight to the CFR where the numeric estimates are poor (rule fixed "
                f"beforehand)? **{quality_verdict(quality_contrasts(table))}**.")
@@ -224,4 +253,4 @@ def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
     state = "every planned run in" if done == len(planned) else f"{done} of {len(planned)} planned runs in"
     return [f"Measured inputs (`results/{rs.name}/`, munich Mix, data version 2, {state}): held-out MSE "
             "(m²) on the ray tracer's oracle inputs → on what a 16-element ULA base station estimates: "
-            + "; ".join(cells) + "." + verdict, ""]
+            + "; ".join(cells) + "." + link + verdict, ""]
