@@ -62,9 +62,11 @@ def sweep_table(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
     swept = m[m.param.notna()]
     if swept.empty:
         return pd.DataFrame()
-    default = m[m.param.isna()].assign(param="default link budget (23 dBm, 2 ns)", value="")
+    default = m[m.param.isna() & m.model.isin(set(swept.model))].assign(setting="default link budget (23 dBm, 2 ns)")
+    words = {"tx_power_offset_db": "transmit power {:+g} dB", "timing_offset_std_ns": "timing offset std {:g} ns"}
+    swept = swept.assign(setting=[words.get(p, p + " {:g}").format(float(v)) for p, v in zip(swept.param, swept.value)])
     t = pd.concat([default, swept])
-    t = t.assign(method=t.model.map(label), setting=t.param.astype(str) + " " + t.value.astype(str))
+    t = t.assign(method=t.model.map(label))
     return t.pivot_table(index="setting", columns="method", values="mse_m2", sort=False).reset_index()
 
 
