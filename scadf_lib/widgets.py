@@ -49,12 +49,13 @@ class SceneModel:
     snr_db: np.ndarray | None = None  # (B, N) measurement SNR, computed on first use (plot_share_vs_snr)
 
 
-def load_scene_model(checkpoint: str, data_path: str, max_trajectories: int = 400) -> SceneModel:
-    """Rebuild the model of a checkpoint and the (same, seeded) test split of its scene."""
+def load_scene_model(checkpoint: str, data_path: str | None = None, max_trajectories: int = 400) -> SceneModel:
+    """Rebuild the model of a checkpoint and the (same, seeded) test split of its scene; ``data_path``
+    defaults to the fingerprint file it was trained on (:meth:`Localiser.training_data_path`)."""
     loc = Localiser.from_checkpoint(project_path(checkpoint))
     if not isinstance(loc.model, SCADFMoE):
         raise ValueError(f"the routing inspector needs a SCADF-MoE checkpoint, got {type(loc.model).__name__}")
-    data = load_fingerprints(project_path(data_path))
+    data = load_fingerprints(project_path(data_path) if data_path is not None else loc.training_data_path())
     loc.check_data_version(data)
     feats = build_features(data, loc.train_config.get("inputs", "oracle"), loc.train_config.get("measurement", {}))
     split = split_of(TrainConfig(**loc.train_config), feats.xy)
@@ -78,8 +79,7 @@ def load_scene_models(results_dir: str | Path = "results", scenes: tuple[str, ..
         name = inspector_name(scene) if inputs == "oracle" else measured_run_name(scene, "scadf", inputs, 0)
         ckpt = folder / f"{name}.pt"
         if ckpt.exists():
-            loc = Localiser.from_checkpoint(ckpt)
-            models[scene] = load_scene_model(str(ckpt), str(loc.training_data_path()))
+            models[scene] = load_scene_model(str(ckpt))
     if not models:
         raise FileNotFoundError(f"no SCADF-MoE checkpoint on {inputs} inputs in {folder}; run `python -m "
                                 "scadf_lib.experiments` (the reference set ships the oracle ones, `--preset measured` the "

@@ -35,7 +35,7 @@ def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
     seed (geometric mean with its interval); the runs of each cell that did not end flat are counted."""
     m = _rows(rs)
     m = m[m.param.isna() & (m.group == group)]
-    runs = rs.runs.set_index("name")
+    flat = csv_flags(rs.runs.set_index("name")["flat"])
     rows = []
     for model in [x for x in (*METHODS, "wknn", "wknn_cfr") if x in set(m.model)]:
         g = m[m.model == model]
@@ -48,7 +48,7 @@ def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
         pair = per.dropna() if {"oracle", "measured"} <= set(per.columns) else pd.DataFrame()
         row["measured / oracle"] = fmt_ratio(*ratio_ci((pair.measured / pair.oracle).to_numpy())) if len(pair) else ""
         trained = g[g.model.isin(METHODS)].name.unique()
-        short = [n for n in trained if n in runs.index and not csv_flags(pd.Series([runs.at[n, "flat"]])).iloc[0]]
+        short = [n for n in trained if n in flat.index and not flat[n]]
         row["runs not flat"] = len(short) if len(trained) else ""
         rows.append(row)
     return pd.DataFrame(rows)
