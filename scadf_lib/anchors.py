@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scadf_lib.checkpoints import RUN_CONFIG, RUN_METRICS
-from scadf_lib.evaluation import Predictions, metrics_table
+from scadf_lib.checkpoints import RUN_CONFIG, RUN_METRICS, RUN_POINT_ERRORS
+from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors
 from scadf_lib.fileio import atomic_path, write_json_atomic
 
 from scadf_lib.presets import ANCHORS  # noqa: F401  (re-exported: the anchors every preset scores)
@@ -243,8 +243,8 @@ def predict_anchor(method: str, data: Any, bs_position_m: np.ndarray, ue_z_m: np
 
 def run_anchor(method: str, cfg: Any, out_dir: Path) -> pd.DataFrame:
     """Score anchor ``method`` on the split of ``cfg`` (a :class:`TrainConfig`; its model is ignored)
-    into ``out_dir``: ``metrics.csv`` (as a trained run's), ``anchor.json`` (chosen settings, seconds)
-    and ``config.json`` (split facts). Returns the metrics."""
+    into ``out_dir``: ``metrics.csv`` and ``point_errors.csv`` (as a trained run's), ``anchor.json``
+    (chosen settings, seconds) and ``config.json`` (split facts). Returns the metrics."""
     import time
 
     from scadf_lib.schema import load_fingerprints
@@ -260,6 +260,8 @@ def run_anchor(method: str, cfg: Any, out_dir: Path) -> pd.DataFrame:
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / RUN_METRICS) as tmp:
         metrics.to_csv(tmp, index=False)
+    with atomic_path(out_dir / RUN_POINT_ERRORS) as tmp:
+        per_point_errors(pred).round({"sq_error_m2": 4}).to_csv(tmp, index=False)
     write_json_atomic(out_dir / RUN_CONFIG, {"train_config": json.loads(json.dumps(cfg.to_dict())),
                                                 "split": data.split.report, "parameters": 0, "anchor": method,
                                                 "train_bands_ghz": data.train_bands, "test_bands_ghz": data.test_bands})

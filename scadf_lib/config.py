@@ -78,11 +78,15 @@ class TrainConfig:
     test_fraction: float = 0.2
     holdout: str = "points"  # points (paper: held-out points per cluster) | blocks (held-out map squares)
     block_m: float = 20.0  # side of a held-out block, m (holdout="blocks")
+    #: a thinned site survey (scadf_lib.survey.thin_survey; holdout="points"): train on every
+    #: survey_grid_step-th grid point in x and y, or on a random survey_share of the training points
+    survey_grid_step: int = 1
+    survey_share: float = 1.0
     augment: bool = False  # noise / modality-dropout augmentation with missing-modality flags (degradation)
     train_per_point: float = 4.0
     test_per_point: float = 4.0
     val_fraction: float = 0.1  # of training trajectories: validation on seen positions (monitored)
-    val_points_fraction: float = 0.1  # of each cluster's points: held-out-style validation, selects 'best' (0: off)
+    val_points_fraction: float = 0.1  # of each cluster's points (blocks: validation blocks of this share), selects 'best'
     max_steps_per_epoch: int | None = None
     stop_min_gain: float | None = None  # stopping rule (:func:`should_stop`): None trains all ``epochs``
     stop_patience: int = 5  # epochs: the rule's shortest look-back window
@@ -111,6 +115,11 @@ class TrainConfig:
             raise ValueError(f"trajectory_length must be >= 1, got {self.trajectory_length}")
         if self.holdout not in ("points", "blocks"):
             raise ValueError(f"unknown holdout {self.holdout!r}; choose 'points' (the paper's) or 'blocks'")
+        if self.survey_grid_step != 1 or self.survey_share != 1.0:
+            from scadf_lib.survey import check_survey
+            check_survey(self.survey_grid_step, self.survey_share)
+            if self.holdout != "points":
+                raise ValueError("a thinned survey (survey_grid_step, survey_share) applies to holdout='points'")
         if self.offset_weight < 1 or not 0 < self.offset_anneal_fraction <= 1:
             raise ValueError(f"offset_weight must be >= 1 (1: the paper's loss) and offset_anneal_fraction in (0, 1], "
                              f"got {self.offset_weight} and {self.offset_anneal_fraction}")
@@ -160,12 +169,16 @@ def split_of(cfg: TrainConfig, xy: np.ndarray) -> SpatialSplit:
     """The (seeded, deterministic) split of a run: the one place that turns a TrainConfig's split
     settings into a :class:`SpatialSplit` of the positions ``xy`` (m), so training, the inspector
     and the report rebuild the same trajectories."""
+    from scadf_lib.survey import survey_facts, thin_survey
     from scadf_lib.trajectories import spatial_split
-    extra = {"val_fraction": cfg.val_points_fraction} if cfg.holdout == "points" else {}
-    return spatial_split(xy, radius_m=cfg.radius_m, min_median_size=cfg.min_median_size,
-                         trajectory_length=cfg.trajectory_length, seed=cfg.seed, test_fraction=cfg.test_fraction,
-                         train_per_point=cfg.train_per_point, test_per_point=cfg.test_per_point,
-                         min_cluster_size=cfg.min_cluster_size, holdout=cfg.holdout, block_m=cfg.block_m, **extra)
+    split = spatial_split(xy, radius_m=cfg.radius_m, min_median_size=cfg.min_median_size,
+                          trajectory_length=cfg.trajectory_length, seed=cfg.seed, test_fraction=cfg.test_fraction,
+                          train_per_point=cfg.train_per_point, test_per_point=cfg.test_per_point,
+                          min_cluster_size=cfg.min_cluster_size, holdout=cfg.holdout, block_m=cfg.block_m,
+                          val_fraction=cfg.val_points_fraction)
+    split = thin_survey(split, xy, cfg.survey_grid_step, cfg.survey_share, cfg.seed)
+    split.report.update(survey_facts(xy, split))
+    return split
 
 
 def offset_weight_at(step: int, total_steps: int, cfg: TrainConfig) -> float:

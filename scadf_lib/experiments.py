@@ -8,8 +8,13 @@ Studies
     ``spatial``      SCADF-MoE without spatial context (noSpace: L = 1 on the same clusters, the same
                      held-out points, every training point trained on as often as with L = 5) per
                      scene; compared with SCADF-MoE point by point (``paired_points.csv``).
-    ``blocks``       every method, Mix, with whole 20 m map blocks held out (no training point
-                     within r of a test point): the spatially held-out regime, beyond the paper.
+    ``blocks``       every method, Mix, with whole map blocks held out (no training point within r
+                     of a test or validation point; validation blocks select the best epoch) and, where
+                     the preset names them, the anchors on the same splits: the spatially held-out
+                     regime, beyond the paper (preset ``unsurveyed``: munich, 20 m blocks).
+    ``density``      munich Mix, seed 0: SCADF-MoE, SoftMoE and WKNN trained on a thinned site survey
+                     (a 2 m or 4 m grid, a random 25 % or 10 %: :mod:`scadf_lib.survey`), scored on the
+                     full survey's test trajectories.
     ``degradation``  munich, Mix, every method trained with noise / modality-dropout augmentation
                      (:mod:`scadf_lib.degradation`); these and the clean ``main`` runs of the same
                      seeds are then scored with one modality corrupted at a time (beyond the paper).
@@ -22,7 +27,9 @@ Every run trains into ``<work>/<name>/`` (resumable, skipped when finished unles
 the collected tables are written atomically to ``results/<preset>/``: ``all_metrics.csv`` (tidy: one row per
 run x band x group), ``runs.csv`` (one row per run: settings, split sizes, parameters, throughput, wall time),
 ``paired_points.csv`` (per held-out point and band: SCADF-MoE's and noSpace's squared error),
-for the first seed of the Mix runs ``errors/<name>.csv.gz`` (per-point errors in metres), the
+for the first seed of the Mix runs ``errors/<name>.csv.gz`` (per-point errors in metres; every seed's
+held-out points for the blocks and density studies and their baseline), ``tracks.csv`` (walked tracks
+from held-out blocks, :func:`score_block_tracks`), the
 seed-0 Mix SCADF-MoE weights of each scene in ``models/`` (for the routing inspector), and
 the report (:mod:`scadf_lib.report`: ``results/REPORT.md`` for the reference set).
 
@@ -48,7 +55,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from scadf_lib.checkpoints import BEST, RUN_CONFIG, RUN_INFO, is_reference_set
+from scadf_lib.checkpoints import BEST, RUN_CONFIG, RUN_INFO, RUN_POINT_ERRORS, is_reference_set
 from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
 from scadf_lib.planning import Run, plan
 from scadf_lib.pool import device_name, in_pool
@@ -79,7 +86,7 @@ def run_one(run: Run, work: Path, results: Path, fresh: bool = False, stop_at: f
     if stop_at is not None and time.time() > stop_at:
         return f"{run.name} (not started: time limit)"
     if run.study == "anchors":
-        return score_anchor(run, work)
+        return score_anchor(run, work, results)
     before_s = (start_extension(run_dir) if extended else 0.0) + paused_wall(run_dir)
     t0 = time.perf_counter()
     try:
@@ -198,6 +205,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
         table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "held_out", "error_m"]]
         with atomic_path(results / ResultSet.ERRORS / f"{run.name}.csv.gz") as tmp:
             table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
+    keep_held_out_errors(run, work, results)
     if ships_checkpoint(run):
         ship_checkpoint(run, run_dir, results)
     write_json_atomic(run_dir / RUN_INFO, info)
@@ -205,7 +213,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
     return run.name
 
 
-def score_anchor(run: Run, work: Path) -> str:
+def score_anchor(run: Run, work: Path, results: Path) -> str:
     """Score one classical anchor (:func:`scadf_lib.anchors.run_anchor`) into ``<work>/<name>/`` with a
     ``run.json`` like a trained run's (no training: 0 parameters, wall time of the fit and scoring)."""
     from scadf_lib.anchors import run_anchor
@@ -216,8 +224,64 @@ def score_anchor(run: Run, work: Path) -> str:
             "seed": run.cfg.seed, "wall_s": fit["wall_s"], "parameters": 0, "train_samples": fit["train_samples"],
             "test_samples": fit["test_samples"], "device": "cpu", "epochs": 0,
             **{f"anchor_{k}": fit[k] for k in ("k", "scaling", "cfr_weight", "val_mse_m2") if k in fit}}
+    keep_held_out_errors(run, work, results)
     write_json_atomic(run_dir / RUN_INFO, info)
     return run.name
+
+
+def keeps_held_out_errors(run: Run) -> bool:
+    """Whether a run keeps its held-out points' errors in ``<results>/errors/``, every seed: the runs of
+    the study "Where nobody surveyed" (tagged with their ``split``: held-out blocks, thinned surveys and
+    their anchors) and its baseline, the measured-input study's oracle runs at the default setting."""
+    baseline = run.study in ("measured", "anchors") and run.tags.get("inputs") == "oracle" and "param" not in run.tags
+    return "split" in run.tags or baseline
+
+
+def keep_held_out_errors(run: Run, work: Path, results: Path) -> None:
+    """For a run that :func:`keeps_held_out_errors`: its held-out points' errors, one row per (band, UE)
+    with the mean squared error over the test trajectories holding it (m²), how many there were and
+    the LOS flag, from the run folder's ``point_errors.csv`` to ``<results>/errors/<name>.csv.gz``."""
+    src = work / run.name / RUN_POINT_ERRORS
+    if not keeps_held_out_errors(run) or not src.exists():
+        return
+    table = pd.read_csv(src)
+    table = table[table.held_out][["band_ghz", "ue", "los", "appearances", "sq_error_m2"]]
+    with atomic_path(results / ResultSet.ERRORS / f"{run.name}.csv.gz") as tmp:
+        table.to_csv(tmp, index=False, compression="gzip")
+
+
+#: The models whose walked tracks through held-out blocks the driver scores, by label (run names).
+BLOCK_TRACK_MODELS = {"SCADF-MoE": "blocks_{scene}_mix_scadf_s{seed}", "SoftMoE": "blocks_{scene}_mix_softmoe_s{seed}"}
+
+
+def score_block_tracks(runs: list[Run], work: Path, results: Path) -> None:
+    """Walked tracks from held-out blocks (:func:`scadf_lib.tracks.track_study`: tracks start at
+    held-out points and walk on, scored on held-out points) for each scene and seed whose block-split
+    :data:`BLOCK_TRACK_MODELS` have finished, from their run folders' best weights, with WKNN and the
+    centroid floor beside them: ``<results>/tracks.csv`` (each scene and seed once)."""
+    from scadf_lib.tracks import add_track_scores
+    blocks = {r.name: r for r in runs if r.study == "blocks"}
+    for scene, seed in sorted({(r.tags["scene"], r.cfg.seed) for r in blocks.values()}):
+        names = {label: pattern.format(scene=scene, seed=seed) for label, pattern in BLOCK_TRACK_MODELS.items()}
+        if all(n in blocks and run_finished(work / n, blocks[n].cfg) for n in names.values()):
+            add_track_scores(str(results / ResultSet.TRACKS), {k: str(work / n / BEST) for k, n in names.items()},
+                             scene, seed, str(project_path(blocks[names["SCADF-MoE"]].cfg.data_path)))
+
+
+def backfill_held_out_errors(runs: list[Run], work: Path, results: Path) -> None:
+    """Finished runs that :func:`keeps_held_out_errors` but finished before the driver kept them: their
+    errors from the run folder, an anchor scored again first where its folder has none (seconds;
+    deterministic, so its metrics are rewritten unchanged; its ``run.json`` is kept)."""
+    for run in runs:
+        if not keeps_held_out_errors(run) or (results / ResultSet.ERRORS / f"{run.name}.csv.gz").exists():
+            continue
+        if run.study == "anchors" and (work / run.name / RUN_INFO).exists():
+            if not (work / run.name / RUN_POINT_ERRORS).exists():
+                from scadf_lib.anchors import run_anchor
+                run_anchor(run.tags["variant"], run.cfg, work / run.name)  # run.json (its timing) stays
+            keep_held_out_errors(run, work, results)
+        elif run.study != "anchors" and run_finished(work / run.name, run.cfg):
+            keep_held_out_errors(run, work, results)
 
 
 def degradation_targets(runs: list[Run]) -> list[Run]:
@@ -300,10 +364,12 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     score_pending(targets, work, jobs, progress, stop_at)  # finished earlier, not yet scored (an older driver)
     for run in runs:  # the same for the routing-against-quality tables
         score_routing_quality(run, work)
+    backfill_held_out_errors(runs, work, results)
     in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at, frozenset(r.name for r in targets)),
              jobs, bar, tables_so_far)
     bar.close()
     score_pending(targets, work, jobs, progress, stop_at)
+    score_block_tracks(runs, work, results)
     unfinished = [r.name for r in runs if not run_done(r, work, committed)]
     if park:
         park_unfinished(runs, work, results)
@@ -387,10 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     if metrics.empty:
         print("no run has finished yet: no tables or report written")
         return 0
-    from scadf_lib.plots import save_error_cdfs, save_learning_curves
+    from scadf_lib.plots import save_error_cdfs, save_learning_curves, save_unsurveyed_figures
     from scadf_lib.report import update_readme, write_report  # the report reads the tables only
     save_learning_curves(results)
     save_error_cdfs(results)
+    save_unsurveyed_figures(results)
     print("report:", write_report(results, a.preset))
     if is_reference_set(results):
         update_readme(project_path("README.md"), results)

@@ -62,10 +62,36 @@ class _Planner:
                          {"variant": "scadf_nospace", "paired_with": f"main_{scene}_mix_scadf_s{seed}"},
                          trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed,
                          train_per_point=5 * base.train_per_point)
-            if "blocks" in self.studies and seed in p.get("block_seeds", p["seeds"]):
-                for method in self.methods:
-                    self.add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method},
-                             model=method, holdout="blocks", seed=seed)
+            if "blocks" in self.studies and scene in self.main_scenes and seed in p.get("block_seeds", p["seeds"]):
+                self.blocks(scene, seed)
+
+    def blocks(self, scene: str, seed: int) -> None:
+        """Held-out blocks of ``scene`` and ``seed`` (the preset's ``block_m``, m): every method, and
+        where the preset scores anchors on blocks (``block_anchors``), those on the same split."""
+        block = {"holdout": "blocks", "block_m": self.p.get("block_m", 20.0)}
+        for anchor in self.p.get("block_anchors", ()):
+            self.add(f"anchor_{scene}_blocks_{anchor}_s{seed}", "anchors", scene,
+                     {"variant": anchor, "split": "blocks"}, seed=seed, **block)
+        for method in sorted(self.methods, key=_question_first):
+            self.add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method, "split": "blocks"},
+                     model=method, seed=seed, epochs=self.base.epochs * self.epoch_factor.get(method, 1), **block)
+
+    def density(self) -> None:
+        """Thinned site surveys of munich Mix, seed 0 (:func:`scadf_lib.survey.thin_survey`): WKNN and
+        the preset's ``density_methods`` on each of its ``surveys`` (name, grid step, random share); on
+        the full survey WKNN only (the models' full-survey runs are the measured-input study's oracle
+        runs, the same split and protocol)."""
+        seed = self.p["seeds"][0]
+        for survey, step, share in self.p.get("surveys", ()):
+            thin = {"survey_grid_step": step, "survey_share": share}
+            tags = {"split": "points", "survey": survey}
+            self.add(f"anchor_munich_mix_wknn_{survey}_s{seed}", "anchors", "munich", {"variant": "wknn", **tags},
+                     seed=seed, **thin)
+            full = step == 1 and share == 1.0
+            for method in (m for m in self.p.get("density_methods", ()) if m in self.methods and not full):
+                self.add(f"density_munich_mix_{method}_{survey}_s{seed}", "density", "munich",
+                         {"variant": method, **tags}, model=method, seed=seed,
+                         epochs=self.base.epochs * self.epoch_factor.get(method, 1), **thin)
 
     def measured(self) -> None:
         """The measured-input study, munich Mix: seed 0 of every method with oracle and with measured
@@ -79,9 +105,7 @@ class _Planner:
                      {"variant": method, "inputs": inputs, **(tags or {})}, model=method, seed=seed, inputs=inputs,
                      measurement=measurement or {}, epochs=self.base.epochs * self.epoch_factor.get(method, 1))
 
-        # the question's pair first (SCADF-MoE and SoftMoE), each method's oracle and measured runs together
-        first = ("scadf", "softmoe", "transfusion", "fullcon", "concat")
-        methods = sorted(self.methods, key=lambda m: first.index(m) if m in first else len(first))
+        methods = sorted(self.methods, key=_question_first)  # each method's oracle and measured runs together
         cells = [(m, s, i) for s in p["seeds"] for m in methods for i in ("oracle", "measured")]
         for seed in p["seeds"]:  # the anchors first (seconds each): WKNN on each kind of input; the closed form
             for inputs in ("oracle", "measured"):  # on the oracle only (a ULA's angle is mirror-ambiguous)
@@ -165,6 +189,13 @@ class _Planner:
                          seed=seed)
 
 
+def _question_first(method: str) -> int:
+    """Sort key of the methods of a study: the question's pair first (SCADF-MoE, SoftMoE), then the
+    faster baselines, Concat (the longest schedule) last."""
+    first = ("scadf", "softmoe", "transfusion", "fullcon", "concat")
+    return first.index(method) if method in first else len(first)
+
+
 def measured_run_name(scene: str, method: str, setting: str, seed: int) -> str:
     """The name of a run of the measured-input study: ``setting`` is 'oracle', 'measured' (the default
     link budget) or a sweep's setting ('tx-10dB', 'timing50ns')."""
@@ -211,6 +242,8 @@ def plan(preset: str = REFERENCE_SET, data_dir: str | None = None, scenes: tuple
     # that an interrupted run still leaves a complete (if narrower) set of tables.
     for seed in p["seeds"][:2]:
         pl.main_cells(seed)
+    if "density" in studies and "munich" in scenes:
+        pl.density()
     if "ablation" in studies:
         pl.ablations()
     if "sensitivity" in studies:

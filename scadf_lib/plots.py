@@ -410,23 +410,27 @@ def save_learning_curves(set_dir: Path, scene: str = "munich") -> Path | None:
     return out
 
 
-def error_cdfs(errors: Mapping[str, Mapping[str, pd.DataFrame]], title: str = "") -> plt.Figure:
+def error_cdfs(errors: Mapping[str, Mapping[str, pd.DataFrame]], title: str = "",
+               colors: Mapping[str, object] | None = None) -> plt.Figure:
     """Empirical CDFs of the held-out point errors (m, log axis), one panel per scene and one line per
     method: ``errors[scene][method]`` is a per-point error table (``errors/<run>.csv.gz``: columns
-    ``held_out``, ``error_m``)."""
+    ``held_out``, ``error_m``). ``colors`` (method -> colour) keeps a method's colour across panels
+    and puts a legend in each."""
     scenes = list(errors)
     fig, axes = plt.subplots(1, max(1, len(scenes)), figsize=(3.6 * max(1, len(scenes)), 3.2), sharey=True,
                              constrained_layout=True, squeeze=False)
     for ax, scene in zip(axes[0], scenes):
         for method, e in errors[scene].items():
             err = np.sort(e.error_m[e.held_out.astype(bool)].to_numpy())
-            ax.plot(np.maximum(err, 1e-3), np.arange(1, len(err) + 1) / len(err), lw=1.3, label=method)
+            ax.plot(np.maximum(err, 1e-3), np.arange(1, len(err) + 1) / len(err), lw=1.3, label=method,
+                    color=(colors or {}).get(method))
         ax.set_xscale("log")
         ax.set_xlabel("held-out point error (m)")
         ax.set_title(f"{title} {scene}".strip(), fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].set_ylabel("share of held-out points")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
+    for ax in axes[0] if colors else axes[0, -1:]:
+        ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
@@ -448,3 +452,55 @@ def save_error_cdfs(set_dir: Path, seed: int = 0) -> Path | None:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return out
+
+
+def survey_density_curve(points: pd.DataFrame) -> plt.Figure:
+    """Held-out MSE (m²) and median error (m) against the share of the grid's points surveyed (log
+    axes), one line per method (:func:`scadf_lib.studies.unsurveyed.density_points`); regular grids
+    and random shares are drawn with different markers."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2), constrained_layout=True)
+    markers = {"full": "D", "grid": "o", "random": "s"}
+    for (method, g), color in zip(points.groupby("method", sort=False), sns.color_palette(n_colors=8)):
+        g = g.sort_values("share")
+        for ax, col in zip(axes, ("mse_m2", "median_m")):
+            ax.plot(g.share, g[col], color=color, lw=1.2, label=method)
+            for kind, k in g.groupby("kind"):
+                ax.scatter(k.share, k[col], color=color, marker=markers.get(kind, "o"), s=22, zorder=3)
+    ticks = [t for t in (0.02, 0.05, 0.1, 0.2, 0.5, 1.0) if points.share.min() / 2 <= t <= 1.0]
+    for ax, ylabel in zip(axes, ("held-out MSE (m²)", "held-out median error (m)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(ticks, [f"{100 * t:g} %" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("share of the grid's points surveyed")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, title="◆ full, ● grid, ■ random", title_fontsize=7)
+    fig.suptitle("munich Mix, seed 0: thinned site surveys", fontsize=10)
+    return fig
+
+
+def save_unsurveyed_figures(set_dir: Path) -> list[Path]:
+    """The study "Where nobody surveyed"'s figures in ``set_dir``: the held-out error CDFs on points and
+    on blocks (:func:`error_cdfs`) and the survey-density curve; those without data are skipped."""
+    from scadf_lib.fileio import atomic_path
+    from scadf_lib.studies.common import label
+    from scadf_lib.studies.unsurveyed import BASELINE_SET, BLOCK_METHODS, cdf_errors, density_points, split_rows
+    rs = ResultSet(set_dir)
+    if not (rs.has(rs.METRICS) and rs.has(rs.RUNS) and "split" in rs.runs):
+        return []  # not this study's set
+    base = rs.sibling(BASELINE_SET)
+    errors = cdf_errors(rs, base)
+    palette = dict(zip([label(m) for m in BLOCK_METHODS], sns.color_palette(n_colors=len(BLOCK_METHODS))))
+    figures = {rs.UNSURVEYED_CDF: error_cdfs(errors, "munich Mix, seeds pooled,", palette) if errors else None}
+    points = density_points(split_rows(rs, base), rs.runs)
+    figures[rs.SURVEY_DENSITY] = survey_density_curve(points) if len(points) else None
+    written = []
+    for name, fig in figures.items():
+        if fig is None:
+            continue
+        with atomic_path(set_dir / name) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+        plt.close(fig)
+        written.append(set_dir / name)
+    return written

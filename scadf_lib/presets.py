@@ -15,7 +15,7 @@ ANCHORS = ("geometric", "wknn", "wknn_cfr", "hybrid")
 
 STUDIES = ("main", "anchors", "spatial", "blocks", "ablation", "sensitivity", "budget", "degradation")
 #: ... and every study the driver knows; a preset trains the ones it names (``studies``).
-ALL_STUDIES = STUDIES + ("measured",)
+ALL_STUDIES = STUDIES + ("measured", "density")
 #: The paper's baselines, then SCADF-MoE (``scadf_lib.models.REGISTRY`` names; a test checks they agree).
 METHODS = ("concat", "fullcon", "transfusion", "softmoe", "scadf")
 #: The paper's ablations (Fig. 4) besides L = 1 (the ``spatial`` study): ``scadf_lib.models.REGISTRY`` names.
@@ -66,6 +66,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_epoch_factor": 6, "studies": ("measured",), "main_scenes": ("munich",),
         "sweep_methods": ("scadf", "softmoe"), "tx_power_offsets_db": (-20.0, -10.0, 10.0),
         "timing_offsets_ns": (0.0, 10.0, 50.0)},
+    # Where nobody surveyed (issue 44), data version 2, munich Mix, oracle inputs, the measured preset's
+    # protocol (its oracle point-split runs are the baseline): every method x 3 seeds on held-out 20 m
+    # blocks with the anchors, then SCADF-MoE, SoftMoE and WKNN (seed 0) on thinned surveys.
+    "unsurveyed": {
+        "epochs": 40, "train_per_point": 1.0, "test_per_point": 1.0, "seeds": (0, 1, 2),
+        "decay_fraction": 0.6, "min_lr_fraction": 0.01, "offset_anneal_fraction": 0.5,
+        "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 6, "fullcon": 2},
+        "max_epoch_factor": 6, "studies": ("blocks", "density"), "main_scenes": ("munich",),
+        "block_m": 20.0, "block_anchors": ("geometric", "wknn", "wknn_cfr", "hybrid"),
+        "density_methods": ("scadf", "softmoe"),
+        "surveys": (("full", 1, 1.0), ("grid2", 2, 1.0), ("random25", 1, 0.25), ("grid4", 4, 1.0),
+                    ("random10", 1, 0.10))},
     # The paper's budget (40 epochs of 4 trajectories per point, 5 seeds), for a GPU (bench/gpu_run.sh).
     "paper": {"epochs": 40, "train_per_point": 4.0, "test_per_point": 4.0, "seeds": (0, 1, 2, 3, 4),
               "ablation_seeds": (0, 1, 2, 3, 4), "budget_epochs": (80,), "budget_seeds": (0, 1, 2)},

@@ -24,6 +24,7 @@ held-out points of the split's cluster trajectories.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -199,8 +200,6 @@ STUDY_MODELS = {"SCADF-MoE": "main_{scene}_mix_scadf_s{seed}", "SoftMoE": "main_
 def study_checkpoints(models_dirs: list[str], scene: str, seed: int) -> dict[str, str]:
     """label -> checkpoint path of the :data:`STUDY_MODELS` found in ``models_dirs`` (first wins); the
     routing inspector's ``<scene>_scadf.pt`` stands in for SCADF-MoE seed 0."""
-    from pathlib import Path
-
     from scadf_lib.presets import RETRAINED, RETRAINED_LABEL
     found: dict[str, str] = {}
     for label, pattern in STUDY_MODELS.items():
@@ -222,30 +221,38 @@ def run_track_studies(out: str, models_dirs: list[str], scenes: tuple[str, ...] 
     rewritten after each (scene, seed)): :func:`score_points` per scene, seed, method, source and band
     ('all' pooled), with the track set's facts. A (scene, seed) already in ``out`` with every model
     found now is skipped (resumable); one with a new checkpoint is computed again and replaced."""
-    from pathlib import Path
-
-    from scadf_lib.fileio import atomic_path, project_path
-    path = Path(out)
-    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    from scadf_lib.fileio import project_path
     for scene in scenes:
         for seed in seeds:
             ckpts = study_checkpoints([str(project_path(d)) for d in models_dirs], scene, seed)
-            mine = (table.scene == scene) & (table.seed == seed) if len(table) else pd.Series(dtype=bool)
-            if not ckpts or (mine.any() and set(ckpts) <= set(table[mine].method)):
-                continue
-            pts = track_study(ckpts, str(project_path(f"{data_dir}/{scene}.nc")), n_tracks, length, seed)
-            both = pts[(pts.source == "track") & pts.cluster_tested].assign(source="track, cluster-tested points")
-            pts = pd.concat([pts, both], ignore_index=True)
-            pooled = pts.assign(band_ghz="all")
-            scores = score_points(pd.concat([pts.assign(band_ghz=pts.band_ghz.map("{:g}".format)), pooled]),
-                                  ["method", "source", "band_ghz"])
-            facts = pts.attrs["tracks"]
-            scores = scores.assign(scene=scene, seed=seed, track_length=length, **facts)
-            table = pd.concat([table[~mine] if len(table) else table, scores], ignore_index=True)
-            with atomic_path(path) as tmp:
-                table.to_csv(tmp, index=False)
-            print(f"tracks: {scene} seed {seed}: {sorted(ckpts)}", flush=True)
-    return table
+            add_track_scores(out, ckpts, scene, seed, str(project_path(f"{data_dir}/{scene}.nc")), n_tracks, length)
+    return pd.read_csv(out) if Path(out).exists() else pd.DataFrame()
+
+
+def add_track_scores(out: str, ckpts: dict[str, str], scene: str, seed: int, data_path: str, n_tracks: int = 400,
+                     length: int = 20) -> bool:
+    """:func:`track_study` of ``ckpts`` (label -> checkpoint; one scene and split seed) scored with
+    :func:`score_points` per method, source and band ('all' pooled) into the CSV ``out`` (atomic).
+    A (scene, seed) already in ``out`` with every label of ``ckpts`` is skipped (resumable); one with a
+    new checkpoint is computed again and replaced. Returns whether it computed."""
+    from scadf_lib.fileio import atomic_path
+    path = Path(out)
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    mine = (table.scene == scene) & (table.seed == seed) if len(table) else pd.Series(dtype=bool)
+    if not ckpts or (mine.any() and set(ckpts) <= set(table[mine].method)):
+        return False
+    pts = track_study(ckpts, data_path, n_tracks, length, seed)
+    both = pts[(pts.source == "track") & pts.cluster_tested].assign(source="track, cluster-tested points")
+    pts = pd.concat([pts, both], ignore_index=True)
+    pooled = pts.assign(band_ghz="all")
+    scores = score_points(pd.concat([pts.assign(band_ghz=pts.band_ghz.map("{:g}".format)), pooled]),
+                          ["method", "source", "band_ghz"])
+    scores = scores.assign(scene=scene, seed=seed, track_length=length, **pts.attrs["tracks"])
+    table = pd.concat([table[~mine] if len(table) else table, scores], ignore_index=True)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"tracks: {scene} seed {seed}: {sorted(ckpts)}", flush=True)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -552,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout", default="points", choices=["points", "blocks"],
                    help="hold out points per cluster (paper) or whole map blocks")
     p.add_argument("--block-m", type=float, default=20.0, help="side of a held-out block, m")
+    p.add_argument("--survey-grid-step", type=int, default=1,
+                   help="train on every k-th grid point in x and y (2: a 2 m grid on 1 m data; scadf_lib.survey)")
+    p.add_argument("--survey-share", type=float, default=1.0, help="train on a random share of the training points")
     p.add_argument("--compile", default=None, nargs="?", const="default", choices=COMPILE_MODES,
                    help="torch.compile the step ('default' for the bare flag; 'reduce-overhead': CUDA graphs)")
     p.add_argument("--inputs", default="oracle", choices=["oracle", "measured"],
@@ -568,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
                       seed=a.seed, device=a.device,
                       trajectory_length=a.trajectory_length, radius_m=a.radius,
                       max_steps_per_epoch=a.max_steps_per_epoch, compile=a.compile or False, holdout=a.holdout, block_m=a.block_m,
-                      offset_weight=a.offset_weight, inputs=a.inputs, measurement=measurement)
+                      survey_grid_step=a.survey_grid_step, survey_share=a.survey_share, offset_weight=a.offset_weight, inputs=a.inputs, measurement=measurement)
     result = train(cfg, a.out)
     if _dist_info()[0] == 0:
         print(result.metrics[result.metrics.band == "all"].to_string(index=False))

@@ -9,7 +9,9 @@ Held-out blocks (``holdout="blocks"``, beyond the paper)
     the points are; training points within the clustering radius r of a held-out point are dropped
     (reported as ``guard_points_unused``), so no held-out position has a training point within r.
     Training and held-out points are then clustered separately with the same r, and every test
-    trajectory holds held-out points only. Per-point random splits are known to be optimistic for
+    trajectory holds held-out points only. Validation blocks (``val_fraction`` > 0) are further whole
+    squares drawn the same way, with their own guard band: model selection then measures what the
+    test measures (unsurveyed blocks), not the placing of points one metre from a training point. Per-point random splits are known to be optimistic for
     fingerprinting (a held-out point has seen neighbours a metre away); this regime shows by how much.
 Trajectories
     Training trajectories are L distinct training points of one cluster; they cover every training
@@ -267,9 +269,11 @@ def make_split(clustering: Clustering, trajectory_length: int = 5, test_fraction
     return replace(split, val_points=np.sort(val_pts), val_traj=val_traj)
 
 
-def held_out_blocks(xy: np.ndarray, block_m: float, test_fraction: float, rng: np.random.Generator) -> np.ndarray:
+def held_out_blocks(xy: np.ndarray, block_m: float, test_fraction: float, rng: np.random.Generator,
+                    exclude: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool: points in whole ``block_m`` x ``block_m`` squares (metres) drawn at random until at
-    least ``test_fraction`` of the points are held out."""
+    least ``test_fraction`` of the points are held out; squares holding an ``exclude`` point (N,) bool
+    are never drawn."""
     if not block_m > 0:
         raise ValueError(f"block size must be positive (metres), got {block_m}")
     cell = np.floor((xy - xy.min(axis=0)) / block_m).astype(np.int64)
@@ -277,45 +281,71 @@ def held_out_blocks(xy: np.ndarray, block_m: float, test_fraction: float, rng: n
     block = block.ravel()
     counts = np.bincount(block)
     order = rng.permutation(len(counts))
+    if exclude is not None:
+        order = order[~np.isin(order, block[exclude])]
     take = order[:int(np.searchsorted(np.cumsum(counts[order]), test_fraction * len(xy))) + 1]
     return np.isin(block, take)
 
 
 def make_block_split(clustering: Clustering, xy: np.ndarray, trajectory_length: int = 5, block_m: float = 20.0,
                      test_fraction: float = 0.2, train_per_point: float = 4.0, test_per_point: float = 4.0,
-                     seed: int = 0) -> SpatialSplit:
+                     seed: int = 0, val_fraction: float = 0.0) -> SpatialSplit:
     """Hold out whole map blocks (module docstring, "Held-out blocks"); ``clustering`` gives the
-    radius r (metres) and is kept for display."""
+    radius r (metres) and is kept for display. ``val_fraction`` > 0 holds out further whole blocks as
+    validation blocks (about that share of the points; their own guard band, never trained on), so
+    model selection measures what the test measures: placing points in an unsurveyed block."""
     L = _check_split_args(trajectory_length, test_fraction)
+    if not 0 <= val_fraction < 1 - test_fraction:
+        raise ValueError(f"val_fraction must be in [0, 1 - test_fraction), got {val_fraction}")
     r = clustering.radius_m
     rng = np.random.default_rng([seed, 2])
     held = held_out_blocks(xy, block_m, test_fraction, rng)
+    is_val = (held_out_blocks(xy, block_m, val_fraction, np.random.default_rng([seed, 6]), exclude=held)
+              if val_fraction > 0 else np.zeros(len(xy), dtype=bool))
     test_idx = np.flatnonzero(held)
     near = np.zeros(len(xy), dtype=bool)
-    if len(test_idx):
-        dist, _ = cKDTree(xy[test_idx]).query(xy, distance_upper_bound=r)
-        near = np.isfinite(dist) & ~held  # within r of a held-out point: the guard band
-    train_idx = np.flatnonzero(~held & ~near)
+    if (held | is_val).any():
+        dist, _ = cKDTree(xy[held | is_val]).query(xy, distance_upper_bound=r)
+        near = np.isfinite(dist) & ~held & ~is_val  # within r of a held-out or validation point: the guard band
+    train_idx = np.flatnonzero(~held & ~near & ~is_val)
     pools: list[tuple[np.ndarray, np.ndarray]] = []
     small_points = 0
     for idx, role in ((train_idx, "train"), (test_idx, "test")):
         if len(idx) < 2:
             continue
-        c = cluster_fixed_radius(xy[idx], r)
-        for members in _cluster_groups(c.labels, c.num_clusters):
-            pool = idx[members]
+        for pool in _radius_pools(xy, idx, r):
             if len(pool) < L:
                 small_points += len(pool)
                 continue
             pools.append((pool, np.empty(0, np.int64)) if role == "train" else (np.empty(0, np.int64), pool))
     train_pts = np.concatenate([tr for tr, _ in pools])
+    cell = np.floor((xy - xy.min(axis=0)) / block_m).astype(np.int64)
     report = {"block_m": float(block_m), "guard_points_unused": int(near.sum()),
+              "test_blocks": len(np.unique(cell[held], axis=0)), "val_blocks": len(np.unique(cell[is_val], axis=0)),
               "points_unused_in_small_clusters": small_points, "clusters_too_small": 0, "seed": seed}
     split = _assemble(clustering, pools, train_pts, test_idx, L, train_per_point, test_per_point,
                       np.random.default_rng([seed, 3, L]), report, "blocks")
     trained = xy[np.unique(split.train_traj)]
     split.report["min_distance_test_to_train_m"] = float(cKDTree(trained).query(xy[np.unique(split.test_traj)])[0].min())
-    return split
+    if not is_val.any():
+        split.report.update({"val_points": 0, "val_trajectories": 0})
+        return split
+    val_rng = np.random.default_rng([seed, 5, L])
+    val_pools = [p for p in _radius_pools(xy, np.flatnonzero(is_val), r) if len(p) >= L]
+    if not val_pools:
+        raise ValueError(f"no validation block holds a trajectory of length {L}; use larger blocks or a shorter "
+                         f"trajectory")
+    val_traj = np.concatenate([_draw_test(val_rng, p, is_val, L, max(1, int(round(test_per_point * len(p)))))
+                               for p in val_pools])
+    val_pts = np.unique(val_traj)
+    split.report.update({"val_points": int(len(val_pts)), "val_trajectories": int(len(val_traj))})
+    return replace(split, val_points=val_pts, val_traj=val_traj)
+
+
+def _radius_pools(xy: np.ndarray, idx: np.ndarray, r: float) -> list[np.ndarray]:
+    """The points ``idx`` (indices into ``xy``, m) clustered on their own with radius ``r``: index arrays."""
+    c = cluster_fixed_radius(xy[idx], r)
+    return [idx[members] for members in _cluster_groups(c.labels, c.num_clusters)]
 
 
 def spatial_split(xy: np.ndarray, radius_m: float | None = None, min_median_size: int = 8,

@@ -97,3 +97,12 @@ def test_the_measured_input_studys_report_is_what_its_tables_render_to():
     committed = (set_dir / "REPORT.md").read_text()
     assert committed == render(set_dir, MEASURED_SET), f"results/{MEASURED_SET}/REPORT.md differs: {FIX}"
     assert "## The paper's question on measured inputs" in committed and "| SCADF-MoE |" in committed
+
+
+def test_the_unsurveyed_studys_report_is_what_its_tables_render_to():
+    from scadf_lib.studies.unsurveyed import UNSURVEYED_SET
+    set_dir = project_path(f"results/{UNSURVEYED_SET}")
+    committed = (set_dir / "REPORT.md").read_text()
+    assert committed == render(set_dir, UNSURVEYED_SET), f"results/{UNSURVEYED_SET}/REPORT.md differs: {FIX}"
+    assert "## Where nobody surveyed" in committed and "held-out blocks" in committed
+    assert "](error_cdf_blocks.png)" in committed and (set_dir / "error_cdf_blocks.png").exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from scadf_lib.presets import METHODS
+from scadf_lib.studies.claims import one_scene_claims
 from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, ratio_ci, summarize
@@ -18,7 +19,7 @@ from scadf_lib.tables import csv_flags, fmt_ratio, ratio_ci, summarize
 MEASURED_SET = "measured"
 
 
-def _rows(rs: ResultSet) -> pd.DataFrame:
+def study_rows(rs: ResultSet) -> pd.DataFrame:
     """The set's metric rows (all bands), with each run's inputs ('oracle' or 'measured') and sweep
     setting (``param``, ``value``; empty for the default link budget) from ``runs.csv``."""
     runs = rs.runs.set_index("name")
@@ -33,7 +34,7 @@ def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
     """Per method (trained, then anchors), at the default link budget: ``group`` MSE (m², mean ± 95 %
     CI over seeds, each seed's) on oracle and on measured inputs, and measured over oracle seed by
     seed (geometric mean with its interval); the runs of each cell that did not end flat are counted."""
-    m = _rows(rs)
+    m = study_rows(rs)
     m = m[m.param.isna() & (m.group == group)]
     flat = csv_flags(rs.runs.set_index("name")["flat"])
     rows = []
@@ -57,7 +58,7 @@ def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
 def sweep_table(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
     """The link-budget and timing sweeps (seed 0, measured inputs): per method and setting, the
     ``group`` MSE (m²), with the default setting's run as its reference row."""
-    m = _rows(rs)
+    m = study_rows(rs)
     m = m[(m.group == group) & (m.inputs == "measured") & (m.seed == 0) & m.model.isin(METHODS)]
     swept = m[m.param.notna()]
     if swept.empty:
@@ -117,33 +118,11 @@ def quality_verdict(contrasts: pd.DataFrame) -> str:
 
 
 def measured_claims(rs: ResultSet) -> pd.DataFrame:
-    """The paper's three claims on munich, at the default link budget, on each kind of input, by the
-    reference set's rules (:mod:`scadf_lib.studies.claims`) restricted to one scene: SCADF-MoE's
-    held-out MSE below 1 m² (and per coordinate); its per-seed ratio to the best baseline overall and on
-    held-out NLOS points (geometric mean with its interval) reaching 61 % and 45 % lower."""
-    from scadf_lib.studies.claims import CLAIM_NEEDS
-    heads = {"submeter": "sub-metre (held-out MSE)", "reduction": "61-63 % below the best baseline (all test points)",
-             "unseen": "about half the unseen-NLOS error (held-out NLOS)"}
-    from scadf_lib.studies.common import paired_reduction
-    m = _rows(rs)
+    """The paper's three claims on munich, at the default link budget, on each kind of input
+    (:func:`scadf_lib.studies.claims.one_scene_claims`)."""
+    m = study_rows(rs)
     m = m[m.param.isna() & m.model.isin(METHODS)]
-    rows = []
-    for inputs in ("oracle", "measured"):
-        g = m[m.inputs == inputs].assign(regime="mix", band="all")
-        held = g[(g.model == "scadf") & (g.group == HEADLINE)].mse_m2
-        if held.empty:
-            continue
-        mse = float(held.mean())
-        row = {"inputs": inputs, heads["submeter"]: f"{mse:.2f} m² ({mse / 2:.2f} per coordinate): "
-               + ("meets" if mse < 1 else "meets only per coordinate" if mse / 2 < 1 else "misses")}
-        for key, (group, need) in CLAIM_NEEDS.items():
-            red = paired_reduction(g, "mix", group)
-            if len(red):
-                r = red.iloc[0]
-                row[heads[key]] = (f"{fmt_ratio(r.ratio, r.ratio_low, r.ratio_high)} of {label(r.best_baseline)}: "
-                                          + ("meets" if r.reduction_pct >= need else "misses"))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return one_scene_claims({inputs: m[m.inputs == inputs] for inputs in ("oracle", "measured")}, "inputs")
 
 
 def accuracy_by_snr(table: pd.DataFrame) -> pd.DataFrame:
@@ -195,7 +174,7 @@ def measured_section(rs: ResultSet | Path) -> str:
     table = oracle_vs_measured(rs)
     sweep = sweep_table(rs)
     claims = measured_claims(rs)
-    rows = _rows(rs)
+    rows = study_rows(rs)
     geo = rows[(rows.model == "geometric") & (rows.group == "held-out-LOS")].mse_m2
     sanity = ("" if geo.empty else f"Sanity line: the closed form on oracle inputs places held-out LOS points with MSE "
               f"{geo.mean():.2f} m² (it is no row: on NLOS points it follows a bent path to its end).")
@@ -227,7 +206,7 @@ def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
     rs = as_set(rs)
     if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
         return []
-    m = _rows(rs)
+    m = study_rows(rs)
     m = m[m.param.isna() & (m.group == HEADLINE) & m.model.isin(METHODS)]
     if m.empty:
         return []

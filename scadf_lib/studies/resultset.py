@@ -29,6 +29,8 @@ class ResultSet:
     ERRORS = "errors"                  #: per-point errors (m) of some runs, ``<run>.csv.gz``
     LEARNING_CURVES = "learning_curves.png"  #: figure: the main runs' validation curves (munich)
     ERROR_CDF = "error_cdf.png"        #: figure: held-out error CDFs per scene (seed 0)
+    UNSURVEYED_CDF = "error_cdf_blocks.png"  #: figure: held-out error CDFs on points and on blocks
+    SURVEY_DENSITY = "survey_density.png"  #: figure: held-out error against the share of the grid surveyed
     DEGRADATION_REPORT = "DEGRADATION.md"  #: the degradation study in full (the report keeps a summary)
 
     def __init__(self, path: Path | str, tables: dict[str, pd.DataFrame] | None = None):
@@ -93,8 +95,7 @@ class ResultSet:
 
     def errors(self, run: str) -> pd.DataFrame | None:
         """The per-point errors of one run (``errors/<run>.csv.gz``), or None where not kept."""
-        path = self.path / self.ERRORS / f"{run}.csv.gz"
-        return pd.read_csv(path) if path.exists() else None
+        return self.table(f"{self.ERRORS}/{run}.csv.gz")
 
     def sibling(self, name: str) -> "ResultSet":
         """Another set beside this one (``results/<name>/``)."""

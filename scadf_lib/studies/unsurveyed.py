@@ -1,0 +1,241 @@
+"""Where nobody surveyed (``results/unsurveyed``, data version 2, munich Mix, oracle inputs): every method
+on held-out 20 m blocks against the paper's held-out points (the measured-input study's oracle runs: the
+same data, protocol and seeds), walked tracks through the held-out blocks, and how the error grows as the
+site survey thins (:mod:`scadf_lib.survey`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scadf_lib.presets import METHODS
+from scadf_lib.studies.claims import one_scene_claims
+from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table
+from scadf_lib.studies.measured import MEASURED_SET, study_rows
+from scadf_lib.studies.resultset import ResultSet, as_set
+from scadf_lib.tables import csv_flags, fmt_ratio, mean_ci, ratio_ci
+
+#: The result set of this study, and the set whose oracle point-split runs are its baseline.
+UNSURVEYED_SET, BASELINE_SET = "unsurveyed", MEASURED_SET
+#: Rows of the block table: the trained methods, then the anchors scored on the same splits.
+BLOCK_METHODS = (*METHODS, "wknn", "wknn_cfr", "hybrid")
+#: The density study's methods and its surveys' words, densest first.
+DENSITY_METHODS = ("scadf", "softmoe", "wknn")
+SURVEY_WORDS = {"full": "full survey (1 m grid)", "grid2": "2 m grid", "random25": "random 25 %", "grid4": "4 m grid",
+                "random10": "random 10 %"}
+
+
+def split_rows(rs: ResultSet, base: ResultSet) -> pd.DataFrame:
+    """Metric rows (all bands) of both splits: ``split`` 'points' (``base``'s oracle runs at the default
+    setting, ``survey`` 'full') or 'blocks' / 'points' with the ``survey`` of this set's runs."""
+    frames = []
+    if base.has(base.METRICS) and base.has(base.RUNS):
+        b = study_rows(base)
+        frames.append(b[(b.inputs == "oracle") & b.param.isna()].assign(split="points", survey="full"))
+    if rs.has(rs.METRICS) and rs.has(rs.RUNS) and "split" in rs.runs:
+        runs = rs.runs.set_index("name")
+        m = rs.metrics[rs.metrics.band == "all"]
+        m = m.assign(split=m.name.map(runs["split"]), survey=m.name.map(runs["survey"]) if "survey" in runs else np.nan)
+        frames.append(m[m.split.notna()])
+    if not frames:
+        return pd.DataFrame()
+    # the full survey's WKNN is scored in both sets (the same split): the baseline set's row stays
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["split", "survey", "model", "seed", "group"])
+
+
+def _cell(values: pd.Series) -> str:
+    return fmt_ci(*mean_ci(values.to_numpy())) if len(values) else "n/a"
+
+
+def blocks_table(rows: pd.DataFrame, flat: pd.Series, group: str = HEADLINE) -> pd.DataFrame:
+    """Per method (trained, anchors scored on blocks, then the centroid reference, from the offsets of
+    the split's test trajectories): ``group`` MSE (m², mean ± 95 % CI
+    over seeds) on held-out points and on held-out blocks, each seed's blocks value, blocks over points
+    seed by seed (geometric mean with its interval), the blocks' median and p90 error (m, mean over
+    seeds) and the block runs that did not end flat (``flat``: run name -> flag)."""
+    sel = rows[(rows.group == group) & (rows.survey.fillna("full") == "full")]
+    out = []
+    for model in [m for m in BLOCK_METHODS if m in set(sel.model)]:
+        g = sel[sel.model == model]
+        pts, blk = g[g.split == "points"], g[g.split == "blocks"]
+        if blk.empty and model not in METHODS:
+            continue  # an anchor not scored on blocks (or reduced to another there: WKNN + CFR with CFR weight 0)
+        pair = g.pivot_table(index="seed", columns="split", values="mse_m2").dropna()
+        ratio = (fmt_ratio(*ratio_ci((pair.blocks / pair.points).to_numpy()))
+                 if {"points", "blocks"} <= set(pair.columns) and len(pair) else "")
+        trained = [n for n in blk.name if n in flat.index] if model in METHODS else []
+        out.append({"method": label(model), "points (m²)": _cell(pts.mse_m2), "blocks (m²)": _cell(blk.mse_m2),
+                    "blocks, per seed": " / ".join(f"{v:.2f}" for v in blk.sort_values("seed").mse_m2),
+                    "blocks / points": ratio, "blocks: median (m)": f"{blk.median_m.mean():.2f}" if len(blk) else "",
+                    "blocks: p90 (m)": f"{blk.p90_m.mean():.2f}" if len(blk) else "",
+                    "runs not flat": str(sum(not flat[n] for n in trained)) if trained else ""})
+    ref = sel.drop_duplicates(["split", "seed"])  # every method's test trajectories of a split are the same
+    if len(ref):
+        out.append({"method": "centroid reference (oracle)",
+                    **{f"{s} (m²)": _cell(ref[ref.split == s].offset_floor_m2) for s in ("points", "blocks")}})
+    return pd.DataFrame(out).fillna("")
+
+
+def block_facts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per seed of the block split (its runs' split facts, ``runs.csv``): held-out, validation, guard
+    and unused points, and the held-out points' distance to the nearest trained point (m)."""
+    cols = {"test_blocks": "held-out blocks", "test_points": "held-out points",
+            "held_out_points_tested": "held-out points tested", "val_blocks": "validation blocks",
+            "val_points": "validation points", "guard_points_unused": "guard band (unused)",
+            "held_out_distance_median_m": "distance to survey: median (m)",
+            "held_out_distance_p90_m": "distance to survey: p90 (m)", "held_out_distance_max_m": "max (m)"}
+    if not {"split", *cols} <= set(runs.columns):
+        return pd.DataFrame()
+    b = runs[runs.split == "blocks"].dropna(subset=list(cols)).drop_duplicates("seed").sort_values("seed")
+    b = b[["seed", *cols]].round(1)
+    counts = [c for c in cols if not c.endswith("_m")]
+    b[counts] = b[counts].astype(int)
+    return b.rename(columns=cols)
+
+
+def density_points(rows: pd.DataFrame, runs: pd.DataFrame, group: str = HEADLINE) -> pd.DataFrame:
+    """Tidy, one row per survey and method (seed 0, point split), densest survey first: ``survey``,
+    ``kind`` ('full', 'grid' or 'random'), points surveyed, their ``share`` of the grid, the held-out
+    points' median distance to the survey (m), and the method's ``group`` MSE (m²) and median error (m).
+    The survey's facts come from its runs in ``runs`` (the full survey's from its WKNN run)."""
+    if "survey" not in runs:
+        return pd.DataFrame()
+    facts = runs[runs.survey.notna()].drop_duplicates("survey").set_index("survey")
+    sel = rows[(rows.split == "points") & (rows.seed == 0) & (rows.group == group) & rows.model.isin(DENSITY_METHODS)]
+    out = []
+    for survey in [s for s in SURVEY_WORDS if s in facts.index and s in set(sel.survey)]:
+        f = facts.loc[survey]
+        n = f.surveyed_points if pd.notna(f.get("surveyed_points", np.nan)) else f.train_points
+        for r in sel[sel.survey == survey].itertuples():
+            out.append({"survey": survey, "kind": survey.rstrip("0123456789"), "points_surveyed": int(n),
+                        "share": float(n / f.points), "distance_median_m": float(f.held_out_distance_median_m),
+                        "method": label(r.model), "mse_m2": r.mse_m2, "median_m": r.median_m})
+    return pd.DataFrame(out)
+
+
+def density_table(points: pd.DataFrame) -> pd.DataFrame:
+    """:func:`density_points` as one row per survey: its size and each method's MSE (m²) and median (m)."""
+    if points.empty:
+        return points
+    wide = points.pivot_table(index="survey", columns="method", values=["mse_m2", "median_m"], sort=False)
+    head = points.drop_duplicates("survey").set_index("survey")
+    out = pd.DataFrame({"survey": [SURVEY_WORDS[s] for s in head.index], "points surveyed": head.points_surveyed.values,
+                        "share of the grid": head.share.round(3).values,
+                        "held-out distance to survey: median (m)": head.distance_median_m.round(2).values})
+    for method in [label(m) for m in DENSITY_METHODS if label(m) in set(points.method)]:
+        out[f"{method}: MSE (m²)"] = wide[("mse_m2", method)].reindex(head.index).round(2).values
+        out[f"{method}: median (m)"] = wide[("median_m", method)].reindex(head.index).round(2).values
+    return out.astype(object).where(out.notna(), "")
+
+
+def cdf_errors(rs: ResultSet, base: ResultSet) -> dict[str, dict[str, pd.DataFrame]]:
+    """Per split ('held-out points', 'held-out blocks') and method label: the kept per-point errors of
+    every seed in so far (``errors/<run>.csv.gz``), pooled, as the error-CDF plot reads them: ``error_m`` =
+    the point's RMS error over the test trajectories that hold it (m), ``held_out`` True."""
+    rows = split_rows(rs, base)
+    rows = rows[(rows.group == HEADLINE) & (rows.survey.fillna("full") == "full")]
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    for split, title, src in (("points", "held-out points", base), ("blocks", "held-out blocks", rs)):
+        for model in [m for m in BLOCK_METHODS if m in set(rows.model)]:
+            names = rows[(rows.split == split) & (rows.model == model)].name.unique()
+            tables = [t for t in (src.errors(n) for n in names) if t is not None]
+            if tables:
+                e = pd.concat(tables, ignore_index=True)
+                out.setdefault(title, {})[label(model)] = pd.DataFrame({"error_m": np.sqrt(e.sq_error_m2),
+                                                                        "held_out": True})
+    return out
+
+
+def design_text(runs: pd.DataFrame) -> str:
+    """The block size and guard band, with the scene facts that justify them (from ``runs.csv``)."""
+    b = runs[(runs.get("split") == "blocks")] if "split" in runs else pd.DataFrame()
+    if b.empty or "open_width_median_m" not in b or b.open_width_median_m.isna().all():
+        return ""
+    f = b.dropna(subset=["open_width_median_m"]).iloc[0]
+    return (f"Blocks of {f.block_m:g} m: the scene has {int(f.blocks)} squares of that size, drawn at random until "
+            f"20 % of the points are held out and 10 % more are validation points. The open space through "
+            f"an outdoor point (the shorter of its row's and column's run of outdoor grid points) is "
+            f"{f.open_width_median_m:.0f} m wide at the median and {f.open_width_p90_m:.0f} m at p90; "
+            f"{100 * f.share_in_passages_narrower_than_block:.0f} % of the points lie in passages narrower than a "
+            f"block, whose whole width a held-out block then holds, so the far pavement is not a training point "
+            f"a few metres away. Smaller blocks leave every held-out point near a training point; larger ones leave "
+            f"a handful of areas per seed. Guard band: training points within the clustering radius "
+            f"({f.radius_m:.1f} m, the test trajectories' own radius) of a held-out or validation point are dropped. "
+            f"Validation blocks (10 % of the points, their own guard band) select each run's best epoch, so model "
+            f"selection measures what the test measures.")
+
+
+def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = None) -> str:
+    """The study's section ("Where nobody surveyed"), '' where its result set does not exist yet."""
+    rs = as_set(rs)
+    if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
+        return ""
+    base = as_set(base) if base is not None else rs.sibling(BASELINE_SET)
+    rows, runs = split_rows(rs, base), rs.runs
+    flat = csv_flags(runs.set_index("name")["flat"]) if "flat" in runs else pd.Series(dtype=bool)
+    blocks, facts = blocks_table(rows, flat), block_facts(runs)
+    claims = one_scene_claims({s: rows[(rows.split == s) & (rows.survey.fillna("full") == "full")
+                                       & rows.model.isin(METHODS)] for s in ("points", "blocks")}, "split")
+    density = density_table(density_points(rows, runs))
+    tracks = rs.table(rs.TRACKS)
+    from scadf_lib.planning import plan  # the driver's plan (imports torch): what is still to train
+    planned = plan(UNSURVEYED_SET)
+    trained = runs[runs.study != "anchors"]
+    from scadf_lib.studies.track_table import tracks_table
+    return ("## Where nobody surveyed (data version 2, munich Mix, oracle inputs)\n\n"
+            f"`results/{rs.name}/`, {len(trained)} trained runs and {int((runs.study == 'anchors').sum())} anchor runs "
+            f"of {len(planned)} planned (`python -m scadf_lib.experiments --preset unsurveyed --jobs 2 --park` "
+            "resumes it). The paper's protocol holds out points of a 1 m grid whose neighbours were trained on; "
+            "here whole map blocks are held out, as a street nobody surveyed would be. Points: the measured-input "
+            f"study's oracle runs (`results/{base.name}/`, the same data, protocol and seeds). "
+            + design_text(runs) + "\n\n"
+            + ("" if facts.empty else "The held-out blocks per seed:\n\n" + report_table(facts) + "\n\n")
+            + "Held-out MSE (m²), mean ± 95 % interval over the seeds in so far; blocks / points seed by seed on a "
+              "log scale; median and p90 error (m) on the blocks:\n\n" + report_table(blocks) + "\n\n"
+            + geometric_line(rows)
+            + figure_line(rs, rs.UNSURVEYED_CDF, "Held-out error CDFs, points and blocks")
+            + ("" if claims.empty else "The paper's claims on munich, per split (the reference set's rules on one "
+               "scene; seeds in so far):\n\n" + report_table(claims) + "\n\n")
+            + ("" if tracks is None else "Walked tracks that start in a held-out block (the `Localiser`, sliding "
+               "windows of L; held-out points scored, bands pooled; mean ± 95 % interval over seeds):\n\n"
+               + report_table(tracks_table(tracks).drop(columns=["tracks, cluster-tested points: MSE (m²)"],
+                                                       errors="ignore")) + "\n\n")
+            + ("" if density.empty else "### How dense must the survey be? (seed 0, point split)\n\n"
+               "The training points thinned to a coarser grid or a random share; the test and validation "
+               "trajectories stay those of the full survey, so every row is scored on the same held-out points. "
+               "Surveyed points are clustered again with the radius scaled by the survey's spacing, and every "
+               "survey trains the same number of trajectories per epoch:\n\n" + report_table(density) + "\n\n"
+               + figure_line(rs, rs.SURVEY_DENSITY, "Held-out error against the share of the grid surveyed")))
+
+
+def geometric_line(rows: pd.DataFrame) -> str:
+    """The closed form's LOS sanity line on the blocks (it needs no survey, so it is no row)."""
+    geo = rows[(rows.model == "geometric") & (rows.split == "blocks") & (rows.group == "held-out-LOS")].mse_m2
+    return ("" if geo.empty else f"Sanity line: the closed form, which needs no survey, places the blocks' held-out "
+            f"LOS points with MSE {geo.mean():.2f} m² (no row: on NLOS points it follows a bent path to its end).\n\n")
+
+
+def figure_line(rs: ResultSet, name: str, alt: str) -> str:
+    return f"![{alt}]({name})\n\n" if rs.has(name) else ""
+
+
+def unsurveyed_readme_lines(rs: ResultSet | Path) -> list[str]:
+    """README's line on the study: what held-out blocks cost each trained method (held-out MSE on
+    points → blocks, seeds in so far); [] before the study has a block run."""
+    rs = as_set(rs)
+    if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
+        return []
+    rows = split_rows(rs, rs.sibling(BASELINE_SET))
+    sel = rows[(rows.group == HEADLINE) & (rows.survey.fillna("full") == "full")]
+    cells = []
+    for model in [m for m in (*METHODS, "wknn") if m in set(sel[sel.split == "blocks"].model)]:
+        g = sel[sel.model == model].groupby("split").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
+        if {"points", "blocks"} <= set(g.index):
+            cells.append(f"{label(model)} {g.mse['points']:.2f} → {g.mse['blocks']:.2f} "
+                         f"({int(g.seeds['blocks'])} seed{'s' if g.seeds['blocks'] > 1 else ''})")
+    if not cells:
+        return []
+    return [f"Where nobody surveyed (`results/{rs.name}/`, munich Mix, oracle inputs): held-out MSE (m²) on the "
+            "paper's held-out points → on held-out 20 m blocks: " + "; ".join(cells) + ".", ""]

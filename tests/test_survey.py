@@ -1,0 +1,227 @@
+"""Where nobody surveyed: thinned surveys, validation blocks, the block design facts, the study's plan,
+its driver outputs and its report tables."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial import cKDTree
+
+from scadf_lib.clustering import cluster_points
+from scadf_lib.planning import plan
+from scadf_lib.survey import distance_to_survey, open_width, survey_facts, survey_mask, thin_survey
+from scadf_lib.trajectories import make_block_split, make_split
+
+
+def grid(n: int = 40, spacing: float = 1.0, hole: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """An exact n x n grid (m), less the cells of ``hole`` (x0, x1, y0, y1 in grid steps): a building."""
+    g = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2)
+    if hole:
+        x0, x1, y0, y1 = hole
+        g = g[~((g[:, 0] >= x0) & (g[:, 0] < x1) & (g[:, 1] >= y0) & (g[:, 1] < y1))]
+    return g * spacing + 3.0
+
+
+@pytest.fixture(scope="module")
+def point_split():
+    xy = grid(40)
+    return xy, make_split(cluster_points(xy, None, 8), 5, train_per_point=1.0, test_per_point=1.0, seed=0,
+                          val_fraction=0.1)
+
+
+def test_a_grid_survey_keeps_every_kth_point_and_scores_the_same_test(point_split):
+    xy, full = point_split
+    thin = thin_survey(full, xy, grid_step=2, seed=0)
+    trained = np.unique(thin.train_traj)
+    steps = np.round((xy[trained] - xy.min(0))).astype(int)
+    assert (steps % 2 == 0).all()  # only 2 m grid points are trained on
+    assert set(trained) <= set(np.unique(full.train_traj))  # never a held-out or validation point
+    # the test, validation and held-out flags are those of the full survey: the same points are scored
+    assert np.array_equal(thin.test_traj, full.test_traj) and np.array_equal(thin.val_traj, full.val_traj)
+    assert np.array_equal(thin.unseen, full.unseen)
+    # as many training rows as the full survey (an epoch keeps its steps), within rounding per cluster
+    assert abs(len(thin.train_traj) - len(full.train_traj)) <= thin.clustering.num_clusters
+    # re-clustered with the radius scaled by the spacing: a row's points lie within 2 r_s of each other
+    r = thin.report["survey_radius_m"]
+    assert r == pytest.approx(2 * full.clustering.radius_m)
+    span = np.linalg.norm(xy[thin.train_traj][:, :, None] - xy[thin.train_traj][:, None], axis=-1).max()
+    assert span <= 2 * r + 1e-9
+    assert thin.report["surveyed_points"] == int(survey_mask(xy, np.unique(full.train_traj), 2).sum())
+
+
+def test_a_random_share_keeps_that_share_and_bad_surveys_fail_early(point_split):
+    xy, full = point_split
+    pool = np.unique(full.train_traj)
+    assert survey_mask(xy, pool, share=0.25, seed=0).sum() == round(0.25 * len(pool))
+    assert not np.array_equal(survey_mask(xy, pool, share=0.25, seed=0), survey_mask(xy, pool, share=0.25, seed=1))
+    assert thin_survey(full, xy) is full  # nothing thinned: the split itself
+    with pytest.raises(ValueError, match="not both"):
+        survey_mask(xy, pool, grid_step=2, share=0.5)
+    with pytest.raises(ValueError, match="share must be in"):
+        thin_survey(full, xy, share=0.0)
+    with pytest.raises(ValueError, match="survey more densely"):
+        thin_survey(full, xy, grid_step=40)
+    from scadf_lib.config import TrainConfig
+    with pytest.raises(ValueError, match="holdout='points'"):
+        TrainConfig(holdout="blocks", survey_share=0.5)
+
+
+def test_validation_blocks_are_whole_unsurveyed_squares_apart_from_the_test_blocks():
+    xy = grid(60)
+    clustering = cluster_points(xy, None, 8)
+    r = clustering.radius_m
+    split = make_block_split(clustering, xy, 5, block_m=10.0, train_per_point=1.0, test_per_point=1.0, seed=0,
+                             val_fraction=0.1)
+    plain = make_block_split(clustering, xy, 5, block_m=10.0, train_per_point=1.0, test_per_point=1.0, seed=0)
+    assert np.array_equal(split.test_points, plain.test_points)  # validation blocks do not move the test blocks
+    val = split.val_points
+    assert len(val) >= 0.08 * len(xy) and not set(val) & set(split.test_points)
+    cells = {tuple(c) for c in np.floor((xy[val] - xy.min(0)) / 10.0).astype(int)}
+    in_cells = np.array([tuple(c) in cells for c in np.floor((xy - xy.min(0)) / 10.0).astype(int)])
+    # whole squares: every validation point's square is a validation square, and its points are validation
+    # points but for the few in clusters too small for a trajectory
+    assert set(val) <= set(np.flatnonzero(in_cells)) and len(val) >= 0.9 * in_cells.sum()
+    assert not set(np.flatnonzero(in_cells)) & set(np.unique(split.train_traj))
+    assert set(np.unique(split.val_traj)) == set(val)  # validation trajectories hold validation points only
+    trained = np.unique(split.train_traj)
+    assert cKDTree(xy[trained]).query(xy[np.r_[val, split.test_points]])[0].min() > r  # the guard band
+    assert split.report["val_blocks"] == len(cells)
+    assert plain.report["val_points"] == 0
+
+
+def test_open_width_measures_streets_and_the_block_facts_tell_blocks_from_points():
+    # a 40 m square with a 30 x 30 building in it: 5 m wide streets around it
+    xy = grid(40, hole=(5, 35, 5, 35))
+    width = open_width(xy)
+    mid_street = (np.abs(xy[:, 0] - 3.0 - 20) < 1) & (xy[:, 1] < 3.0 + 5)
+    assert np.all(width[mid_street] == 5.0)
+    xy = grid(60)
+    clustering = cluster_points(xy, None, 8)
+    blocks = make_block_split(clustering, xy, 5, block_m=12.0, train_per_point=1.0, test_per_point=1.0, seed=0,
+                              val_fraction=0.1)
+    points = make_split(clustering, 5, train_per_point=1.0, test_per_point=1.0, seed=0, val_fraction=0.1)
+    fb, fp = survey_facts(xy, blocks), survey_facts(xy, points)
+    assert fp["held_out_distance_median_m"] == pytest.approx(1.0)  # a neighbour one grid step away
+    assert fb["held_out_distance_median_m"] > clustering.radius_m  # beyond the guard band
+    assert fb["blocks"] == 25 and fb["open_width_median_m"] == 60.0 and "blocks" not in fp
+    held = np.intersect1d(np.flatnonzero(blocks.unseen), blocks.test_points)
+    assert distance_to_survey(xy, blocks)[held].max() == pytest.approx(fb["held_out_distance_max_m"])
+
+
+def test_the_study_plans_blocks_and_densities_on_the_baselines_split_and_protocol():
+    runs = plan("unsurveyed")
+    by = {r.name: r for r in runs}
+    assert len(by) == len(runs)
+    blocks = [r for r in runs if r.study == "blocks"]
+    assert len(blocks) == 5 * 3 and all(r.cfg.holdout == "blocks" and r.cfg.block_m == 20.0 for r in blocks)
+    block_anchors = [r for r in runs if r.study == "anchors" and r.tags["split"] == "blocks"]
+    assert {r.tags["variant"] for r in block_anchors} == {"geometric", "wknn", "wknn_cfr", "hybrid"}
+    assert len(block_anchors) == 4 * 3
+    density = [r for r in runs if r.study == "density"]
+    assert len(density) == 2 * 4 and {r.cfg.model for r in density} == {"scadf", "softmoe"}
+    # each density run is the baseline's oracle run (the measured-input study) with a thinner survey
+    base = {r.name: r for r in plan("measured")}
+    for r in density:
+        ref = base[f"meas_munich_mix_{r.cfg.model}_oracle_s0"]
+        assert replace(r.cfg, survey_grid_step=1, survey_share=1.0) == ref.cfg
+    for r in blocks:  # and each block run the baseline's with the block split
+        ref = base[f"meas_munich_mix_{r.cfg.model}_oracle_s{r.cfg.seed}"]
+        assert replace(r.cfg, holdout="points", block_m=ref.cfg.block_m) == ref.cfg
+    # the question's pair first
+    assert [r.cfg.model for r in blocks[:2]] == ["scadf", "softmoe"]
+
+
+@pytest.fixture(scope="module")
+def study_set(tmp_path_factory):
+    """The study's seed-0 runs of SCADF-MoE and SoftMoE on the synthetic scene (with stored paths, as
+    the baseline's SCADF-MoE run measures its routing against the link), a few steps each, and a
+    baseline set with the oracle point-split runs they are compared with."""
+    from scadf_lib.experiments import execute
+    from scadf_lib.schema import save_fingerprints
+    from synthetic import synthetic_fingerprints
+    root = tmp_path_factory.mktemp("unsurveyed")
+    (root / "data").mkdir()
+    save_fingerprints(synthetic_fingerprints(n_side=16, spacing_m=2.0, seed=0, with_paths=True),
+                      root / "data" / "munich.nc")
+    small = {"d_model": 16, "expert_hidden": 32, "n_blocks": 1}
+
+    def shrink(r):
+        cfg = replace(r.cfg, model_overrides={} if r.study == "anchors" else small, epochs=1, schedule_epochs=None,
+                      max_steps_per_epoch=2, block_m=8.0)
+        return replace(r, cfg=cfg)
+    keep = ("blocks", "full", "random25")  # the jittered synthetic grid has no exact grid to thin
+    runs = [shrink(r) for r in plan("unsurveyed", data_dir=str(root / "data"), methods=("scadf", "softmoe"))
+            if r.cfg.seed == 0 and (r.tags.get("survey") or r.tags["split"]) in keep]
+    base = [shrink(r) for r in plan("measured", data_dir=str(root / "data"), methods=("scadf", "softmoe"))
+            if r.cfg.seed == 0 and r.tags.get("inputs") == "oracle" and "param" not in r.tags
+            and r.tags["variant"] in ("scadf", "softmoe", "wknn")]
+    execute(base, root / "work_base", root / "results" / "measured", progress=False)
+    execute(runs, root / "work", root / "results" / "unsurveyed", progress=False)
+    return root, runs, base
+
+
+def test_every_run_of_the_study_keeps_its_held_out_errors_and_block_tracks_are_scored(study_set):
+    root, runs, base = study_set
+    res, res_base = root / "results" / "unsurveyed", root / "results" / "measured"
+    for r in runs:
+        e = pd.read_csv(res / "errors" / f"{r.name}.csv.gz")
+        assert len(e) and {"band_ghz", "ue", "los", "appearances", "sq_error_m2"} == set(e.columns)
+        point = pd.read_csv(root / "work" / r.name / "point_errors.csv")
+        assert len(e) == int(point.held_out.sum())  # held-out points only
+    for r in base:  # the baseline's oracle runs keep theirs too (the driver backfills finished ones)
+        assert (res_base / "errors" / f"{r.name}.csv.gz").exists()
+    tracks = pd.read_csv(res / "tracks.csv")
+    assert {"SCADF-MoE", "SoftMoE", "WKNN", "centroid floor"} <= set(tracks.method) and set(tracks.seed) == {0}
+    info = pd.read_csv(res / "runs.csv").set_index("name")
+    blocks = info.loc["blocks_munich_mix_scadf_s0"]
+    assert blocks.held_out_distance_median_m > blocks.radius_m and blocks.val_blocks >= 1
+    thin = info.loc["density_munich_mix_scadf_random25_s0"]
+    assert thin.surveyed_points == pytest.approx(0.25 * info.loc["anchor_munich_mix_wknn_full_s0"].train_points, abs=1)
+
+
+def test_the_report_section_compares_blocks_with_points_and_draws_the_density_curve(study_set):
+    from scadf_lib.plots import save_unsurveyed_figures
+    from scadf_lib.studies.resultset import ResultSet
+    from scadf_lib.studies.unsurveyed import unsurveyed_readme_lines, unsurveyed_section
+    root, _, _ = study_set
+    res = root / "results" / "unsurveyed"
+    written = save_unsurveyed_figures(res)
+    assert {p.name for p in written} == {ResultSet.UNSURVEYED_CDF, ResultSet.SURVEY_DENSITY}
+    text = unsurveyed_section(res)
+    assert "## Where nobody surveyed" in text and "| SCADF-MoE |" in text and "random 25 %" in text
+    assert "](error_cdf_blocks.png)" in text and "](survey_density.png)" in text
+    assert "Walked tracks that start in a held-out block" in text
+    line = unsurveyed_readme_lines(res)[0]
+    assert "SCADF-MoE" in line and "→" in line
+
+
+def test_block_table_pairs_seeds_and_reads_the_centroid_reference():
+    from scadf_lib.studies.unsurveyed import blocks_table, density_table
+    rows = []
+    for split, scale in (("points", 1.0), ("blocks", 8.0)):
+        for seed in (0, 1, 2):
+            for model, mse in (("scadf", 1.0 + seed), ("softmoe", 2.0)):
+                rows.append({"split": split, "survey": "full", "model": model, "seed": seed, "group": "held-out",
+                             "mse_m2": mse * scale, "median_m": 1.0, "p90_m": 2.0, "offset_floor_m2": 0.5 * scale,
+                             "name": f"{split}_{model}_s{seed}"})
+    rows = pd.DataFrame(rows)
+    flat = pd.Series({n: not n.endswith("s2") for n in rows.name})
+    t = blocks_table(rows, flat).set_index("method")
+    assert t.loc["SCADF-MoE", "blocks / points"].startswith("8.00×")  # every seed 8x: the ratio is exact
+    assert t.loc["SCADF-MoE", "blocks, per seed"] == "8.00 / 16.00 / 24.00"
+    assert t.loc["SoftMoE", "runs not flat"] == "1"
+    assert t.loc["centroid reference (oracle)", "blocks (m²)"].startswith("4.00")
+    assert density_table(pd.DataFrame()).empty
+
+
+def test_the_training_command_line_trains_on_a_thinned_survey(tmp_path, synthetic_nc):
+    import json
+
+    from scadf_lib.training import main
+    assert main(["--data", str(synthetic_nc), "--model", "concat", "--epochs", "1", "--max-steps-per-epoch", "1",
+                 "--survey-share", "0.5", "--out", str(tmp_path / "run")]) == 0
+    split = json.loads((tmp_path / "run" / "config.json").read_text())["split"]
+    assert split["survey_share"] == 0.5 and split["surveyed_points"] < split["points"] / 2
