@@ -232,9 +232,10 @@ def score_anchor(run: Run, work: Path, results: Path) -> str:
 def keeps_held_out_errors(run: Run) -> bool:
     """Whether a run keeps its held-out points' errors in ``<results>/errors/``, every seed: the runs of
     the study "Where nobody surveyed" (tagged with their ``split``: held-out blocks, thinned surveys and
-    their anchors) and its baseline, the measured-input study's oracle runs at the default setting."""
-    baseline = run.study in ("measured", "anchors") and run.tags.get("inputs") == "oracle" and "param" not in run.tags
-    return "split" in run.tags or baseline
+    their anchors) and the measured-input study's runs at the default link budget, oracle (that study's
+    baseline) and measured (binned by SNR in its report)."""
+    measured = run.study in ("measured", "anchors") and run.tags.get("inputs") in ("oracle", "measured")
+    return "split" in run.tags or (measured and "param" not in run.tags)
 
 
 def keep_held_out_errors(run: Run, work: Path, results: Path) -> None:
@@ -365,6 +366,10 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     for run in runs:  # the same for the routing-against-quality tables
         score_routing_quality(run, work)
     backfill_held_out_errors(runs, work, results)
+    measured = [r for r in runs if r.study == "measured"]
+    if measured:  # the SNR map the held-out errors are binned by (once)
+        from scadf_lib.routing_quality import write_snr_map
+        write_snr_map(str(project_path(measured[0].cfg.data_path)), results)
     in_pool(run_job, make_jobs(todo, stack), (work, results, fresh, stop_at, frozenset(r.name for r in targets)),
              jobs, bar, tables_so_far)
     bar.close()

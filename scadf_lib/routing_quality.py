@@ -96,6 +96,28 @@ def snr_per_band_ue(cfg, ds) -> np.ndarray:
     return np.stack([measure(ds, float(b), mcfg).snr_db for b in ds["band"].values])
 
 
+#: The per-(band, UE) SNR map of the study's default link budget, in the result set.
+SNR_MAP = ResultSet.SNR_MAP
+
+
+def write_snr_map(data_path: str, results: Path) -> Path:
+    """``<results>/snr.csv.gz``: the per-element SNR (dB, 0.1 dB) of every band and UE of ``data_path``
+    under the default link budget (:class:`scadf_lib.measure.MeasurementConfig`), which the default
+    runs of the measured-input study (oracle and measured) share: the held-out points' errors are binned
+    by it. Written once (the map depends on the data and the default budget only)."""
+    from scadf_lib.config import TrainConfig
+    from scadf_lib.schema import load_fingerprints
+    out = results / SNR_MAP
+    if not out.exists():
+        ds = load_fingerprints(data_path)
+        snr = snr_per_band_ue(TrainConfig(data_path=data_path), ds)
+        b, u = np.meshgrid(ds["band"].values, np.arange(snr.shape[1]), indexing="ij")
+        table = pd.DataFrame({"band_ghz": b.ravel(), "ue": u.ravel(), "snr_db": snr.ravel().round(1)})
+        with atomic_path(out) as tmp:
+            table.to_csv(tmp, index=False, compression="gzip")
+    return out
+
+
 def _rounded(table: pd.DataFrame) -> pd.DataFrame:
     """The table as it is stored: SNR to 0.01 dB, shares to 1e-4 (a few hundred kB per run)."""
     shares = [c for c in table.columns if c.startswith("block") or c == "task"]

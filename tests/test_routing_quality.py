@@ -99,3 +99,28 @@ def test_accuracy_is_tabled_per_quarter_of_the_measurement_snr():
     a = accuracy_by_snr(t).set_index("inputs")
     assert a.loc["measured", "MSE, SNR quarter 1 (m²)"] == pytest.approx(100.0)
     assert a.loc["measured", "MSE, SNR quarter 4 (m²)"] == pytest.approx(1.0)
+
+
+def test_held_out_points_are_binned_by_the_snr_map_per_method_and_input():
+    from scadf_lib.studies.measured import held_out_by_snr, held_out_link_text
+    from scadf_lib.studies.resultset import ResultSet
+    names = {"oracle": "meas_munich_mix_scadf_oracle_s0", "measured": "meas_munich_mix_scadf_measured_s0"}
+    runs = pd.DataFrame({"name": list(names.values()), "inputs": list(names), "param": [np.nan, np.nan],
+                         "study": "measured", "flat": True})
+    metrics = pd.DataFrame({"name": list(names.values()), "model": "scadf", "seed": 0, "band": "all",
+                            "group": "held-out", "mse_m2": [1.0, 2.0], "study": "measured"})
+    snr = pd.DataFrame({"band_ghz": 28.0, "ue": np.arange(8), "snr_db": np.arange(8) * 10.0})
+    rs = ResultSet.of_tables(metrics, runs)
+    rs._tables[ResultSet.SNR_MAP] = snr
+    # the measured run misses by 10 m on the two weakest points, by 1 m elsewhere; the oracle by 0.1 m
+    for inputs, name in names.items():
+        err = np.where(snr.snr_db < 20, 10.0, 1.0) if inputs == "measured" else np.full(8, 0.1)
+        rs._tables[f"{ResultSet.ERRORS}/{name}.csv.gz"] = pd.DataFrame(
+            {"band_ghz": 28.0, "ue": np.arange(8), "los": True, "appearances": 1, "sq_error_m2": err ** 2})
+    t = held_out_by_snr(rs).set_index("inputs")
+    cols = [c for c in t.columns if c.startswith("MSE, SNR")]
+    assert len(cols) == 4 and cols[0] == "MSE, SNR < 18 dB (m²)"  # quartile edges over the held-out points
+    assert t.loc["measured", cols].tolist() == pytest.approx([100.0, 1.0, 1.0, 1.0])
+    assert t.loc["oracle", cols].tolist() == pytest.approx([0.01] * 4)
+    text = held_out_link_text(held_out_by_snr(rs))
+    assert "100.00 m² in the lowest SNR quarter (< 18 dB)" in text and "on oracle inputs 0.01 and 0.01" in text

@@ -142,6 +142,37 @@ def accuracy_by_snr(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def held_out_by_snr(rs: ResultSet) -> pd.DataFrame:
+    """Per method (trained, then anchors) and inputs, at the default link budget, seeds pooled: the
+    held-out points' MSE (m², each point's mean over the test trajectories holding it; ``errors/``) in
+    each quarter of their per-element SNR (``snr.csv.gz``; quartile edges over every held-out point of
+    these runs, bands pooled), lowest first. For oracle inputs the SNR their inputs would have had (they
+    do not degrade with it): the control."""
+    snr = rs.table(rs.SNR_MAP)
+    if snr is None:
+        return pd.DataFrame()
+    m = study_rows(rs)
+    runs = m[m.param.isna() & (m.group == HEADLINE)].drop_duplicates("name")
+    frames = [e.merge(snr, on=["band_ghz", "ue"]).assign(model=r.model, inputs=r.inputs, seed=r.seed)
+              for r in runs.itertuples() if (e := rs.errors(r.name)) is not None]
+    if not frames:
+        return pd.DataFrame()
+    pts = pd.concat(frames, ignore_index=True)
+    edges = pts.drop_duplicates(["band_ghz", "ue"]).snr_db.quantile([0.25, 0.5, 0.75]).to_numpy()
+    names = [f"< {edges[0]:.0f} dB", f"{edges[0]:.0f}-{edges[1]:.0f} dB", f"{edges[1]:.0f}-{edges[2]:.0f} dB",
+             f"> {edges[2]:.0f} dB"]
+    pts["quarter"] = np.digitize(pts.snr_db, edges)
+    rows = []
+    for model in [x for x in (*METHODS, "wknn", "wknn_cfr") if x in set(pts.model)]:
+        for inputs in ("oracle", "measured"):
+            g = pts[(pts.model == model) & (pts.inputs == inputs)]
+            if len(g):
+                mse = g.groupby("quarter").sq_error_m2.mean()
+                rows.append({"method": label(model), "inputs": inputs, "seeds": int(g.seed.nunique()),
+                             **{f"MSE, SNR {n} (m²)": mse.get(k, np.nan) for k, n in enumerate(names)}})
+    return pd.DataFrame(rows)
+
+
 def routing_quality_text(rs: ResultSet) -> str:
     """The routing verdict of :mod:`scadf_lib.routing_quality` with its contrasts, or '' without data."""
     table = rs.table(rs.ROUTING_QUALITY)
@@ -164,6 +195,30 @@ def routing_quality_text(rs: ResultSet) -> str:
             "supported when, on measured inputs, the CFR share is higher in the lowest SNR quartile than in the "
             "highest on every seed and by more than the oracle-input run's on every seed; contradicted when it is "
             f"higher on no seed. Verdict: **{quality_verdict(c)}**.\n" + accuracy_text)
+
+
+def held_out_link_text(table: pd.DataFrame, method: str = "scadf") -> str:
+    """README's clause on how ``method``'s held-out error follows the link (:func:`held_out_by_snr`), ''
+    without both inputs."""
+    rows = table[table.method == label(method)].set_index("inputs") if len(table) else table
+    if not {"oracle", "measured"} <= set(rows.index):
+        return ""
+    cols = [c for c in table.columns if c.startswith("MSE, SNR")]
+    low, high = cols[0].removeprefix("MSE, SNR ").removesuffix(" (m²)"), cols[-1].removeprefix("MSE, SNR ").removesuffix(
+        " (m²)")
+    m, o = rows.loc["measured"], rows.loc["oracle"]
+    return (f" On measured inputs the error follows the link: {label(method)}'s held-out MSE is {m[cols[0]]:.2f} m² in "
+            f"the lowest SNR quarter ({low}) and {m[cols[-1]]:.2f} m² in the highest ({high}); on oracle inputs "
+            f"{o[cols[0]]:.2f} and {o[cols[-1]]:.2f} ({int(m.seeds)} seed{'s' if m.seeds > 1 else ''}).")
+
+
+def held_out_snr_text(rs: ResultSet) -> str:
+    """The held-out points' accuracy against the link (:func:`held_out_by_snr`), or '' without data."""
+    table = held_out_by_snr(rs)
+    return ("" if table.empty else "\nAccuracy against the link on the test: held-out points' MSE (m²) per quarter "
+            "of their per-element SNR at the default link budget (quartiles over all held-out points, bands pooled, "
+            "seeds pooled; oracle rows: the SNR their inputs would have had, a control):\n\n"
+            + report_table(table.round(2)) + "\n")
 
 
 def measured_section(rs: ResultSet | Path) -> str:
@@ -194,6 +249,7 @@ def measured_section(rs: ResultSet | Path) -> str:
                "one scene; seeds in so far):\n\n" + report_table(claims) + "\n")
             + ("" if sweep.empty else "\nLink budget and timing offset (seed 0, held-out MSE m²):\n\n"
                + report_table(sweep.round(2)) + "\n")
+            + held_out_snr_text(rs)
             + routing_quality_text(rs)
             + "\nA ULA measures the angle from its broadside, the same for two UEs mirrored across the array axis "
               "(\"What a base station measures\", below): part of what the measured inputs cost is this array, not "
@@ -217,14 +273,7 @@ def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
             cells.append(f"{label(model)} {g.mse['oracle']:.2f} → {g.mse['measured']:.2f} "
                          f"({int(g.seeds.min())} seed{'s' if g.seeds.min() > 1 else ''})")
     table = rs.table(rs.ROUTING_QUALITY)
-    accuracy = pd.DataFrame() if table is None else accuracy_by_snr(table)
-    accuracy = accuracy[accuracy.run.str.endswith(tuple(f"_measured_s{s}" for s in range(10)))] if len(accuracy) \
-        else accuracy
-    link = ("" if accuracy.empty else
-            f" On measured inputs the error follows the link: SCADF-MoE's validation MSE is "
-            f"{accuracy['MSE, SNR quarter 1 (m²)'].mean():.2f} m² in the lowest SNR quarter of its samples and "
-            f"{accuracy['MSE, SNR quarter 4 (m²)'].mean():.2f} m² in the highest (edges "
-            f"{accuracy['SNR quartile edges (dB)'].iloc[0]} dB).")
+    link = held_out_link_text(held_out_by_snr(rs))
     verdict = ("" if table is None or table.empty else
                f" Do SCADF-MoE's routers move weight to the CFR where the numeric estimates are poor (rule fixed "
                f"beforehand)? **{quality_verdict(quality_contrasts(table))}**.")

@@ -26,6 +26,7 @@ class ResultSet:
     DEGRADATION = "degradation.csv"    #: test-time corruptions per run
     ROUTING_RESPONSE = "routing_response.csv"  #: SCADF-MoE's CFR share under corruption
     ROUTING_QUALITY = "routing_quality.csv.gz"  #: SCADF-MoE's CFR share against measurement quality
+    SNR_MAP = "snr.csv.gz"             #: per-element SNR (dB) per band and UE at the default link budget
     ERRORS = "errors"                  #: per-point errors (m) of some runs, ``<run>.csv.gz``
     LEARNING_CURVES = "learning_curves.png"  #: figure: the main runs' validation curves (munich)
     ERROR_CDF = "error_cdf.png"        #: figure: held-out error CDFs per scene (seed 0)
