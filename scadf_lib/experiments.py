@@ -361,6 +361,8 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     def tables_so_far() -> None:  # after each finished unit: the tables hold every finished run
         if any(run_finished(work / r.name, r.cfg) for r in todo):
             collect(runs, work, results)
+            if stop_at is None or time.time() < stop_at:  # a seed's block-split pair as soon as both are in
+                score_block_tracks(runs, work, results)
     targets = degradation_targets(runs)
     score_pending(targets, work, jobs, progress, stop_at)  # finished earlier, not yet scored (an older driver)
     for run in runs:  # the same for the routing-against-quality tables
@@ -374,7 +376,8 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
              jobs, bar, tables_so_far)
     bar.close()
     score_pending(targets, work, jobs, progress, stop_at)
-    score_block_tracks(runs, work, results)
+    if stop_at is None or time.time() < stop_at:  # about a minute per model and seed: else left to the next call
+        score_block_tracks(runs, work, results)
     unfinished = [r.name for r in runs if not run_done(r, work, committed)]
     if park:
         park_unfinished(runs, work, results)

@@ -31,7 +31,7 @@ SPLIT_COLUMNS = ("points", "radius_m", "clusters", "clusters_too_small", "points
                  "held_out_share_of_test_slots", "holdout", "block_m", "guard_points_unused",
                  "min_distance_test_to_train_m", "val_points", "val_trajectories", "survey_grid_step",
                  "survey_share", "survey_radius_m", "surveyed_points", "surveyed_points_unused",
-                 "held_out_distance_median_m", "held_out_distance_p90_m", "held_out_distance_max_m", "blocks", "test_blocks", "val_blocks",
+                 "held_out_distance_ms_m2", "held_out_distance_median_m", "held_out_distance_p90_m", "held_out_distance_max_m", "blocks", "test_blocks", "val_blocks",
                  "open_width_median_m", "open_width_p90_m", "share_in_passages_narrower_than_block")
 
 

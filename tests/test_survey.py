@@ -194,6 +194,10 @@ def test_the_report_section_compares_blocks_with_points_and_draws_the_density_cu
     assert "## Where nobody surveyed" in text and "| SCADF-MoE |" in text and "random 25 %" in text
     assert "](error_cdf_blocks.png)" in text and "](survey_density.png)" in text
     assert "Walked tracks that start in a held-out block" in text
+    # the nearest surveyed point, an oracle: its MSE is the held-out points' mean squared distance to the survey
+    runs = pd.read_csv(res / "runs.csv").set_index("name")
+    ms = runs.loc["anchor_munich_blocks_wknn_s0", "held_out_distance_ms_m2"]
+    assert f"| nearest surveyed point (oracle) | " in text and f"| {ms:.2f} |" in text
     line = unsurveyed_readme_lines(res)[0]
     assert "SCADF-MoE" in line and "→" in line
 

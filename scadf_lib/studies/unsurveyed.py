@@ -78,6 +78,19 @@ def blocks_table(rows: pd.DataFrame, flat: pd.Series, group: str = HEADLINE) -> 
     return pd.DataFrame(out).fillna("")
 
 
+def nearest_survey_row(runs: pd.DataFrame) -> pd.DataFrame:
+    """The nearest-surveyed-point reference (an oracle: each held-out point placed at the nearest point
+    trained on; :func:`scadf_lib.survey.survey_facts`) as a row of :func:`blocks_table`: its MSE (m²,
+    mean ± 95 % CI over seeds) on the full survey's points and on the blocks; empty without the facts."""
+    if not {"split", "held_out_distance_ms_m2"} <= set(runs.columns):
+        return pd.DataFrame()
+    r = runs.dropna(subset=["held_out_distance_ms_m2"])
+    r = r[(r.split == "blocks") | (r.get("survey", pd.Series("", index=r.index)) == "full")]
+    r = r.drop_duplicates(["split", "seed"])
+    cells = {f"{s} (m²)": _cell(r[r.split == s].held_out_distance_ms_m2) for s in ("points", "blocks")}
+    return pd.DataFrame([{"method": "nearest surveyed point (oracle)", **cells}])
+
+
 def block_facts(runs: pd.DataFrame) -> pd.DataFrame:
     """Per seed of the block split (its runs' split facts, ``runs.csv``): held-out, validation, guard
     and unused points, and the held-out points' distance to the nearest trained point (m)."""
@@ -111,6 +124,7 @@ def density_points(rows: pd.DataFrame, runs: pd.DataFrame, group: str = HEADLINE
         for r in sel[sel.survey == survey].itertuples():
             out.append({"survey": survey, "kind": survey.rstrip("0123456789"), "points_surveyed": int(n),
                         "share": float(n / f.points), "distance_median_m": float(f.held_out_distance_median_m),
+                        "nearest_ms_m2": float(f.get("held_out_distance_ms_m2", np.nan)),
                         "method": label(r.model), "mse_m2": r.mse_m2, "median_m": r.median_m})
     return pd.DataFrame(out)
 
@@ -123,7 +137,8 @@ def density_table(points: pd.DataFrame) -> pd.DataFrame:
     head = points.drop_duplicates("survey").set_index("survey")
     out = pd.DataFrame({"survey": [SURVEY_WORDS[s] for s in head.index], "points surveyed": head.points_surveyed.values,
                         "share of the grid": head.share.round(3).values,
-                        "held-out distance to survey: median (m)": head.distance_median_m.round(2).values})
+                        "held-out distance to survey: median (m)": head.distance_median_m.round(2).values,
+                        "nearest surveyed point (oracle): MSE (m²)": head.nearest_ms_m2.round(2).values})
     for method in [label(m) for m in DENSITY_METHODS if label(m) in set(points.method)]:
         out[f"{method}: MSE (m²)"] = wide[("mse_m2", method)].reindex(head.index).round(2).values
         out[f"{method}: median (m)"] = wide[("median_m", method)].reindex(head.index).round(2).values
@@ -167,23 +182,38 @@ def design_text(runs: pd.DataFrame) -> str:
             f"selection measures what the test measures.")
 
 
+def study_tables(rs: ResultSet | Path, base: ResultSet | Path | None = None) -> dict[str, pd.DataFrame]:
+    """The study's tables (what its section and notebook 04 show): 'blocks' (:func:`blocks_table`),
+    'block facts', 'claims' (per split, :func:`scadf_lib.studies.claims.one_scene_claims`), 'density'
+    (:func:`density_table`) and 'tracks' (walked tracks from the held-out blocks); ``base``: the
+    baseline set (default: the measured-input study's, beside ``rs``)."""
+    from scadf_lib.studies.track_table import tracks_table
+    rs = as_set(rs)
+    base = as_set(base) if base is not None else rs.sibling(BASELINE_SET)
+    rows, runs = split_rows(rs, base), rs.runs
+    flat = csv_flags(runs.set_index("name")["flat"]) if "flat" in runs else pd.Series(dtype=bool)
+    full = rows[(rows.survey.fillna("full") == "full") & rows.model.isin(METHODS)] if len(rows) else rows
+    tracks = rs.table(rs.TRACKS)
+    return {"blocks": pd.concat([blocks_table(rows, flat), nearest_survey_row(runs)], ignore_index=True).fillna(""),
+            "block facts": block_facts(runs),
+            "claims": one_scene_claims({s: full[full.split == s] for s in ("points", "blocks")}, "split"),
+            "density": density_table(density_points(rows, runs)),
+            "tracks": pd.DataFrame() if tracks is None else tracks_table(tracks).drop(
+                columns=["tracks, cluster-tested points: MSE (m²)"], errors="ignore")}
+
+
 def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = None) -> str:
     """The study's section ("Where nobody surveyed"), '' where its result set does not exist yet."""
     rs = as_set(rs)
     if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
         return ""
     base = as_set(base) if base is not None else rs.sibling(BASELINE_SET)
-    rows, runs = split_rows(rs, base), rs.runs
-    flat = csv_flags(runs.set_index("name")["flat"]) if "flat" in runs else pd.Series(dtype=bool)
-    blocks, facts = blocks_table(rows, flat), block_facts(runs)
-    claims = one_scene_claims({s: rows[(rows.split == s) & (rows.survey.fillna("full") == "full")
-                                       & rows.model.isin(METHODS)] for s in ("points", "blocks")}, "split")
-    density = density_table(density_points(rows, runs))
-    tracks = rs.table(rs.TRACKS)
+    runs, t = rs.runs, study_tables(rs, base)
+    blocks, facts, claims, density, tracks = (t[k] for k in ("blocks", "block facts", "claims", "density", "tracks"))
+    rows = split_rows(rs, base)
     from scadf_lib.planning import plan  # the driver's plan (imports torch): what is still to train
     planned = plan(UNSURVEYED_SET)
     trained = runs[runs.study != "anchors"]
-    from scadf_lib.studies.track_table import tracks_table
     return ("## Where nobody surveyed (data version 2, munich Mix, oracle inputs)\n\n"
             f"`results/{rs.name}/`, {len(trained)} trained runs and {int((runs.study == 'anchors').sum())} anchor runs "
             f"of {len(planned)} planned (`python -m scadf_lib.experiments --preset unsurveyed --jobs 2 --park` "
@@ -198,10 +228,9 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
             + figure_line(rs, rs.UNSURVEYED_CDF, "Held-out error CDFs, points and blocks")
             + ("" if claims.empty else "The paper's claims on munich, per split (the reference set's rules on one "
                "scene; seeds in so far):\n\n" + report_table(claims) + "\n\n")
-            + ("" if tracks is None else "Walked tracks that start in a held-out block (the `Localiser`, sliding "
+            + ("" if tracks.empty else "Walked tracks that start in a held-out block (the `Localiser`, sliding "
                "windows of L; held-out points scored, bands pooled; mean ± 95 % interval over seeds):\n\n"
-               + report_table(tracks_table(tracks).drop(columns=["tracks, cluster-tested points: MSE (m²)"],
-                                                       errors="ignore")) + "\n\n")
+               + report_table(tracks) + "\n\n")
             + ("" if density.empty else "### How dense must the survey be? (seed 0, point split)\n\n"
                "The training points thinned to a coarser grid or a random share; the test and validation "
                "trajectories stay those of the full survey, so every row is scored on the same held-out points. "
