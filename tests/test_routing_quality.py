@@ -122,5 +122,7 @@ def test_held_out_points_are_binned_by_the_snr_map_per_method_and_input():
     assert len(cols) == 4 and cols[0] == "MSE, SNR < 18 dB (m²)"  # quartile edges over the held-out points
     assert t.loc["measured", cols].tolist() == pytest.approx([100.0, 1.0, 1.0, 1.0])
     assert t.loc["oracle", cols].tolist() == pytest.approx([0.01] * 4)
+    from scadf_lib.studies.measured import measured_headline
+    assert "SCADF-MoE's held-out MSE is 2.0 m² against 1.00 on oracle inputs" in measured_headline(rs)
     text = held_out_link_text(held_out_by_snr(rs))
     assert "100.00 m² in the lowest SNR quarter (< 18 dB)" in text and "on oracle inputs 0.01 and 0.01" in text

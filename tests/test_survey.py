@@ -198,6 +198,8 @@ def test_the_report_section_compares_blocks_with_points_and_draws_the_density_cu
     runs = pd.read_csv(res / "runs.csv").set_index("name")
     ms = runs.loc["anchor_munich_blocks_wknn_s0", "held_out_distance_ms_m2"]
     assert f"| nearest surveyed point (oracle) | " in text and f"| {ms:.2f} |" in text
+    from scadf_lib.studies.unsurveyed import unsurveyed_headline
+    assert unsurveyed_headline(res).startswith("In unsurveyed 20 m blocks of munich SCADF-MoE's held-out MSE is")
     line = unsurveyed_readme_lines(res)[0]
     assert "SCADF-MoE" in line and "→" in line
 

@@ -284,3 +284,21 @@ def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
     return [f"Measured inputs (`results/{rs.name}/`, munich Mix, data version 2, {state}): held-out MSE "
             "(m²) on the ray tracer's oracle inputs → on what a 16-element ULA base station estimates: "
             + "; ".join(cells) + "." + link + verdict, ""]
+
+
+def measured_headline(rs: ResultSet | Path) -> str:
+    """One clause for the report's summary: SCADF-MoE's held-out MSE on oracle and on measured inputs
+    (munich, default link budget, seeds in so far); '' before both are in."""
+    rs = as_set(rs)
+    if not rs.has(rs.RUNS):  # a set's metrics come with its runs
+        return ""
+    m = study_rows(rs)
+    m = m[m.param.isna() & (m.group == HEADLINE) & (m.model == "scadf")]
+    g = m.groupby("inputs").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
+    if not {"oracle", "measured"} <= set(g.index):
+        return ""
+    n = int(g.seeds.min())
+    return (f"On what a base station measures (munich, data version 2, {n} seed{'s' if n > 1 else ''} so far), "
+            f"SCADF-MoE's held-out MSE is {g.mse['measured']:.1f} m² against {g.mse['oracle']:.2f} on oracle inputs "
+            "(appendix \"The paper's question on measured inputs\").")
+

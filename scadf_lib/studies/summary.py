@@ -79,13 +79,21 @@ def fails_text(metrics: pd.DataFrame, curves: pd.DataFrame | None) -> str:
 
 
 def caveats_text(rs: ResultSet) -> str:
+    """The bounds of the set's answer; for the reference set, with what the measured-input and unsurveyed
+    studies beside it have found so far (:func:`measured_headline`, :func:`unsurveyed_headline`)."""
+    from scadf_lib.studies.measured import MEASURED_SET, measured_headline
+    from scadf_lib.studies.unsurveyed import UNSURVEYED_SET, unsurveyed_headline
+    reference = rs.name == REFERENCE_SET
     version = (f" (ray-traced data version {REFERENCE_DATA_VERSION}, before the tracing fixes of version 2)"
-               if rs.name == REFERENCE_SET else "")
+               if reference else "")
+    measured = measured_headline(rs.sibling(MEASURED_SET)) if reference else ""
+    blocks = unsurveyed_headline(rs.sibling(UNSURVEYED_SET)) if reference else ""
     return ("**What bounds it.** Oracle inputs: the ray tracer's exact dominant path (length, angles, gain) and one "
             f"noise-free CFR element{version}: a bound, not what a base station measures (appendix \"What a base "
-            "station measures\"). Interpolation: each held-out point lies about 1 m from surveyed training points of "
-            "a 1 m grid; unsurveyed streets and sparser surveys are not scored here. A mean is carried by few "
-            "points, and one seed can move it (below the table).")
+            "station measures\")." + (f" {measured}" if measured else "") + " Interpolation: each held-out point "
+            "lies about 1 m from surveyed training points of a 1 m grid"
+            + (f". {blocks}" if blocks else "; unsurveyed streets and sparser surveys are not scored here.")
+            + " A mean is carried by few points, and one seed can move it (below the table).")
 
 
 def summary_section(rs: ResultSet | Path) -> str:

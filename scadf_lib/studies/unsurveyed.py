@@ -268,3 +268,24 @@ def unsurveyed_readme_lines(rs: ResultSet | Path) -> list[str]:
         return []
     return [f"Where nobody surveyed (`results/{rs.name}/`, munich Mix, oracle inputs): held-out MSE (m²) on the "
             "paper's held-out points → on held-out 20 m blocks: " + "; ".join(cells) + ".", ""]
+
+
+def unsurveyed_headline(rs: ResultSet | Path) -> str:
+    """One clause for the report's summary: what held-out 20 m blocks cost SCADF-MoE (or, before its
+    block runs, WKNN) against held-out points; '' before any block run is in."""
+    rs = as_set(rs)
+    if not rs.has(rs.RUNS):  # a set's metrics come with its runs
+        return ""
+    rows = split_rows(rs, rs.sibling(BASELINE_SET))
+    if rows.empty:
+        return ""
+    sel = rows[(rows.group == HEADLINE) & (rows.survey.fillna("full") == "full")]
+    for model in ("scadf", "wknn"):
+        g = sel[sel.model == model].groupby("split").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
+        if {"points", "blocks"} <= set(g.index):
+            n = int(g.seeds["blocks"])
+            return (f"In unsurveyed 20 m blocks of munich {label(model)}'s held-out MSE is {g.mse['blocks']:.0f} m² "
+                    f"against {g.mse['points']:.2f} between surveyed points ({n} seed{'s' if n > 1 else ''} so far; "
+                    "appendix \"Where nobody surveyed\").")
+    return ""
+
