@@ -39,7 +39,9 @@ def preset_data_dir(preset: str) -> str:
 #: (``stop_min_gain``, ``stop_patience``), ``epoch_factor`` (per-method span multiples),
 #: ``max_epoch_factor`` (the floor is held up to this multiple of ``epochs``), the cells (``studies``,
 #: ``main_scenes``, ``main_regimes``, ``ood_scenes``, ``spatial_scenes``, ``inspector_scenes`` with
-#: ``scene_methods``) and the study grids. Measurements behind the choices: ``bench/README.md``.
+#: ``scene_methods``) and the study grids (the unsurveyed study's: ``block_m``, ``block_anchors``,
+#: ``density_methods``, ``surveys`` as (name, grid step, random share)). Measurements behind the
+#: choices: ``bench/README.md``.
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference set: every run trained until its validation curve is flat, or to 240 epochs.
     # Concat and FullCon get longer schedules (x6, x2) because their curves were still falling at 40.
