@@ -57,7 +57,7 @@ from tqdm import tqdm
 
 from scadf_lib.checkpoints import BEST, RUN_CONFIG, RUN_INFO, RUN_POINT_ERRORS, is_reference_set
 from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
-from scadf_lib.planning import Run, plan
+from scadf_lib.planning import Run, block_run_name, plan
 from scadf_lib.pool import device_name, in_pool
 from scadf_lib.presets import ALL_STUDIES, METHODS, PRESETS, REFERENCE_SET, SCENES
 from scadf_lib.rebuild import rebuild_checkpoints
@@ -251,8 +251,8 @@ def keep_held_out_errors(run: Run, work: Path, results: Path) -> None:
         table.to_csv(tmp, index=False, compression="gzip")
 
 
-#: The models whose walked tracks through held-out blocks the driver scores, by label (run names).
-BLOCK_TRACK_MODELS = {"SCADF-MoE": "blocks_{scene}_mix_scadf_s{seed}", "SoftMoE": "blocks_{scene}_mix_softmoe_s{seed}"}
+#: The models whose walked tracks through held-out blocks the driver scores, by label.
+BLOCK_TRACK_MODELS = {"SCADF-MoE": "scadf", "SoftMoE": "softmoe"}
 
 
 def score_block_tracks(runs: list[Run], work: Path, results: Path) -> None:
@@ -263,7 +263,7 @@ def score_block_tracks(runs: list[Run], work: Path, results: Path) -> None:
     from scadf_lib.tracks import add_track_scores
     blocks = {r.name: r for r in runs if r.study == "blocks"}
     for scene, seed in sorted({(r.tags["scene"], r.cfg.seed) for r in blocks.values()}):
-        names = {label: pattern.format(scene=scene, seed=seed) for label, pattern in BLOCK_TRACK_MODELS.items()}
+        names = {label: block_run_name(scene, method, seed) for label, method in BLOCK_TRACK_MODELS.items()}
         if all(n in blocks and run_finished(work / n, blocks[n].cfg) for n in names.values()):
             add_track_scores(str(results / ResultSet.TRACKS), {k: str(work / n / BEST) for k, n in names.items()},
                              scene, seed, str(project_path(blocks[names["SCADF-MoE"]].cfg.data_path)))

@@ -73,7 +73,7 @@ class _Planner:
             self.add(f"anchor_{scene}_blocks_{anchor}_s{seed}", "anchors", scene,
                      {"variant": anchor, "split": "blocks"}, seed=seed, **block)
         for method in sorted(self.methods, key=_question_first):
-            self.add(f"blocks_{scene}_mix_{method}_s{seed}", "blocks", scene, {"variant": method, "split": "blocks"},
+            self.add(block_run_name(scene, method, seed), "blocks", scene, {"variant": method, "split": "blocks"},
                      model=method, seed=seed, epochs=self.base.epochs * self.epoch_factor.get(method, 1), **block)
 
     def density(self) -> None:
@@ -194,6 +194,11 @@ def _question_first(method: str) -> int:
     faster baselines, Concat (the longest schedule) last."""
     first = ("scadf", "softmoe", "transfusion", "fullcon", "concat")
     return first.index(method) if method in first else len(first)
+
+
+def block_run_name(scene: str, method: str, seed: int) -> str:
+    """The name of a run of the ``blocks`` study (Mix, held-out map blocks)."""
+    return f"blocks_{scene}_mix_{method}_s{seed}"
 
 
 def measured_run_name(scene: str, method: str, setting: str, seed: int) -> str:
