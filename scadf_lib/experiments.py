@@ -57,10 +57,11 @@ from tqdm import tqdm
 
 from scadf_lib.checkpoints import BEST, RUN_CONFIG, RUN_INFO, RUN_POINT_ERRORS, is_reference_set
 from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
-from scadf_lib.planning import Run, block_run_name, plan
+from scadf_lib.planning import Run, plan
 from scadf_lib.pool import device_name, in_pool
 from scadf_lib.presets import ALL_STUDIES, METHODS, PRESETS, REFERENCE_SET, SCENES
 from scadf_lib.rebuild import rebuild_checkpoints
+from scadf_lib.runnames import block_run
 from scadf_lib.runfolder import (PARKED, PAUSED_WALL, add_paused_wall, clear_run, committed_runs, park_unfinished,
                                  paused_wall, print_status, restore_parked, run_done, run_extended, run_finished,
                                  ship_checkpoint, ships_checkpoint, start_extension, sweep_status)
@@ -263,7 +264,7 @@ def score_block_tracks(runs: list[Run], work: Path, results: Path) -> None:
     from scadf_lib.tracks import add_track_scores
     blocks = {r.name: r for r in runs if r.study == "blocks"}
     for scene, seed in sorted({(r.tags["scene"], r.cfg.seed) for r in blocks.values()}):
-        names = {label: block_run_name(scene, method, seed) for label, method in BLOCK_TRACK_MODELS.items()}
+        names = {label: block_run(scene, method, seed) for label, method in BLOCK_TRACK_MODELS.items()}
         if all(n in blocks and run_finished(work / n, blocks[n].cfg) for n in names.values()):
             add_track_scores(str(results / ResultSet.TRACKS), {k: str(work / n / BEST) for k, n in names.items()},
                              scene, seed, str(project_path(blocks[names["SCADF-MoE"]].cfg.data_path)))

@@ -289,7 +289,8 @@ def reference_checkpoint(scene: str, regime: str = "mix", model: str = "scadf") 
     from scadf_lib.checkpoints import inspector_name
     from scadf_lib.fileio import project_path
     from scadf_lib.presets import REFERENCE_SET
-    candidates = [project_path(f"results/{REFERENCE_SET}/models/main_{scene}_{regime}_{model}_s0.pt")]
+    from scadf_lib.runnames import main_run
+    candidates = [project_path(f"results/{REFERENCE_SET}/models/{main_run(scene, regime, model, 0)}.pt")]
     if regime == "mix" and model == "scadf":
         candidates.append(project_path(f"results/models/{inspector_name(scene)}.pt"))
     return next((c for c in candidates if c.exists()), None)

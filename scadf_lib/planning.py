@@ -11,6 +11,7 @@ from typing import Any
 from scadf_lib.config import PAPER_BATCH, TrainConfig, scaled_lr
 from scadf_lib.presets import (ABLATIONS, ALL_STUDIES, METHODS, PRESETS, REFERENCE_SET, SCENES, STUDIES,
                                preset_data_dir)
+from scadf_lib.runnames import anchor_run, block_run, main_run, measured_run, spatial_run
 from scadf_lib.trajectories import min_cluster_size_for
 
 
@@ -53,13 +54,13 @@ class _Planner:
                     for method in self.methods:
                         corrupt = {"score_corrupted": True} if (p.get("score_corrupted") and scene == "munich"
                                                                  and regime == "mix") else {}
-                        self.add(f"main_{scene}_{regime}_{method}_s{seed}", "main", scene,
+                        self.add(main_run(scene, regime, method, seed), "main", scene,
                                  {"variant": method, **corrupt}, model=method, regime=regime, seed=seed,
                                  epochs=base.epochs * self.epoch_factor.get(method, 1))
             if "spatial" in self.studies and scene in p.get("spatial_scenes", self.scenes):
                 # L = 1 with L x the trajectories, so each point is trained on as often as with L = 5
-                self.add(f"spatial_{scene}_mix_nospace_s{seed}", "spatial", scene,
-                         {"variant": "scadf_nospace", "paired_with": f"main_{scene}_mix_scadf_s{seed}"},
+                self.add(spatial_run(scene, seed), "spatial", scene,
+                         {"variant": "scadf_nospace", "paired_with": main_run(scene, "mix", "scadf", seed)},
                          trajectory_length=1, min_cluster_size=min_cluster_size_for(5), seed=seed,
                          train_per_point=5 * base.train_per_point)
             if "blocks" in self.studies and scene in self.main_scenes and seed in p.get("block_seeds", p["seeds"]):
@@ -70,10 +71,10 @@ class _Planner:
         where the preset scores anchors on blocks (``block_anchors``), those on the same split."""
         block = {"holdout": "blocks", "block_m": self.p.get("block_m", 20.0)}
         for anchor in self.p.get("block_anchors", ()):
-            self.add(f"anchor_{scene}_blocks_{anchor}_s{seed}", "anchors", scene,
+            self.add(anchor_run(scene, "blocks", anchor, seed), "anchors", scene,
                      {"variant": anchor, "split": "blocks"}, seed=seed, **block)
         for method in sorted(self.methods, key=_question_first):
-            self.add(block_run_name(scene, method, seed), "blocks", scene, {"variant": method, "split": "blocks"},
+            self.add(block_run(scene, method, seed), "blocks", scene, {"variant": method, "split": "blocks"},
                      model=method, seed=seed, epochs=self.base.epochs * self.epoch_factor.get(method, 1), **block)
 
     def density(self) -> None:
@@ -85,7 +86,7 @@ class _Planner:
         for survey, step, share in self.p.get("surveys", ()):
             thin = {"survey_grid_step": step, "survey_share": share}
             tags = {"split": "points", "survey": survey}
-            self.add(f"anchor_munich_mix_wknn_{survey}_s{seed}", "anchors", "munich", {"variant": "wknn", **tags},
+            self.add(anchor_run("munich", "mix", "wknn", seed, survey), "anchors", "munich", {"variant": "wknn", **tags},
                      seed=seed, **thin)
             full = step == 1 and share == 1.0
             for method in (m for m in self.p.get("density_methods", ()) if m in self.methods and not full):
@@ -101,7 +102,7 @@ class _Planner:
 
         def one(method: str, seed: int, inputs: str, suffix: str = "", measurement: dict | None = None,
                 tags: dict | None = None) -> None:
-            self.add(measured_run_name("munich", method, suffix or inputs, seed), "measured", "munich",
+            self.add(measured_run("munich", method, suffix or inputs, seed), "measured", "munich",
                      {"variant": method, "inputs": inputs, **(tags or {})}, model=method, seed=seed, inputs=inputs,
                      measurement=measurement or {}, epochs=self.base.epochs * self.epoch_factor.get(method, 1))
 
@@ -110,7 +111,7 @@ class _Planner:
         for seed in p["seeds"]:  # the anchors first (seconds each): WKNN on each kind of input; the closed form
             for inputs in ("oracle", "measured"):  # on the oracle only (a ULA's angle is mirror-ambiguous)
                 for anchor in ("wknn", "wknn_cfr") if inputs == "measured" else ("geometric", "wknn", "wknn_cfr"):
-                    self.add(f"anchor_munich_mix_{anchor}_{inputs}_s{seed}", "anchors", "munich",
+                    self.add(anchor_run("munich", "mix", anchor, seed, inputs), "anchors", "munich",
                              {"variant": anchor, "inputs": inputs}, seed=seed, inputs=inputs)
         for method, seed, inputs in cells[:2 * len(self.methods)]:
             one(method, seed, inputs)
@@ -130,7 +131,7 @@ class _Planner:
             for scene in self.scenes:
                 for regime in ("mix", "ood"):
                     for method in ANCHORS:
-                        self.add(f"anchor_{scene}_{regime}_{method}_s{seed}", "anchors", scene, {"variant": method},
+                        self.add(anchor_run(scene, regime, method, seed), "anchors", scene, {"variant": method},
                                  regime=regime, seed=seed)
 
     def ablations(self) -> None:
@@ -167,14 +168,14 @@ class _Planner:
         for scene in (s for s in p.get("inspector_scenes", ()) if s in self.scenes and s not in self.main_scenes):
             for method in (m for m in p.get("scene_methods", ("scadf",)) if m in self.methods):
                 tags = {"variant": method, **({"inspector": True} if method == "scadf" else {})}
-                self.add(f"main_{scene}_mix_{method}_s{p['seeds'][0]}", "main", scene, tags,
+                self.add(main_run(scene, "mix", method, p["seeds"][0]), "main", scene, tags,
                          model=method, regime="mix", seed=p["seeds"][0])
 
     def degradation(self) -> None:
         for seed in self.p.get("degradation_seeds", self.p["seeds"]):
             for method in self.methods:
                 self.add(f"degr_munich_mix_{method}_aug_s{seed}", "degradation", "munich",
-                         {"variant": method, "clean_run": f"main_munich_mix_{method}_s{seed}"}, model=method,
+                         {"variant": method, "clean_run": main_run("munich", "mix", method, seed)}, model=method,
                          augment=True, seed=seed, epochs=self.base.epochs * self.epoch_factor.get(method, 1))
 
     def budget(self) -> None:
@@ -194,17 +195,6 @@ def _question_first(method: str) -> int:
     faster baselines, Concat (the longest schedule) last."""
     first = ("scadf", "softmoe", "transfusion", "fullcon", "concat")
     return first.index(method) if method in first else len(first)
-
-
-def block_run_name(scene: str, method: str, seed: int) -> str:
-    """The name of a run of the ``blocks`` study (Mix, held-out map blocks)."""
-    return f"blocks_{scene}_mix_{method}_s{seed}"
-
-
-def measured_run_name(scene: str, method: str, setting: str, seed: int) -> str:
-    """The name of a run of the measured-input study: ``setting`` is 'oracle', 'measured' (the default
-    link budget) or a sweep's setting ('tx-10dB', 'timing50ns')."""
-    return f"meas_{scene}_mix_{method}_{setting}_s{seed}"
 
 
 def plan(preset: str = REFERENCE_SET, data_dir: str | None = None, scenes: tuple[str, ...] = SCENES,

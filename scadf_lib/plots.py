@@ -441,7 +441,8 @@ def save_error_cdfs(set_dir: Path, seed: int = 0) -> Path | None:
     from scadf_lib.presets import METHODS, SCENES
     from scadf_lib.studies.common import label
     rs = ResultSet(set_dir)
-    errors = {scene: {label(m): e for m in METHODS if (e := rs.errors(f"main_{scene}_mix_{m}_s{seed}")) is not None}
+    from scadf_lib.runnames import main_run
+    errors = {scene: {label(m): e for m in METHODS if (e := rs.errors(main_run(scene, "mix", m, seed))) is not None}
               for scene in SCENES}
     errors = {scene: e for scene, e in errors.items() if e}
     if not errors:

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from scadf_lib.presets import REFERENCE_DATA_DIR
+from scadf_lib.runnames import main_run, spatial_run
 
 #: Neighbour radius of a step (m): the 8-neighbourhood of the shipped 1 m grids.
 MAX_STEP_M = 1.5
@@ -193,8 +194,9 @@ def _wknn_positions(data: Any) -> np.ndarray:
 #: (:func:`scadf_lib.runfolder.ships_checkpoint`). Each may also be found as a retrained sample
 #: (:data:`scadf_lib.presets.RETRAINED`: a rebuild that did not reproduce the committed run; ``rebuilds.csv``
 #: scores both), labelled with :data:`scadf_lib.presets.RETRAINED_LABEL`.
-STUDY_MODELS = {"SCADF-MoE": "main_{scene}_mix_scadf_s{seed}", "SoftMoE": "main_{scene}_mix_softmoe_s{seed}",
-                "SCADF-MoE, L = 1": "spatial_{scene}_mix_nospace_s{seed}"}
+STUDY_MODELS = {"SCADF-MoE": lambda scene, seed: main_run(scene, "mix", "scadf", seed),
+                "SoftMoE": lambda scene, seed: main_run(scene, "mix", "softmoe", seed),
+                "SCADF-MoE, L = 1": spatial_run}
 
 
 def study_checkpoints(models_dirs: list[str], scene: str, seed: int) -> dict[str, str]:
@@ -202,8 +204,8 @@ def study_checkpoints(models_dirs: list[str], scene: str, seed: int) -> dict[str
     routing inspector's ``<scene>_scadf.pt`` stands in for SCADF-MoE seed 0."""
     from scadf_lib.presets import RETRAINED, RETRAINED_LABEL
     found: dict[str, str] = {}
-    for label, pattern in STUDY_MODELS.items():
-        name = pattern.format(scene=scene, seed=seed)
+    for label, run_name in STUDY_MODELS.items():
+        name = run_name(scene, seed)
         inspector = [f"{scene}_scadf"] if label == "SCADF-MoE" and seed == 0 else []
         for lab, names in ((label, [name] + inspector), (label + RETRAINED_LABEL, [name + RETRAINED])):
             for d in models_dirs:

@@ -71,12 +71,12 @@ def load_scene_models(results_dir: str | Path = "results", scenes: tuple[str, ..
     study's run on measured inputs at the default link budget), on the data version it was trained on;
     an error naming the command that writes them where there is none."""
     from scadf_lib.checkpoints import inspector_name
-    from scadf_lib.planning import measured_run_name
+    from scadf_lib.runnames import measured_run
     from scadf_lib.presets import SCENES
     folder = project_path(results_dir) / "models"
     models = {}
     for scene in scenes or SCENES:
-        name = inspector_name(scene) if inputs == "oracle" else measured_run_name(scene, "scadf", inputs, 0)
+        name = inspector_name(scene) if inputs == "oracle" else measured_run(scene, "scadf", inputs, 0)
         ckpt = folder / f"{name}.pt"
         if ckpt.exists():
             models[scene] = load_scene_model(str(ckpt))
