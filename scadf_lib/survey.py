@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from scadf_lib.clustering import cluster_fixed_radius
 
 
 def grid_spacing(xy: np.ndarray) -> float:
@@ -85,7 +84,7 @@ def thin_survey(split: Any, xy: np.ndarray, grid_step: int = 1, share: float = 1
     points thinned (module docstring, "Survey density"); ``split`` itself where nothing is thinned.
     The training trajectories are drawn again, as many as ``split`` has (so an epoch takes the same
     steps at every density and a sparse survey is not also a shorter training); everything else is kept."""
-    from scadf_lib.trajectories import _cluster_groups, _draw_train
+    from scadf_lib.trajectories import _draw_train, _radius_pools
     check_survey(grid_step, share)
     if grid_step == 1 and share == 1.0:
         return split
@@ -97,10 +96,7 @@ def thin_survey(split: Any, xy: np.ndarray, grid_step: int = 1, share: float = 1
     kept = full[survey_mask(xy, full, grid_step, share, seed)]
     factor = survey_spacing_factor(grid_step, share)
     radius = split.clustering.radius_m * factor
-    pools = []
-    if len(kept) >= L:
-        c = cluster_fixed_radius(xy[kept], radius)
-        pools = [kept[members] for members in _cluster_groups(c.labels, c.num_clusters)]
+    pools = _radius_pools(xy, kept, radius) if len(kept) >= L else []
     usable = [p for p in pools if len(p) >= L]
     unused = sum(len(p) for p in pools if len(p) < L)
     per_point = len(split.train_traj) / max(1, sum(len(p) for p in usable))  # as many rows as the full survey

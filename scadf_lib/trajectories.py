@@ -11,8 +11,9 @@ Held-out blocks (``holdout="blocks"``, beyond the paper)
     Training and held-out points are then clustered separately with the same r, and every test
     trajectory holds held-out points only. Validation blocks (``val_fraction`` > 0) are further whole
     squares drawn the same way, with their own guard band: model selection then measures what the
-    test measures (unsurveyed blocks), not the placing of points one metre from a training point. Per-point random splits are known to be optimistic for
-    fingerprinting (a held-out point has seen neighbours a metre away); this regime shows by how much.
+    test measures (unsurveyed blocks), not the placing of points one metre from a training point.
+    Per-point random splits are known to be optimistic for fingerprinting (a held-out point has seen
+    neighbours a metre away); this regime shows by how much.
 Trajectories
     Training trajectories are L distinct training points of one cluster; they cover every training
     point at least once (a shuffled pass first, then uniform draws), so "seen" means trained on.
