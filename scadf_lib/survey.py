@@ -1,17 +1,23 @@
 """The site survey a split trains on: how dense it is, and how far the unsurveyed points lie from it.
 
 Survey density (``thin_survey``: issue "Where nobody surveyed")
-    A run's training points (the split's; held-out and validation points are untouched) are thinned
+    A run's training points (the split's; its held-out points are untouched) are thinned
     to a regular grid of ``grid_step`` x the data's grid spacing (every 2nd grid point in x and y: a
     2 m grid on the shipped 1 m data, a quarter of the points) or to a random ``share`` of them. The
     split's clusters (radius r) hold a median of ~6 training points, so a thinned survey no longer
     fills them; the surveyed points are clustered again with the radius scaled by the survey's
     spacing s (s = ``grid_step``, or 1 / sqrt(``share``) for a random share: the mean spacing of such
     a sample), r_s = r s, and training trajectories of L surveyed points are drawn from these
-    clusters as in :mod:`scadf_lib.trajectories`. The test and validation trajectories and the
-    held-out flags stay those of the full split, so every density is scored on the same points.
-    A thinned-away training point that appears in a test trajectory is context there, never a
-    held-out point (its error is in the ``seen`` group, which the density study does not report).
+    clusters as in :mod:`scadf_lib.trajectories`. The test trajectories and the held-out flags stay
+    those of the full split, so every density is scored on the same points. A thinned-away training
+    point that appears in a test trajectory is context there, never a held-out point (its error is
+    in the ``seen`` group, which the density study does not report).
+
+    Validation is thinned with the same mask: an operator who surveyed every 4th grid point chooses
+    the best epoch (and WKNN's k) on points of that survey, not on the full survey's. The kept
+    validation points are clustered with the kept training points (radius r_s) and validation
+    trajectories are drawn around them as the split draws them (as many per validation point);
+    a kept validation point in no cluster of L surveyed points is dropped (``val_points_unused``).
 
 Distance to the survey (``distance_to_survey``)
     Per held-out point, the distance (m) to the nearest point the model was trained on: about one
@@ -49,16 +55,17 @@ def grid_index(xy: np.ndarray, spacing_m: float) -> np.ndarray:
 
 
 def survey_mask(xy: np.ndarray, points: np.ndarray, grid_step: int = 1, share: float = 1.0,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, stream: int = 7) -> np.ndarray:
     """(len(points),) bool: which of ``points`` (indices into ``xy``, m) a thinned survey keeps:
-    every ``grid_step``-th grid point in x and in y, or a random ``share`` of them (not both)."""
+    every ``grid_step``-th grid point in x and in y, or a random ``share`` of them (not both; drawn
+    from the random stream (``seed``, ``stream``): the training and validation points use two)."""
     check_survey(grid_step, share)
     if grid_step > 1:
         g = grid_index(xy, grid_spacing(xy))[points]
         return (g % int(grid_step) == 0).all(axis=1)
     keep = np.zeros(len(points), dtype=bool)
     if share < 1:
-        rng = np.random.default_rng([seed, 7])
+        rng = np.random.default_rng([seed, stream])
         keep[rng.choice(len(points), size=max(1, int(round(share * len(points)))), replace=False)] = True
         return keep
     return ~keep
@@ -81,9 +88,10 @@ def survey_spacing_factor(grid_step: int = 1, share: float = 1.0) -> float:
 
 def thin_survey(split: Any, xy: np.ndarray, grid_step: int = 1, share: float = 1.0, seed: int = 0) -> Any:
     """The :class:`~scadf_lib.trajectories.SpatialSplit` ``split`` (held-out points) with its training
-    points thinned (module docstring, "Survey density"); ``split`` itself where nothing is thinned.
-    The training trajectories are drawn again, as many as ``split`` has (so an epoch takes the same
-    steps at every density and a sparse survey is not also a shorter training); everything else is kept."""
+    and validation points thinned (module docstring, "Survey density"); ``split`` itself where nothing
+    is thinned. The training trajectories are drawn again, as many as ``split`` has (so an epoch takes
+    the same steps at every density and a sparse survey is not also a shorter training); the test
+    trajectories and held-out flags are kept."""
     from scadf_lib.trajectories import _draw_train, _radius_pools
     check_survey(grid_step, share)
     if grid_step == 1 and share == 1.0:
@@ -107,12 +115,40 @@ def thin_survey(split: Any, xy: np.ndarray, grid_step: int = 1, share: float = 1
                          f"{radius:.1f} m with {L} surveyed points: survey more densely or shorten the trajectory")
     train_traj = np.concatenate(rows)
     train_points = np.unique(train_traj)
+    val_points, val_traj, val_unused = _thinned_validation(split, xy, train_points, grid_step, share, seed, radius)
     report = {**split.report, "survey_grid_step": int(grid_step), "survey_share": float(share),
               "survey_radius_m": float(radius), "surveyed_points": int(len(kept)),
               "survey_share_of_training_points": float(len(kept) / len(full)),
               "surveyed_points_unused": int(unused), "train_points": int(len(train_points)),
-              "train_trajectories": int(len(train_traj))}
-    return replace(split, train_points=train_points, train_traj=train_traj, report=report)
+              "train_trajectories": int(len(train_traj)), "val_points": int(len(val_points)),
+              "val_trajectories": int(len(val_traj)), "val_points_unused": int(val_unused)}
+    return replace(split, train_points=train_points, train_traj=train_traj, val_points=val_points,
+                   val_traj=val_traj, report=report)
+
+
+def _thinned_validation(split: Any, xy: np.ndarray, surveyed: np.ndarray, grid_step: int, share: float,
+                        seed: int, radius: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(validation points, validation trajectories, kept validation points left unused) of a survey
+    thinned like its training points (module docstring, "Survey density"); ``surveyed``: the kept
+    training points, the trajectories' context; ``radius`` (m): the survey's clustering radius."""
+    from scadf_lib.trajectories import _draw_test, _radius_pools
+    if len(split.val_points) == 0:
+        return split.val_points, split.val_traj, 0
+    L = split.trajectory_length
+    kept = split.val_points[survey_mask(xy, split.val_points, grid_step, share, seed, stream=9)]
+    is_val = np.zeros(len(xy), dtype=bool)
+    is_val[kept] = True
+    pools = [p for p in _radius_pools(xy, np.union1d(surveyed, kept), radius) if len(p) >= L and is_val[p].any()]
+    per_point = len(split.val_traj) / len(split.val_points)  # the split's validation rows per validation point
+    rng = np.random.default_rng([seed, 10, L])
+    rows = [_draw_test(rng, p, is_val, L, max(1, int(round(per_point * is_val[p].sum())))) for p in pools]
+    if not rows:
+        raise ValueError(f"a survey thinned to grid step {grid_step} / share {share:g} keeps no validation point "
+                         f"in a cluster of {L} surveyed points (radius {radius:.1f} m): survey more densely, "
+                         f"raise val_points_fraction or shorten the trajectory")
+    val_traj = np.concatenate(rows)
+    val_points = np.unique(val_traj[is_val[val_traj]])
+    return val_points, val_traj, int(len(kept) - len(val_points))
 
 
 def distance_to_survey(xy: np.ndarray, split: Any) -> np.ndarray:

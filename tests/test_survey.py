@@ -39,9 +39,14 @@ def test_a_grid_survey_keeps_every_kth_point_and_scores_the_same_test(point_spli
     steps = np.round((xy[trained] - xy.min(0))).astype(int)
     assert (steps % 2 == 0).all()  # only 2 m grid points are trained on
     assert set(trained) <= set(np.unique(full.train_traj))  # never a held-out or validation point
-    # the test, validation and held-out flags are those of the full survey: the same points are scored
-    assert np.array_equal(thin.test_traj, full.test_traj) and np.array_equal(thin.val_traj, full.val_traj)
-    assert np.array_equal(thin.unseen, full.unseen)
+    # the test trajectories and held-out flags are those of the full survey: the same points are scored
+    assert np.array_equal(thin.test_traj, full.test_traj) and np.array_equal(thin.unseen, full.unseen)
+    # validation is thinned like training: the best epoch is chosen on the operator's own survey
+    val_steps = np.round((xy[np.unique(thin.val_traj)] - xy.min(0))).astype(int)
+    assert (val_steps % 2 == 0).all() and set(thin.val_points) <= set(full.val_points)
+    assert len(thin.val_points) + thin.report["val_points_unused"] == survey_mask(xy, full.val_points, 2).sum()
+    assert set(np.unique(thin.val_traj)) <= set(thin.val_points) | set(trained)  # context: surveyed points only
+    assert all(set(row) & set(thin.val_points) for row in thin.val_traj.tolist())  # each row validates a point
     # as many training rows as the full survey (an epoch keeps its steps), within rounding per cluster
     assert abs(len(thin.train_traj) - len(full.train_traj)) <= thin.clustering.num_clusters
     # re-clustered with the radius scaled by the spacing: a row's points lie within 2 r_s of each other
@@ -180,6 +185,7 @@ def test_every_run_of_the_study_keeps_its_held_out_errors_and_block_tracks_are_s
     assert blocks.held_out_distance_median_m > blocks.radius_m and blocks.val_blocks >= 1
     thin = info.loc["density_munich_mix_scadf_random25_s0"]
     assert thin.surveyed_points == pytest.approx(0.25 * info.loc["anchor_munich_mix_wknn_full_s0"].train_points, abs=1)
+    assert 0 < thin.val_points < info.loc["anchor_munich_mix_wknn_full_s0"].val_points  # the survey's own validation
 
 
 def test_the_report_section_compares_blocks_with_points_and_draws_the_density_curve(study_set):
@@ -193,6 +199,7 @@ def test_the_report_section_compares_blocks_with_points_and_draws_the_density_cu
     text = unsurveyed_section(res)
     assert "## Where nobody surveyed" in text and "| SCADF-MoE |" in text and "random 25 %" in text
     assert "](error_cdf_blocks.png)" in text and "](survey_density.png)" in text
+    assert "| validation points |" in text and "chosen on the thinned survey's own validation points" in text
     assert "Walked tracks that start in a held-out block" in text
     # the nearest surveyed point, an oracle: its MSE is the held-out points' mean squared distance to the survey
     runs = pd.read_csv(res / "runs.csv").set_index("name")

@@ -110,8 +110,9 @@ def block_facts(runs: pd.DataFrame) -> pd.DataFrame:
 
 def density_points(rows: pd.DataFrame, runs: pd.DataFrame, group: str = HEADLINE) -> pd.DataFrame:
     """Tidy, one row per survey and method (seed 0, point split), densest survey first: ``survey``,
-    ``kind`` ('full', 'grid' or 'random'), points surveyed, their ``share`` of the grid, the held-out
-    points' median distance to the survey (m), and the method's ``group`` MSE (m²) and median error (m).
+    ``kind`` ('full', 'grid' or 'random'), training points surveyed, their ``share`` of the grid, the
+    validation points kept (the survey's own, which choose the epoch), the held-out points' median
+    distance to the survey (m), and the method's ``group`` MSE (m²) and median error (m).
     The survey's facts come from its runs in ``runs`` (the full survey's from its WKNN run)."""
     if "survey" not in runs:
         return pd.DataFrame()
@@ -123,7 +124,8 @@ def density_points(rows: pd.DataFrame, runs: pd.DataFrame, group: str = HEADLINE
         n = f.surveyed_points if pd.notna(f.get("surveyed_points", np.nan)) else f.train_points
         for r in sel[sel.survey == survey].itertuples():
             out.append({"survey": survey, "kind": survey.rstrip("0123456789"), "points_surveyed": int(n),
-                        "share": float(n / f.points), "distance_median_m": float(f.held_out_distance_median_m),
+                        "share": float(n / f.points), "val_points": int(f.val_points),
+                        "distance_median_m": float(f.held_out_distance_median_m),
                         "nearest_ms_m2": float(f.get("held_out_distance_ms_m2", np.nan)),
                         "method": label(r.model), "mse_m2": r.mse_m2, "median_m": r.median_m})
     return pd.DataFrame(out)
@@ -136,7 +138,7 @@ def density_table(points: pd.DataFrame) -> pd.DataFrame:
     wide = points.pivot_table(index="survey", columns="method", values=["mse_m2", "median_m"], sort=False)
     head = points.drop_duplicates("survey").set_index("survey")
     out = pd.DataFrame({"survey": [SURVEY_WORDS[s] for s in head.index], "points surveyed": head.points_surveyed.values,
-                        "share of the grid": head.share.round(3).values,
+                        "share of the grid": head.share.round(3).values, "validation points": head.val_points.values,
                         "held-out distance to survey: median (m)": head.distance_median_m.round(2).values,
                         "nearest surveyed point (oracle): MSE (m²)": head.nearest_ms_m2.round(2).values})
     for method in [label(m) for m in DENSITY_METHODS if label(m) in set(points.method)]:
@@ -232,10 +234,12 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
                "windows of L; held-out points scored, bands pooled; mean ± 95 % interval over seeds):\n\n"
                + report_table(tracks) + "\n\n")
             + ("" if density.empty else "### How dense must the survey be? (seed 0, point split)\n\n"
-               "The training points thinned to a coarser grid or a random share; the test and validation "
-               "trajectories stay those of the full survey, so every row is scored on the same held-out points. "
-               "Surveyed points are clustered again with the radius scaled by the survey's spacing, and every "
-               "survey trains the same number of trajectories per epoch:\n\n" + report_table(density) + "\n\n"
+               "The training and validation points thinned to a coarser grid or a random share: the best "
+               "epoch (WKNN's k) is chosen on the thinned survey's own validation points, as an operator with "
+               "that survey would choose it. The test trajectories stay those of the full survey, so every row "
+               "is scored on the same held-out points. Surveyed points are clustered again with the radius "
+               "scaled by the survey's spacing, and every survey trains the same number of trajectories per "
+               "epoch:\n\n" + report_table(density) + "\n\n"
                + figure_line(rs, rs.SURVEY_DENSITY, "Held-out error against the share of the grid surveyed")))
 
 
