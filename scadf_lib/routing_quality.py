@@ -91,9 +91,9 @@ def cfr_shares(model: torch.nn.Module, dataset, batch_size: int = 512) -> pd.Dat
 def snr_per_band_ue(cfg, ds) -> np.ndarray:
     """(B, N) per-element SNR (dB) of every band and UE under the run's link budget (the default one
     for an oracle-input run)."""
-    from scadf_lib.measure import MeasurementConfig, measure
+    from scadf_lib.measure import MeasurementConfig, link_snr_db
     mcfg = MeasurementConfig(**(cfg.measurement or {})) if cfg.inputs == "measured" else MeasurementConfig()
-    return np.stack([measure(ds, float(b), mcfg).snr_db for b in ds["band"].values])
+    return np.stack([link_snr_db(ds, float(b), mcfg) for b in ds["band"].values])
 
 
 #: The per-(band, UE) SNR map of the study's default link budget, in the result set.

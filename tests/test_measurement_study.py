@@ -88,6 +88,17 @@ def test_measurements_of_a_subset_equal_those_of_the_same_ues_in_the_whole_set(w
     np.testing.assert_array_equal(m1.cfr, m2.cfr)
 
 
+def test_the_link_snr_without_a_cfr_is_the_measurements_own(with_paths):
+    from scadf_lib.measure import link_snr_db
+    for band in (2.6, 28.0):
+        for cfg in (MeasurementConfig(), MeasurementConfig(tx_power_dbm=MeasurementConfig().tx_power_dbm - 20)):
+            snr = link_snr_db(with_paths, band, cfg)
+            np.testing.assert_array_equal(snr, measure(with_paths, band, cfg).snr_db)
+            assert snr.shape == (with_paths.sizes["ue"],) and np.ptp(snr) > 10  # per UE, from its own paths
+    low = link_snr_db(with_paths, 28.0, MeasurementConfig(tx_power_dbm=MeasurementConfig().tx_power_dbm - 20))
+    np.testing.assert_allclose(link_snr_db(with_paths, 28.0) - low, 20.0)
+
+
 def test_path_statistics_measure_the_nlos_detour(with_paths):
     stats = path_statistics(with_paths)
     assert stats["data_version"] == 2 and stats["mean_stored_paths"] == 2
