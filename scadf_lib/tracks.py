@@ -12,14 +12,15 @@ grid (1 m spacing in the shipped data):
   neighbour most aligned with its last step (if that is within 45 degrees), otherwise a random
   neighbour that does not turn back; it never revisits a point of its own track unless it is stuck
   (a dead end), where the track ends early;
-* every track starts at a point in no training trajectory of the model's split (a held-out point),
-  so no track is made of training positions only.
+* every track starts at a point in no training trajectory of the model's split and not among its
+  validation points (a held-out point), so no track is made of training positions only.
 
 :func:`track_study` places the tracks' points with trained models (:class:`scadf_lib.localise.Localiser`,
 sliding windows of L), with WKNN on the numeric features (per point, chosen on validation points as
 in :mod:`scadf_lib.anchors`) and with the track's centroid floor (each point at the mean true position
-of the windows that hold it), and scores the held-out points; beside them, the same models on the
-held-out points of the split's cluster trajectories.
+of the windows that hold it), and scores the held-out points: points in no training trajectory, less
+the split's validation points (they chose the models' best epoch and WKNN's k, so they are not
+unseen); beside them, the same models on the held-out points of the split's cluster trajectories.
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ def track_study(checkpoints: dict[str, str], data_path: str, n_tracks: int = 400
             raise ValueError(f"{name}: the models of one track study must share the split (seed, radius, holdout)")
     ds = load_fingerprints(data_path)
     data = prepare_data(cfg)
-    xy, unseen = data.feats.xy, data.split.unseen
+    xy = data.feats.xy
+    unseen = data.split.unseen.copy()
+    unseen[data.split.val_points] = False  # validation points chose the best epoch: not held out
     rng = np.random.default_rng(seed)
     held = np.flatnonzero(unseen)
     starts = rng.choice(held, size=min(n_tracks, len(held)), replace=False)

@@ -145,6 +145,18 @@ def test_random_walks_step_to_grid_neighbours_and_the_model_places_them(munich):
     assert table.error_m.median() < 0.3 < np.median(floor_err)
 
 
+def test_the_track_study_scores_held_out_points_and_never_the_validation_points(munich):
+    """Validation points chose the best epoch and WKNN's k: a track through them scores none of them."""
+    from scadf_lib.tracks import track_study
+    loc, ds, feats, split = munich
+    assert len(split.val_points) > 100
+    pts = track_study({"SCADF-MoE": str(CKPT)}, str(DATA), n_tracks=40, length=20, seed=0)
+    scored = set(pts[pts.source == "track"].ue.tolist())
+    assert len(scored) > 100 and not scored & set(split.val_points.tolist())
+    assert scored <= set(np.flatnonzero(split.unseen).tolist())  # and never a training point
+    assert set(pts.method) == {"SCADF-MoE", "WKNN", "centroid floor"}
+
+
 def test_tracks_table_gives_mean_and_ci_over_seeds_per_scene_and_method():
     from scadf_lib.studies.track_table import tracks_table
     rows = [{"scene": "munich", "method": m, "source": src, "band_ghz": "all", "group": "all", "seed": s,

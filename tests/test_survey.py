@@ -200,7 +200,7 @@ def test_the_report_section_compares_blocks_with_points_and_draws_the_density_cu
     assert "## Where nobody surveyed" in text and "| SCADF-MoE |" in text and "random 25 %" in text
     assert "](error_cdf_blocks.png)" in text and "](survey_density.png)" in text
     assert "| validation points |" in text and "chosen on the thinned survey's own validation points" in text
-    assert "Walked tracks that start in a held-out block" in text
+    assert "Walked tracks that start at an unsurveyed point" in text
     # the nearest surveyed point, an oracle: its MSE is the held-out points' mean squared distance to the survey
     runs = pd.read_csv(res / "runs.csv").set_index("name")
     ms = runs.loc["anchor_munich_blocks_wknn_s0", "held_out_distance_ms_m2"]

@@ -230,8 +230,9 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
             + figure_line(rs, rs.UNSURVEYED_CDF, "Held-out error CDFs, points and blocks")
             + ("" if claims.empty else "The paper's claims on munich, per split (the reference set's rules on one "
                "scene; seeds in so far):\n\n" + report_table(claims) + "\n\n")
-            + ("" if tracks.empty else "Walked tracks that start in a held-out block (the `Localiser`, sliding "
-               "windows of L; held-out points scored, bands pooled; mean ± 95 % interval over seeds):\n\n"
+            + ("" if tracks.empty else "Walked tracks that start at an unsurveyed point (in a held-out block or "
+               "its guard band; the `Localiser`, sliding windows of L; unsurveyed points scored, validation "
+               "blocks excluded, bands pooled; mean ± 95 % interval over seeds):\n\n"
                + report_table(tracks) + "\n\n")
             + ("" if density.empty else "### How dense must the survey be? (seed 0, point split)\n\n"
                "The training and validation points thinned to a coarser grid or a random share: the best "
