@@ -15,6 +15,15 @@ means the same for an anchor as for a model. The centroid "head" of an anchor is
                 Exact on LOS points (the dominant path is the direct one), a known-bad guess on NLOS
                 points (it places the UE at the end of an unfolded reflected path). No training. It
                 reads the true UE height, which the models do not see (a 1.5 m-above-ground receiver).
+                On measured inputs it reads what the ULA estimates instead: the first path's length d
+                (timing offset included) and its direction cosine s = cos(el) sin(phi) along the array
+                axis (the scene's y axis). With cos(el) = r / d, sin(phi) = s d / r, and the array cannot
+                tell the two sides of its axis apart (x - x_b = +-r cos phi): the side is the one whose
+                candidate lies nearer a surveyed (training) point, and a UE without a detected first path
+                is placed at the survey's mean position (:func:`measured_geometric_positions`).
+``geometric_true_side``
+                measured inputs only: the same with the true side of the array (an oracle bit), a bound
+                that separates what the estimates cost from what the array's mirror ambiguity costs.
 ``wknn``        weighted k-nearest-neighbour fingerprinting (scikit-learn ``KNeighborsRegressor``,
                 weights = 1 / feature distance) on the six numeric features (sin/cos AoD, sin/cos AoA,
                 distance m, path gain dB), per band; the reference set is the run's training points.
@@ -46,6 +55,9 @@ from scadf_lib.fileio import atomic_path, write_json_atomic
 
 from scadf_lib.presets import ANCHORS  # noqa: F401  (re-exported: the anchors every preset scores)
 
+#: Anchors of measured inputs only (the measured-input study scores them beside :data:`ANCHORS`).
+MEASURED_ANCHORS = ("geometric_true_side",)
+
 #: Search grid of the WKNN anchors (chosen on validation points).
 WKNN_K = (1, 2, 3, 5, 8, 13, 21)
 #: Feature scalings: z-score every feature; z-score, angles x 3 (direction matters more than gain);
@@ -66,6 +78,48 @@ def geometric_positions(distance_m: np.ndarray, aod_rad: np.ndarray, ue_z_m: np.
     r = np.sqrt(np.clip(np.asarray(distance_m, np.float64) ** 2 - (bs[2] - np.asarray(ue_z_m, np.float64)) ** 2,
                         0.0, None))
     return np.stack([bs[0] + r * np.cos(aod_rad), bs[1] + r * np.sin(aod_rad)], axis=-1)
+
+
+def broadside_positions(distance_m: np.ndarray, direction_cosine: np.ndarray, ue_z_m: np.ndarray,
+                        bs_position_m: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Closed-form (x, y) m from what a ULA along the y axis measures: the path length ``distance_m``
+    and the direction cosine s = cos(el) sin(phi) along the array (same shape), the UE heights and
+    the BS position (x, y, z) m; ``side`` (+1 or -1, broadcast) picks x - x_b >= 0 or < 0, which the
+    array cannot tell (module docstring). r = sqrt(d^2 - (z_b - z)^2), sin phi = clip(s d / r),
+    p = (x_b + side r cos phi, y_b + r sin phi). Shape (..., 2)."""
+    bs = np.asarray(bs_position_m, dtype=np.float64)
+    d = np.asarray(distance_m, np.float64)
+    r = np.sqrt(np.clip(d ** 2 - (bs[2] - np.asarray(ue_z_m, np.float64)) ** 2, 0.0, None))
+    sin_phi = np.clip(np.asarray(direction_cosine, np.float64) * d / np.maximum(r, 1e-9), -1.0, 1.0)
+    return np.stack([bs[0] + np.sign(side) * r * np.sqrt(1.0 - sin_phi ** 2), bs[1] + r * sin_phi], axis=-1)
+
+
+def measured_geometric_positions(data: Any, bs_position_m: np.ndarray, ue_z_m: np.ndarray,
+                                 true_side: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """(B, N, 2) m: every band's UEs placed by the closed form on measured inputs (module docstring,
+    ``geometric``; ``true_side``: ``geometric_true_side``), and its facts (the share of band-UE pairs
+    without a first path; with the survey's side, the share where it picked the true side)."""
+    from scipy.spatial import cKDTree
+    feats = data.feats
+    names = feats.numeric_names
+    s = feats.numeric[..., names.index("sin_aod")]
+    d = feats.numeric[..., names.index("distance_m")]
+    missing = feats.numeric[..., names.index("first_path_missing")] > 0.5
+    plus, minus = (broadside_positions(d, s, ue_z_m[None, :], bs_position_m, side) for side in (1.0, -1.0))
+    truth = feats.xy[:, 0] >= np.asarray(bs_position_m, np.float64)[0]  # (N,) the UE is on the +x side
+    surveyed = feats.xy[data.split.train_points]
+    if true_side:
+        pick_plus = np.broadcast_to(truth, missing.shape)
+    else:
+        tree = cKDTree(surveyed)
+        pick_plus = tree.query(plus.reshape(-1, 2))[0] <= tree.query(minus.reshape(-1, 2))[0]
+        pick_plus = pick_plus.reshape(missing.shape)
+    xy = np.where(pick_plus[..., None], plus, minus)
+    xy = np.where(missing[..., None], surveyed.mean(axis=0), xy)
+    facts = {"side": "true" if true_side else "survey", "first_path_missing_share": float(missing.mean())}
+    if not true_side:
+        facts["side_right_share"] = float((pick_plus == truth)[~missing].mean()) if (~missing).any() else float("nan")
+    return xy, facts
 
 
 def scale_numeric(numeric: np.ndarray, mean: np.ndarray, std: np.ndarray, scaling: str,
@@ -225,11 +279,14 @@ def predict_anchor(method: str, data: Any, bs_position_m: np.ndarray, ue_z_m: np
     """Test-set predictions of one anchor (:data:`ANCHORS`) and its chosen settings. ``aod_rad`` and
     ``distance_m`` (B, N) are the dataset's raw dominant-path scalars, ``ue_z_m`` (N,) the UE heights."""
     feats = data.feats
-    if method not in ANCHORS:
-        raise ValueError(f"unknown anchor {method!r}; choose one of {ANCHORS}")
-    if method in ("geometric", "hybrid") and feats.inputs != "oracle":
-        raise ValueError(f"the {method} anchor reads the oracle's global azimuth; a ULA measures the angle from its "
-                         "broadside, which leaves a mirror ambiguity across the array axis: score it on oracle inputs")
+    if method not in ANCHORS + MEASURED_ANCHORS:
+        raise ValueError(f"unknown anchor {method!r}; choose one of {ANCHORS + MEASURED_ANCHORS}")
+    if (method == "hybrid" and feats.inputs != "oracle") or (method in MEASURED_ANCHORS and feats.inputs == "oracle"):
+        raise ValueError(f"the {method} anchor is scored on {'oracle' if method == 'hybrid' else 'measured'} inputs "
+                         "only (hybrid reads the data's LOS flag; the true side is a question of measured inputs)")
+    if method.startswith("geometric") and feats.inputs != "oracle":
+        xy, facts = measured_geometric_positions(data, bs_position_m, ue_z_m, true_side=method in MEASURED_ANCHORS)
+        return point_predictions(data, xy), facts
     if method in ("geometric", "hybrid"):
         geo = geometric_positions(distance_m, aod_rad, ue_z_m[None, :], bs_position_m)
         if method == "geometric":

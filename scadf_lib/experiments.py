@@ -224,7 +224,8 @@ def score_anchor(run: Run, work: Path, results: Path) -> str:
     info = {"name": run.name, "study": run.study, **run.tags, "model": run.tags["variant"], "regime": run.cfg.regime,
             "seed": run.cfg.seed, "wall_s": fit["wall_s"], "parameters": 0, "train_samples": fit["train_samples"],
             "test_samples": fit["test_samples"], "device": "cpu", "epochs": 0,
-            **{f"anchor_{k}": fit[k] for k in ("k", "scaling", "cfr_weight", "val_mse_m2") if k in fit}}
+            **{f"anchor_{k}": fit[k] for k in ("k", "scaling", "cfr_weight", "val_mse_m2", "first_path_missing_share",
+                                                "side_right_share") if k in fit}}
     keep_held_out_errors(run, work, results)
     write_json_atomic(run_dir / RUN_INFO, info)
     return run.name

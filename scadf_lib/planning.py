@@ -108,9 +108,9 @@ class _Planner:
 
         methods = sorted(self.methods, key=_question_first)  # each method's oracle and measured runs together
         cells = [(m, s, i) for s in p["seeds"] for m in methods for i in ("oracle", "measured")]
-        for seed in p["seeds"]:  # the anchors first (seconds each): WKNN on each kind of input; the closed form
-            for inputs in ("oracle", "measured"):  # on the oracle only (a ULA's angle is mirror-ambiguous)
-                for anchor in ("wknn", "wknn_cfr") if inputs == "measured" else ("geometric", "wknn", "wknn_cfr"):
+        for seed in p["seeds"]:  # the anchors first (seconds each): WKNN and the closed form on each kind of input,
+            for inputs in ("oracle", "measured"):  # on measured ones also with the array's true side (a bound)
+                for anchor in ("geometric", "wknn", "wknn_cfr") + (("geometric_true_side",) if inputs == "measured" else ()):
                     self.add(anchor_run("munich", "mix", anchor, seed, inputs), "anchors", "munich",
                              {"variant": anchor, "inputs": inputs}, seed=seed, inputs=inputs)
         for method, seed, inputs in cells[:2 * len(self.methods)]:

@@ -721,9 +721,10 @@ def test_the_no_mmd_ablation_is_the_sensitivity_studys_lambda_0_run(tmp_path, sy
 def test_the_measured_study_plans_oracle_and_measured_pairs_then_the_link_sweeps():
     runs = plan("measured")
     names = [r.name for r in runs]
-    assert len(runs) == len(set(names)) == 5 * 2 * 3 + 2 * (3 + 3) + 3 * (3 + 2)
+    assert len(runs) == len(set(names)) == 5 * 2 * 3 + 2 * (3 + 3) + 3 * (3 + 4)
     anchors = [r for r in runs if r.study == "anchors"]
-    assert {r.tags["variant"] for r in anchors if r.cfg.inputs == "measured"} == {"wknn", "wknn_cfr"}
+    assert {r.tags["variant"] for r in anchors if r.cfg.inputs == "measured"} == {"geometric", "geometric_true_side",
+                                                                                 "wknn", "wknn_cfr"}
     runs = [r for r in runs if r.study == "measured"]
     names = [r.name for r in runs]
     assert names[:4] == ["meas_munich_mix_scadf_oracle_s0", "meas_munich_mix_scadf_measured_s0",

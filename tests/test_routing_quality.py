@@ -91,6 +91,28 @@ def test_the_measured_study_pairs_each_methods_oracle_and_measured_runs_seed_by_
     assert c.loc["measured", "61-63 % below the best baseline (all test points)"].startswith("0.80× (")
 
 
+def test_the_closed_form_line_sets_the_arrays_true_side_against_the_guessed_one():
+    from scadf_lib.studies.measured import closed_form_text
+    from scadf_lib.studies.resultset import ResultSet
+    cells = {("geometric", "oracle"): 0.0, ("geometric", "measured"): 900.0, ("geometric_true_side", "measured"): 4.0}
+    runs, rows = [], []
+    for (model, inputs), mse in cells.items():
+        for seed in (0, 1):
+            name = f"anchor_munich_mix_{model}_{inputs}_s{seed}"
+            runs.append({"name": name, "study": "anchors", "model": model, "inputs": inputs, "seed": seed,
+                         "anchor_side_right_share": 0.5 + 0.1 * seed if model == "geometric" and inputs == "measured"
+                         else np.nan})
+            rows.append({"name": name, "study": "anchors", "model": model, "seed": seed, "band": "all",
+                         "group": "held-out-LOS", "mse_m2": mse + seed, "median_m": 1.0, "p90_m": 60.0})
+    text = closed_form_text(ResultSet.of_tables(pd.DataFrame(rows), pd.DataFrame(runs)))
+    assert "MSE 0.50 m² on oracle inputs" in text and "4.50 m² (median 1.00 m) with the array's true side" in text
+    assert "900 m² (median 1.00 m, p90 60 m) with the side a bare ULA" in text and "right for 55 %" in text
+    oracle_only = [r for r in rows if "oracle" in r["name"]]
+    assert closed_form_text(ResultSet.of_tables(pd.DataFrame(oracle_only), pd.DataFrame(runs))).endswith(
+        "on oracle inputs (a sanity check).")
+    assert closed_form_text(ResultSet.of_tables(pd.DataFrame(rows[2:]), pd.DataFrame(runs))) == ""
+
+
 def test_accuracy_is_tabled_per_quarter_of_the_measurement_snr():
     from scadf_lib.studies.measured import accuracy_by_snr
     t = _table({"oracle": 0.0, "measured": 0.1}, seeds=(0,))

@@ -178,8 +178,12 @@ def routing_quality_text(rs: ResultSet) -> str:
     table = rs.table(rs.ROUTING_QUALITY)
     if table is None or table.empty:
         return ""
-    c = quality_contrasts(table)
+    c = quality_contrasts(table)  # default budget first, seed by seed (oracle, then measured), then the sweeps
+    c = c.sort_values(["default_budget", "seed", "inputs", "name"], ascending=[False, True, False, True],
+                      key=lambda col: col.astype(bool) if col.name == "default_budget" else col)
     accuracy = accuracy_by_snr(table)
+    if len(accuracy):
+        accuracy = accuracy.set_index("run").loc[c.name].reset_index()
     accuracy_text = ("" if accuracy.empty else "\nAccuracy against the link: the same validation samples' MSE per "
                      "quarter of their measurement SNR, lowest first (for an oracle-input run the SNR its "
                      "inputs would have had: they do not degrade):\n\n" + report_table(accuracy.round(2)) + "\n")
@@ -229,10 +233,7 @@ def measured_section(rs: ResultSet | Path) -> str:
     table = oracle_vs_measured(rs)
     sweep = sweep_table(rs)
     claims = measured_claims(rs)
-    rows = study_rows(rs)
-    geo = rows[(rows.model == "geometric") & (rows.group == "held-out-LOS")].mse_m2
-    sanity = ("" if geo.empty else f"Sanity line: the closed form on oracle inputs places held-out LOS points with MSE "
-              f"{geo.mean():.2f} m² (it is no row: on NLOS points it follows a bent path to its end).")
+    sanity = closed_form_text(rs)
     runs = rs.runs
     trained = runs[runs.study == "measured"]
     from scadf_lib.planning import plan  # the driver's plan (imports torch): what is still to train
@@ -254,6 +255,30 @@ def measured_section(rs: ResultSet | Path) -> str:
             + "\nA ULA measures the angle from its broadside, the same for two UEs mirrored across the array axis "
               "(\"What a base station measures\", below): part of what the measured inputs cost is this array, not "
               "the estimators.\n")
+
+
+def closed_form_text(rs: ResultSet) -> str:
+    """The closed form's line (held-out LOS points, seeds pooled as means): on oracle inputs (a sanity
+    check), and on measured inputs with the array's true side and with the side chosen from the survey
+    (:func:`scadf_lib.anchors.measured_geometric_positions`); '' before its anchors are in."""
+    rows = study_rows(rs)
+    los = rows[(rows.group == "held-out-LOS") & rows.param.isna()]
+    cell = {(m, i): g for (m, i), g in los.groupby(["model", "inputs"])}
+    oracle = cell.get(("geometric", "oracle"))
+    if oracle is None:
+        return ""
+    text = (f"Closed form (no row: on NLOS points it follows a bent first path to its end), held-out LOS points: "
+            f"MSE {oracle.mse_m2.mean():.2f} m² on oracle inputs (a sanity check)")
+    true_side, survey = cell.get(("geometric_true_side", "measured")), cell.get(("geometric", "measured"))
+    if true_side is not None and survey is not None:
+        runs = rs.runs.set_index("name")
+        right = runs.reindex(survey.name.unique()).get("anchor_side_right_share", pd.Series(dtype=float)).mean()
+        text += (f"; on measured inputs {true_side.mse_m2.mean():.2f} m² (median {true_side.median_m.mean():.2f} m) "
+                 f"with the array's true side, which a sector antenna facing one side would know, and "
+                 f"{survey.mse_m2.mean():.0f} m² (median {survey.median_m.mean():.2f} m, p90 {survey.p90_m.mean():.0f} m) "
+                 f"with the side a bare ULA amid its UEs must guess (the candidate nearer a surveyed point"
+                 + (f"; right for {100 * right:.0f} % of detected first paths" if np.isfinite(right) else "") + ")")
+    return text + "."
 
 
 def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
