@@ -19,8 +19,10 @@ means the same for an anchor as for a model. The centroid "head" of an anchor is
                 (timing offset included) and its direction cosine s = cos(el) sin(phi) along the array
                 axis (the scene's y axis). With cos(el) = r / d, sin(phi) = s d / r, and the array cannot
                 tell the two sides of its axis apart (x - x_b = +-r cos phi): the side is the one whose
-                candidate lies nearer a surveyed (training) point, and a UE without a detected first path
-                is placed at the survey's mean position (:func:`measured_geometric_positions`).
+                candidate lies nearer the fingerprint's guess (``wknn`` on the same measured features;
+                the survey alone cannot tell: both mirror images of a street point usually lie on a
+                street), and a UE without a detected first path is placed where ``wknn`` puts it
+                (:func:`measured_geometric_positions`).
 ``geometric_true_side``
                 measured inputs only: the same with the true side of the array (an oracle bit), a bound
                 that separates what the estimates cost from what the array's mirror ambiguity costs.
@@ -98,8 +100,8 @@ def measured_geometric_positions(data: Any, bs_position_m: np.ndarray, ue_z_m: n
                                  true_side: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """(B, N, 2) m: every band's UEs placed by the closed form on measured inputs (module docstring,
     ``geometric``; ``true_side``: ``geometric_true_side``), and its facts (the share of band-UE pairs
-    without a first path; with the survey's side, the share where it picked the true side)."""
-    from scipy.spatial import cKDTree
+    without a first path; with the fingerprint's side, the share where it picked the true side, and
+    WKNN's setting)."""
     feats = data.feats
     names = feats.numeric_names
     s = feats.numeric[..., names.index("sin_aod")]
@@ -107,16 +109,15 @@ def measured_geometric_positions(data: Any, bs_position_m: np.ndarray, ue_z_m: n
     missing = feats.numeric[..., names.index("first_path_missing")] > 0.5
     plus, minus = (broadside_positions(d, s, ue_z_m[None, :], bs_position_m, side) for side in (1.0, -1.0))
     truth = feats.xy[:, 0] >= np.asarray(bs_position_m, np.float64)[0]  # (N,) the UE is on the +x side
-    surveyed = feats.xy[data.split.train_points]
+    guess, settings = wknn_positions(data, use_cfr=False)  # the fingerprint's position: the side, and the fallback
     if true_side:
         pick_plus = np.broadcast_to(truth, missing.shape)
     else:
-        tree = cKDTree(surveyed)
-        pick_plus = tree.query(plus.reshape(-1, 2))[0] <= tree.query(minus.reshape(-1, 2))[0]
-        pick_plus = pick_plus.reshape(missing.shape)
+        pick_plus = ((plus - guess) ** 2).sum(-1) <= ((minus - guess) ** 2).sum(-1)
     xy = np.where(pick_plus[..., None], plus, minus)
-    xy = np.where(missing[..., None], surveyed.mean(axis=0), xy)
-    facts = {"side": "true" if true_side else "survey", "first_path_missing_share": float(missing.mean())}
+    xy = np.where(missing[..., None], guess, xy)
+    facts = {"side": "true" if true_side else "fingerprint", "first_path_missing_share": float(missing.mean()),
+             **settings}
     if not true_side:
         facts["side_right_share"] = float((pick_plus == truth)[~missing].mean()) if (~missing).any() else float("nan")
     return xy, facts

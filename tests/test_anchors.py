@@ -44,9 +44,9 @@ def test_the_broadside_closed_form_inverts_a_ula_measurement_on_the_side_it_is_g
     np.testing.assert_allclose(mirror[:, 1], xy[:, 1], atol=1e-7)
 
 
-def test_the_closed_form_on_measured_inputs_finds_los_points_and_the_side_from_the_survey(tmp_path):
+def test_the_closed_form_on_measured_inputs_finds_los_points_and_the_side_from_the_fingerprint(tmp_path):
     """On a strong link the estimated first path places LOS points to within the delay and angle
-    estimates' errors; the survey picks the array's side for most UEs; the true side is a bound."""
+    estimates' errors; the fingerprint (WKNN) picks the array's side for most UEs; the true side is a bound."""
     from scadf_lib.schema import save_fingerprints
     from synthetic import synthetic_fingerprints
     save_fingerprints(synthetic_fingerprints(n_side=16, with_paths=True), tmp_path / "s.nc")

@@ -259,7 +259,7 @@ def measured_section(rs: ResultSet | Path) -> str:
 
 def closed_form_text(rs: ResultSet) -> str:
     """The closed form's line (held-out LOS points, seeds pooled as means): on oracle inputs (a sanity
-    check), and on measured inputs with the array's true side and with the side chosen from the survey
+    check), and on measured inputs with the array's true side and with the side chosen by the fingerprint (WKNN)
     (:func:`scadf_lib.anchors.measured_geometric_positions`); '' before its anchors are in."""
     rows = study_rows(rs)
     los = rows[(rows.group == "held-out-LOS") & rows.param.isna()]
@@ -269,14 +269,14 @@ def closed_form_text(rs: ResultSet) -> str:
         return ""
     text = (f"Closed form (no row: on NLOS points it follows a bent first path to its end), held-out LOS points: "
             f"MSE {oracle.mse_m2.mean():.2f} m² on oracle inputs (a sanity check)")
-    true_side, survey = cell.get(("geometric_true_side", "measured")), cell.get(("geometric", "measured"))
-    if true_side is not None and survey is not None:
+    true_side, guessed = cell.get(("geometric_true_side", "measured")), cell.get(("geometric", "measured"))
+    if true_side is not None and guessed is not None:
         runs = rs.runs.set_index("name")
-        right = runs.reindex(survey.name.unique()).get("anchor_side_right_share", pd.Series(dtype=float)).mean()
+        right = runs.reindex(guessed.name.unique()).get("anchor_side_right_share", pd.Series(dtype=float)).mean()
         text += (f"; on measured inputs {true_side.mse_m2.mean():.2f} m² (median {true_side.median_m.mean():.2f} m) "
                  f"with the array's true side, which a sector antenna facing one side would know, and "
-                 f"{survey.mse_m2.mean():.0f} m² (median {survey.median_m.mean():.2f} m, p90 {survey.p90_m.mean():.0f} m) "
-                 f"with the side a bare ULA amid its UEs must guess (the candidate nearer a surveyed point"
+                 f"{guessed.mse_m2.mean():.0f} m² (median {guessed.median_m.mean():.2f} m, p90 {guessed.p90_m.mean():.0f} m) "
+                 f"with the side a bare ULA amid its UEs must guess (the mirror candidate nearer WKNN's position"
                  + (f"; right for {100 * right:.0f} % of detected first paths" if np.isfinite(right) else "") + ")")
     return text + "."
 
