@@ -113,6 +113,27 @@ def test_the_closed_form_line_sets_the_arrays_true_side_against_the_guessed_one(
     assert closed_form_text(ResultSet.of_tables(pd.DataFrame(rows[2:]), pd.DataFrame(runs))) == ""
 
 
+def test_the_readme_line_sets_the_anchors_beside_the_methods_on_both_inputs():
+    from scadf_lib.studies.measured import measured_readme_lines
+    from scadf_lib.studies.resultset import ResultSet
+    cells = {("scadf", "oracle", "held-out"): 1.0, ("scadf", "measured", "held-out"): 20.0,
+             ("wknn", "oracle", "held-out"): 4.0, ("wknn", "measured", "held-out"): 190.0,
+             ("geometric", "oracle", "held-out-LOS"): 0.0, ("geometric", "measured", "held-out-LOS"): 120.0,
+             ("geometric_true_side", "measured", "held-out-LOS"): 4.4}
+    runs, rows = [], []
+    for (model, inputs, group), mse in cells.items():
+        name = f"x_{model}_{inputs}_s0"
+        runs.append({"name": name, "study": "measured", "model": model, "inputs": inputs, "seed": 0, "flat": True})
+        rows.append({"name": name, "study": "measured", "model": model, "seed": 0, "band": "all", "group": group,
+                     "mse_m2": mse, "median_m": 1.0, "p90_m": 2.0})
+    line = measured_readme_lines(ResultSet.of_tables(pd.DataFrame(rows), pd.DataFrame(runs)))[0]
+    assert "SCADF-MoE 1.00 → 20.00 (1 seed); WKNN (numeric) 4.00 → 190.00 (1 seed)" in line
+    assert "held-out LOS points only: 0.00 → 120 (4.40 with the array's side known)" in line
+    no_anchors = [r for r in rows if r["model"] == "scadf"]
+    line = measured_readme_lines(ResultSet.of_tables(pd.DataFrame(no_anchors), pd.DataFrame(runs)))[0]
+    assert "WKNN" not in line and "closed form" not in line
+
+
 def test_accuracy_is_tabled_per_quarter_of_the_measurement_snr():
     from scadf_lib.studies.measured import accuracy_by_snr
     t = _table({"oracle": 0.0, "measured": 0.1}, seeds=(0,))

@@ -15,6 +15,9 @@ from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, ratio_ci, summarize
 
+#: The anchors with a row beside the trained methods (the closed form has a line of its own: LOS points only).
+MEASURED_ANCHOR_ROWS = ("wknn", "wknn_cfr")
+
 #: The result set of this study.
 MEASURED_SET = "measured"
 
@@ -38,7 +41,7 @@ def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
     m = m[m.param.isna() & (m.group == group)]
     flat = csv_flags(rs.runs.set_index("name")["flat"])
     rows = []
-    for model in [x for x in (*METHODS, "wknn", "wknn_cfr") if x in set(m.model)]:
+    for model in [x for x in (*METHODS, *MEASURED_ANCHOR_ROWS) if x in set(m.model)]:
         g = m[m.model == model]
         row = {"method": label(model)}
         per = g.pivot_table(index="seed", columns="inputs", values="mse_m2")
@@ -163,7 +166,7 @@ def held_out_by_snr(rs: ResultSet) -> pd.DataFrame:
              f"> {edges[2]:.0f} dB"]
     pts["quarter"] = np.digitize(pts.snr_db, edges)
     rows = []
-    for model in [x for x in (*METHODS, "wknn", "wknn_cfr") if x in set(pts.model)]:
+    for model in [x for x in (*METHODS, *MEASURED_ANCHOR_ROWS) if x in set(pts.model)]:
         for inputs in ("oracle", "measured"):
             g = pts[(pts.model == model) & (pts.inputs == inputs)]
             if len(g):
@@ -257,19 +260,28 @@ def measured_section(rs: ResultSet | Path) -> str:
               "the estimators.\n")
 
 
+def closed_form_cells(rs: ResultSet) -> dict[str, pd.DataFrame]:
+    """The closed form's held-out-LOS rows (default link budget, one row per seed and band pooling):
+    ``oracle`` (oracle inputs), ``true_side`` and ``guessed`` (measured inputs, the array's side known
+    or chosen by the fingerprint), each only when its anchors are in."""
+    rows = study_rows(rs)
+    los = rows[(rows.group == "held-out-LOS") & rows.param.isna()]
+    cell = {(m, i): g for (m, i), g in los.groupby(["model", "inputs"])}
+    keys = {"oracle": ("geometric", "oracle"), "guessed": ("geometric", "measured"),
+            "true_side": ("geometric_true_side", "measured")}
+    return {k: cell[key] for k, key in keys.items() if key in cell}
+
+
 def closed_form_text(rs: ResultSet) -> str:
     """The closed form's line (held-out LOS points, seeds pooled as means): on oracle inputs (a sanity
     check), and on measured inputs with the array's true side and with the side chosen by the fingerprint (WKNN)
     (:func:`scadf_lib.anchors.measured_geometric_positions`); '' before its anchors are in."""
-    rows = study_rows(rs)
-    los = rows[(rows.group == "held-out-LOS") & rows.param.isna()]
-    cell = {(m, i): g for (m, i), g in los.groupby(["model", "inputs"])}
-    oracle = cell.get(("geometric", "oracle"))
-    if oracle is None:
+    cells = closed_form_cells(rs)
+    if "oracle" not in cells:
         return ""
     text = (f"Closed form (no row: on NLOS points it follows a bent first path to its end), held-out LOS points: "
-            f"MSE {oracle.mse_m2.mean():.2f} m² on oracle inputs (a sanity check)")
-    true_side, guessed = cell.get(("geometric_true_side", "measured")), cell.get(("geometric", "measured"))
+            f"MSE {cells['oracle'].mse_m2.mean():.2f} m² on oracle inputs (a sanity check)")
+    true_side, guessed = cells.get("true_side"), cells.get("guessed")
     if true_side is not None and guessed is not None:
         runs = rs.runs.set_index("name")
         right = runs.reindex(guessed.name.unique()).get("anchor_side_right_share", pd.Series(dtype=float)).mean()
@@ -288,15 +300,20 @@ def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
     if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
         return []
     m = study_rows(rs)
-    m = m[m.param.isna() & (m.group == HEADLINE) & m.model.isin(METHODS)]
-    if m.empty:
+    m = m[m.param.isna() & (m.group == HEADLINE)]
+    if not m.model.isin(METHODS).any():
         return []
     cells = []
-    for model in [x for x in METHODS if x in set(m.model)]:
+    for model in [x for x in (*METHODS, *MEASURED_ANCHOR_ROWS) if x in set(m.model)]:
         g = m[m.model == model].groupby("inputs").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
         if {"oracle", "measured"} <= set(g.index):
             cells.append(f"{label(model)} {g.mse['oracle']:.2f} → {g.mse['measured']:.2f} "
                          f"({int(g.seeds.min())} seed{'s' if g.seeds.min() > 1 else ''})")
+    closed = closed_form_cells(rs)
+    if {"true_side", "guessed"} <= set(closed):
+        cells.append(f"the closed form from the first path, held-out LOS points only: {closed['oracle'].mse_m2.mean():.2f}"
+                     f" → {closed['guessed'].mse_m2.mean():.0f} ({closed['true_side'].mse_m2.mean():.2f} with the "
+                     "array's side known)")
     table = rs.table(rs.ROUTING_QUALITY)
     link = held_out_link_text(held_out_by_snr(rs))
     verdict = ("" if table is None or table.empty else

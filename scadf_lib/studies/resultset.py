@@ -42,7 +42,7 @@ class ResultSet:
     def of_tables(cls, metrics: pd.DataFrame | None = None, runs: pd.DataFrame | None = None,
                   curves: pd.DataFrame | None = None, path: Path | str = ".") -> "ResultSet":
         """A set held in memory (a test's or a notebook's tables); ``metrics`` is taken as it is."""
-        rs = cls(path, {cls.RUNS: runs, cls.CURVES: curves})
+        rs = cls(path, {cls.RUNS: runs, cls.CURVES: curves, cls.METRICS: metrics})
         rs._tables["metrics"] = metrics
         return rs
 
