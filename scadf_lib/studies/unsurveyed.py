@@ -184,15 +184,17 @@ def design_text(runs: pd.DataFrame) -> str:
             f"selection measures what the test measures.")
 
 
-def study_tables(rs: ResultSet | Path, base: ResultSet | Path | None = None) -> dict[str, pd.DataFrame]:
+def study_tables(rs: ResultSet | Path, base: ResultSet | Path | None = None,
+                 rows: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The study's tables (what its section and notebook 04 show): 'blocks' (:func:`blocks_table`),
     'block facts', 'claims' (per split, :func:`scadf_lib.studies.claims.one_scene_claims`), 'density'
     (:func:`density_table`) and 'tracks' (walked tracks from the held-out blocks); ``base``: the
-    baseline set (default: the measured-input study's, beside ``rs``)."""
+    baseline set (default: the measured-input study's, beside ``rs``); ``rows``: their
+    :func:`split_rows`, where the caller has them already."""
     from scadf_lib.studies.track_table import tracks_table
     rs = as_set(rs)
     base = as_set(base) if base is not None else rs.sibling(BASELINE_SET)
-    rows, runs = split_rows(rs, base), rs.runs
+    rows, runs = split_rows(rs, base) if rows is None else rows, rs.runs
     flat = csv_flags(runs.set_index("name")["flat"]) if "flat" in runs else pd.Series(dtype=bool)
     full = rows[(rows.survey.fillna("full") == "full") & rows.model.isin(METHODS)] if len(rows) else rows
     tracks = rs.table(rs.TRACKS)
@@ -210,9 +212,9 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
     if not (rs.has(rs.METRICS) and rs.has(rs.RUNS)):
         return ""
     base = as_set(base) if base is not None else rs.sibling(BASELINE_SET)
-    runs, t = rs.runs, study_tables(rs, base)
-    blocks, facts, claims, density, tracks = (t[k] for k in ("blocks", "block facts", "claims", "density", "tracks"))
     rows = split_rows(rs, base)
+    runs, t = rs.runs, study_tables(rs, base, rows)
+    blocks, facts, claims, density, tracks = (t[k] for k in ("blocks", "block facts", "claims", "density", "tracks"))
     from scadf_lib.planning import plan  # the driver's plan (imports torch): what is still to train
     planned = plan(UNSURVEYED_SET)
     trained = runs[runs.study != "anchors"]
