@@ -53,7 +53,7 @@ import pandas as pd
 
 from scadf_lib.checkpoints import RUN_CONFIG, RUN_METRICS, RUN_POINT_ERRORS
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors
-from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.fileio import write_csv_atomic, write_json_atomic
 
 from scadf_lib.presets import ANCHORS  # noqa: F401  (re-exported: the anchors every preset scores)
 
@@ -316,10 +316,8 @@ def run_anchor(method: str, cfg: Any, out_dir: Path) -> pd.DataFrame:
     metrics = metrics_table(pred).assign(model=method, regime=cfg.regime, train_band=cfg.band, seed=cfg.seed,
                                          scene=Path(cfg.data_path).stem, trajectory_length=cfg.trajectory_length)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / RUN_METRICS) as tmp:
-        metrics.to_csv(tmp, index=False)
-    with atomic_path(out_dir / RUN_POINT_ERRORS) as tmp:
-        per_point_errors(pred).round({"sq_error_m2": 4}).to_csv(tmp, index=False)
+    write_csv_atomic(metrics, out_dir / RUN_METRICS)
+    write_csv_atomic(per_point_errors(pred).round({"sq_error_m2": 4}), out_dir / RUN_POINT_ERRORS)
     write_json_atomic(out_dir / RUN_CONFIG, {"train_config": json.loads(json.dumps(cfg.to_dict())),
                                                 "split": data.split.report, "parameters": 0, "anchor": method,
                                                 "train_bands_ghz": data.train_bands, "test_bands_ghz": data.test_bands})

@@ -56,7 +56,7 @@ import torch
 from tqdm import tqdm
 
 from scadf_lib.checkpoints import BEST, RUN_CONFIG, RUN_INFO, RUN_POINT_ERRORS, is_reference_set
-from scadf_lib.fileio import atomic_path, project_path, write_json_atomic
+from scadf_lib.fileio import project_path, write_csv_atomic, write_json_atomic
 from scadf_lib.planning import Run, plan
 from scadf_lib.pool import device_name, in_pool
 from scadf_lib.presets import ALL_STUDIES, METHODS, PRESETS, REFERENCE_SET, SCENES
@@ -204,8 +204,7 @@ def record_run(run: Run, res: Any, work: Path, results: Path, wall_s: float, ext
                if k == "val_mmd" or k.startswith("val_task_") or k.startswith("val_block")}}
     if run.cfg.regime == "mix" and run.cfg.seed == 0 and run.study in ("main", "spatial"):
         table = res.predictions.point_table()[["band_ghz", "ue", "position", "los", "held_out", "error_m"]]
-        with atomic_path(results / ResultSet.ERRORS / f"{run.name}.csv.gz") as tmp:
-            table.round({"error_m": 3}).to_csv(tmp, index=False, compression="gzip")
+        write_csv_atomic(table.round({"error_m": 3}), results / ResultSet.ERRORS / f"{run.name}.csv.gz")
     keep_held_out_errors(run, work, results)
     if ships_checkpoint(run):
         ship_checkpoint(run, run_dir, results)
@@ -249,8 +248,7 @@ def keep_held_out_errors(run: Run, work: Path, results: Path) -> None:
         return
     table = pd.read_csv(src)
     table = table[table.held_out][["band_ghz", "ue", "los", "appearances", "sq_error_m2"]]
-    with atomic_path(results / ResultSet.ERRORS / f"{run.name}.csv.gz") as tmp:
-        table.to_csv(tmp, index=False, compression="gzip")
+    write_csv_atomic(table, results / ResultSet.ERRORS / f"{run.name}.csv.gz")
 
 
 #: The models whose walked tracks through held-out blocks the driver scores, by label.
@@ -315,11 +313,9 @@ def evaluate_degradation(run: Run, work: Path, threads: int | None = None) -> st
     tags = {"name": run.name, "model": run.cfg.model, "seed": run.cfg.seed, "augmented": run.cfg.augment}
     if run.cfg.model == "scadf":
         resp = routing_response(model, data, run.cfg.augment).assign(**tags)
-        with atomic_path(run_dir / ResultSet.ROUTING_RESPONSE) as tmp:
-            resp.to_csv(tmp, index=False)
+        write_csv_atomic(resp, run_dir / ResultSet.ROUTING_RESPONSE)
     table = degraded_metrics(model, data, run.cfg.augment).assign(**tags)
-    with atomic_path(run_dir / ResultSet.DEGRADATION) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv_atomic(table, run_dir / ResultSet.DEGRADATION)
     return run.name
 
 

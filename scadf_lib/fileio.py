@@ -42,6 +42,19 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+def write_csv_atomic(frame: Any, path: str | os.PathLike[str]) -> None:
+    """Write the DataFrame ``frame`` as CSV (no index) to ``path`` atomically. A ``.gz`` path is
+    gzipped with a fixed header (no time stamp, no file name): the same table gives the same bytes,
+    so a table collected again unchanged leaves git clean."""
+    import gzip
+    with atomic_path(path) as tmp:
+        if Path(path).name.endswith(".gz"):
+            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                gz.write(frame.to_csv(index=False).encode())
+        else:
+            frame.to_csv(tmp, index=False)
+
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: write DIR/README.md describing DIR's checkpoints (with --metrics)")
     ap.add_argument("--metrics", default="results/flat/all_metrics.csv", help="the model card's metrics table")
     a = ap.parse_args(argv)
-    from scadf_lib.fileio import atomic_path
+    from scadf_lib.fileio import atomic_path, write_csv_atomic
     if a.model_card:
         with atomic_path(Path(a.model_card) / "README.md") as tmp:
             tmp.write_text(model_card(Path(a.model_card), Path(a.metrics)))
@@ -420,8 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LocaliseError, DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with atomic_path(Path(a.out)) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv_atomic(table, Path(a.out))
     known = table.error_m.notna()
     summary = (f"; median error {table.error_m[known].median():.2f} m over {int(known.sum())} measurements with known "
                f"positions" if known.any() else "")

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from scadf_lib.checkpoints import RUN_HISTORY, RUN_METRICS
-from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.fileio import write_csv_atomic, write_json_atomic
 from scadf_lib.planning import Run
 from scadf_lib.pool import device_name, in_pool
 from scadf_lib.presets import RETRAINED
@@ -142,6 +142,5 @@ def rebuild_checkpoints(runs: list[Run], work: Path, results: Path, jobs: int = 
     table = pd.DataFrame([json.loads(c.read_text()) for c in checks if c.exists()])
     table = keep_committed(results, ResultSet.REBUILDS, table, set(table.name) if len(table) else set())
     if len(table):
-        with atomic_path(results / ResultSet.REBUILDS) as tmp:
-            table.to_csv(tmp, index=False)
+        write_csv_atomic(table, results / ResultSet.REBUILDS)
     return table

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from scadf_lib.checkpoints import BEST, RUN_CONFIG, RUN_METRICS, load_checkpoint, model_from_checkpoint
-from scadf_lib.fileio import atomic_path
+from scadf_lib.fileio import write_csv_atomic
 from scadf_lib.studies.measured import quality_contrasts, quality_verdict
 from scadf_lib.studies.resultset import ResultSet
 
@@ -113,8 +113,7 @@ def write_snr_map(data_path: str, results: Path) -> Path:
         snr = snr_per_band_ue(TrainConfig(data_path=data_path), ds)
         b, u = np.meshgrid(ds["band"].values, np.arange(snr.shape[1]), indexing="ij")
         table = pd.DataFrame({"band_ghz": b.ravel(), "ue": u.ravel(), "snr_db": snr.ravel().round(1)})
-        with atomic_path(out) as tmp:
-            table.to_csv(tmp, index=False, compression="gzip")
+        write_csv_atomic(table, out)
     return out
 
 
@@ -146,8 +145,7 @@ def score_run(run_dir: Path) -> pd.DataFrame | None:
                                                        timing_offset_std_ns=(cfg.measurement or {}).get(
                                                            "timing_offset_std_ns"))
     table = _rounded(table)
-    with atomic_path(run_dir / ROUTING_QUALITY) as tmp:
-        table.to_csv(tmp, index=False, compression="gzip")
+    write_csv_atomic(table, run_dir / ROUTING_QUALITY)
     return table
 
 
@@ -173,8 +171,7 @@ def collect(work: Path, results: Path, names: list[str] | None = None) -> pd.Dat
         table = pd.concat([old[~old.name.isin(set(table.name))], table], ignore_index=True)
     if len(table):
         table = _rounded(table)
-        with atomic_path(out) as tmp:
-            table.to_csv(tmp, index=False, compression="gzip")
+        write_csv_atomic(table, out)
     return table
 
 

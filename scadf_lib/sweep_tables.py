@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from scadf_lib.checkpoints import RUN_CONFIG, RUN_HISTORY, RUN_INFO, RUN_METRICS, RUN_POINT_ERRORS
-from scadf_lib.fileio import atomic_path
+from scadf_lib.fileio import atomic_path, write_csv_atomic
 from scadf_lib.planning import Run
 from scadf_lib.runfolder import run_finished
 from scadf_lib.studies.resultset import ResultSet
@@ -21,8 +21,7 @@ def log_sweep(results: Path, row: dict[str, Any]) -> None:
     """Append one row to ``results/sweeps.csv`` (atomically: the file is rewritten whole)."""
     path = results / ResultSet.SWEEPS
     old = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    with atomic_path(path) as tmp:
-        pd.concat([old, pd.DataFrame([row])], ignore_index=True).to_csv(tmp, index=False)
+    write_csv_atomic(pd.concat([old, pd.DataFrame([row])], ignore_index=True), path)
 
 
 #: Split facts copied from each run's config.json into runs.csv.
@@ -153,6 +152,5 @@ def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
         if name != ResultSet.METRICS:
             frame = keep_committed(results, name, frame, renewed)
         if len(frame):
-            with atomic_path(results / name) as tmp:
-                frame.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
+            write_csv_atomic(frame, results / name)
     return pd.read_csv(results / ResultSet.METRICS, dtype={"band": str})

@@ -240,7 +240,7 @@ def add_track_scores(out: str, ckpts: dict[str, str], scene: str, seed: int, dat
     :func:`score_points` per method, source and band ('all' pooled) into the CSV ``out`` (atomic).
     A (scene, seed) already in ``out`` with every label of ``ckpts`` is skipped (resumable); one with a
     new checkpoint is computed again and replaced. Returns whether it computed."""
-    from scadf_lib.fileio import atomic_path
+    from scadf_lib.fileio import write_csv_atomic
     path = Path(out)
     table = pd.read_csv(path) if path.exists() else pd.DataFrame()
     mine = (table.scene == scene) & (table.seed == seed) if len(table) else pd.Series(dtype=bool)
@@ -254,8 +254,7 @@ def add_track_scores(out: str, ckpts: dict[str, str], scene: str, seed: int, dat
                           ["method", "source", "band_ghz"])
     scores = scores.assign(scene=scene, seed=seed, track_length=length, **pts.attrs["tracks"])
     table = pd.concat([table[~mine] if len(table) else table, scores], ignore_index=True)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv_atomic(table, path)
     print(f"tracks: {scene} seed {seed}: {sorted(ckpts)}", flush=True)
     return True
 

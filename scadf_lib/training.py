@@ -42,7 +42,7 @@ from scadf_lib.config import (COMPILE_MODES, FLAT_GAIN, PAPER_BATCH, BASE_LR, MO
                                offset_weight_at, run_bands, scaled_lr, schedule_steps, should_stop, split_of)
 from scadf_lib.degradation import flag_columns
 from scadf_lib.evaluation import Predictions, metrics_table, per_point_errors, predict
-from scadf_lib.fileio import atomic_path, write_json_atomic
+from scadf_lib.fileio import write_csv_atomic, write_json_atomic
 from scadf_lib.models import REGISTRY, ModelConfig, build_model, count_parameters, model_config
 from scadf_lib.checkpoints import (BEST, CHECKPOINT_FORMAT, LAST, RUN_CONFIG, RUN_HISTORY, RUN_METRICS,  # noqa: F401
                                     RUN_POINT_ERRORS, checkpoint_state, load_checkpoint, model_from_checkpoint,
@@ -523,8 +523,7 @@ def write_results(out: Path, cfg: TrainConfig, mcfg: ModelConfig, data: Prepared
     if preds is not None:
         frames.append((RUN_POINT_ERRORS, per_point_errors(preds).round({"sq_error_m2": 4})))
     for name, frame in frames:
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False)
+        write_csv_atomic(frame, out / name)
     write_json_atomic(out / RUN_CONFIG, {
         "train_config": cfg.to_dict(), "model_config": mcfg.to_dict(), "parameters": n_params,
         "split": data.split.report, "train_bands_ghz": data.train_bands, "test_bands_ghz": data.test_bands,

@@ -755,3 +755,25 @@ def test_the_driver_trains_and_collects_a_measured_input_pair(tmp_path):
     assert table.loc["meas_munich_mix_scadf_measured_s0", "inputs"] == "measured"
     metrics = pd.read_csv(tmp_path / "results" / "all_metrics.csv")
     assert wanted <= set(metrics.name), "the anchors score measured inputs too (WKNN on the estimated features)"
+
+
+def test_a_table_written_again_unchanged_is_the_same_bytes_and_a_failed_write_keeps_the_old_one(tmp_path):
+    """Collected .csv.gz tables carry no time stamp or temporary file name in their gzip header, so a
+    sweep that collects an unchanged table again leaves git clean; a write that fails loses nothing."""
+    import time
+    from scadf_lib.fileio import write_csv_atomic
+    table = pd.DataFrame({"name": ["a", "b"], "mse_m2": [0.5, 20.25]})
+    write_csv_atomic(table, tmp_path / "t.csv.gz")
+    first = (tmp_path / "t.csv.gz").read_bytes()
+    time.sleep(1.1)  # gzip's header time stamp has a resolution of a second
+    write_csv_atomic(table, tmp_path / "t.csv.gz")
+    write_csv_atomic(table, tmp_path / "u.csv.gz")
+    assert (tmp_path / "t.csv.gz").read_bytes() == first == (tmp_path / "u.csv.gz").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.csv.gz"), table)
+
+    class Broken(pd.DataFrame):
+        def to_csv(self, *a, **k):
+            raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        write_csv_atomic(Broken(table), tmp_path / "t.csv.gz")
+    assert (tmp_path / "t.csv.gz").read_bytes() == first and len(list(tmp_path.iterdir())) == 2
