@@ -19,10 +19,11 @@ means the same for an anchor as for a model. The centroid "head" of an anchor is
                 (timing offset included) and its direction cosine s = cos(el) sin(phi) along the array
                 axis (the scene's y axis). With cos(el) = r / d, sin(phi) = s d / r, and the array cannot
                 tell the two sides of its axis apart (x - x_b = +-r cos phi): the side is the one whose
-                candidate lies nearer the fingerprint's guess (``wknn`` on the same measured features;
-                the survey alone cannot tell: both mirror images of a street point usually lie on a
-                street), and a UE without a detected first path is placed where ``wknn`` puts it
-                (:func:`measured_geometric_positions`).
+                candidate lies nearer the fingerprint's guess (``wknn_cfr`` on the same measured
+                inputs, which falls back to the numeric features where the CFR does not help on
+                validation; the survey alone cannot tell: both mirror images of a street point usually
+                lie on a street), and a UE without a detected first path is placed where ``wknn_cfr``
+                puts it (:func:`measured_geometric_positions`).
 ``geometric_true_side``
                 measured inputs only: the same with the true side of the array (an oracle bit), a bound
                 that separates what the estimates cost from what the array's mirror ambiguity costs.
@@ -109,7 +110,7 @@ def measured_geometric_positions(data: Any, bs_position_m: np.ndarray, ue_z_m: n
     missing = feats.numeric[..., names.index("first_path_missing")] > 0.5
     plus, minus = (broadside_positions(d, s, ue_z_m[None, :], bs_position_m, side) for side in (1.0, -1.0))
     truth = feats.xy[:, 0] >= np.asarray(bs_position_m, np.float64)[0]  # (N,) the UE is on the +x side
-    guess, settings = wknn_positions(data, use_cfr=False)  # the fingerprint's position: the side, and the fallback
+    guess, settings = wknn_positions(data, use_cfr=True)  # the fingerprint's position: the side, and the fallback
     if true_side:
         pick_plus = np.broadcast_to(truth, missing.shape)
     else:

@@ -288,7 +288,7 @@ def closed_form_text(rs: ResultSet) -> str:
         text += (f"; on measured inputs {true_side.mse_m2.mean():.2f} m² (median {true_side.median_m.mean():.2f} m) "
                  f"with the array's true side, which a sector antenna facing one side would know, and "
                  f"{guessed.mse_m2.mean():.0f} m² (median {guessed.median_m.mean():.2f} m, p90 {guessed.p90_m.mean():.0f} m) "
-                 f"with the side a bare ULA amid its UEs must guess (the mirror candidate nearer WKNN's position"
+                 f"with the side a bare ULA amid its UEs must guess (the mirror candidate nearer the position WKNN on the measured CFR and features gives"
                  + (f"; right for {100 * right:.0f} % of detected first paths" if np.isfinite(right) else "") + ")")
     return text + "."
 
