@@ -129,6 +129,12 @@ def test_the_readme_line_sets_the_anchors_beside_the_methods_on_both_inputs():
     line = measured_readme_lines(ResultSet.of_tables(pd.DataFrame(rows), pd.DataFrame(runs)))[0]
     assert "SCADF-MoE 1.00 → 20.00 (1 seed); WKNN (numeric) 4.00 → 190.00 (1 seed)" in line
     assert "held-out LOS points only: 0.00 → 120 (4.40 with the array's side known)" in line
+    from scadf_lib.studies.measured import measured_headline
+    rows.append({**rows[3], "name": "x_wknn_cfr_measured_s0", "model": "wknn_cfr", "mse_m2": 120.0})
+    runs.append({**runs[3], "name": "x_wknn_cfr_measured_s0", "model": "wknn_cfr"})
+    head = measured_headline(ResultSet.of_tables(pd.DataFrame(rows), pd.DataFrame(runs)))
+    assert "is 20.0 m² against 1.00 on oracle inputs; the better fingerprinting anchor on the same inputs, " \
+           "WKNN (numeric + CFR), 120 m² (appendix" in head
     no_anchors = [r for r in rows if r["model"] == "scadf"]
     line = measured_readme_lines(ResultSet.of_tables(pd.DataFrame(no_anchors), pd.DataFrame(runs)))[0]
     assert "WKNN" not in line and "closed form" not in line

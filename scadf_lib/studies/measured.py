@@ -334,13 +334,17 @@ def measured_headline(rs: ResultSet | Path) -> str:
     rs = as_set(rs)
     if not rs.has(rs.RUNS):  # a set's metrics come with its runs
         return ""
-    m = study_rows(rs)
-    m = m[m.param.isna() & (m.group == HEADLINE) & (m.model == "scadf")]
+    rows = study_rows(rs)
+    rows = rows[rows.param.isna() & (rows.group == HEADLINE)]
+    m = rows[rows.model == "scadf"]
     g = m.groupby("inputs").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
     if not {"oracle", "measured"} <= set(g.index):
         return ""
     n = int(g.seeds.min())
+    anchors = rows[rows.model.isin(MEASURED_ANCHOR_ROWS) & (rows.inputs == "measured")].groupby("model").mse_m2.mean()
+    anchor = ("" if anchors.empty else f"; the better fingerprinting anchor on the same inputs, "
+              f"{label(anchors.idxmin())}, {anchors.min():.0f} m²")
     return (f"On what a base station measures (munich, data version 2, {n} seed{'s' if n > 1 else ''} so far), "
-            f"SCADF-MoE's held-out MSE is {g.mse['measured']:.1f} m² against {g.mse['oracle']:.2f} on oracle inputs "
-            "(appendix \"The paper's question on measured inputs\").")
+            f"SCADF-MoE's held-out MSE is {g.mse['measured']:.1f} m² against {g.mse['oracle']:.2f} on oracle inputs"
+            f"{anchor} (appendix \"The paper's question on measured inputs\").")
 
