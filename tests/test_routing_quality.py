@@ -175,3 +175,14 @@ def test_held_out_points_are_binned_by_the_snr_map_per_method_and_input():
     assert "SCADF-MoE's held-out MSE is 2.0 m² against 1.00 on oracle inputs" in measured_headline(rs)
     text = held_out_link_text(held_out_by_snr(rs))
     assert "100.00 m² in the lowest SNR quarter (< 18 dB)" in text and "on oracle inputs 0.01 and 0.01" in text
+
+
+def test_a_studys_section_says_whether_its_sweep_is_complete_and_how_to_resume_it():
+    from scadf_lib.planning import plan
+    from scadf_lib.studies.common import sweep_state
+    runs = pd.DataFrame([{"name": r.name, "study": r.study} for r in plan("measured")])
+    trained, anchors = int((runs.study != "anchors").sum()), int((runs.study == "anchors").sum())
+    assert sweep_state(runs, "measured") == f"every planned run is in ({trained} trained runs and {anchors} anchor runs)"
+    short = sweep_state(runs.iloc[1:], "measured")
+    assert short.startswith(f"{trained} trained runs and {anchors - 1} anchor runs of {len(runs)} planned")
+    assert "--preset measured --jobs 2 --park` resumes it" in short

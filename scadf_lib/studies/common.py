@@ -33,6 +33,19 @@ HEADLINE = "held-out"
 GROUPS = ("held-out", "held-out-LOS", "held-out-NLOS", "seen", "seen-LOS", "seen-NLOS", "overall", "centroid")
 
 
+def sweep_state(runs: pd.DataFrame, preset: str) -> str:
+    """Where a study's sweep stands, for its section: its trained and anchor runs in ``runs`` (the
+    set's ``runs.csv``) against the driver's plan of ``preset``, and the command that resumes it
+    while runs are missing."""
+    from scadf_lib.planning import plan  # the driver's plan (imports torch)
+    planned = {r.name for r in plan(preset)}
+    trained, anchors = int((runs.study != "anchors").sum()), int((runs.study == "anchors").sum())
+    if planned <= set(runs.name):
+        return f"every planned run is in ({trained} trained runs and {anchors} anchor runs)"
+    return (f"{trained} trained runs and {anchors} anchor runs of {len(planned)} planned "
+            f"(`python -m scadf_lib.experiments --preset {preset} --jobs 2 --park` resumes it)")
+
+
 def label(method: str) -> str:
     """The display name of a method, anchor or ablation variant."""
     return METHOD_LABELS.get(method) or ABLATION_LABELS.get(method) or method

@@ -11,7 +11,7 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS
 from scadf_lib.studies.claims import one_scene_claims
-from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table
+from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table, sweep_state
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, ratio_ci, summarize
 
@@ -237,14 +237,8 @@ def measured_section(rs: ResultSet | Path) -> str:
     sweep = sweep_table(rs)
     claims = measured_claims(rs)
     sanity = closed_form_text(rs)
-    runs = rs.runs
-    trained = runs[runs.study == "measured"]
-    from scadf_lib.planning import plan  # the driver's plan (imports torch): what is still to train
-    planned = plan(MEASURED_SET)
     return ("## The paper's question on measured inputs (data version 2, munich Mix)\n\n"
-            f"`results/{rs.name}/`, {len(trained)} trained runs and {int((runs.study == 'anchors').sum())} anchor runs "
-            f"of {len(planned)} planned (`python -m scadf_lib.experiments --preset measured --jobs 2 --park` resumes "
-            "it). Oracle inputs: the ray tracer's dominant path and one noise-free CFR element; measured: what a "
+            f"`results/{rs.name}/`, {sweep_state(rs.runs, MEASURED_SET)}. Oracle inputs: the ray tracer's dominant path and one noise-free CFR element; measured: what a "
             "16-element ULA base station estimates from one uplink pilot (first-path length, angle from broadside, "
             "power, missing flags; the angle-delay profile as the CFR input), 23 dBm, 2 ns timing offset. Held-out "
             "MSE (m²), mean ± 95 % interval over the seeds in so far, then each seed's; measured / oracle seed by seed "

@@ -12,7 +12,7 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS
 from scadf_lib.studies.claims import one_scene_claims
-from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table
+from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table, sweep_state
 from scadf_lib.studies.measured import MEASURED_SET, study_rows
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, mean_ci, ratio_ci
@@ -215,13 +215,8 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
     rows = split_rows(rs, base)
     runs, t = rs.runs, study_tables(rs, base, rows)
     blocks, facts, claims, density, tracks = (t[k] for k in ("blocks", "block facts", "claims", "density", "tracks"))
-    from scadf_lib.planning import plan  # the driver's plan (imports torch): what is still to train
-    planned = plan(UNSURVEYED_SET)
-    trained = runs[runs.study != "anchors"]
     return ("## Where nobody surveyed (data version 2, munich Mix, oracle inputs)\n\n"
-            f"`results/{rs.name}/`, {len(trained)} trained runs and {int((runs.study == 'anchors').sum())} anchor runs "
-            f"of {len(planned)} planned (`python -m scadf_lib.experiments --preset unsurveyed --jobs 2 --park` "
-            "resumes it). The paper's protocol holds out points of a 1 m grid whose neighbours were trained on; "
+            f"`results/{rs.name}/`, {sweep_state(runs, UNSURVEYED_SET)}. The paper's protocol holds out points of a 1 m grid whose neighbours were trained on; "
             "here whole map blocks are held out, as a street nobody surveyed would be. Points: the measured-input "
             f"study's oracle runs (`results/{base.name}/`, the same data, protocol and seeds). "
             + design_text(runs) + "\n\n"
