@@ -459,11 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     if metrics.empty:
         print("no run has finished yet: no tables or report written")
         return 0
-    from scadf_lib.plots import save_error_cdfs, save_learning_curves, save_unsurveyed_figures
+    from scadf_lib.plots import save_report_figures
     from scadf_lib.report import update_readme, write_report  # the report reads the tables only
-    save_learning_curves(results)
-    save_error_cdfs(results)
-    save_unsurveyed_figures(results)
+    save_report_figures(results)
     print("report:", write_report(results, a.preset))
     if is_reference_set(results):
         update_readme(project_path("README.md"), results)

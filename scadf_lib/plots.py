@@ -484,7 +484,6 @@ def survey_density_curve(points: pd.DataFrame) -> plt.Figure:
 def save_unsurveyed_figures(set_dir: Path) -> list[Path]:
     """The study "Where nobody surveyed"'s figures in ``set_dir``: the held-out error CDFs on points and
     on blocks (:func:`error_cdfs`) and the survey-density curve; those without data are skipped."""
-    from scadf_lib.fileio import atomic_path
     from scadf_lib.studies.common import label
     from scadf_lib.studies.unsurveyed import BASELINE_SET, BLOCK_METHODS, cdf_errors, density_points, split_rows
     rs = ResultSet(set_dir)
@@ -496,6 +495,65 @@ def save_unsurveyed_figures(set_dir: Path) -> list[Path]:
     figures = {rs.UNSURVEYED_CDF: error_cdfs(errors, "munich Mix, seeds pooled,", palette) if errors else None}
     points = density_points(split_rows(rs, base), rs.runs)
     figures[rs.SURVEY_DENSITY] = survey_density_curve(points) if len(points) else None
+    return _save_figures(set_dir, figures)
+
+
+def accuracy_vs_snr(table: pd.DataFrame, colors: Mapping[str, object] | None = None) -> plt.Figure:
+    """Held-out MSE (m², log axis) in each quarter of the held-out points' per-element link SNR, one
+    colour per method, measured inputs solid, oracle inputs dashed (the control: their inputs do not
+    degrade); ``table`` is :func:`scadf_lib.studies.measured.held_out_by_snr`."""
+    cols = [c for c in table.columns if c.startswith("MSE, SNR")]
+    quarters = [c.removeprefix("MSE, SNR ").removesuffix(" (m²)") for c in cols]
+    fig, ax = plt.subplots(figsize=(7.2, 3.4), constrained_layout=True)
+    palette = dict(colors or zip(table.method.unique(), sns.color_palette(n_colors=table.method.nunique())))
+    labelled = set()
+    for _, row in table.iterrows():
+        measured = row["inputs"] == "measured"
+        ax.plot(range(len(cols)), row[cols].to_numpy(float), color=palette[row["method"]],
+                ls="-" if measured else "--", marker="o" if measured else None, ms=3.5,
+                lw=1.3 if measured else 0.9, label=None if row["method"] in labelled else row["method"])
+        labelled.add(row["method"])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(cols)), quarters)
+    ax.set_xlabel("per-element link SNR (quarters of the held-out points)")
+    ax.set_ylabel("held-out MSE (m²)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, title="solid: measured\ndashed: oracle", title_fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("munich Mix, default link budget, seeds pooled", fontsize=10)
+    return fig
+
+
+def save_measured_figures(set_dir: Path) -> list[Path]:
+    """The measured-input study's figures in ``set_dir``: held-out error CDFs on oracle and on measured
+    inputs (:func:`error_cdfs`, seeds pooled, the anchors beside the methods) and :func:`accuracy_vs_snr`;
+    none for a set that is not this study's."""
+    from scadf_lib.studies.common import label
+    from scadf_lib.studies.measured import MEASURED_ANCHOR_ROWS, held_out_by_snr, study_rows
+    rs = ResultSet(set_dir)
+    if not (rs.has(rs.METRICS) and rs.has(rs.RUNS) and "inputs" in rs.runs and (rs.runs.study == "measured").any()):
+        return []
+    rows = study_rows(rs)
+    rows = rows[rows.param.isna() & (rows.group == "held-out")].drop_duplicates("name")
+    models = [m for m in (*METHODS, *MEASURED_ANCHOR_ROWS) if m in set(rows.model)]
+    palette = dict(zip([label(m) for m in models], sns.color_palette(n_colors=len(models))))
+    errors: dict[str, dict[str, pd.DataFrame]] = {}
+    for inputs in ("oracle", "measured"):
+        for model in models:
+            tables = [t for n in rows[(rows.model == model) & (rows.inputs == inputs)].name if (t := rs.errors(n)) is not None]
+            if tables:
+                e = pd.concat(tables, ignore_index=True)
+                errors.setdefault(f"{inputs} inputs", {})[label(model)] = pd.DataFrame(
+                    {"error_m": np.sqrt(e.sq_error_m2), "held_out": True})
+    snr = held_out_by_snr(rs)
+    figures = {rs.MEASURED_CDF: error_cdfs(errors, "munich Mix, seeds pooled,", palette) if errors else None,
+               rs.ACCURACY_VS_SNR: accuracy_vs_snr(snr, palette) if len(snr) else None}
+    return _save_figures(set_dir, figures)
+
+
+def _save_figures(set_dir: Path, figures: Mapping[str, plt.Figure | None]) -> list[Path]:
+    """Write each figure (not None) to ``set_dir/<name>`` atomically, close it; the paths written."""
+    from scadf_lib.fileio import atomic_path
     written = []
     for name, fig in figures.items():
         if fig is None:
@@ -505,3 +563,12 @@ def save_unsurveyed_figures(set_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(set_dir / name)
     return written
+
+
+def save_report_figures(set_dir: Path) -> None:
+    """Every figure a result set's REPORT.md shows, each where the set has its data: learning curves,
+    error CDFs, and those of the unsurveyed and measured-input studies."""
+    save_learning_curves(set_dir)
+    save_error_cdfs(set_dir)
+    save_unsurveyed_figures(set_dir)
+    save_measured_figures(set_dir)

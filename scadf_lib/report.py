@@ -9,6 +9,7 @@ rewrites the report; a test fails when the committed report differs from what th
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -57,10 +58,17 @@ def render(set_dir: Path, preset: str | None = None) -> str:
         appendix += [gpu_section(rs)]
     appendix += [cost_section(rs)]
     if rs.name == REFERENCE_SET:
-        appendix += [measured_section(rs.sibling(MEASURED_SET)), unsurveyed_section(rs.sibling(UNSURVEYED_SET)),
+        appendix += [linked_from_results(measured_section(rs.sibling(MEASURED_SET)), MEASURED_SET),
+                     linked_from_results(unsurveyed_section(rs.sibling(UNSURVEYED_SET)), UNSURVEYED_SET),
                      measurement_section()]
     return ("\n".join(s for s in lead if s) + "\n# Appendix: method checks and studies beyond the paper\n\n"
             + "\n".join(s for s in appendix if s))
+
+
+def linked_from_results(section: str, set_name: str) -> str:
+    """A study set's section as ``results/REPORT.md`` shows it: its figure links, written for the set's
+    own ``results/<set>/REPORT.md``, made relative to ``results/``."""
+    return re.sub(r"\]\(([^/():]+\.png)\)", lambda m: f"]({set_name}/{m.group(1)})", section)
 
 
 def report_path(set_dir: Path) -> Path:
@@ -144,11 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None, help="the set's folder, if not results/<set>")
     a = ap.parse_args(argv)
     set_dir = project_path(a.results or f"results/{a.set}")
-    from scadf_lib.plots import (save_error_cdfs, save_learning_curves,  # the figures the report shows
-                                  save_unsurveyed_figures)
-    save_learning_curves(set_dir)
-    save_error_cdfs(set_dir)
-    save_unsurveyed_figures(set_dir)
+    from scadf_lib.plots import save_report_figures
+    save_report_figures(set_dir)
     print(write_report(set_dir))
     if set_dir.name == REFERENCE_SET and update_readme(project_path("README.md"), set_dir):
         print(project_path("README.md"), "(headline block)")

@@ -106,3 +106,16 @@ def test_the_unsurveyed_studys_report_is_what_its_tables_render_to():
     assert committed == render(set_dir, UNSURVEYED_SET), f"results/{UNSURVEYED_SET}/REPORT.md differs: {FIX}"
     assert "## Where nobody surveyed" in committed and "held-out blocks" in committed
     assert "](error_cdf_blocks.png)" in committed and (set_dir / "error_cdf_blocks.png").exists()
+
+
+def test_every_figure_a_committed_report_links_exists_where_it_points():
+    """Study sections appear in their set's REPORT.md and in results/REPORT.md's appendix: each
+    document links its figures relative to itself (the appendix's once pointed into results/)."""
+    import re
+    reports = [project_path("results/REPORT.md"), *sorted(project_path("results").glob("*/REPORT.md"))]
+    linked = 0
+    for report in reports:
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.read_text()):
+            assert (report.parent / target).exists(), f"{report} links {target}, which does not exist: {FIX}"
+            linked += 1
+    assert linked >= 6  # the reference set's two figures, the measured and the unsurveyed studies' two each

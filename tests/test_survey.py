@@ -211,6 +211,24 @@ def test_the_report_section_compares_blocks_with_points_and_draws_the_density_cu
     assert "SCADF-MoE" in line and "→" in line
 
 
+def test_the_measured_studys_figures_are_drawn_for_its_set_only_and_shown_by_its_section(study_set):
+    """The baseline set here is the measured-input study's (its oracle runs): the error CDFs and the
+    accuracy against the link are drawn from its kept errors and SNR map; the unsurveyed set gets none."""
+    from scadf_lib.plots import accuracy_vs_snr, save_measured_figures
+    from scadf_lib.studies.measured import held_out_by_snr, measured_section
+    from scadf_lib.studies.resultset import ResultSet
+    root, _, _ = study_set
+    res_base = root / "results" / "measured"
+    written = save_measured_figures(res_base)
+    assert {p.name for p in written} == {ResultSet.MEASURED_CDF, ResultSet.ACCURACY_VS_SNR}
+    assert save_measured_figures(root / "results" / "unsurveyed") == []
+    text = measured_section(res_base)
+    assert "](error_cdf_measured.png)" in text and "](accuracy_vs_snr.png)" in text
+    table = held_out_by_snr(ResultSet(res_base))
+    ax = accuracy_vs_snr(table).axes[0]
+    assert ax.get_ylabel() == "held-out MSE (m²)" and "SNR" in ax.get_xlabel() and len(ax.lines) == len(table)
+
+
 def test_block_table_pairs_seeds_and_reads_the_centroid_reference():
     from scadf_lib.studies.unsurveyed import blocks_table, density_table
     rows = []

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.tables import csv_flags, md_table, ratio_ci
 
 
@@ -44,6 +45,11 @@ def sweep_state(runs: pd.DataFrame, preset: str) -> str:
         return f"every planned run is in ({trained} trained runs and {anchors} anchor runs)"
     return (f"{trained} trained runs and {anchors} anchor runs of {len(planned)} planned "
             f"(`python -m scadf_lib.experiments --preset {preset} --jobs 2 --park` resumes it)")
+
+
+def figure_line(rs: ResultSet, name: str, alt: str) -> str:
+    """A report's Markdown line for the set's figure ``name`` ('' where the set has none)."""
+    return f"![{alt}]({name})\n\n" if rs.has(name) else ""
 
 
 def label(method: str) -> str:

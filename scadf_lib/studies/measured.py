@@ -11,7 +11,7 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS
 from scadf_lib.studies.claims import one_scene_claims
-from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table, sweep_state
+from scadf_lib.studies.common import HEADLINE, figure_line, fmt_ci, label, report_table, sweep_state
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, ratio_ci, summarize
 
@@ -228,6 +228,12 @@ def held_out_snr_text(rs: ResultSet) -> str:
             + report_table(table.round(2)) + "\n")
 
 
+def _figure(rs: ResultSet, name: str, alt: str) -> str:
+    """The figure's line as a paragraph of this section ('' where the set has no such figure)."""
+    line = figure_line(rs, name, alt)
+    return "\n" + line.rstrip("\n") + "\n" if line else ""
+
+
 def measured_section(rs: ResultSet | Path) -> str:
     """The study's section, '' where its result set does not exist yet."""
     rs = as_set(rs)
@@ -243,11 +249,13 @@ def measured_section(rs: ResultSet | Path) -> str:
             "power, missing flags; the angle-delay profile as the CFR input), 23 dBm, 2 ns timing offset. Held-out "
             "MSE (m²), mean ± 95 % interval over the seeds in so far, then each seed's; measured / oracle seed by seed "
             "on a log scale:\n\n" + report_table(table) + "\n" + (f"\n{sanity}\n" if sanity else "")
+            + _figure(rs, rs.MEASURED_CDF, "Held-out error CDFs on oracle and on measured inputs")
             + ("" if claims.empty else "\nThe paper's claims on munich, default link budget (the reference set's rules on "
                "one scene; seeds in so far):\n\n" + report_table(claims) + "\n")
             + ("" if sweep.empty else "\nLink budget and timing offset (seed 0, held-out MSE m²):\n\n"
                + report_table(sweep.round(2)) + "\n")
             + held_out_snr_text(rs)
+            + _figure(rs, rs.ACCURACY_VS_SNR, "Held-out MSE per quarter of the link SNR")
             + routing_quality_text(rs)
             + "\nA ULA measures the angle from its broadside, the same for two UEs mirrored across the array axis "
               "(\"What a base station measures\", below): part of what the measured inputs cost is this array, not "

@@ -32,6 +32,8 @@ class ResultSet:
     ERROR_CDF = "error_cdf.png"        #: figure: held-out error CDFs per scene (seed 0)
     UNSURVEYED_CDF = "error_cdf_blocks.png"  #: figure: held-out error CDFs on points and on blocks
     SURVEY_DENSITY = "survey_density.png"  #: figure: held-out error against the share of the grid surveyed
+    MEASURED_CDF = "error_cdf_measured.png"  #: figure: held-out error CDFs on oracle and on measured inputs
+    ACCURACY_VS_SNR = "accuracy_vs_snr.png"  #: figure: held-out MSE per quarter of the link SNR
     DEGRADATION_REPORT = "DEGRADATION.md"  #: the degradation study in full (the report keeps a summary)
 
     def __init__(self, path: Path | str, tables: dict[str, pd.DataFrame] | None = None):

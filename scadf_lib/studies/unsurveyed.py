@@ -12,7 +12,7 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS
 from scadf_lib.studies.claims import one_scene_claims
-from scadf_lib.studies.common import HEADLINE, fmt_ci, label, report_table, sweep_state
+from scadf_lib.studies.common import HEADLINE, figure_line, fmt_ci, label, report_table, sweep_state
 from scadf_lib.studies.measured import MEASURED_SET, study_rows
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, mean_ci, ratio_ci
@@ -246,10 +246,6 @@ def geometric_line(rows: pd.DataFrame) -> str:
     geo = rows[(rows.model == "geometric") & (rows.split == "blocks") & (rows.group == "held-out-LOS")].mse_m2
     return ("" if geo.empty else f"Sanity line: the closed form, which needs no survey, places the blocks' held-out "
             f"LOS points with MSE {geo.mean():.2f} m² (no row: on NLOS points it follows a bent path to its end).\n\n")
-
-
-def figure_line(rs: ResultSet, name: str, alt: str) -> str:
-    return f"![{alt}]({name})\n\n" if rs.has(name) else ""
 
 
 def unsurveyed_readme_lines(rs: ResultSet | Path) -> list[str]:
