@@ -38,13 +38,22 @@ def sweep_state(runs: pd.DataFrame, preset: str) -> str:
     """Where a study's sweep stands, for its section: its trained and anchor runs in ``runs`` (the
     set's ``runs.csv``) against the driver's plan of ``preset``, and the command that resumes it
     while runs are missing."""
-    from scadf_lib.planning import plan  # the driver's plan (imports torch)
-    planned = {r.name for r in plan(preset)}
     trained, anchors = int((runs.study != "anchors").sum()), int((runs.study == "anchors").sum())
-    if planned <= set(runs.name):
+    if sweep_complete(runs, preset):
         return f"every planned run is in ({trained} trained runs and {anchors} anchor runs)"
-    return (f"{trained} trained runs and {anchors} anchor runs of {len(planned)} planned "
+    return (f"{trained} trained runs and {anchors} anchor runs of {len(planned_runs(preset))} planned "
             f"(`python -m scadf_lib.experiments --preset {preset} --jobs 2 --park` resumes it)")
+
+
+def planned_runs(preset: str) -> set[str]:
+    """The names of the runs the sweep driver plans for ``preset``."""
+    from scadf_lib.planning import plan  # the driver's plan (imports torch)
+    return {r.name for r in plan(preset)}
+
+
+def sweep_complete(runs: pd.DataFrame, preset: str) -> bool:
+    """Whether ``runs`` (a set's ``runs.csv``) holds every run the driver plans for ``preset``."""
+    return planned_runs(preset) <= set(runs.name)
 
 
 def figure_line(rs: ResultSet, name: str, alt: str) -> str:

@@ -11,7 +11,8 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS
 from scadf_lib.studies.claims import one_scene_claims
-from scadf_lib.studies.common import HEADLINE, figure_line, fmt_ci, label, report_table, sweep_state
+from scadf_lib.studies.common import (HEADLINE, figure_line, fmt_ci, label, planned_runs, report_table,
+                                      sweep_complete, sweep_state)
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, ratio_ci, summarize
 
@@ -321,8 +322,7 @@ def measured_readme_lines(rs: ResultSet | Path) -> list[str]:
     verdict = ("" if table is None or table.empty else
                f" Do SCADF-MoE's routers move weight to the CFR where the numeric estimates are poor (rule fixed "
                f"beforehand)? **{quality_verdict(quality_contrasts(table))}**.")
-    from scadf_lib.planning import plan  # the driver's plan (imports torch): how many runs are in
-    planned = {r.name for r in plan(MEASURED_SET)}
+    planned = planned_runs(MEASURED_SET)
     done = len(set(rs.runs.name) & planned)
     state = "every planned run in" if done == len(planned) else f"{done} of {len(planned)} planned runs in"
     return [f"Measured inputs (`results/{rs.name}/`, munich Mix, data version 2, {state}): held-out MSE "
@@ -346,7 +346,8 @@ def measured_headline(rs: ResultSet | Path) -> str:
     anchors = rows[rows.model.isin(MEASURED_ANCHOR_ROWS) & (rows.inputs == "measured")].groupby("model").mse_m2.mean()
     anchor = ("" if anchors.empty else f"; the better fingerprinting anchor on the same inputs, "
               f"{label(anchors.idxmin())}, {anchors.min():.0f} m²")
-    return (f"On what a base station measures (munich, data version 2, {n} seed{'s' if n > 1 else ''} so far), "
+    so_far = "" if sweep_complete(rs.runs, MEASURED_SET) else " so far"
+    return (f"On what a base station measures (munich, data version 2, {n} seed{'s' if n > 1 else ''}{so_far}), "
             f"SCADF-MoE's held-out MSE is {g.mse['measured']:.1f} m² against {g.mse['oracle']:.2f} on oracle inputs"
             f"{anchor} (appendix \"The paper's question on measured inputs\").")
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS
 from scadf_lib.studies.claims import one_scene_claims
-from scadf_lib.studies.common import HEADLINE, figure_line, fmt_ci, label, report_table, sweep_state
+from scadf_lib.studies.common import HEADLINE, figure_line, fmt_ci, label, report_table, sweep_complete, sweep_state
 from scadf_lib.studies.measured import MEASURED_SET, study_rows
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, mean_ci, ratio_ci
@@ -282,8 +282,9 @@ def unsurveyed_headline(rs: ResultSet | Path) -> str:
         g = sel[sel.model == model].groupby("split").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
         if {"points", "blocks"} <= set(g.index):
             n = int(g.seeds["blocks"])
+            so_far = "" if sweep_complete(rs.runs, UNSURVEYED_SET) else " so far"
             return (f"In unsurveyed 20 m blocks of munich {label(model)}'s held-out MSE is {g.mse['blocks']:.0f} m² "
-                    f"against {g.mse['points']:.2f} between surveyed points ({n} seed{'s' if n > 1 else ''} so far; "
+                    f"against {g.mse['points']:.2f} between surveyed points ({n} seed{'s' if n > 1 else ''}{so_far}; "
                     "appendix \"Where nobody surveyed\").")
     return ""
 
