@@ -73,8 +73,8 @@ def test_the_measured_study_pairs_each_methods_oracle_and_measured_runs_seed_by_
                 runs.append({"name": name, "study": "measured", "model": model, "inputs": inputs, "seed": seed,
                              "flat": True})
                 rows += [{"name": name, "study": "measured", "model": model, "seed": seed, "band": "all", "scene": "munich",
-                          "group": g, "mse_m2": mse * (1 + 0.1 * seed)} for g in ("held-out", "overall",
-                                                                                   "held-out-NLOS")]
+                          "group": g, "mse_m2": mse * (1 + 0.1 * seed), "median_m": np.sqrt(mse) / 4 + 0.1 * seed}
+                         for g in ("held-out", "overall", "held-out-NLOS")]
     name = "meas_munich_mix_scadf_tx-20dB_s0"
     runs.append({"name": name, "study": "measured", "model": "scadf", "inputs": "measured", "seed": 0, "flat": True,
                  "param": "tx_power_offset_db", "value": -20.0})
@@ -84,6 +84,7 @@ def test_the_measured_study_pairs_each_methods_oracle_and_measured_runs_seed_by_
     t = oracle_vs_measured(rs).set_index("method")
     assert t.loc["SCADF-MoE", "measured, per seed"] == "20.00 / 22.00"  # the sweep's run is not a seed
     assert t.loc["SCADF-MoE", "measured / oracle"].startswith("20.00× (")
+    assert t.loc["SCADF-MoE", "median error (m): oracle → measured"] == "0.30 → 1.17"  # means over seeds
     s = sweep_table(rs).set_index("setting")
     assert s.loc["transmit power -20 dB", "SCADF-MoE"] == pytest.approx(80.0) and list(s.columns) == ["SCADF-MoE"]
     c = measured_claims(rs).set_index("inputs")

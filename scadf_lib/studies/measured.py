@@ -36,8 +36,9 @@ def study_rows(rs: ResultSet) -> pd.DataFrame:
 
 def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
     """Per method (trained, then anchors), at the default link budget: ``group`` MSE (m², mean ± 95 %
-    CI over seeds, each seed's) on oracle and on measured inputs, and measured over oracle seed by
-    seed (geometric mean with its interval); the runs of each cell that did not end flat are counted."""
+    CI over seeds, each seed's) on oracle and on measured inputs, measured over oracle seed by seed
+    (geometric mean with its interval) and the median error (m, mean over seeds) on both; the runs of
+    each cell that did not end flat are counted."""
     m = study_rows(rs)
     m = m[m.param.isna() & (m.group == group)]
     flat = csv_flags(rs.runs.set_index("name")["flat"])
@@ -52,6 +53,9 @@ def oracle_vs_measured(rs: ResultSet, group: str = HEADLINE) -> pd.DataFrame:
             row[f"{inputs}, per seed"] = " / ".join(f"{v:.2f}" for v in per[inputs].dropna()) if inputs in per else ""
         pair = per.dropna() if {"oracle", "measured"} <= set(per.columns) else pd.DataFrame()
         row["measured / oracle"] = fmt_ratio(*ratio_ci((pair.measured / pair.oracle).to_numpy())) if len(pair) else ""
+        median = g.groupby("inputs").median_m.mean() if "median_m" in g else pd.Series(dtype=float)
+        row["median error (m): oracle → measured"] = (f"{median['oracle']:.2f} → {median['measured']:.2f}"
+                                                      if {"oracle", "measured"} <= set(median.dropna().index) else "")
         trained = g[g.model.isin(METHODS)].name.unique()
         short = [n for n in trained if n in flat.index and not flat[n]]
         row["runs not flat"] = len(short) if len(trained) else ""
