@@ -238,6 +238,9 @@ def test_block_table_pairs_seeds_and_reads_the_centroid_reference():
                 rows.append({"split": split, "survey": "full", "model": model, "seed": seed, "group": "held-out",
                              "mse_m2": mse * scale, "median_m": 1.0, "p90_m": 2.0, "offset_floor_m2": 0.5 * scale,
                              "name": f"{split}_{model}_s{seed}"})
+                for group, share in (("held-out-LOS", 0.1), ("held-out-NLOS", 3.0)):
+                    rows.append({**rows[-1], "group": group, "mse_m2": mse * (scale if group.endswith("NLOS") else 1)
+                                 * share})
     rows = pd.DataFrame(rows)
     flat = pd.Series({n: not n.endswith("s2") for n in rows.name})
     t = blocks_table(rows, flat).set_index("method")
@@ -245,6 +248,9 @@ def test_block_table_pairs_seeds_and_reads_the_centroid_reference():
     assert t.loc["SCADF-MoE", "blocks, per seed"] == "8.00 / 16.00 / 24.00"
     assert t.loc["SoftMoE", "runs not flat"] == "1"
     assert t.loc["centroid reference (oracle)", "blocks (m²)"].startswith("4.00")
+    # LOS / NLOS, means over seeds: scadf's LOS stays at 0.1 x (1, 2, 3) = 0.2, its NLOS grows 8-fold on blocks
+    assert (t.loc["SCADF-MoE", "LOS / NLOS (m²): points"], t.loc["SCADF-MoE", "LOS / NLOS (m²): blocks"]) == \
+           ("0.20 / 6.0", "0.20 / 48.0")
     assert density_table(pd.DataFrame()).empty
 
 

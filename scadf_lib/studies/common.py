@@ -38,10 +38,12 @@ def sweep_state(runs: pd.DataFrame, preset: str) -> str:
     """Where a study's sweep stands, for its section: its trained and anchor runs in ``runs`` (the
     set's ``runs.csv``) against the driver's plan of ``preset``, and the command that resumes it
     while runs are missing."""
-    trained, anchors = int((runs.study != "anchors").sum()), int((runs.study == "anchors").sum())
+    counts = {kind: int(n) for kind, n in (("trained", (runs.study != "anchors").sum()),
+                                            ("anchor", (runs.study == "anchors").sum()))}
+    held = " and ".join(f"{n} {kind} run{'' if n == 1 else 's'}" for kind, n in counts.items())
     if sweep_complete(runs, preset):
-        return f"every planned run is in ({trained} trained runs and {anchors} anchor runs)"
-    return (f"{trained} trained runs and {anchors} anchor runs of {len(planned_runs(preset))} planned "
+        return f"every planned run is in ({held})"
+    return (f"{held} of {len(planned_runs(preset))} planned "
             f"(`python -m scadf_lib.experiments --preset {preset} --jobs 2 --park` resumes it)")
 
 

@@ -54,8 +54,16 @@ def blocks_table(rows: pd.DataFrame, flat: pd.Series, group: str = HEADLINE) -> 
     the split's test trajectories): ``group`` MSE (m², mean ± 95 % CI
     over seeds) on held-out points and on held-out blocks, each seed's blocks value, blocks over points
     seed by seed (geometric mean with its interval), the blocks' median and p90 error (m, mean over
-    seeds) and the block runs that did not end flat (``flat``: run name -> flag)."""
-    sel = rows[(rows.group == group) & (rows.survey.fillna("full") == "full")]
+    seeds), the LOS and NLOS points' MSE on each split (m², mean over seeds: on oracle inputs a LOS
+    point's dominant path gives its position wherever it lies) and the block runs that did not end
+    flat (``flat``: run name -> flag)."""
+    full = rows[rows.survey.fillna("full") == "full"]
+    sel = full[full.group == group]
+    by_los = full[full.group.isin([f"{group}-LOS", f"{group}-NLOS"])].groupby(["model", "split", "group"]).mse_m2.mean()
+
+    def los_nlos(model: str, split: str) -> str:  # LOS / NLOS MSE (m², mean over seeds) of one cell
+        cell = [by_los.get((model, split, f"{group}-{k}"), np.nan) for k in ("LOS", "NLOS")]
+        return "" if np.isnan(cell).any() else f"{cell[0]:.2f} / {cell[1]:.1f}"
     out = []
     for model in [m for m in BLOCK_METHODS if m in set(sel.model)]:
         g = sel[sel.model == model]
@@ -70,6 +78,7 @@ def blocks_table(rows: pd.DataFrame, flat: pd.Series, group: str = HEADLINE) -> 
                     "blocks, per seed": " / ".join(f"{v:.2f}" for v in blk.sort_values("seed").mse_m2),
                     "blocks / points": ratio, "blocks: median (m)": f"{blk.median_m.mean():.2f}" if len(blk) else "",
                     "blocks: p90 (m)": f"{blk.p90_m.mean():.2f}" if len(blk) else "",
+                    "LOS / NLOS (m²): points": los_nlos(model, "points"), "LOS / NLOS (m²): blocks": los_nlos(model, "blocks"),
                     "runs not flat": str(sum(not flat[n] for n in trained)) if trained else ""})
     ref = sel.drop_duplicates(["split", "seed"])  # every method's test trajectories of a split are the same
     if len(ref):
