@@ -528,7 +528,7 @@ def save_measured_figures(set_dir: Path) -> list[Path]:
     """The measured-input study's figures in ``set_dir``: held-out error CDFs on oracle and on measured
     inputs (:func:`error_cdfs`, seeds pooled, the anchors beside the methods) and :func:`accuracy_vs_snr`;
     none for a set that is not this study's."""
-    from scadf_lib.studies.common import label
+    from scadf_lib.studies.common import label, pooled_errors
     from scadf_lib.studies.measured import MEASURED_ANCHOR_ROWS, held_out_by_snr, study_rows
     rs = ResultSet(set_dir)
     if not (rs.has(rs.METRICS) and rs.has(rs.RUNS) and "inputs" in rs.runs and (rs.runs.study == "measured").any()):
@@ -540,11 +540,9 @@ def save_measured_figures(set_dir: Path) -> list[Path]:
     errors: dict[str, dict[str, pd.DataFrame]] = {}
     for inputs in ("oracle", "measured"):
         for model in models:
-            tables = [t for n in rows[(rows.model == model) & (rows.inputs == inputs)].name if (t := rs.errors(n)) is not None]
-            if tables:
-                e = pd.concat(tables, ignore_index=True)
-                errors.setdefault(f"{inputs} inputs", {})[label(model)] = pd.DataFrame(
-                    {"error_m": np.sqrt(e.sq_error_m2), "held_out": True})
+            pooled = pooled_errors(rs, rows[(rows.model == model) & (rows.inputs == inputs)].name)
+            if pooled is not None:
+                errors.setdefault(f"{inputs} inputs", {})[label(model)] = pooled
     snr = held_out_by_snr(rs)
     figures = {rs.MEASURED_CDF: error_cdfs(errors, "munich Mix, seeds pooled,", palette) if errors else None,
                rs.ACCURACY_VS_SNR: accuracy_vs_snr(snr, palette) if len(snr) else None}

@@ -58,6 +58,17 @@ def sweep_complete(runs: pd.DataFrame, preset: str) -> bool:
     return planned_runs(preset) <= set(runs.name)
 
 
+def pooled_errors(rs: ResultSet, names) -> pd.DataFrame | None:
+    """The kept held-out errors (``errors/<run>.csv.gz``) of the runs ``names`` pooled, as the error-CDF
+    plots read them: ``error_m`` = each point's RMS error over the test trajectories that hold it (m),
+    ``held_out`` True; None where none of the runs kept its errors."""
+    tables = [t for n in names if (t := rs.errors(n)) is not None]
+    if not tables:
+        return None
+    e = pd.concat(tables, ignore_index=True)
+    return pd.DataFrame({"error_m": np.sqrt(e.sq_error_m2), "held_out": True})
+
+
 def figure_line(rs: ResultSet, name: str, alt: str) -> str:
     """A report's Markdown line for the set's figure ``name`` ('' where the set has none)."""
     return f"![{alt}]({name})\n\n" if rs.has(name) else ""

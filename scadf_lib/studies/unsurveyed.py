@@ -12,7 +12,8 @@ import pandas as pd
 
 from scadf_lib.presets import METHODS
 from scadf_lib.studies.claims import one_scene_claims
-from scadf_lib.studies.common import HEADLINE, figure_line, fmt_ci, label, report_table, sweep_complete, sweep_state
+from scadf_lib.studies.common import (HEADLINE, figure_line, fmt_ci, label, pooled_errors, report_table, sweep_complete,
+                                      sweep_state)
 from scadf_lib.studies.measured import MEASURED_SET, study_rows
 from scadf_lib.studies.resultset import ResultSet, as_set
 from scadf_lib.tables import csv_flags, fmt_ratio, mean_ci, ratio_ci
@@ -165,12 +166,9 @@ def cdf_errors(rs: ResultSet, base: ResultSet) -> dict[str, dict[str, pd.DataFra
     out: dict[str, dict[str, pd.DataFrame]] = {}
     for split, title, src in (("points", "held-out points", base), ("blocks", "held-out blocks", rs)):
         for model in [m for m in BLOCK_METHODS if m in set(rows.model)]:
-            names = rows[(rows.split == split) & (rows.model == model)].name.unique()
-            tables = [t for t in (src.errors(n) for n in names) if t is not None]
-            if tables:
-                e = pd.concat(tables, ignore_index=True)
-                out.setdefault(title, {})[label(model)] = pd.DataFrame({"error_m": np.sqrt(e.sq_error_m2),
-                                                                        "held_out": True})
+            pooled = pooled_errors(src, rows[(rows.split == split) & (rows.model == model)].name.unique())
+            if pooled is not None:
+                out.setdefault(title, {})[label(model)] = pooled
     return out
 
 
