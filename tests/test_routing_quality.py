@@ -134,8 +134,8 @@ def test_the_readme_line_sets_the_anchors_beside_the_methods_on_both_inputs():
     rows.append({**rows[3], "name": "x_wknn_cfr_measured_s0", "model": "wknn_cfr", "mse_m2": 120.0})
     runs.append({**runs[3], "name": "x_wknn_cfr_measured_s0", "model": "wknn_cfr"})
     head = measured_headline(ResultSet.of_tables(pd.DataFrame(rows), pd.DataFrame(runs)))
-    assert "is 20.0 m² against 1.00 on oracle inputs; the better fingerprinting anchor on the same inputs, " \
-           "WKNN (numeric + CFR), 120 m² (appendix" in head
+    assert "is 20.0 m² against 1.00 on oracle inputs (median error 1.00 m against 1.00); the better " \
+           "fingerprinting anchor on the same inputs, WKNN (numeric + CFR), 120 m² (appendix" in head
     no_anchors = [r for r in rows if r["model"] == "scadf"]
     line = measured_readme_lines(ResultSet.of_tables(pd.DataFrame(no_anchors), pd.DataFrame(runs)))[0]
     assert "WKNN" not in line and "closed form" not in line

@@ -343,15 +343,18 @@ def measured_headline(rs: ResultSet | Path) -> str:
     rows = study_rows(rs)
     rows = rows[rows.param.isna() & (rows.group == HEADLINE)]
     m = rows[rows.model == "scadf"]
-    g = m.groupby("inputs").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
+    m = m if "median_m" in m else m.assign(median_m=np.nan)  # a table without medians: none quoted
+    g = m.groupby("inputs").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"), median=("median_m", "mean"))
     if not {"oracle", "measured"} <= set(g.index):
         return ""
     n = int(g.seeds.min())
+    medians = (f" (median error {g['median']['measured']:.2f} m against {g['median']['oracle']:.2f})"
+               if g["median"].notna().all() else "")
     anchors = rows[rows.model.isin(MEASURED_ANCHOR_ROWS) & (rows.inputs == "measured")].groupby("model").mse_m2.mean()
     anchor = ("" if anchors.empty else f"; the better fingerprinting anchor on the same inputs, "
               f"{label(anchors.idxmin())}, {anchors.min():.0f} m²")
     so_far = "" if sweep_complete(rs.runs, MEASURED_SET) else " so far"
     return (f"On what a base station measures (munich, data version 2, {n} seed{'s' if n > 1 else ''}{so_far}), "
             f"SCADF-MoE's held-out MSE is {g.mse['measured']:.1f} m² against {g.mse['oracle']:.2f} on oracle inputs"
-            f"{anchor} (appendix \"The paper's question on measured inputs\").")
+            f"{medians}{anchor} (appendix \"The paper's question on measured inputs\").")
 
