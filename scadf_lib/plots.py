@@ -339,7 +339,7 @@ def routing_response_plot(resp: pd.DataFrame, title: str = "") -> plt.Figure:
 def run_curves(curves: pd.DataFrame, floor_m2: float | None = None, anchors: Mapping[str, float] | None = None,
                title: str = "") -> plt.Figure:
     """Validation point MSE (m², held-out-style validation points) against optimiser steps, one line
-    per run (``results/<set>/curves.csv``: :func:`scadf_lib.sweep_tables.learning_curves`), one colour
+    per run (``results/<set>/curves.csv.gz``: :func:`scadf_lib.sweep_tables.learning_curves`), one colour
     per method, one panel per method; ``floor_m2`` (the centroid reference) and ``anchors`` (name ->
     validation-free test MSE, m², e.g. WKNN held-out) as horizontal references."""
     models = list(dict.fromkeys(curves.model))

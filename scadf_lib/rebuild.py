@@ -49,7 +49,7 @@ def _max_rel_diff(new: Any, old: Any) -> float:
 
 def reproduction_check(run: Run, run_dir: Path, results: Path) -> dict[str, Any]:
     """How closely the run retrained in ``run_dir`` gives its committed results: the largest relative
-    difference over its learning curve (:data:`REPRODUCED_CURVE`, every epoch, ``curves.csv``) and over
+    difference over its learning curve (:data:`REPRODUCED_CURVE`, every epoch, ``curves.csv.gz``) and over
     its test MSEs (every group and band, ``all_metrics.csv``); infinite where the epochs or the rows
     differ in number. ``reproduced``: both within :data:`REPRODUCE_RTOL`."""
     curves = pd.read_csv(results / ResultSet.CURVES)

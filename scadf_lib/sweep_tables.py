@@ -1,5 +1,5 @@
 """The result set's tables gathered from the finished run folders (``all_metrics.csv``, ``runs.csv``,
-``curves.csv``, ...; the names are :class:`scadf_lib.studies.resultset.ResultSet`'s).
+``curves.csv.gz``, ...; the names are :class:`scadf_lib.studies.resultset.ResultSet`'s).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def paired_points(runs: list[Run], work: Path) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-#: Columns of a run's history.csv kept in ``results/curves.csv`` (those present).
+#: Columns of a run's history.csv kept in ``results/curves.csv.gz`` (those present).
 CURVE_COLUMNS = ("epoch", "step", "train_localisation", "train_mse_points", "val_localisation", "val_mse_points",
                  "val_mse_points_m2", "val_seen_localisation", "lr", "offset_weight", "elapsed_s")
 
@@ -123,7 +123,7 @@ def keep_committed(results: Path, name: str, frame: pd.DataFrame, renewed: set[s
 
 def collect(runs: list[Run], work: Path, results: Path) -> pd.DataFrame:
     """Gather finished runs' metrics into ``results/all_metrics.csv``, ``results/runs.csv`` (with the
-    split's and the schedule's settings) and their learning curves into ``results/curves.csv``.
+    split's and the schedule's settings) and their learning curves into ``results/curves.csv.gz``.
     Rows already in those tables for runs not finished in ``work`` are kept (:func:`keep_committed`):
     a run whose folder is gone keeps its committed results."""
     frames, infos = [], []

@@ -436,7 +436,7 @@ def test_ablation_effects_call_a_part_helpful_only_when_removing_it_hurts_on_eve
 
 
 def _curve(name, val_m2, val_loc=None):
-    """A run's curves.csv rows: validation point MSE (m²) per epoch, the stopping criterion alongside."""
+    """A run's curves.csv.gz rows: validation point MSE (m²) per epoch, the stopping criterion alongside."""
     val_loc = val_m2 if val_loc is None else val_loc
     return pd.DataFrame({"name": name, "epoch": np.arange(1, len(val_m2) + 1), "val_mse_points_m2": val_m2,
                          "val_localisation": val_loc})

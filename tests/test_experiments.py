@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from scadf_lib.experiments import degradation_targets, execute
+from scadf_lib.fileio import write_csv_atomic
 from scadf_lib.planning import plan
 from scadf_lib.sweep_tables import collect
 from scadf_lib.dataversions import v1_available
 from scadf_lib.presets import REFERENCE_DATA_DIR, REFERENCE_SET
+from scadf_lib.studies.resultset import ResultSet
 from scadf_lib.training import BASE_LR, lr_at
 
 
@@ -462,7 +464,7 @@ def test_reference_preset_trains_to_its_rule_and_scores_the_anchors(converged_re
     assert (trained.min_lr_fraction == 0.01).all() and (trained.offset_anneal_fraction == 0.5).all()
     # a run the rule stopped is flat by the reported criterion
     assert trained[trained.stopped_early.astype(bool)]["flat"].astype(bool).all()
-    curves = pd.read_csv(res / "curves.csv")
+    curves = pd.read_csv(res / ResultSet.CURVES)
     assert set(curves.name) == set(trained.name) and (curves.val_mse_points_m2 > 0).all()
     assert (curves.groupby("name").size().values == trained.set_index("name").loc[
         sorted(curves.name.unique())].epochs_trained.values).all()
@@ -547,12 +549,12 @@ def test_schedule_text_states_a_held_floor_only_where_the_runs_have_one():
 @pytest.mark.skipif(not v1_available(), reason="data version 1 is not here: `python -m scadf_lib.dataversions restore 1`")
 def test_a_run_started_today_reproduces_the_first_epoch_of_a_committed_reference_run(tmp_path, monkeypatch):
     """The reference set's protocol is unchanged: munich Mix Concat seed 0, planned by today's driver
-    and trained for one epoch, gives the committed curve's first epoch (results/flat/curves.csv)."""
+    and trained for one epoch, gives the committed curve's first epoch (results/flat/curves.csv.gz)."""
     from pathlib import Path
 
     import scadf_lib.training as training
     from scadf_lib.fileio import project_path
-    curves = pd.read_csv(project_path("results/flat/curves.csv"))
+    curves = pd.read_csv(project_path("results/flat/curves.csv.gz"))
     committed = curves[(curves.name == "main_munich_mix_concat_s0") & (curves.epoch == 1)].iloc[0]
     run = next(r for r in plan("flat") if r.name == "main_munich_mix_concat_s0")
     assert run.cfg.data_path == f"{REFERENCE_DATA_DIR}/munich.nc", "the reference set trains on its data version"
@@ -647,9 +649,9 @@ def test_a_checkpoint_never_shipped_is_rebuilt_only_where_the_retrained_run_repr
     assert list(pd.read_csv(results / "rebuilds.csv").name) == [target.name]
 
     shipped.unlink()  # the committed curve says otherwise: the retrained weights are not shipped
-    curves = pd.read_csv(results / "curves.csv")
+    curves = pd.read_csv(results / ResultSet.CURVES)
     curves.loc[curves.name == target.name, "val_localisation"] *= 1.001
-    curves.to_csv(results / "curves.csv", index=False)
+    write_csv_atomic(curves, results / ResultSet.CURVES)
     table = rebuild_checkpoints(runs, tmp_path / "work", results, progress=False).set_index("name")
     assert not bool(table.loc[target.name, "reproduced"])
     assert table.loc[target.name, "curve_max_rel_diff"] == pytest.approx(0.001 / 1.001, rel=1e-3)

@@ -49,7 +49,7 @@ def variant_table(metrics: pd.DataFrame, variants: pd.DataFrame, reference: pd.D
 
 def equal_epoch_val_change(curves: pd.DataFrame, name: str, reference: str) -> float:
     """Run ``name`` against run ``reference`` at the same training budget (%, positive: ``name`` does
-    worse): each run's validation point MSE (m², ``curves.csv`` val_mse_points_m2) at its best
+    worse): each run's validation point MSE (m², ``curves.csv.gz`` val_mse_points_m2) at its best
     checkpoint (lowest val_localisation, the stopping rule's criterion) within the first E epochs,
     E = the fewer epochs of the two. Every run stops by the same rule, so one whose curve kept falling
     trains longer; this separates a setting's effect from that budget. NaN where a curve is missing."""

@@ -17,7 +17,7 @@ class ResultSet:
 
     METRICS = "all_metrics.csv"        #: one row per run, point group and band: MSE (m²) and more
     RUNS = "runs.csv"                  #: one row per run: its settings, epochs, flatness, cost
-    CURVES = "curves.csv"              #: one row per run and epoch: the learning curves
+    CURVES = "curves.csv.gz"           #: one row per run and epoch: the learning curves (gzipped: 5x smaller)
     PAIRED_POINTS = "paired_points.csv"  #: SCADF-MoE against L = 1 on the same held-out points
     ISOLATION = "isolation.csv"        #: held-out error on points with no training fingerprint nearby
     SWEEPS = "sweeps.csv"              #: one row per sweep command: wall clock, device, jobs
@@ -117,7 +117,7 @@ def read_set(set_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def read_curves(set_dir: Path) -> pd.DataFrame | None:
-    """A result set's learning curves (``curves.csv``: one row per run and epoch), or None without."""
+    """A result set's learning curves (``curves.csv.gz``: one row per run and epoch), or None without."""
     return ResultSet(set_dir).curves
 
 
