@@ -269,6 +269,31 @@ def score_block_tracks(runs: list[Run], work: Path, results: Path) -> None:
                              scene, seed, str(project_path(blocks[names["SCADF-MoE"]].cfg.data_path)))
 
 
+def write_block_distances(runs: list[Run], results: Path) -> None:
+    """``<results>/survey_distance.csv.gz``: for every seed of the block-split runs in ``runs`` that the
+    table lacks, each held-out point's distance to the survey (m, 0.01 m; :func:`scadf_lib.survey.distance_to_survey`),
+    columns ``seed``, ``ue``, ``distance_m``. The split depends on the data, the seed and the split
+    settings, not the model, so the seed's first run rebuilds it (about a second; the positions only
+    are read). The held-out errors on the blocks are binned by it."""
+    import numpy as np
+    import xarray as xr
+    from scadf_lib.config import split_of
+    from scadf_lib.survey import distance_to_survey
+    path = results / ResultSet.SURVEY_DISTANCE
+    old = pd.read_csv(path) if path.exists() else None
+    known = set() if old is None else set(old.seed)
+    cfgs = {r.cfg.seed: r.cfg for r in reversed(runs) if r.study == "blocks" and r.cfg.seed not in known}
+    frames = []
+    for seed, cfg in sorted(cfgs.items()):
+        with xr.open_dataset(project_path(cfg.data_path)) as ds:
+            xy = np.stack([ds["x"].values, ds["y"].values], axis=1).astype(np.float64)
+        split = split_of(cfg, xy)
+        held = np.intersect1d(np.flatnonzero(split.unseen), split.test_points)
+        frames.append(pd.DataFrame({"seed": seed, "ue": held, "distance_m": distance_to_survey(xy, split)[held].round(2)}))
+    if frames:
+        write_csv_atomic(pd.concat([old, *frames] if old is not None else frames).sort_values(["seed", "ue"]), path)
+
+
 def backfill_held_out_errors(runs: list[Run], work: Path, results: Path) -> None:
     """Finished runs that :func:`keeps_held_out_errors` but finished before the driver kept them: their
     errors from the run folder, an anchor scored again first where its folder has none (seconds;
@@ -366,6 +391,7 @@ def execute(runs: list[Run], work: Path, results: Path, fresh: bool = False, pro
     for run in runs:  # the same for the routing-against-quality tables
         score_routing_quality(run, work)
     backfill_held_out_errors(runs, work, results)
+    write_block_distances(runs, results)
     measured = [r for r in runs if r.study == "measured"]
     if measured:  # the SNR map the held-out errors are binned by (once)
         from scadf_lib.routing_quality import write_snr_map

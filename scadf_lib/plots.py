@@ -417,7 +417,7 @@ def error_cdfs(errors: Mapping[str, Mapping[str, pd.DataFrame]], title: str = ""
     ``held_out``, ``error_m``). ``colors`` (method -> colour) keeps a method's colour across panels
     and puts a legend in each."""
     scenes = list(errors)
-    fig, axes = plt.subplots(1, max(1, len(scenes)), figsize=(3.6 * max(1, len(scenes)), 3.2), sharey=True,
+    fig, axes = plt.subplots(1, max(1, len(scenes)), figsize=(3.6 * max(1, len(scenes)) + (2.8 if colors else 0), 3.3), sharey=True,
                              constrained_layout=True, squeeze=False)
     for ax, scene in zip(axes[0], scenes):
         for method, e in errors[scene].items():
@@ -425,12 +425,14 @@ def error_cdfs(errors: Mapping[str, Mapping[str, pd.DataFrame]], title: str = ""
             ax.plot(np.maximum(err, 1e-3), np.arange(1, len(err) + 1) / len(err), lw=1.3, label=method,
                     color=(colors or {}).get(method))
         ax.set_xscale("log")
-        ax.set_xlabel("held-out point error (m)")
-        ax.set_title(f"{title} {scene}".strip(), fontsize=10)
+        ax.set_title(f"{title} {scene}".strip(), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].set_ylabel("share of held-out points")
-    for ax in axes[0] if colors else axes[0, -1:]:
-        ax.legend(fontsize=7, loc="lower right")
+    fig.supxlabel("held-out point error (m; errors below 1 mm drawn at 1 mm)", fontsize=10)
+    if colors:  # a method keeps its colour across panels: one legend beside them
+        _legend_outside(fig, axes)
+    else:
+        axes[0, -1].legend(fontsize=7, loc="lower right")
     return fig
 
 
@@ -459,8 +461,12 @@ def survey_density_curve(points: pd.DataFrame) -> plt.Figure:
     """Held-out MSE (m²) and median error (m) against the share of the grid's points surveyed (log
     axes), one line per method (:func:`scadf_lib.studies.unsurveyed.density_points`); regular grids
     and random shares are drawn with different markers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2), constrained_layout=True)
     markers = {"full": "D", "grid": "o", "random": "s"}
+    surveys = points.drop_duplicates("survey").sort_values("share")
+    for ax, col in zip(axes, ("nearest_ms_m2", "distance_median_m")):  # the oracle lookup: error = the distance
+        ax.plot(surveys.share, surveys[col], color="black", ls="--", lw=1.2, label="nearest surveyed point (oracle)")
     for (method, g), color in zip(points.groupby("method", sort=False), sns.color_palette(n_colors=8)):
         g = g.sort_values("share")
         for ax, col in zip(axes, ("mse_m2", "median_m")):
@@ -472,7 +478,10 @@ def survey_density_curve(points: pd.DataFrame) -> plt.Figure:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(ticks, [f"{100 * t:g} %" for t in ticks])
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(LogLocator(subs=()))
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         ax.set_xlabel("share of the grid's points surveyed")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
@@ -481,11 +490,45 @@ def survey_density_curve(points: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def error_vs_distance(points: pd.DataFrame, colors: Mapping[str, object] | None = None) -> plt.Figure:
+    """Held-out MSE (m², log axis) on held-out blocks against the point's distance to the nearest
+    surveyed point (bins, m), LOS and NLOS points in two panels, one line per method and the
+    nearest-surveyed-point oracle in black (:func:`scadf_lib.studies.unsurveyed.distance_points`)."""
+    from scadf_lib.studies.unsurveyed import DISTANCE_WORDS, NEAREST_SURVEYED
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4), sharey=True, constrained_layout=True)
+    for ax, los in zip(axes, (True, False)):
+        sel = points[points.los == los]
+        for method, g in sel.groupby("method", sort=False):
+            g = g.sort_values("position")
+            oracle = method == NEAREST_SURVEYED
+            ax.plot(g.position, g.mse_m2, marker="o", ms=3.5, lw=1.8 if oracle else 1.2, ls="--" if oracle else "-",
+                    color="black" if oracle else (colors or {}).get(method), label=method)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(DISTANCE_WORDS)), DISTANCE_WORDS)
+        ax.set_title(f"{'LOS' if los else 'NLOS'} points", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("held-out MSE (m²)")
+    fig.supxlabel("distance to the nearest surveyed point (m)", fontsize=10)
+    fig.suptitle("munich Mix, held-out 20 m blocks, seeds pooled", fontsize=10)
+    _legend_outside(fig, axes)
+    return fig
+
+
+def _legend_outside(fig: plt.Figure, axes) -> None:
+    """One legend for every panel's lines (each label once), right of the panels, so it hides no line."""
+    handles = {}
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="outside right center")
+
+
 def save_unsurveyed_figures(set_dir: Path) -> list[Path]:
     """The study "Where nobody surveyed"'s figures in ``set_dir``: the held-out error CDFs on points and
     on blocks (:func:`error_cdfs`) and the survey-density curve; those without data are skipped."""
     from scadf_lib.studies.common import label
-    from scadf_lib.studies.unsurveyed import BASELINE_SET, BLOCK_METHODS, cdf_errors, density_points, split_rows
+    from scadf_lib.studies.unsurveyed import (BASELINE_SET, BLOCK_METHODS, block_errors, cdf_errors, density_points,
+                                              distance_points, split_rows)
     rs = ResultSet(set_dir)
     if not (rs.has(rs.METRICS) and rs.has(rs.RUNS) and "split" in rs.runs):
         return []  # not this study's set
@@ -493,6 +536,8 @@ def save_unsurveyed_figures(set_dir: Path) -> list[Path]:
     errors = cdf_errors(rs, base)
     palette = dict(zip([label(m) for m in BLOCK_METHODS], sns.color_palette(n_colors=len(BLOCK_METHODS))))
     figures = {rs.UNSURVEYED_CDF: error_cdfs(errors, "munich Mix, seeds pooled,", palette) if errors else None}
+    distances = distance_points(block_errors(rs, split_rows(rs, base)))
+    figures[rs.ERROR_VS_DISTANCE] = error_vs_distance(distances, palette) if len(distances) else None
     points = density_points(split_rows(rs, base), rs.runs)
     figures[rs.SURVEY_DENSITY] = survey_density_curve(points) if len(points) else None
     return _save_figures(set_dir, figures)

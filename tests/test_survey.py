@@ -195,12 +195,13 @@ def test_the_report_section_compares_blocks_with_points_and_draws_the_density_cu
     root, _, _ = study_set
     res = root / "results" / "unsurveyed"
     written = save_unsurveyed_figures(res)
-    assert {p.name for p in written} == {ResultSet.UNSURVEYED_CDF, ResultSet.SURVEY_DENSITY}
+    assert {p.name for p in written} == {ResultSet.UNSURVEYED_CDF, ResultSet.SURVEY_DENSITY, ResultSet.ERROR_VS_DISTANCE}
     text = unsurveyed_section(res)
     assert "## Where nobody surveyed" in text and "| SCADF-MoE |" in text and "random 25 %" in text
     assert "](error_cdf_blocks.png)" in text and "](survey_density.png)" in text
     assert "| validation points |" in text and "chosen on the thinned survey's own validation points" in text
     assert "Walked tracks that start at an unsurveyed point" in text
+    assert "by the point's distance to the nearest surveyed point" in text and "](error_vs_distance.png)" in text
     # the nearest surveyed point, an oracle: its MSE is the held-out points' mean squared distance to the survey
     runs = pd.read_csv(res / "runs.csv").set_index("name")
     ms = runs.loc["anchor_munich_blocks_wknn_s0", "held_out_distance_ms_m2"]
@@ -262,3 +263,61 @@ def test_the_training_command_line_trains_on_a_thinned_survey(tmp_path, syntheti
                  "--survey-share", "0.5", "--out", str(tmp_path / "run")]) == 0
     split = json.loads((tmp_path / "run" / "config.json").read_text())["split"]
     assert split["survey_share"] == 0.5 and split["surveyed_points"] < split["points"] / 2
+
+
+def test_the_driver_records_each_held_out_block_points_distance_to_the_survey(study_set):
+    """survey_distance.csv.gz holds every held-out point of the block split with its distance to the
+    nearest trained point (the split rebuilt from the run's settings); pooled back over the distance
+    bins, the kept errors give the run's held-out MSE exactly (points weighted by their trajectories)."""
+    from scadf_lib.config import split_of
+    from scadf_lib.schema import load_fingerprints
+    from scadf_lib.studies.resultset import ResultSet
+    from scadf_lib.studies.unsurveyed import BASELINE_SET, block_errors, distance_table, split_rows
+    root, runs, _ = study_set
+    res = root / "results" / "unsurveyed"
+    dist = pd.read_csv(res / ResultSet.SURVEY_DISTANCE)
+    blocks = next(r for r in runs if r.name == "blocks_munich_mix_scadf_s0")
+    ds = load_fingerprints(blocks.cfg.data_path)
+    xy = np.stack([ds["x"].values, ds["y"].values], axis=1)
+    split = split_of(blocks.cfg, xy)
+    held = np.intersect1d(np.flatnonzero(split.unseen), split.test_points)
+    assert list(dist.ue) == list(held) and set(dist.seed) == {0}
+    np.testing.assert_allclose(dist.distance_m, distance_to_survey(xy, split)[held], atol=0.006)
+    rs = ResultSet(res)
+    radius = rs.runs.set_index("name").loc[blocks.name, "radius_m"]
+    assert dist.distance_m.min() > radius  # the guard band keeps trained points away
+    e = block_errors(rs, split_rows(rs, rs.sibling(BASELINE_SET)))
+    s = e[e.model == "scadf"]
+    mse = rs.metrics.query("name == @blocks.name and band == 'all' and group == 'held-out'").mse_m2.iloc[0]
+    assert np.average(s.sq_error_m2, weights=s.appearances) == pytest.approx(mse, rel=1e-3)
+    table = distance_table(e)
+    assert table["share of SCADF-MoE's squared error"].astype(float).sum() == pytest.approx(1.0, abs=0.02)
+    assert table["share of held-out points"].astype(float).sum() == pytest.approx(1.0, abs=0.02)
+
+
+def test_the_distance_table_bins_points_and_leaves_out_cells_too_small_to_say():
+    from scadf_lib.studies.unsurveyed import MIN_CELL_POINTS, distance_line, distance_points, distance_table
+    rng = np.random.default_rng(0)
+    n = 400
+    d = np.concatenate([rng.uniform(3, 5, n), rng.uniform(25, 40, n)])  # near and far points
+    los = np.concatenate([np.ones(n, bool), np.zeros(n - 5, bool), np.ones(5, bool)])  # 5 far LOS points
+    frames = []
+    for model, far_nlos in (("scadf", 1000.0), ("wknn", 3000.0)):
+        sq = np.where(los, 0.5, far_nlos) * (1 if model == "scadf" else 2)
+        frames.append(pd.DataFrame({"model": model, "seed": 0, "ue": np.arange(2 * n), "los": los, "appearances": 2,
+                                    "sq_error_m2": sq, "distance_m": d}))
+    e = pd.concat(frames, ignore_index=True)
+    e["bin"] = pd.cut(e.distance_m, (0, 5, 10, 20, np.inf), labels=("≤ 5", "5-10", "10-20", "> 20"))
+    t = distance_table(e).set_index("distance to survey (m)")
+    assert list(t.index) == ["≤ 5", "> 20"]  # empty bins are no rows
+    assert t.loc["≤ 5", "SCADF-MoE: LOS / NLOS (m²)"] == "0.5 / –"  # no NLOS point near the survey
+    assert t.loc["> 20", "SCADF-MoE: LOS / NLOS (m²)"] == "– / 1000.0"  # 5 LOS points < MIN_CELL_POINTS
+    assert 5 < MIN_CELL_POINTS
+    far_share = (n - 5) * 1000 / ((n - 5) * 1000 + (n + 5) * 0.5)
+    assert float(t.loc["> 20", "share of SCADF-MoE's squared error"]) == pytest.approx(far_share, abs=0.005)
+    assert float(t.loc["> 20", "NLOS share"]) == pytest.approx((n - 5) / n, abs=0.005)
+    line = distance_line(e)
+    assert "carry 100 % of SCADF-MoE's squared error" in line and "WKNN" in line
+    p = distance_points(e)
+    assert set(p.method) == {"SCADF-MoE", "WKNN (numeric)", "nearest surveyed point (oracle)"}
+    assert not ((p.bin == "> 20") & p.los).any()  # the small LOS cell is left out of the figure too

@@ -27,10 +27,12 @@ class ResultSet:
     ROUTING_RESPONSE = "routing_response.csv"  #: SCADF-MoE's CFR share under corruption
     ROUTING_QUALITY = "routing_quality.csv.gz"  #: SCADF-MoE's CFR share against measurement quality
     SNR_MAP = "snr.csv.gz"             #: per-element SNR (dB) per band and UE at the default link budget
+    SURVEY_DISTANCE = "survey_distance.csv.gz"  #: held-out block points' distance to the survey (m), per seed
     ERRORS = "errors"                  #: per-point errors (m) of some runs, ``<run>.csv.gz``
     LEARNING_CURVES = "learning_curves.png"  #: figure: the main runs' validation curves (munich)
     ERROR_CDF = "error_cdf.png"        #: figure: held-out error CDFs per scene (seed 0)
     UNSURVEYED_CDF = "error_cdf_blocks.png"  #: figure: held-out error CDFs on points and on blocks
+    ERROR_VS_DISTANCE = "error_vs_distance.png"  #: figure: held-out MSE on blocks against the distance to the survey
     SURVEY_DENSITY = "survey_density.png"  #: figure: held-out error against the share of the grid surveyed
     MEASURED_CDF = "error_cdf_measured.png"  #: figure: held-out error CDFs on oracle and on measured inputs
     ACCURACY_VS_SNR = "accuracy_vs_snr.png"  #: figure: held-out MSE per quarter of the link SNR

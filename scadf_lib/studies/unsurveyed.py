@@ -98,7 +98,7 @@ def nearest_survey_row(runs: pd.DataFrame) -> pd.DataFrame:
     r = r[(r.split == "blocks") | (r.get("survey", pd.Series("", index=r.index)) == "full")]
     r = r.drop_duplicates(["split", "seed"])
     cells = {f"{s} (m²)": _cell(r[r.split == s].held_out_distance_ms_m2) for s in ("points", "blocks")}
-    return pd.DataFrame([{"method": "nearest surveyed point (oracle)", **cells}])
+    return pd.DataFrame([{"method": NEAREST_SURVEYED, **cells}])
 
 
 def block_facts(runs: pd.DataFrame) -> pd.DataFrame:
@@ -172,6 +172,116 @@ def cdf_errors(rs: ResultSet, base: ResultSet) -> dict[str, dict[str, pd.DataFra
     return out
 
 
+#: Bins of the held-out block points' distance to the survey (m): the guard band makes the nearest ~2.8 m.
+DISTANCE_BINS = (0.0, 5.0, 10.0, 20.0, np.inf)
+DISTANCE_WORDS = ("≤ 5", "5-10", "10-20", "> 20")
+#: The methods of the distance table: the trained five and WKNN, which can only return surveyed positions.
+DISTANCE_METHODS = (*METHODS, "wknn")
+NEAREST_SURVEYED = "nearest surveyed point (oracle)"
+#: A distance bin's LOS or NLOS cell with fewer points (seeds and bands pooled) is left out: too few to say.
+MIN_CELL_POINTS = 30
+
+
+def block_errors(rs: ResultSet, rows: pd.DataFrame) -> pd.DataFrame:
+    """The kept held-out errors of every block-split run of :data:`DISTANCE_METHODS` in ``rows``
+    (:func:`split_rows`), the seeds every method has pooled, each row with its ``model``, ``seed``, its point's distance to the
+    survey (``distance_m``, m; ``survey_distance.csv.gz``) and distance ``bin`` (:data:`DISTANCE_WORDS`);
+    empty before the distances are written."""
+    dist = rs.table(rs.SURVEY_DISTANCE)
+    sel = rows[(rows.split == "blocks") & (rows.group == HEADLINE) & rows.model.isin(DISTANCE_METHODS)]
+    if dist is None or sel.empty:
+        return pd.DataFrame()
+    frames = [e.assign(model=r.model, seed=r.seed) for r in sel.drop_duplicates("name").itertuples()
+              if (e := rs.errors(r.name)) is not None]
+    if not frames:
+        return pd.DataFrame()
+    e = pd.concat(frames, ignore_index=True).merge(dist, on=["seed", "ue"], how="inner")
+    common = set.intersection(*(set(g.seed) for _, g in e.groupby("model")))
+    e = e[e.seed.isin(common)]  # every method on the same points: the seeds all of them have
+    return e.assign(bin=pd.cut(e.distance_m, DISTANCE_BINS, labels=DISTANCE_WORDS))
+
+
+def _weighted_mse(e: pd.DataFrame, min_points: int = 1) -> float:
+    """The held-out MSE (m²) of pooled per-point rows, each point weighted by its test trajectories; NaN
+    with fewer than ``min_points`` rows."""
+    return float(np.average(e.sq_error_m2, weights=e.appearances)) if len(e) >= max(1, min_points) else np.nan
+
+
+def distance_table(e: pd.DataFrame) -> pd.DataFrame:
+    """Held-out MSE (m²) on the blocks per bin of the distance to the survey (:func:`block_errors`,
+    seeds pooled, bands pooled, points weighted by their test trajectories): the bin's share of the
+    held-out points and its NLOS share (from SCADF-MoE's points, else the first method's), the
+    nearest-surveyed-point oracle (mean squared distance), each method's LOS / NLOS MSE ('–' for a
+    cell of fewer than :data:`MIN_CELL_POINTS` points) and the share of SCADF-MoE's squared error the
+    bin carries."""
+    if e.empty:
+        return pd.DataFrame()
+    ref_model = "scadf" if "scadf" in set(e.model) else e.model.iloc[0]
+    ref = e[e.model == ref_model]
+    total = (ref.sq_error_m2 * ref.appearances).sum()
+    out = []
+    for word in DISTANCE_WORDS:
+        b = ref[ref.bin == word]
+        if b.empty:
+            continue
+        row = {"distance to survey (m)": word, "share of held-out points": f"{len(b) / len(ref):.2f}",
+               "NLOS share": f"{(~b.los.astype(bool)).mean():.2f}",
+               "nearest surveyed point (oracle): MSE (m²)": f"{np.average(b.distance_m ** 2, weights=b.appearances):.1f}"}
+        for model in [m for m in DISTANCE_METHODS if m in set(e.model)]:
+            g = e[(e.model == model) & (e.bin == word)]
+            los, nlos = (_weighted_mse(g[g.los.astype(bool) == k], MIN_CELL_POINTS) for k in (True, False))
+            row[f"{label(model)}: LOS / NLOS (m²)"] = f"{los:.1f} / {nlos:.1f}".replace("nan", "–")
+        row[f"share of {label(ref_model)}'s squared error"] = f"{(b.sq_error_m2 * b.appearances).sum() / total:.2f}"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def distance_points(e: pd.DataFrame) -> pd.DataFrame:
+    """Tidy, for the figure: per distance bin, LOS flag and method label (plus the nearest-surveyed-point
+    oracle, from SCADF-MoE's points or the first method's) the held-out ``mse_m2`` (m², seeds pooled);
+    cells of fewer than :data:`MIN_CELL_POINTS` points left out."""
+    if e.empty:
+        return pd.DataFrame()
+    ref_model = "scadf" if "scadf" in set(e.model) else e.model.iloc[0]
+    out = []
+    order = {m: i for i, m in enumerate(DISTANCE_METHODS)}
+    cells = e.groupby(["model", "bin", e.los.astype(bool)], observed=True)
+    for (model, word, los), g in sorted(cells, key=lambda kv: order[kv[0][0]]):
+        if len(g) < MIN_CELL_POINTS:
+            continue
+        out.append({"bin": word, "los": los, "method": label(model), "mse_m2": _weighted_mse(g)})
+        if model == ref_model:
+            out.append({"bin": word, "los": los, "method": NEAREST_SURVEYED,
+                        "mse_m2": float(np.average(g.distance_m ** 2, weights=g.appearances))})
+    order = {w: i for i, w in enumerate(DISTANCE_WORDS)}
+    return pd.DataFrame(out).assign(position=lambda t: t.bin.map(order).astype(int))
+
+
+def distance_line(e: pd.DataFrame) -> str:
+    """What the distance table says, in one paragraph: where SCADF-MoE's squared error on the blocks
+    lies, and how its LOS points fare against WKNN's; '' without SCADF-MoE's errors."""
+    s = e[e.model == "scadf"] if len(e) else e
+    if s.empty:
+        return ""
+    far_nlos = (s.bin == DISTANCE_WORDS[-1]) & ~s.los.astype(bool)
+    weight = s.sq_error_m2 * s.appearances
+    near_nlos = s[(s.bin == DISTANCE_WORDS[0]) & ~s.los.astype(bool)]
+    los_near = s[s.los.astype(bool) & (s.distance_m <= DISTANCE_BINS[-2])]
+    w = e[(e.model == "wknn") & e.los.astype(bool) & (e.distance_m <= DISTANCE_BINS[-2])]
+    wknn = f"; WKNN, which can only return surveyed positions, has {_weighted_mse(w):.0f} m² on them" if len(w) else ""
+    nlos = s[~s.los.astype(bool)]
+    lookup = [_weighted_mse(g) / np.average(g.distance_m ** 2, weights=g.appearances)  # MSE / mean squared distance
+              for _, g in nlos.groupby("bin", observed=True) if len(g)]
+    return (f"Where the error lies: NLOS points more than {DISTANCE_BINS[-2]:g} m from the nearest surveyed point are "
+            f"{100 * far_nlos.mean():.0f} % of the held-out block points and carry {100 * weight[far_nlos].sum() / weight.sum():.0f} % "
+            f"of SCADF-MoE's squared error on the blocks (MSE {_weighted_mse(s[far_nlos]):.0f} m², against "
+            f"{_weighted_mse(near_nlos):.0f} m² on NLOS points within {DISTANCE_BINS[1]:g} m). On NLOS points its RMS error is "
+            f"{np.sqrt(min(lookup)):.1f}-{np.sqrt(max(lookup)):.1f}× their RMS distance to the nearest surveyed point, bin by "
+            f"bin: where the dominant path is bent, it errs by about as far as the point lies from the survey. "
+            f"Its LOS points within {DISTANCE_BINS[-2]:g} m of the survey keep an MSE of {_weighted_mse(los_near):.2f} m² "
+            f"(on oracle inputs their dominant path gives the position wherever they lie){wknn}.\n\n")
+
+
 def design_text(runs: pd.DataFrame) -> str:
     """The block size and guard band, with the scene facts that justify them (from ``runs.csv``)."""
     b = runs[(runs.get("split") == "blocks")] if "split" in runs else pd.DataFrame()
@@ -231,6 +341,7 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
             + "Held-out MSE (m²), mean ± 95 % interval over the seeds in so far; blocks / points seed by seed on a "
               "log scale; median and p90 error (m) on the blocks:\n\n" + report_table(blocks) + "\n\n"
             + geometric_line(rows)
+            + distance_text(rs, rows)
             + figure_line(rs, rs.UNSURVEYED_CDF, "Held-out error CDFs, points and blocks")
             + ("" if claims.empty else "The paper's claims on munich, per split (the reference set's rules on one "
                "scene; seeds in so far):\n\n" + report_table(claims) + "\n\n")
@@ -246,6 +357,20 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
                "scaled by the survey's spacing, and every survey trains the same number of trajectories per "
                "epoch:\n\n" + report_table(density) + "\n\n"
                + figure_line(rs, rs.SURVEY_DENSITY, "Held-out error against the share of the grid surveyed")))
+
+
+def distance_text(rs: ResultSet, rows: pd.DataFrame) -> str:
+    """The blocks' error against the distance to the survey: its table, what it says and its figure;
+    '' before the distances (``survey_distance.csv.gz``) are written."""
+    e = block_errors(rs, rows)
+    table = distance_table(e)
+    if table.empty:
+        return ""
+    return ("Held-out MSE on the blocks by the point's distance to the nearest surveyed point (m; seeds and bands "
+            "pooled, each point weighted by its test trajectories; the nearest-surveyed-point column is the MSE of "
+            f"placing every point of the bin there; '–': fewer than {MIN_CELL_POINTS} points):\n\n"
+            + report_table(table) + "\n\n" + distance_line(e)
+            + figure_line(rs, rs.ERROR_VS_DISTANCE, "Held-out MSE against the distance to the survey"))
 
 
 def geometric_line(rows: pd.DataFrame) -> str:
