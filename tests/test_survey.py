@@ -321,3 +321,14 @@ def test_the_distance_table_bins_points_and_leaves_out_cells_too_small_to_say():
     p = distance_points(e)
     assert set(p.method) == {"SCADF-MoE", "WKNN (numeric)", "nearest surveyed point (oracle)"}
     assert not ((p.bin == "> 20") & p.los).any()  # the small LOS cell is left out of the figure too
+
+
+def test_the_density_line_states_each_thinned_surveys_cost_against_the_full_survey():
+    from scadf_lib.studies.unsurveyed import density_line
+    pts = pd.DataFrame([{"survey": s, "method": m, "mse_m2": mse, "median_m": med}
+                        for s, m, mse, med in (("full", "SCADF-MoE", 1.0, 0.15), ("grid2", "SCADF-MoE", 8.0, 0.2),
+                                               ("grid2", "SoftMoE", 9.0, 0.2))])
+    line = density_line(pts)
+    assert "SCADF-MoE 1.00 m² (median 0.15 m) on the full survey; 2 m grid 8.0 m² (8×, median 0.20 m)." in line
+    assert "SoftMoE" not in line  # no full survey of its own: nothing to compare with
+    assert density_line(pts[pts.survey == "full"]) == "" and density_line(pd.DataFrame()) == ""

@@ -157,6 +157,25 @@ def density_table(points: pd.DataFrame) -> pd.DataFrame:
     return out.astype(object).where(out.notna(), "")
 
 
+def density_line(points: pd.DataFrame) -> str:
+    """What thinning the survey costs, in one sentence per method of :data:`DENSITY_METHODS` with the full
+    survey and a thinned one in: its MSE and median on the full survey against each thinned survey's;
+    '' before a thinned survey is in."""
+    if points.empty:
+        return ""
+    parts = []
+    for method in [label(m) for m in DENSITY_METHODS]:
+        g = points[points.method == method].set_index("survey")
+        if "full" not in g.index or len(g) < 2:
+            continue
+        full = g.loc["full"]
+        cells = ", ".join(f"{SURVEY_WORDS[k]} {r.mse_m2:.1f} m² ({r.mse_m2 / full.mse_m2:.0f}×, median {r.median_m:.2f} m)"
+                          for k, r in g.drop("full").iterrows())
+        parts.append(f"{method} {full.mse_m2:.2f} m² (median {full.median_m:.2f} m) on the full survey; {cells}.")
+    return ("What thinning costs (held-out MSE, its multiple of the full survey's, median error): " + " ".join(parts)
+            + "\n\n") if parts else ""
+
+
 def cdf_errors(rs: ResultSet, base: ResultSet) -> dict[str, dict[str, pd.DataFrame]]:
     """Per split ('held-out points', 'held-out blocks') and method label: the kept per-point errors of
     every seed in so far (``errors/<run>.csv.gz``), pooled, as the error-CDF plot reads them: ``error_m`` =
@@ -305,7 +324,7 @@ def study_tables(rs: ResultSet | Path, base: ResultSet | Path | None = None,
                  rows: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The study's tables (what its section and notebook 04 show): 'blocks' (:func:`blocks_table`),
     'block facts', 'claims' (per split, :func:`scadf_lib.studies.claims.one_scene_claims`), 'density'
-    (:func:`density_table`) and 'tracks' (walked tracks from the held-out blocks); ``base``: the
+    (:func:`density_table`), 'distance' (the blocks' error by distance to the survey, :func:`distance_table`) and 'tracks' (walked tracks from the held-out blocks); ``base``: the
     baseline set (default: the measured-input study's, beside ``rs``); ``rows``: their
     :func:`split_rows`, where the caller has them already."""
     from scadf_lib.studies.track_table import tracks_table
@@ -319,6 +338,7 @@ def study_tables(rs: ResultSet | Path, base: ResultSet | Path | None = None,
             "block facts": block_facts(runs),
             "claims": one_scene_claims({s: full[full.split == s] for s in ("points", "blocks")}, "split"),
             "density": density_table(density_points(rows, runs)),
+            "distance": distance_table(block_errors(rs, rows)),
             "tracks": pd.DataFrame() if tracks is None else tracks_table(tracks).drop(
                 columns=["tracks, cluster-tested points: MSE (m²)"], errors="ignore")}
 
@@ -355,7 +375,7 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
                "that survey would choose it. The test trajectories stay those of the full survey, so every row "
                "is scored on the same held-out points. Surveyed points are clustered again with the radius "
                "scaled by the survey's spacing, and every survey trains the same number of trajectories per "
-               "epoch:\n\n" + report_table(density) + "\n\n"
+               "epoch:\n\n" + report_table(density) + "\n\n" + density_line(density_points(rows, runs))
                + figure_line(rs, rs.SURVEY_DENSITY, "Held-out error against the share of the grid surveyed")))
 
 
@@ -411,12 +431,26 @@ def unsurveyed_headline(rs: ResultSet | Path) -> str:
         return ""
     sel = rows[(rows.group == HEADLINE) & (rows.survey.fillna("full") == "full")]
     for model in ("scadf", "wknn"):
-        g = sel[sel.model == model].groupby("split").agg(mse=("mse_m2", "mean"), seeds=("seed", "nunique"))
+        g = sel[sel.model == model].groupby("split").agg(mse=("mse_m2", "mean"), median=("median_m", "mean"),
+                                                         seeds=("seed", "nunique"))
         if {"points", "blocks"} <= set(g.index):
             n = int(g.seeds["blocks"])
             so_far = "" if sweep_complete(rs.runs, UNSURVEYED_SET) else " so far"
             return (f"In unsurveyed 20 m blocks of munich {label(model)}'s held-out MSE is {g.mse['blocks']:.0f} m² "
-                    f"against {g.mse['points']:.2f} between surveyed points ({n} seed{'s' if n > 1 else ''}{so_far}; "
-                    "appendix \"Where nobody surveyed\").")
+                    f"against {g.mse['points']:.2f} between surveyed points (median error {g['median']['blocks']:.2f} m "
+                    f"against {g['median']['points']:.2f}{far_clause(block_errors(rs, rows), model)}; "
+                    f"{n} seed{'s' if n > 1 else ''}{so_far}; appendix \"Where nobody surveyed\").")
     return ""
+
+
+def far_clause(e: pd.DataFrame, model: str) -> str:
+    """'; 87 % of its squared error lies on the 5 % of points that are NLOS and over 20 m from the survey'
+    for ``model``'s block errors (:func:`block_errors`), '' without them."""
+    s = e[e.model == model] if len(e) else e
+    if s.empty:
+        return ""
+    far = ((s.bin == DISTANCE_WORDS[-1]) & ~s.los.astype(bool)).to_numpy()
+    weight = (s.sq_error_m2 * s.appearances).to_numpy()
+    return (f"; {100 * weight[far].sum() / weight.sum():.0f} % of its squared error lies on the {100 * far.mean():.0f} % "
+            f"of points that are NLOS and over {DISTANCE_BINS[-2]:g} m from the survey")
 
