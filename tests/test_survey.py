@@ -317,7 +317,15 @@ def test_the_distance_table_bins_points_and_leaves_out_cells_too_small_to_say():
     assert float(t.loc["> 20", "share of SCADF-MoE's squared error"]) == pytest.approx(far_share, abs=0.005)
     assert float(t.loc["> 20", "NLOS share"]) == pytest.approx((n - 5) / n, abs=0.005)
     line = distance_line(e)
-    assert "carry 100 % of SCADF-MoE's squared error" in line and "WKNN" in line
+    assert "carry 100 % of SCADF-MoE's squared error" in line
+    assert "On LOS points" not in line  # one distance bin only holds enough LOS points: no growth to state
+    far_los = e.index[(e.distance_m > 20) & (e.ue % 10 == 0)]  # 40 far points per method made LOS, 100x the error
+    e2 = e.copy()
+    e2.loc[far_los, "los"] = True
+    e2.loc[(e2.distance_m > 20) & e2.los, "sq_error_m2"] = 50.0
+    line = distance_line(e2)
+    assert "its MSE goes from 0.50 m² at ≤ 5 m from the survey to 50.0 m² at > 20 m" in line
+    assert "(WKNN, which can only return surveyed positions: 1 to 50 m²)" in line and "not beyond it." in line
     p = distance_points(e)
     assert set(p.method) == {"SCADF-MoE", "WKNN (numeric)", "nearest surveyed point (oracle)"}
     assert not ((p.bin == "> 20") & p.los).any()  # the small LOS cell is left out of the figure too

@@ -276,29 +276,41 @@ def distance_points(e: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).assign(position=lambda t: t.bin.map(order).astype(int))
 
 
+def _los_growth(e: pd.DataFrame) -> tuple[str, float, str, float] | None:
+    """For one method's block errors: the LOS MSE (m²) in the nearest and in the farthest distance bin
+    that hold :data:`MIN_CELL_POINTS` LOS points, with the bins' words; None with fewer than two such bins."""
+    los = e[e.los.astype(bool)]
+    cells = [(word, _weighted_mse(g)) for word, g in los.groupby("bin", observed=True) if len(g) >= MIN_CELL_POINTS]
+    return (*cells[0], *cells[-1]) if len(cells) >= 2 else None
+
+
 def distance_line(e: pd.DataFrame) -> str:
     """What the distance table says, in one paragraph: where SCADF-MoE's squared error on the blocks
-    lies, and how its LOS points fare against WKNN's; '' without SCADF-MoE's errors."""
+    lies, how its NLOS error compares with the distance to the survey, and how its LOS error (which
+    the closed form makes 0) grows away from the survey, beside WKNN's; '' without SCADF-MoE's errors."""
     s = e[e.model == "scadf"] if len(e) else e
     if s.empty:
         return ""
     far_nlos = (s.bin == DISTANCE_WORDS[-1]) & ~s.los.astype(bool)
     weight = s.sq_error_m2 * s.appearances
     near_nlos = s[(s.bin == DISTANCE_WORDS[0]) & ~s.los.astype(bool)]
-    los_near = s[s.los.astype(bool) & (s.distance_m <= DISTANCE_BINS[-2])]
-    w = e[(e.model == "wknn") & e.los.astype(bool) & (e.distance_m <= DISTANCE_BINS[-2])]
-    wknn = f"; WKNN, which can only return surveyed positions, has {_weighted_mse(w):.0f} m² on them" if len(w) else ""
     nlos = s[~s.los.astype(bool)]
     lookup = [_weighted_mse(g) / np.average(g.distance_m ** 2, weights=g.appearances)  # MSE / mean squared distance
               for _, g in nlos.groupby("bin", observed=True) if len(g)]
-    return (f"Where the error lies: NLOS points more than {DISTANCE_BINS[-2]:g} m from the nearest surveyed point are "
+    text = (f"Where the error lies: NLOS points more than {DISTANCE_BINS[-2]:g} m from the nearest surveyed point are "
             f"{100 * far_nlos.mean():.0f} % of the held-out block points and carry {100 * weight[far_nlos].sum() / weight.sum():.0f} % "
             f"of SCADF-MoE's squared error on the blocks (MSE {_weighted_mse(s[far_nlos]):.0f} m², against "
             f"{_weighted_mse(near_nlos):.0f} m² on NLOS points within {DISTANCE_BINS[1]:g} m). On NLOS points its RMS error is "
             f"{np.sqrt(min(lookup)):.1f}-{np.sqrt(max(lookup)):.1f}× their RMS distance to the nearest surveyed point, bin by "
-            f"bin: where the dominant path is bent, it errs by about as far as the point lies from the survey. "
-            f"Its LOS points within {DISTANCE_BINS[-2]:g} m of the survey keep an MSE of {_weighted_mse(los_near):.2f} m² "
-            f"(on oracle inputs their dominant path gives the position wherever they lie){wknn}.\n\n")
+            f"bin: where the dominant path is bent, it errs by about as far as the point lies from the survey.")
+    growth, wknn = _los_growth(s), _los_growth(e[e.model == "wknn"]) if len(e) else None
+    if growth:
+        near_word, near, far_word, far = growth
+        text += (f" On LOS points, whose dominant path fixes the position (the closed form places them exactly), its MSE "
+                 f"goes from {near:.2f} m² at {near_word} m from the survey to {far:.1f} m² at {far_word} m"
+                 + (f" (WKNN, which can only return surveyed positions: {wknn[1]:.0f} to {wknn[3]:.0f} m²)" if wknn else "")
+                 + (": the geometry it learned holds near the survey, not beyond it." if far > 10 * near else "."))
+    return text + "\n\n"
 
 
 def design_text(runs: pd.DataFrame) -> str:
@@ -358,7 +370,7 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
             f"study's oracle runs (`results/{base.name}/`, the same data, protocol and seeds). "
             + design_text(runs) + "\n\n"
             + ("" if facts.empty else "The held-out blocks per seed:\n\n" + report_table(facts) + "\n\n")
-            + "Held-out MSE (m²), mean ± 95 % interval over the seeds in so far; blocks / points seed by seed on a "
+            + "Held-out MSE (m²), mean ± 95 % interval over the seeds; blocks / points seed by seed on a "
               "log scale; median and p90 error (m) on the blocks:\n\n" + report_table(blocks) + "\n\n"
             + geometric_line(rows)
             + distance_text(rs, rows)
