@@ -276,12 +276,18 @@ def distance_points(e: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).assign(position=lambda t: t.bin.map(order).astype(int))
 
 
-def _los_growth(e: pd.DataFrame) -> tuple[str, float, str, float] | None:
+def _los_growth(e: pd.DataFrame) -> tuple[str, float, str, float, str] | None:
     """For one method's block errors: the LOS MSE (m²) in the nearest and in the farthest distance bin
-    that hold :data:`MIN_CELL_POINTS` LOS points, with the bins' words; None with fewer than two such bins."""
+    that hold :data:`MIN_CELL_POINTS` LOS points, with the bins' words, and where the farthest bin's
+    points come from ('582 points of seeds 0, 2'); None with fewer than two such bins."""
     los = e[e.los.astype(bool)]
-    cells = [(word, _weighted_mse(g)) for word, g in los.groupby("bin", observed=True) if len(g) >= MIN_CELL_POINTS]
-    return (*cells[0], *cells[-1]) if len(cells) >= 2 else None
+    groups = [(word, g) for word, g in los.groupby("bin", observed=True) if len(g) >= MIN_CELL_POINTS]
+    if len(groups) < 2:
+        return None
+    (near_word, near), (far_word, far) = groups[0], groups[-1]
+    seeds = sorted(far.seed.unique())
+    source = f"{len(far)} points of seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    return near_word, _weighted_mse(near), far_word, _weighted_mse(far), source
 
 
 def distance_line(e: pd.DataFrame) -> str:
@@ -305,9 +311,9 @@ def distance_line(e: pd.DataFrame) -> str:
             f"bin: where the dominant path is bent, it errs by about as far as the point lies from the survey.")
     growth, wknn = _los_growth(s), _los_growth(e[e.model == "wknn"]) if len(e) else None
     if growth:
-        near_word, near, far_word, far = growth
+        near_word, near, far_word, far, source = growth
         text += (f" On LOS points, whose dominant path fixes the position (the closed form places them exactly), its MSE "
-                 f"goes from {near:.2f} m² at {near_word} m from the survey to {far:.1f} m² at {far_word} m"
+                 f"goes from {near:.2f} m² at {near_word} m from the survey to {far:.1f} m² at {far_word} m ({source})"
                  + (f" (WKNN, which can only return surveyed positions: {wknn[1]:.0f} to {wknn[3]:.0f} m²)" if wknn else "")
                  + (": the geometry it learned holds near the survey, not beyond it." if far > 10 * near else "."))
     return text + "\n\n"
