@@ -324,8 +324,8 @@ def test_the_distance_table_bins_points_and_leaves_out_cells_too_small_to_say():
     e2.loc[far_los, "los"] = True
     e2.loc[(e2.distance_m > 20) & e2.los, "sq_error_m2"] = 50.0
     line = distance_line(e2)
-    assert "its MSE goes from 0.50 m² at ≤ 5 m from the survey to 50.0 m² at > 20 m (45 points of seed 0)" in line
-    assert "(WKNN, which can only return surveyed positions: 1 to 50 m²)" in line and "not beyond it." in line
+    assert "its MSE goes from 0.50 m² at ≤ 5 m from the survey to 50.0 m² at > 20 m (45 points of seed 0; WKNN" in line
+    assert "; WKNN, which can only return surveyed positions: 1 to 50 m²)" in line and "not beyond it." in line
     p = distance_points(e)
     assert set(p.method) == {"SCADF-MoE", "WKNN (numeric)", "nearest surveyed point (oracle)"}
     assert not ((p.bin == "> 20") & p.los).any()  # the small LOS cell is left out of the figure too

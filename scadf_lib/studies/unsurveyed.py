@@ -313,8 +313,9 @@ def distance_line(e: pd.DataFrame) -> str:
     if growth:
         near_word, near, far_word, far, source = growth
         text += (f" On LOS points, whose dominant path fixes the position (the closed form places them exactly), its MSE "
-                 f"goes from {near:.2f} m² at {near_word} m from the survey to {far:.1f} m² at {far_word} m ({source})"
-                 + (f" (WKNN, which can only return surveyed positions: {wknn[1]:.0f} to {wknn[3]:.0f} m²)" if wknn else "")
+                 f"goes from {near:.2f} m² at {near_word} m from the survey to {far:.1f} m² at {far_word} m ({source}"
+                 + (f"; WKNN, which can only return surveyed positions: {wknn[1]:.0f} to {wknn[3]:.0f} m²" if wknn else "")
+                 + ")"
                  + (": the geometry it learned holds near the survey, not beyond it." if far > 10 * near else "."))
     return text + "\n\n"
 
