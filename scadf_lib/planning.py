@@ -78,12 +78,21 @@ class _Planner:
                      model=method, seed=seed, epochs=self.base.epochs * self.epoch_factor.get(method, 1), **block)
 
     def density(self) -> None:
-        """Thinned site surveys of munich Mix, seed 0 (:func:`scadf_lib.survey.thin_survey`): WKNN and
-        the preset's ``density_methods`` on each of its ``surveys`` (name, grid step, random share); on
-        the full survey WKNN only (the models' full-survey runs are the measured-input study's oracle
-        runs, the same split and protocol)."""
-        seed = self.p["seeds"][0]
-        for survey, step, share in self.p.get("surveys", ()):
+        """Thinned site surveys of munich Mix (:func:`scadf_lib.survey.thin_survey`), for each of the
+        preset's ``density_seeds`` (default its first seed): WKNN and the preset's ``density_methods``
+        on each of its ``surveys`` (name, grid step, random share); on the full survey WKNN only (the
+        models' full-survey runs are the measured-input study's oracle runs, the same split and
+        protocol). After the first seed the sparsest surveys come first: there one seed says least."""
+        from scadf_lib.survey import survey_spacing_factor
+        for i, seed in enumerate(self.p.get("density_seeds", self.p["seeds"][:1])):
+            surveys = list(self.p.get("surveys", ()))
+            if i:
+                surveys.sort(key=lambda s: -survey_spacing_factor(s[1], s[2]))
+            self.density_seed(seed, surveys)
+
+    def density_seed(self, seed: int, surveys: list[tuple[str, int, float]]) -> None:
+        """:meth:`density` for one seed and its surveys, in that order."""
+        for survey, step, share in surveys:
             thin = {"survey_grid_step": step, "survey_share": share}
             tags = {"split": "points", "survey": survey}
             self.add(anchor_run("munich", "mix", "wknn", seed, survey), "anchors", "munich", {"variant": "wknn", **tags},

@@ -486,7 +486,9 @@ def survey_density_curve(points: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7, title="◆ full, ● grid, ■ random", title_fontsize=7)
-    fig.suptitle("munich Mix, seed 0: thinned site surveys", fontsize=10)
+    seeds = sorted({x for v in points.seeds for x in v.split(", ")}) if "seeds" in points else ["0"]
+    fig.suptitle(f"munich Mix, thinned site surveys: means over seed{'s' if len(seeds) > 1 else ''} "
+                 f"{', '.join(seeds)} where run", fontsize=10)
     return fig
 
 

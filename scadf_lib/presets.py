@@ -40,7 +40,7 @@ def preset_data_dir(preset: str) -> str:
 #: ``max_epoch_factor`` (the floor is held up to this multiple of ``epochs``), the cells (``studies``,
 #: ``main_scenes``, ``main_regimes``, ``ood_scenes``, ``spatial_scenes``, ``inspector_scenes`` with
 #: ``scene_methods``) and the study grids (the unsurveyed study's: ``block_m``, ``block_anchors``,
-#: ``density_methods``, ``surveys`` as (name, grid step, random share)). Measurements behind the
+#: ``density_methods``, ``density_seeds``, ``surveys`` as (name, grid step, random share)). Measurements behind the
 #: choices: ``bench/README.md``.
 PRESETS: dict[str, dict[str, Any]] = {
     # The reference set: every run trained until its validation curve is flat, or to 240 epochs.
@@ -77,7 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "stop_min_gain": 0.02, "stop_patience": 5, "epoch_factor": {"concat": 6, "fullcon": 2},
         "max_epoch_factor": 6, "studies": ("blocks", "density"), "main_scenes": ("munich",),
         "block_m": 20.0, "block_anchors": ("geometric", "wknn", "wknn_cfr", "hybrid"),
-        "density_methods": ("scadf", "softmoe"),
+        "density_methods": ("scadf", "softmoe"), "density_seeds": (0, 1),
         "surveys": (("full", 1, 1.0), ("grid2", 2, 1.0), ("random25", 1, 0.25), ("grid4", 4, 1.0),
                     ("random10", 1, 0.10))},
     # The paper's budget (40 epochs of 4 trajectories per point, 5 seeds), for a GPU (bench/gpu_run.sh).

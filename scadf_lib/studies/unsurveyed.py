@@ -119,35 +119,56 @@ def block_facts(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def density_points(rows: pd.DataFrame, runs: pd.DataFrame, group: str = HEADLINE) -> pd.DataFrame:
-    """Tidy, one row per survey and method (seed 0, point split), densest survey first: ``survey``,
-    ``kind`` ('full', 'grid' or 'random'), training points surveyed, their ``share`` of the grid, the
-    validation points kept (the survey's own, which choose the epoch), the held-out points' median
-    distance to the survey (m), and the method's ``group`` MSE (m²) and median error (m).
-    The survey's facts come from its runs in ``runs`` (the full survey's from its WKNN run)."""
+    """Tidy, one row per survey and method (point split, mean over the seeds the survey was run for),
+    densest survey first: ``survey``, ``kind`` ('full', 'grid' or 'random'), training points surveyed,
+    their ``share`` of the grid, the validation points kept (the survey's own, which choose the epoch),
+    the held-out points' median distance to the survey (m), the nearest-surveyed-point oracle's MSE
+    (m²), the method's ``group`` MSE (m²) and median error (m), and its ``seeds``. A survey's facts
+    come from its runs in ``runs``, seed by seed (the full survey's from its WKNN run); a row of
+    ``rows`` counts where its (survey, seed) has them (the baseline's further seeds do not) and every
+    method of the survey has that seed (a sweep under way adds a seed to a survey whole)."""
     if "survey" not in runs:
         return pd.DataFrame()
-    facts = runs[runs.survey.notna()].drop_duplicates("survey").set_index("survey")
-    sel = rows[(rows.split == "points") & (rows.seed == 0) & (rows.group == group) & rows.model.isin(DENSITY_METHODS)]
+    facts = runs[runs.survey.notna()].drop_duplicates(["survey", "seed"]).set_index(["survey", "seed"])
+    sel = rows[(rows.split == "points") & (rows.group == group) & rows.model.isin(DENSITY_METHODS)]
     out = []
-    for survey in [s for s in SURVEY_WORDS if s in facts.index and s in set(sel.survey)]:
-        f = facts.loc[survey]
+    for r in sel.itertuples():
+        if (r.survey, r.seed) not in facts.index:
+            continue
+        f = facts.loc[(r.survey, r.seed)]
         n = f.surveyed_points if pd.notna(f.get("surveyed_points", np.nan)) else f.train_points
-        for r in sel[sel.survey == survey].itertuples():
-            out.append({"survey": survey, "kind": survey.rstrip("0123456789"), "points_surveyed": int(n),
-                        "share": float(n / f.points), "val_points": int(f.val_points),
-                        "distance_median_m": float(f.held_out_distance_median_m),
-                        "nearest_ms_m2": float(f.get("held_out_distance_ms_m2", np.nan)),
-                        "method": label(r.model), "mse_m2": r.mse_m2, "median_m": r.median_m})
-    return pd.DataFrame(out)
+        out.append({"survey": r.survey, "kind": r.survey.rstrip("0123456789"), "points_surveyed": int(n),
+                    "share": float(n / f.points), "val_points": int(f.val_points),
+                    "distance_median_m": float(f.held_out_distance_median_m),
+                    "nearest_ms_m2": float(f.get("held_out_distance_ms_m2", np.nan)),
+                    "method": label(r.model), "seed": int(r.seed), "mse_m2": r.mse_m2, "median_m": r.median_m})
+    if not out:
+        return pd.DataFrame()
+    per_seed = pd.DataFrame(out)
+    methods = per_seed.groupby("survey").method.transform("nunique")
+    per_seed = per_seed[per_seed.groupby(["survey", "seed"]).method.transform("nunique") == methods]  # seeds every method has
+    means = per_seed.groupby(["survey", "kind", "method"], sort=False).agg(
+        points_surveyed=("points_surveyed", "mean"), share=("share", "mean"), val_points=("val_points", "mean"),
+        distance_median_m=("distance_median_m", "mean"), nearest_ms_m2=("nearest_ms_m2", "mean"),
+        mse_m2=("mse_m2", "mean"), median_m=("median_m", "mean"),
+        seeds=("seed", lambda v: ", ".join(map(str, sorted(v))))).reset_index()
+    order = {s: i for i, s in enumerate(SURVEY_WORDS)}
+    methods = {label(m): i for i, m in enumerate(DENSITY_METHODS)}
+    return (means.assign(o=means.survey.map(order), m=means.method.map(methods)).sort_values(["o", "m"])
+            .drop(columns=["o", "m"]).reset_index(drop=True)
+            .astype({"points_surveyed": int, "val_points": int}))
 
 
 def density_table(points: pd.DataFrame) -> pd.DataFrame:
-    """:func:`density_points` as one row per survey: its size and each method's MSE (m²) and median (m)."""
+    """:func:`density_points` as one row per survey: its seeds, its size (mean over them) and each
+    method's MSE (m²) and median (m), means over its seeds."""
     if points.empty:
         return points
     wide = points.pivot_table(index="survey", columns="method", values=["mse_m2", "median_m"], sort=False)
     head = points.drop_duplicates("survey").set_index("survey")
-    out = pd.DataFrame({"survey": [SURVEY_WORDS[s] for s in head.index], "points surveyed": head.points_surveyed.values,
+    seeds = points.groupby("survey", sort=False).seeds.agg(lambda v: " / ".join(sorted(set(v))))
+    out = pd.DataFrame({"survey": [SURVEY_WORDS[s] for s in head.index], "seeds": seeds.reindex(head.index).values,
+                        "points surveyed": head.points_surveyed.values,
                         "share of the grid": head.share.round(3).values, "validation points": head.val_points.values,
                         "held-out distance to survey: median (m)": head.distance_median_m.round(2).values,
                         "nearest surveyed point (oracle): MSE (m²)": head.nearest_ms_m2.round(2).values})
@@ -388,7 +409,7 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
                "its guard band; the `Localiser`, sliding windows of L; unsurveyed points scored, validation "
                "blocks excluded, bands pooled; mean ± 95 % interval over seeds):\n\n"
                + report_table(tracks) + "\n\n")
-            + ("" if density.empty else "### How dense must the survey be? (seed 0, point split)\n\n"
+            + ("" if density.empty else "### How dense must the survey be? (point split, means over the seeds)\n\n"
                "The training and validation points thinned to a coarser grid or a random share: the best "
                "epoch (WKNN's k) is chosen on the thinned survey's own validation points, as an operator with "
                "that survey would choose it. The test trajectories stay those of the full survey, so every row "
