@@ -126,11 +126,14 @@ def test_the_study_plans_blocks_and_densities_on_the_baselines_split_and_protoco
     assert {r.tags["variant"] for r in block_anchors} == {"geometric", "wknn", "wknn_cfr", "hybrid"}
     assert len(block_anchors) == 4 * 3
     density = [r for r in runs if r.study == "density"]
-    assert len(density) == 2 * 4 and {r.cfg.model for r in density} == {"scadf", "softmoe"}
+    assert len(density) == 2 * 4 * 2 and {r.cfg.model for r in density} == {"scadf", "softmoe"}
+    assert {r.cfg.seed for r in density} == {0, 1}
+    later = [r.tags["survey"] for r in density if r.cfg.seed == 1]  # after the first seed: sparsest surveys first
+    assert later[:2] == ["grid4", "grid4"] and later[-1] == "random25"
     # each density run is the baseline's oracle run (the measured-input study) with a thinner survey
     base = {r.name: r for r in plan("measured")}
     for r in density:
-        ref = base[f"meas_munich_mix_{r.cfg.model}_oracle_s0"]
+        ref = base[f"meas_munich_mix_{r.cfg.model}_oracle_s{r.cfg.seed}"]
         assert replace(r.cfg, survey_grid_step=1, survey_share=1.0) == ref.cfg
     for r in blocks:  # and each block run the baseline's with the block split
         ref = base[f"meas_munich_mix_{r.cfg.model}_oracle_s{r.cfg.seed}"]
@@ -340,3 +343,27 @@ def test_the_density_line_states_each_thinned_surveys_cost_against_the_full_surv
     assert "SCADF-MoE 1.00 m² (median 0.15 m) on the full survey; 2 m grid 8.0 m² (8×, median 0.20 m)." in line
     assert "SoftMoE" not in line  # no full survey of its own: nothing to compare with
     assert density_line(pts[pts.survey == "full"]) == "" and density_line(pd.DataFrame()) == ""
+
+
+def test_density_points_average_each_survey_over_the_seeds_all_its_methods_have():
+    from scadf_lib.studies.unsurveyed import density_points, density_table
+    runs, rows = [], []
+    for survey, seeds in (("full", (0, 1, 2)), ("grid4", (0, 1))):
+        for seed in seeds:
+            runs.append({"survey": survey, "seed": seed, "surveyed_points": 100.0 / (4 if survey == "grid4" else 1),
+                         "train_points": 100, "points": 200, "val_points": 10, "held_out_distance_median_m": 1.0 + seed,
+                         "held_out_distance_ms_m2": 2.0})
+            for model in ("scadf", "wknn"):
+                if survey == "grid4" and seed == 1 and model == "scadf":
+                    continue  # a sweep under way: seed 1's model run not in yet
+                rows.append({"split": "points", "group": "held-out", "model": model, "survey": survey, "seed": seed,
+                             "mse_m2": 1.0 + 10 * seed + (50 if survey == "grid4" else 0), "median_m": 0.1})
+    # the baseline's seed 2 has no facts of its own in this set (no (full, 2) run): left out
+    p = density_points(pd.DataFrame(rows), pd.DataFrame([r for r in runs if (r["survey"], r["seed"]) != ("full", 2)]))
+    full = p[(p.survey == "full") & (p.method == "SCADF-MoE")].iloc[0]
+    assert full.seeds == "0, 1" and full.mse_m2 == pytest.approx((1 + 11) / 2)
+    thin = p[p.survey == "grid4"]
+    assert set(thin.seeds) == {"0"} and set(thin.mse_m2) == {51.0}  # WKNN's seed 1 waits for SCADF-MoE's
+    t = density_table(p).set_index("survey")
+    assert t.loc["4 m grid", "seeds"] == "0" and t.loc["full survey (1 m grid)", "seeds"] == "0, 1"
+    assert t.loc["full survey (1 m grid)", "held-out distance to survey: median (m)"] == pytest.approx(1.5)
