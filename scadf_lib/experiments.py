@@ -278,7 +278,7 @@ def write_block_distances(runs: list[Run], results: Path) -> None:
     import numpy as np
     import xarray as xr
     from scadf_lib.config import split_of
-    from scadf_lib.survey import distance_to_survey
+    from scadf_lib.survey import distance_to_survey, held_out_points
     path = results / ResultSet.SURVEY_DISTANCE
     old = pd.read_csv(path) if path.exists() else None
     known = set() if old is None else set(old.seed)
@@ -288,7 +288,7 @@ def write_block_distances(runs: list[Run], results: Path) -> None:
         with xr.open_dataset(project_path(cfg.data_path)) as ds:
             xy = np.stack([ds["x"].values, ds["y"].values], axis=1).astype(np.float64)
         split = split_of(cfg, xy)
-        held = np.intersect1d(np.flatnonzero(split.unseen), split.test_points)
+        held = held_out_points(split)
         frames.append(pd.DataFrame({"seed": seed, "ue": held, "distance_m": distance_to_survey(xy, split)[held].round(2)}))
     if frames:
         write_csv_atomic(pd.concat([old, *frames] if old is not None else frames).sort_values(["seed", "ue"]), path)

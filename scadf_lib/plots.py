@@ -535,12 +535,12 @@ def save_unsurveyed_figures(set_dir: Path) -> list[Path]:
     if not (rs.has(rs.METRICS) and rs.has(rs.RUNS) and "split" in rs.runs):
         return []  # not this study's set
     base = rs.sibling(BASELINE_SET)
-    errors = cdf_errors(rs, base)
+    errors, rows = cdf_errors(rs, base), split_rows(rs, base)
     palette = dict(zip([label(m) for m in BLOCK_METHODS], sns.color_palette(n_colors=len(BLOCK_METHODS))))
     figures = {rs.UNSURVEYED_CDF: error_cdfs(errors, "munich Mix, seeds pooled,", palette) if errors else None}
-    distances = distance_points(block_errors(rs, split_rows(rs, base)))
+    distances = distance_points(block_errors(rs, rows))
     figures[rs.ERROR_VS_DISTANCE] = error_vs_distance(distances, palette) if len(distances) else None
-    points = density_points(split_rows(rs, base), rs.runs)
+    points = density_points(rows, rs.runs)
     figures[rs.SURVEY_DENSITY] = survey_density_curve(points) if len(points) else None
     return _save_figures(set_dir, figures)
 

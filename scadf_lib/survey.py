@@ -179,14 +179,18 @@ def _run_lengths(occ: np.ndarray) -> np.ndarray:
     return out
 
 
+def held_out_points(split: Any) -> np.ndarray:
+    """The sorted indices of the split's held-out points: test points in no training trajectory."""
+    return np.intersect1d(np.flatnonzero(split.unseen), split.test_points)
+
+
 def survey_facts(xy: np.ndarray, split: Any) -> dict[str, float]:
     """The held-out points' distance to the survey (:func:`distance_to_survey`; its mean square, m²: the
     MSE of placing each held-out point at the nearest surveyed one, an oracle; median, p90 and max, m)
     and, for held-out blocks, the facts behind the block size: the open width's median and p90
     (m, :func:`open_width`), the share of points in passages narrower than a block and the number of
     blocks. Recorded in each run's split report."""
-    held = np.intersect1d(np.flatnonzero(split.unseen), split.test_points)
-    dist = distance_to_survey(xy, split)[held]
+    dist = distance_to_survey(xy, split)[held_out_points(split)]
     facts = {"held_out_distance_ms_m2": float((dist ** 2).mean()), "held_out_distance_median_m": float(np.median(dist)),
              "held_out_distance_p90_m": float(np.percentile(dist, 90)), "held_out_distance_max_m": float(dist.max())}
     if split.holdout == "blocks":

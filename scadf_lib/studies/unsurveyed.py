@@ -247,6 +247,25 @@ def _weighted_mse(e: pd.DataFrame, min_points: int = 1) -> float:
     return float(np.average(e.sq_error_m2, weights=e.appearances)) if len(e) >= max(1, min_points) else np.nan
 
 
+def _nearest_ms(e: pd.DataFrame) -> float:
+    """The nearest-surveyed-point oracle's MSE (m²) on pooled per-point rows: their mean squared distance
+    to the survey, each point weighted by its test trajectories."""
+    return float(np.average(e.distance_m ** 2, weights=e.appearances))
+
+
+def _reference_model(e: pd.DataFrame) -> str:
+    """The method whose points the distance table's shares and oracle are read from: SCADF-MoE, else the first."""
+    return "scadf" if "scadf" in set(e.model) else e.model.iloc[0]
+
+
+def far_nlos_share(s: pd.DataFrame) -> tuple[pd.Series, float, float]:
+    """For one method's block errors: the mask of its NLOS points in the farthest distance bin, their
+    share of the points and their share of its squared error (each point weighted by its trajectories)."""
+    far = (s.bin == DISTANCE_WORDS[-1]) & ~s.los.astype(bool)
+    weight = s.sq_error_m2 * s.appearances
+    return far, float(far.mean()), float(weight[far].sum() / weight.sum())
+
+
 def distance_table(e: pd.DataFrame) -> pd.DataFrame:
     """Held-out MSE (m²) on the blocks per bin of the distance to the survey (:func:`block_errors`,
     seeds pooled, bands pooled, points weighted by their test trajectories): the bin's share of the
@@ -256,7 +275,7 @@ def distance_table(e: pd.DataFrame) -> pd.DataFrame:
     bin carries."""
     if e.empty:
         return pd.DataFrame()
-    ref_model = "scadf" if "scadf" in set(e.model) else e.model.iloc[0]
+    ref_model = _reference_model(e)
     ref = e[e.model == ref_model]
     total = (ref.sq_error_m2 * ref.appearances).sum()
     out = []
@@ -266,7 +285,7 @@ def distance_table(e: pd.DataFrame) -> pd.DataFrame:
             continue
         row = {"distance to survey (m)": word, "share of held-out points": f"{len(b) / len(ref):.2f}",
                "NLOS share": f"{(~b.los.astype(bool)).mean():.2f}",
-               "nearest surveyed point (oracle): MSE (m²)": f"{np.average(b.distance_m ** 2, weights=b.appearances):.1f}"}
+               "nearest surveyed point (oracle): MSE (m²)": f"{_nearest_ms(b):.1f}"}
         for model in [m for m in DISTANCE_METHODS if m in set(e.model)]:
             g = e[(e.model == model) & (e.bin == word)]
             los, nlos = (_weighted_mse(g[g.los.astype(bool) == k], MIN_CELL_POINTS) for k in (True, False))
@@ -282,7 +301,7 @@ def distance_points(e: pd.DataFrame) -> pd.DataFrame:
     cells of fewer than :data:`MIN_CELL_POINTS` points left out."""
     if e.empty:
         return pd.DataFrame()
-    ref_model = "scadf" if "scadf" in set(e.model) else e.model.iloc[0]
+    ref_model = _reference_model(e)
     out = []
     order = {m: i for i, m in enumerate(DISTANCE_METHODS)}
     cells = e.groupby(["model", "bin", e.los.astype(bool)], observed=True)
@@ -291,8 +310,7 @@ def distance_points(e: pd.DataFrame) -> pd.DataFrame:
             continue
         out.append({"bin": word, "los": los, "method": label(model), "mse_m2": _weighted_mse(g)})
         if model == ref_model:
-            out.append({"bin": word, "los": los, "method": NEAREST_SURVEYED,
-                        "mse_m2": float(np.average(g.distance_m ** 2, weights=g.appearances))})
+            out.append({"bin": word, "los": los, "method": NEAREST_SURVEYED, "mse_m2": _nearest_ms(g)})
     order = {w: i for i, w in enumerate(DISTANCE_WORDS)}
     return pd.DataFrame(out).assign(position=lambda t: t.bin.map(order).astype(int))
 
@@ -318,14 +336,12 @@ def distance_line(e: pd.DataFrame) -> str:
     s = e[e.model == "scadf"] if len(e) else e
     if s.empty:
         return ""
-    far_nlos = (s.bin == DISTANCE_WORDS[-1]) & ~s.los.astype(bool)
-    weight = s.sq_error_m2 * s.appearances
+    far_nlos, point_share, error_share = far_nlos_share(s)
     near_nlos = s[(s.bin == DISTANCE_WORDS[0]) & ~s.los.astype(bool)]
     nlos = s[~s.los.astype(bool)]
-    lookup = [_weighted_mse(g) / np.average(g.distance_m ** 2, weights=g.appearances)  # MSE / mean squared distance
-              for _, g in nlos.groupby("bin", observed=True) if len(g)]
+    lookup = [_weighted_mse(g) / _nearest_ms(g) for _, g in nlos.groupby("bin", observed=True) if len(g)]
     text = (f"Where the error lies: NLOS points more than {DISTANCE_BINS[-2]:g} m from the nearest surveyed point are "
-            f"{100 * far_nlos.mean():.0f} % of the held-out block points and carry {100 * weight[far_nlos].sum() / weight.sum():.0f} % "
+            f"{100 * point_share:.0f} % of the held-out block points and carry {100 * error_share:.0f} % "
             f"of SCADF-MoE's squared error on the blocks (MSE {_weighted_mse(s[far_nlos]):.0f} m², against "
             f"{_weighted_mse(near_nlos):.0f} m² on NLOS points within {DISTANCE_BINS[1]:g} m). On NLOS points its RMS error is "
             f"{np.sqrt(min(lookup)):.1f}-{np.sqrt(max(lookup)):.1f}× their RMS distance to the nearest surveyed point, bin by "
@@ -401,7 +417,7 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
             + "Held-out MSE (m²), mean ± 95 % interval over the seeds; blocks / points seed by seed on a "
               "log scale; median and p90 error (m) on the blocks:\n\n" + report_table(blocks) + "\n\n"
             + geometric_line(rows)
-            + distance_text(rs, rows)
+            + distance_text(rs, block_errors(rs, rows), t["distance"])
             + figure_line(rs, rs.UNSURVEYED_CDF, "Held-out error CDFs, points and blocks")
             + ("" if claims.empty else "The paper's claims on munich, per split (the reference set's rules on one "
                "scene; seeds in so far):\n\n" + report_table(claims) + "\n\n")
@@ -419,11 +435,10 @@ def unsurveyed_section(rs: ResultSet | Path, base: ResultSet | Path | None = Non
                + figure_line(rs, rs.SURVEY_DENSITY, "Held-out error against the share of the grid surveyed")))
 
 
-def distance_text(rs: ResultSet, rows: pd.DataFrame) -> str:
-    """The blocks' error against the distance to the survey: its table, what it says and its figure;
-    '' before the distances (``survey_distance.csv.gz``) are written."""
-    e = block_errors(rs, rows)
-    table = distance_table(e)
+def distance_text(rs: ResultSet, e: pd.DataFrame, table: pd.DataFrame) -> str:
+    """The blocks' error against the distance to the survey: its table (:func:`distance_table` of the
+    block errors ``e``), what it says and its figure; '' before the distances (``survey_distance.csv.gz``)
+    are written."""
     if table.empty:
         return ""
     return ("Held-out MSE on the blocks by the point's distance to the nearest surveyed point (m; seeds and bands "
@@ -489,8 +504,7 @@ def far_clause(e: pd.DataFrame, model: str) -> str:
     s = e[e.model == model] if len(e) else e
     if s.empty:
         return ""
-    far = ((s.bin == DISTANCE_WORDS[-1]) & ~s.los.astype(bool)).to_numpy()
-    weight = (s.sq_error_m2 * s.appearances).to_numpy()
-    return (f"; {100 * weight[far].sum() / weight.sum():.0f} % of its squared error lies on the {100 * far.mean():.0f} % "
+    _, point_share, error_share = far_nlos_share(s)
+    return (f"; {100 * error_share:.0f} % of its squared error lies on the {100 * point_share:.0f} % "
             f"of points that are NLOS and over {DISTANCE_BINS[-2]:g} m from the survey")
 
